@@ -1,0 +1,165 @@
+// Package config holds the controller's boot configuration and the
+// config.Option functions that set it.
+package config
+
+import (
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+)
+
+// Default locations. The data dir holds durable configuration (networks);
+// the exec root holds runtime state (endpoints, sandboxes, netns mounts) and
+// is expected on a tmpfs so it vanishes at reboot with the kernel state it
+// describes.
+const (
+	DefaultDataDir  = "/var/lib/libnetwork"
+	DefaultExecRoot = "/run/libnetwork"
+	// DefaultDriver is the driver of the default network.
+	DefaultDriver = "bridge"
+	// DefaultNetwork is the name of the default network.
+	DefaultNetwork = "bridge"
+)
+
+// Default plugin discovery directories.
+var (
+	DefaultPluginSocketDirs = []string{"/run/docker/plugins"}
+	DefaultPluginSpecDirs   = []string{"/etc/docker/plugins", "/usr/lib/docker/plugins"}
+)
+
+// PoolSpec is one range of default address pools: Base is carved into
+// subnets of Size bits.
+type PoolSpec struct {
+	Base netip.Prefix
+	Size int
+}
+
+// Config is the controller's configuration.
+type Config struct {
+	Daemon DaemonCfg
+}
+
+// DaemonCfg is the controller-wide part of the configuration.
+type DaemonCfg struct {
+	// DataDir holds the durable store (networks).
+	DataDir string
+	// ExecRoot holds runtime state, netns mounts and the setkey socket.
+	ExecRoot string
+	// DefaultNetwork and DefaultDriver name the default network.
+	DefaultNetwork string
+	DefaultDriver  string
+	// Labels are the daemon labels, "key=value".
+	Labels []string
+	// DriverCfg maps a driver name to its generic configuration.
+	DriverCfg map[string]interface{}
+	// DefaultAddressPools are the pools networks without an explicit
+	// subnet draw from; nil means the built-in list.
+	DefaultAddressPools []PoolSpec
+	// PluginSocketDirs are searched for "<name>.sock".
+	PluginSocketDirs []string
+	// PluginSpecDirs are searched for "<name>.spec" and "<name>.json".
+	PluginSpecDirs []string
+	// Logger receives the library's logs.
+	Logger *slog.Logger
+}
+
+// Option sets a configuration value.
+type Option func(c *Config)
+
+// New returns the configuration with the defaults and opts applied.
+func New(opts ...Option) *Config {
+	c := &Config{Daemon: DaemonCfg{
+		DataDir:          DefaultDataDir,
+		ExecRoot:         DefaultExecRoot,
+		DefaultNetwork:   DefaultNetwork,
+		DefaultDriver:    DefaultDriver,
+		DriverCfg:        map[string]interface{}{},
+		PluginSocketDirs: slices.Clone(DefaultPluginSocketDirs),
+		PluginSpecDirs:   slices.Clone(DefaultPluginSpecDirs),
+	}}
+	c.Apply(opts...)
+	return c
+}
+
+// Apply applies opts to c.
+func (c *Config) Apply(opts ...Option) {
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+}
+
+// Clone returns a copy of c that shares nothing mutable with it.
+func (c *Config) Clone() Config {
+	d := c.Daemon
+	d.Labels = slices.Clone(d.Labels)
+	d.DriverCfg = maps.Clone(d.DriverCfg)
+	d.DefaultAddressPools = slices.Clone(d.DefaultAddressPools)
+	d.PluginSocketDirs = slices.Clone(d.PluginSocketDirs)
+	d.PluginSpecDirs = slices.Clone(d.PluginSpecDirs)
+	return Config{Daemon: d}
+}
+
+// OptionDataDir sets the directory of the durable store.
+func OptionDataDir(dataDir string) Option {
+	return func(c *Config) { c.Daemon.DataDir = dataDir }
+}
+
+// OptionExecRoot sets the directory of runtime state.
+func OptionExecRoot(execRoot string) Option {
+	return func(c *Config) { c.Daemon.ExecRoot = execRoot }
+}
+
+// OptionDefaultNetwork sets the name of the default network.
+func OptionDefaultNetwork(dn string) Option {
+	return func(c *Config) { c.Daemon.DefaultNetwork = dn }
+}
+
+// OptionDefaultDriver sets the driver of the default network.
+func OptionDefaultDriver(dd string) Option {
+	return func(c *Config) { c.Daemon.DefaultDriver = dd }
+}
+
+// OptionLabels sets the daemon labels ("key=value").
+func OptionLabels(labels []string) Option {
+	return func(c *Config) { c.Daemon.Labels = slices.Clone(labels) }
+}
+
+// OptionDriverConfig sets the generic configuration of one driver.
+func OptionDriverConfig(networkType string, config map[string]interface{}) Option {
+	return func(c *Config) {
+		if c.Daemon.DriverCfg == nil {
+			c.Daemon.DriverCfg = map[string]interface{}{}
+		}
+		c.Daemon.DriverCfg[networkType] = config
+	}
+}
+
+// OptionDefaultAddressPools sets the pools networks without a subnet draw
+// from, replacing the built-in list.
+func OptionDefaultAddressPools(pools []PoolSpec) Option {
+	return func(c *Config) { c.Daemon.DefaultAddressPools = slices.Clone(pools) }
+}
+
+// OptionPluginSocketDirs sets the directories searched for plugin sockets.
+func OptionPluginSocketDirs(dirs ...string) Option {
+	return func(c *Config) { c.Daemon.PluginSocketDirs = slices.Clone(dirs) }
+}
+
+// OptionPluginSpecDirs sets the directories searched for plugin spec files.
+func OptionPluginSpecDirs(dirs ...string) Option {
+	return func(c *Config) { c.Daemon.PluginSpecDirs = slices.Clone(dirs) }
+}
+
+// OptionLogger sets the logger the library logs through. Without it the
+// library logs nothing.
+func OptionLogger(l *slog.Logger) Option {
+	return func(c *Config) { c.Daemon.Logger = l }
+}
+
+// IsValidName reports whether name is usable as a network or endpoint name.
+func IsValidName(name string) bool {
+	return name != "" && len(name) <= 255
+}
