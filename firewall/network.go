@@ -1,0 +1,211 @@
+package firewall
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+
+	"github.com/netkit/libnetwork/types"
+)
+
+// AddNetwork installs the rules of network r in one batch. Adding a network
+// that is already installed replaces its rules, so calling it twice with the
+// same r changes nothing.
+func (f *Firewall) AddNetwork(r NetworkRules) error {
+	r, err := r.normalize()
+	if err != nil {
+		return err
+	}
+	what := "add network " + r.Bridge
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkReadyLocked(what); err != nil {
+		return err
+	}
+	// The subnets may have changed: drop the old intervals first (in the
+	// same batch, so traffic never sees the network without them).
+	if old, ok := f.networks[r.Bridge]; ok {
+		if err := f.queueElementsLocked(elements{masq4: old.masq4, masq6: old.masq6}, true); err != nil {
+			return queueError(what, err)
+		}
+	}
+	f.queueChainsLocked(r, true)
+	elems := networkElements(r)
+	if err := f.queueElementsLocked(elems, false); err != nil {
+		return queueError(what, err)
+	}
+	if err := f.flushLocked(what); err != nil {
+		return err
+	}
+	f.networks[r.Bridge] = installed{masq4: elems.masq4, masq6: elems.masq6}
+	f.logger.Debug("firewall: network added", "bridge", r.Bridge, "subnets", r.Subnets,
+		"icc", r.ICC, "masquerade", r.Masquerade, "internal", r.Internal)
+	return nil
+}
+
+// DeleteNetwork removes every rule, chain and set element of the network on
+// bridge in one batch. Deleting a bridge that has no rules is not an error.
+func (f *Firewall) DeleteNetwork(bridge string) error {
+	if err := validateBridge(bridge); err != nil {
+		return err
+	}
+	what := "delete network " + bridge
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkReadyLocked(what); err != nil {
+		return err
+	}
+	inst, ok := f.networks[bridge]
+	if !ok {
+		return nil
+	}
+	// Elements first: a chain that a map element jumps to cannot go.
+	if err := f.queueElementsLocked(installedElements(bridge, inst), true); err != nil {
+		return queueError(what, err)
+	}
+	in, out, nat := f.networkChains(bridge)
+	for _, c := range []*nftables.Chain{in, out, nat} {
+		f.conn.FlushChain(c)
+		f.conn.DelChain(c)
+	}
+	if err := f.flushLocked(what); err != nil {
+		return err
+	}
+	delete(f.networks, bridge)
+	f.logger.Debug("firewall: network deleted", "bridge", bridge)
+	return nil
+}
+
+// Reconcile makes the table hold exactly the networks in keep, removing
+// whatever an earlier run left behind (a crash between the kernel change and
+// the caller's record of it). It deletes and recreates the whole table in
+// one batch, so packets see either the old rules or the new ones. Rules in
+// the prerouting and output chains, which belong to port publishing, are
+// removed too: re-add them after Reconcile.
+func (f *Firewall) Reconcile(keep []NetworkRules) error {
+	const what = "reconcile"
+	nets := make([]NetworkRules, 0, len(keep))
+	seen := make(map[string]bool, len(keep))
+	for _, r := range keep {
+		r, err := r.normalize()
+		if err != nil {
+			return err
+		}
+		if seen[r.Bridge] {
+			return types.InvalidParameterErrorf("firewall: reconcile: bridge %s is listed twice", r.Bridge)
+		}
+		seen[r.Bridge] = true
+		nets = append(nets, r)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkReadyLocked(what); err != nil {
+		return err
+	}
+	// Adding first makes the delete succeed whether or not the table exists.
+	f.conn.AddTable(f.table)
+	f.conn.DelTable(f.table)
+	f.queueBaseLocked()
+	networks := make(map[string]installed, len(nets))
+	var all elements
+	for _, r := range nets {
+		f.queueChainsLocked(r, false)
+		elems := networkElements(r)
+		all.append(elems)
+		networks[r.Bridge] = installed{masq4: elems.masq4, masq6: elems.masq6}
+	}
+	if err := f.queueElementsLocked(all, false); err != nil {
+		return queueError(what, err)
+	}
+	if err := f.flushLocked(what); err != nil {
+		return err
+	}
+	removed := 0
+	for bridge := range f.networks {
+		if !seen[bridge] {
+			removed++
+		}
+	}
+	f.networks = networks
+	f.logger.Debug("firewall: reconciled", "networks", len(networks), "removed", removed)
+	return nil
+}
+
+// elements lists set and map elements by the set or map they belong to.
+type elements struct {
+	bridges, fwdIn, fwdOut, masq4, masq6 []nftables.SetElement
+}
+
+func (e *elements) append(o elements) {
+	e.bridges = append(e.bridges, o.bridges...)
+	e.fwdIn = append(e.fwdIn, o.fwdIn...)
+	e.fwdOut = append(e.fwdOut, o.fwdOut...)
+	e.masq4 = append(e.masq4, o.masq4...)
+	e.masq6 = append(e.masq6, o.masq6...)
+}
+
+// networkElements returns the set and map elements of network r.
+func networkElements(r NetworkRules) elements {
+	name := ifname(r.Bridge)
+	jump := func(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
+	e := elements{
+		bridges: []nftables.SetElement{{Key: name}},
+		fwdIn:   []nftables.SetElement{{Key: name, VerdictData: jump(fwdInChain(r.Bridge))}},
+		fwdOut:  []nftables.SetElement{{Key: name, VerdictData: jump(fwdOutChain(r.Bridge))}},
+	}
+	e.masq4, e.masq6 = masqElements(r)
+	return e
+}
+
+// installedElements returns the elements the kernel holds for inst on
+// bridge.
+func installedElements(bridge string, inst installed) elements {
+	name := ifname(bridge)
+	return elements{
+		bridges: []nftables.SetElement{{Key: name}},
+		fwdIn:   []nftables.SetElement{{Key: name}},
+		fwdOut:  []nftables.SetElement{{Key: name}},
+		masq4:   inst.masq4,
+		masq6:   inst.masq6,
+	}
+}
+
+// queueChainsLocked queues the chains and rules of network r; with flush,
+// chains that may exist are emptied first. f.mu must be held.
+func (f *Firewall) queueChainsLocked(r NetworkRules, flush bool) {
+	in, out, nat := f.networkChains(r.Bridge)
+	for _, c := range []*nftables.Chain{in, out, nat} {
+		f.conn.AddChain(c)
+		if flush {
+			f.conn.FlushChain(c)
+		}
+	}
+	for _, rule := range f.networkRules(r, in, out, nat) {
+		f.conn.AddRule(rule)
+	}
+}
+
+// queueElementsLocked queues the addition, or with del the deletion, of e:
+// one message per set or map, whatever the number of networks. Re-adding an
+// element that exists with the same data is a no-op. f.mu must be held.
+func (f *Firewall) queueElementsLocked(e elements, del bool) error {
+	for _, m := range []struct {
+		s     *nftables.Set
+		elems []nftables.SetElement
+	}{{f.masq4, e.masq4}, {f.masq6, e.masq6}, {f.fwdIn, e.fwdIn}, {f.fwdOut, e.fwdOut}, {f.bridges, e.bridges}} {
+		if len(m.elems) == 0 {
+			continue
+		}
+		var err error
+		if del {
+			err = f.conn.SetDeleteElements(m.s, keysOnly(m.elems))
+		} else {
+			err = f.conn.SetAddElements(m.s, m.elems)
+		}
+		if err != nil {
+			return fmt.Errorf("queuing elements of %s: %w", m.s.Name, err)
+		}
+	}
+	return nil
+}

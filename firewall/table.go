@@ -1,0 +1,125 @@
+package firewall
+
+import (
+	"bytes"
+
+	"github.com/google/nftables"
+
+	"github.com/netkit/libnetwork/types"
+)
+
+// Init creates the table with its base chains, sets and maps, in one batch.
+// If the table exists from an earlier run it is kept with its networks (the
+// base rules of the forward and postrouting chains are rewritten, which is
+// idempotent), and Init learns which networks it holds so that AddNetwork
+// and DeleteNetwork work on them; Reconcile then makes the content match
+// what the caller recorded. Init must be called before any other method.
+func (f *Firewall) Init() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkOpenLocked("init"); err != nil {
+		return err
+	}
+	existed, err := f.tableExistsLocked()
+	if err != nil {
+		return err
+	}
+	f.queueBaseLocked()
+	if err := f.flushLocked("init"); err != nil {
+		if !existed {
+			return err
+		}
+		// The table is not the one this version builds (an older layout,
+		// or damaged by hand): start from an empty one. The networks it
+		// held are gone until Reconcile or AddNetwork puts them back.
+		f.logger.Warn("firewall: existing nftables table is incompatible, recreating it empty", "table", "inet "+TableName, "error", err)
+		f.conn.AddTable(f.table)
+		f.conn.DelTable(f.table)
+		f.queueBaseLocked()
+		if err := f.flushLocked("init: recreate table"); err != nil {
+			return err
+		}
+		existed = false
+	}
+	f.networks = map[string]installed{}
+	if existed {
+		if err := f.loadNetworksLocked(); err != nil {
+			return err
+		}
+	}
+	f.initialized = true
+	f.logger.Debug("firewall: table ready", "table", "inet "+TableName, "kept", existed, "networks", len(f.networks))
+	return nil
+}
+
+// tableExistsLocked reports whether our table exists. f.mu must be held.
+func (f *Firewall) tableExistsLocked() (bool, error) {
+	tables, err := f.conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, types.InternalErrorf("firewall: init: listing nftables tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == TableName {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// queueBaseLocked queues the table, its base chains, sets and maps (all
+// created if missing, kept if present) and the rules of the base chains that
+// dispatch to the networks' chains. prerouting and output belong to port
+// publishing and keep their rules. f.mu must be held.
+func (f *Firewall) queueBaseLocked() {
+	f.conn.AddTable(f.table)
+	for _, c := range []*nftables.Chain{f.forward, f.postrouting, f.prerouting, f.output} {
+		f.conn.AddChain(c)
+	}
+	for _, s := range []*nftables.Set{f.bridges, f.fwdIn, f.fwdOut, f.masq4, f.masq6} {
+		// AddSet fails only for anonymous, non-constant sets.
+		_ = f.conn.AddSet(s, nil)
+	}
+	f.conn.FlushChain(f.forward)
+	f.conn.FlushChain(f.postrouting)
+	for _, r := range f.forwardRules() {
+		f.conn.AddRule(r)
+	}
+	for _, r := range f.postroutingRules() {
+		f.conn.AddRule(r)
+	}
+}
+
+// loadNetworksLocked learns the networks of a table kept from an earlier
+// run: the bridges set names them, and the comments of the masquerade map
+// elements tell whose they are. f.mu must be held.
+func (f *Firewall) loadNetworksLocked() error {
+	bridges, err := f.conn.GetSetElements(f.bridges)
+	if err != nil {
+		return types.InternalErrorf("firewall: init: reading the elements of set %s: %w", f.bridges.Name, err)
+	}
+	for _, e := range bridges {
+		f.networks[string(bytes.TrimRight(e.Key, "\x00"))] = installed{}
+	}
+	for _, m := range []*nftables.Set{f.masq4, f.masq6} {
+		elems, err := f.conn.GetSetElements(m)
+		if err != nil {
+			return types.InternalErrorf("firewall: init: reading the elements of map %s: %w", m.Name, err)
+		}
+		for bridge, owned := range ownersOfIntervals(elems) {
+			n, ok := f.networks[bridge]
+			if !ok {
+				// Cannot happen with batches of ours; DeleteNetwork could
+				// not find these elements, so say so.
+				f.logger.Warn("firewall: masquerade elements of an unknown bridge, Reconcile will remove them", "bridge", bridge, "map", m.Name)
+				continue
+			}
+			if m == f.masq4 {
+				n.masq4 = owned
+			} else {
+				n.masq6 = owned
+			}
+			f.networks[bridge] = n
+		}
+	}
+	return nil
+}
