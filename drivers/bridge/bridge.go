@@ -1,0 +1,225 @@
+// Package bridge is the "bridge" network driver: each network is a Linux
+// bridge in the controller's namespace carrying the network's gateway
+// addresses, with nftables rules from package firewall; each joined
+// endpoint is a veth pair whose container side the driver creates directly
+// inside the sandbox's namespace, in one netlink request.
+//
+// The driver keeps only in-memory bookkeeping. On restart the controller
+// calls CreateNetwork and RestoreEndpoint again, and the driver adopts the
+// kernel objects that survived; CollectOrphans removes those nobody owns,
+// recognised by their names ("br-" + 12 hex digits, "veth" + 11).
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/firewall"
+	"github.com/netkit/libnetwork/types"
+)
+
+// NetworkType is the name of the driver.
+const NetworkType = "bridge"
+
+// reapGrace is how long a left veth waits before the reaper deletes it;
+// usually the sandbox's namespace is destroyed meanwhile and the kernel
+// removes the pair itself, for free.
+const reapGrace = 2 * time.Second
+
+// Config is what the controller gives the driver.
+type Config struct {
+	// Logger receives the driver's logs; nil discards them.
+	Logger *slog.Logger
+	// Firewall programs the networks' rules; nil programs none.
+	Firewall *firewall.Firewall
+	// Host is a netlink handle of the controller's namespace, where the
+	// bridges and host-side veths live. Required.
+	Host *netlink.Handle
+	// SetSysctl writes a sysctl of the controller's namespace (key like
+	// "net.ipv4.ip_forward"); nil writes none.
+	SetSysctl func(key, value string) error
+	// Generic holds the driver-wide options (EnableIPForwarding,
+	// EnableIPTables); may be nil.
+	Generic map[string]interface{}
+}
+
+// Driver is the bridge network driver.
+type Driver struct {
+	logger    *slog.Logger
+	fw        *firewall.Firewall // nil when rules are not programmed
+	host      *netlink.Handle
+	setSysctl func(key, value string) error
+	reaper    *reaper
+
+	// failAfter makes CreateNetwork fail right after the named step; set
+	// only by tests.
+	failAfter string
+
+	mu sync.Mutex
+	// networks by ID.
+	networks map[string]*network
+	// bridges maps a bridge name to the ID of the network that owns or is
+	// creating it.
+	bridges map[string]string
+	// forwardingV4 and forwardingV6 record that IP forwarding was turned
+	// on.
+	forwardingV4, forwardingV6 bool
+}
+
+var (
+	_ driverapi.Driver          = (*Driver)(nil)
+	_ driverapi.Restorer        = (*Driver)(nil)
+	_ driverapi.OrphanCollector = (*Driver)(nil)
+)
+
+// network is one bridge network. Its fields other than endpoints are set
+// before it enters Driver.networks and never change.
+type network struct {
+	id          string
+	config      networkConfig
+	bridgeIndex int
+	// endpoints by ID; guarded by Driver.mu.
+	endpoints map[string]*endpoint
+}
+
+// rules returns the firewall rules of the network.
+func (n *network) rules() firewall.NetworkRules {
+	return firewall.NetworkRules{
+		Bridge:     n.config.bridgeName,
+		Subnets:    n.config.subnets,
+		ICC:        n.config.enableICC,
+		Masquerade: n.config.enableMasq,
+		Internal:   n.config.internal,
+	}
+}
+
+// New returns a bridge driver working in the namespace of cfg.Host. Close
+// stops its background reaper.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Host == nil {
+		return nil, types.BadRequestErrorf("bridge driver: no netlink handle of the host namespace")
+	}
+	dc, err := parseDriverConfig(cfg.Generic)
+	if err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("driver", NetworkType)
+	d := &Driver{
+		logger:   logger,
+		host:     cfg.Host,
+		networks: map[string]*network{},
+		bridges:  map[string]string{},
+	}
+	if dc.enableFirewall {
+		d.fw = cfg.Firewall
+	}
+	if dc.enableIPForwarding {
+		d.setSysctl = cfg.SetSysctl
+	}
+	d.reaper = newReaper(cfg.Host, reapGrace, logger)
+	return d, nil
+}
+
+// Close stops the background reaper, deleting the veths it still holds.
+// Networks and joined endpoints stay in the kernel.
+func (d *Driver) Close() error {
+	d.reaper.close()
+	return nil
+}
+
+// Type returns "bridge".
+func (d *Driver) Type() string { return NetworkType }
+
+// Capability reports that bridge networks are local.
+func (d *Driver) Capability() driverapi.Capability {
+	return driverapi.Capability{DataScope: driverapi.LocalScope}
+}
+
+// CreateNetwork creates (or, on restart, adopts) the network's bridge and
+// programs its rules. A failure at any step undoes the steps before it.
+func (d *Driver) CreateNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) error {
+	cfg, err := parseNetworkConfig(nid, opts, ipV4Data, ipV6Data)
+	if err != nil {
+		return err
+	}
+	if err := d.reserveBridge(nid, cfg.bridgeName); err != nil {
+		return err
+	}
+	n := &network{id: nid, config: cfg, endpoints: map[string]*endpoint{}}
+	if err := d.setupNetwork(n); err != nil {
+		d.mu.Lock()
+		delete(d.bridges, cfg.bridgeName)
+		d.mu.Unlock()
+		return fmt.Errorf("create bridge network %s (bridge %s): %w", nid, cfg.bridgeName, err)
+	}
+	d.mu.Lock()
+	d.networks[nid] = n
+	d.mu.Unlock()
+	return nil
+}
+
+// reserveBridge claims bridgeName for nid, refusing a network that exists
+// or a bridge another network owns.
+func (d *Driver) reserveBridge(nid, bridgeName string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.networks[nid]; ok {
+		return types.ForbiddenErrorf("create bridge network %s: it exists", nid)
+	}
+	if other, ok := d.bridges[bridgeName]; ok {
+		return types.ForbiddenErrorf("create bridge network %s: bridge %s is in use by network %s", nid, bridgeName, other)
+	}
+	d.bridges[bridgeName] = nid
+	return nil
+}
+
+// DeleteNetwork removes the network's rules and bridge.
+func (d *Driver) DeleteNetwork(nid string) error {
+	d.mu.Lock()
+	n, ok := d.networks[nid]
+	if ok {
+		delete(d.networks, nid)
+	}
+	d.mu.Unlock()
+	if !ok {
+		return types.NotFoundErrorf("delete bridge network %s: no such network", nid)
+	}
+	var errs []error
+	if d.fw != nil {
+		if err := d.fw.DeleteNetwork(n.config.bridgeName); err != nil {
+			errs = append(errs, fmt.Errorf("removing firewall rules: %w", err))
+		}
+	}
+	if err := d.host.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: n.bridgeIndex, Name: n.config.bridgeName}}); err != nil && !isNotExist(err) {
+		errs = append(errs, fmt.Errorf("deleting bridge %s: %w", n.config.bridgeName, err))
+	}
+	d.mu.Lock()
+	delete(d.bridges, n.config.bridgeName)
+	d.mu.Unlock()
+	if len(errs) > 0 {
+		return types.InternalErrorf("delete bridge network %s: %w", nid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// ProgramExternalConnectivity does nothing yet; port publishing will hook
+// in here.
+func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]interface{}) error {
+	return nil
+}
+
+// RevokeExternalConnectivity does nothing yet; see
+// ProgramExternalConnectivity.
+func (d *Driver) RevokeExternalConnectivity(nid, eid string) error {
+	return nil
+}

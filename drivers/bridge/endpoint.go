@@ -1,0 +1,121 @@
+package bridge
+
+import (
+	"net"
+
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/types"
+)
+
+// endpoint is one endpoint of a bridge network. id, addr, addrV6, mac and
+// hostVeth never change; hostIndex is guarded by Driver.mu.
+type endpoint struct {
+	id       string
+	addr     *net.IPNet
+	addrV6   *net.IPNet
+	mac      net.HardwareAddr
+	hostVeth string
+	// hostIndex is the ifindex of the host-side veth while joined, else 0.
+	hostIndex int
+}
+
+// hostVethName returns the name of the host side of eid's veth.
+func hostVethName(eid string) string { return vethPrefix + shortID(eid, 11) }
+
+// CreateEndpoint records the endpoint and gives it a MAC when it has none.
+// It does no kernel work: the veth comes at Join.
+func (d *Driver) CreateEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, _ map[string]interface{}) error {
+	if ifInfo == nil {
+		return types.BadRequestErrorf("create endpoint %s on bridge network %s: no interface info", eid, nid)
+	}
+	ep := &endpoint{
+		id:       eid,
+		addr:     types.GetIPNetCopy(ifInfo.Address()),
+		addrV6:   types.GetIPNetCopy(ifInfo.AddressIPv6()),
+		mac:      types.GetMacCopy(ifInfo.MacAddress()),
+		hostVeth: hostVethName(eid),
+	}
+	setMAC := ep.mac == nil
+	if setMAC {
+		ep.mac = endpointMAC(ep.addr)
+	}
+
+	d.mu.Lock()
+	n, ok := d.networks[nid]
+	switch {
+	case !ok:
+		d.mu.Unlock()
+		return types.NotFoundErrorf("create endpoint %s: no bridge network %s", eid, nid)
+	case n.endpoints[eid] != nil:
+		d.mu.Unlock()
+		return types.ForbiddenErrorf("create endpoint %s on bridge network %s: it exists", eid, nid)
+	}
+	n.endpoints[eid] = ep
+	d.mu.Unlock()
+
+	if setMAC {
+		if err := ifInfo.SetMacAddress(ep.mac); err != nil {
+			d.mu.Lock()
+			delete(n.endpoints, eid)
+			d.mu.Unlock()
+			return types.InternalErrorf("create endpoint %s on bridge network %s: setting MAC %s: %w", eid, nid, ep.mac, err)
+		}
+	}
+	return nil
+}
+
+// DeleteEndpoint forgets the endpoint. A veth still joined is handed to the
+// reaper.
+func (d *Driver) DeleteEndpoint(nid, eid string) error {
+	d.mu.Lock()
+	n, ep, err := d.endpointLocked(nid, eid)
+	var idx int
+	if err == nil {
+		delete(n.endpoints, eid)
+		idx, ep.hostIndex = ep.hostIndex, 0
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if idx != 0 {
+		d.reaper.add(ep.hostVeth, idx)
+	}
+	return nil
+}
+
+// EndpointOperInfo returns the endpoint's MAC under netlabel.MacAddress.
+func (d *Driver) EndpointOperInfo(nid, eid string) (map[string]interface{}, error) {
+	d.mu.Lock()
+	_, ep, err := d.endpointLocked(nid, eid)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]interface{}{netlabel.MacAddress: types.GetMacCopy(ep.mac)}, nil
+}
+
+// endpointLocked finds an endpoint. d.mu must be held.
+func (d *Driver) endpointLocked(nid, eid string) (*network, *endpoint, error) {
+	n, ok := d.networks[nid]
+	if !ok {
+		return nil, nil, types.NotFoundErrorf("bridge network %s not found", nid)
+	}
+	ep, ok := n.endpoints[eid]
+	if !ok {
+		return n, nil, types.NotFoundErrorf("endpoint %s not found on bridge network %s", eid, nid)
+	}
+	return n, ep, nil
+}
+
+// endpointMAC derives a MAC from the IPv4 address (02:42 and the four
+// bytes of the address), or picks a random one when there is none.
+func endpointMAC(addr *net.IPNet) net.HardwareAddr {
+	if addr != nil {
+		if ip4 := addr.IP.To4(); ip4 != nil {
+			return net.HardwareAddr{0x02, 0x42, ip4[0], ip4[1], ip4[2], ip4[3]}
+		}
+	}
+	return randomMAC()
+}

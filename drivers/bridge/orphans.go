@@ -1,0 +1,93 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/netkit/libnetwork/firewall"
+	"github.com/netkit/libnetwork/types"
+)
+
+// CollectOrphans deletes the bridges ("br-" + 12 hex digits) of networks
+// not in keepNetworks and the veths ("veth" + 11 hex digits) of endpoints
+// not in keepEndpoints, and makes the firewall hold only the rules of the
+// networks the driver knows. A bridge name matches a network when the
+// network ID starts with its 12 digits; likewise for veths.
+func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) error {
+	links, err := d.host.LinkList()
+	if err != nil {
+		return types.InternalErrorf("collect orphans of the bridge driver: listing links: %w", err)
+	}
+	keptBridges := prefixSet(keepNetworks, 12)
+	keptVeths := prefixSet(keepEndpoints, 11)
+
+	d.mu.Lock()
+	// Networks and endpoints the driver knows are never orphans, whatever
+	// the caller passed.
+	var rules []firewall.NetworkRules
+	for nid, n := range d.networks {
+		keptBridges[shortID(nid, 12)] = true
+		rules = append(rules, n.rules())
+		for eid := range n.endpoints {
+			keptVeths[shortID(eid, 11)] = true
+		}
+	}
+	d.mu.Unlock()
+
+	var errs []error
+	for _, l := range links {
+		name := l.Attrs().Name
+		var orphan bool
+		switch {
+		case l.Type() == "bridge" && isOwnName(name, bridgePrefix, 12):
+			orphan = !keptBridges[strings.TrimPrefix(name, bridgePrefix)]
+		case l.Type() == "veth" && isOwnName(name, vethPrefix, 11):
+			orphan = !keptVeths[strings.TrimPrefix(name, vethPrefix)]
+		}
+		if !orphan {
+			continue
+		}
+		d.reaper.cancel(name)
+		d.logger.Info("deleting an orphaned link", "link", name, "type", l.Type())
+		if err := d.host.LinkDel(l); err != nil && !isNotExist(err) {
+			errs = append(errs, fmt.Errorf("deleting %s %s: %w", l.Type(), name, err))
+		}
+	}
+	if d.fw != nil {
+		if err := d.fw.Reconcile(rules); err != nil {
+			errs = append(errs, fmt.Errorf("reconciling firewall rules: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return types.InternalErrorf("collect orphans of the bridge driver: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// prefixSet returns the set of the first n characters of the keys of m
+// that are true.
+func prefixSet(m map[string]bool, n int) map[string]bool {
+	s := make(map[string]bool, len(m))
+	for id, keep := range m {
+		if keep {
+			s[shortID(id, n)] = true
+		}
+	}
+	return s
+}
+
+// isOwnName reports whether name is prefix followed by n lowercase hex
+// digits, the form of the links this driver names.
+func isOwnName(name, prefix string, n int) bool {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok || len(rest) != n {
+		return false
+	}
+	for _, c := range rest {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

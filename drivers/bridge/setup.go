@@ -1,0 +1,205 @@
+package bridge
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netkit/libnetwork/types"
+)
+
+// Steps of setupNetwork, named for the test hook failAfter.
+const (
+	stepBridge    = "bridge"
+	stepAddresses = "addresses"
+	stepUp        = "up"
+	stepFirewall  = "firewall"
+	stepSysctl    = "sysctl"
+)
+
+// undoList collects the undo functions of the steps done so far.
+type undoList []func() error
+
+// run undoes the steps in reverse and returns the failures joined.
+func (u undoList) run() error {
+	var errs []error
+	for i := len(u) - 1; i >= 0; i-- {
+		if err := u[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setupNetwork brings n's kernel objects into being and sets
+// n.bridgeIndex. On failure everything it did is undone.
+func (d *Driver) setupNetwork(n *network) (err error) {
+	var undo undoList
+	defer func() {
+		if err == nil {
+			return
+		}
+		if uerr := undo.run(); uerr != nil {
+			d.logger.Error("undoing a failed network creation left state behind", "network", n.id, "error", uerr)
+			err = fmt.Errorf("%w (and undoing it failed: %v)", err, uerr)
+		}
+	}()
+	steps := []struct {
+		name string
+		do   func() (func() error, error)
+	}{
+		{stepBridge, func() (func() error, error) { return d.setupBridge(n) }},
+		{stepAddresses, func() (func() error, error) { return d.setupAddresses(n) }},
+		{stepUp, func() (func() error, error) { return nil, d.host.LinkSetUp(d.bridgeLink(n)) }},
+		{stepFirewall, func() (func() error, error) { return d.setupFirewall(n) }},
+		{stepSysctl, func() (func() error, error) { return nil, d.setupForwarding(n.config.gatewayV6 != nil) }},
+	}
+	for _, s := range steps {
+		u, err := s.do()
+		if u != nil {
+			undo = append(undo, u)
+		}
+		if err != nil {
+			return fmt.Errorf("step %s: %w", s.name, err)
+		}
+		if d.failAfter == s.name {
+			return types.InternalErrorf("injected failure after step %s", s.name)
+		}
+	}
+	return nil
+}
+
+func (d *Driver) bridgeLink(n *network) netlink.Link {
+	return &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: n.bridgeIndex, Name: n.config.bridgeName}}
+}
+
+// setupBridge creates the bridge, or adopts an existing bridge of that
+// name (the restart path). Only a bridge it created is deleted on undo.
+func (d *Driver) setupBridge(n *network) (func() error, error) {
+	name := n.config.bridgeName
+	if l, err := d.host.LinkByName(name); err == nil {
+		if l.Type() != "bridge" {
+			return nil, types.ForbiddenErrorf("link %s exists and is a %s, not a bridge", name, l.Type())
+		}
+		n.bridgeIndex = l.Attrs().Index
+		if l.Attrs().MTU != n.config.mtu {
+			if err := d.host.LinkSetMTU(l, n.config.mtu); err != nil {
+				return nil, fmt.Errorf("setting the MTU of bridge %s to %d: %w", name, n.config.mtu, err)
+			}
+		}
+		return nil, nil
+	} else if !isNotExist(err) {
+		return nil, fmt.Errorf("looking up bridge %s: %w", name, err)
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	attrs.MTU = n.config.mtu
+	// A fixed MAC keeps the bridge's address from following its ports'.
+	attrs.HardwareAddr = randomMAC()
+	br := &netlink.Bridge{LinkAttrs: attrs}
+	if err := d.host.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("creating bridge %s: %w", name, err)
+	}
+	undo := func() error {
+		if err := d.host.LinkDel(br); err != nil && !isNotExist(err) {
+			return fmt.Errorf("deleting bridge %s: %w", name, err)
+		}
+		return nil
+	}
+	n.bridgeIndex = br.Attrs().Index
+	if n.bridgeIndex == 0 {
+		return undo, fmt.Errorf("bridge %s created but has no index", name)
+	}
+	return undo, nil
+}
+
+// setupAddresses puts the gateway addresses on the bridge. Addresses that
+// were already there (an adopted bridge) are kept on undo.
+func (d *Driver) setupAddresses(n *network) (func() error, error) {
+	link := d.bridgeLink(n)
+	var added []*netlink.Addr
+	undo := func() error {
+		var errs []error
+		for _, a := range added {
+			if err := d.host.AddrDel(link, a); err != nil && !isNotExist(err) {
+				errs = append(errs, fmt.Errorf("removing %s from bridge %s: %w", a.IPNet, n.config.bridgeName, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, gw := range n.config.gateways {
+		a := &netlink.Addr{IPNet: gw}
+		if gw.IP.To4() == nil {
+			// The gateway must answer at once; DAD would hold it back.
+			a.Flags = unix.IFA_F_NODAD
+		}
+		err := d.host.AddrAdd(link, a)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return undo, fmt.Errorf("adding gateway %s to bridge %s: %w", gw, n.config.bridgeName, err)
+		}
+		added = append(added, a)
+	}
+	return undo, nil
+}
+
+// setupFirewall programs the network's rules.
+func (d *Driver) setupFirewall(n *network) (func() error, error) {
+	if d.fw == nil {
+		return nil, nil
+	}
+	if err := d.fw.AddNetwork(n.rules()); err != nil {
+		return nil, fmt.Errorf("programming firewall rules: %w", err)
+	}
+	return func() error {
+		if err := d.fw.DeleteNetwork(n.config.bridgeName); err != nil {
+			return fmt.Errorf("removing firewall rules of bridge %s: %w", n.config.bridgeName, err)
+		}
+		return nil
+	}, nil
+}
+
+// setupForwarding turns IP forwarding on, once per family.
+func (d *Driver) setupForwarding(v6 bool) error {
+	if d.setSysctl == nil {
+		return nil
+	}
+	d.mu.Lock()
+	needV4, needV6 := !d.forwardingV4, v6 && !d.forwardingV6
+	d.mu.Unlock()
+	if needV4 {
+		if err := d.setSysctl("net.ipv4.ip_forward", "1"); err != nil {
+			return fmt.Errorf("enabling IPv4 forwarding: %w", err)
+		}
+	}
+	if needV6 {
+		if err := d.setSysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
+			return fmt.Errorf("enabling IPv6 forwarding: %w", err)
+		}
+	}
+	d.mu.Lock()
+	d.forwardingV4 = d.forwardingV4 || needV4
+	d.forwardingV6 = d.forwardingV6 || needV6
+	d.mu.Unlock()
+	return nil
+}
+
+// isNotExist reports whether err says a link or address is not there.
+func isNotExist(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EADDRNOTAVAIL)
+}
+
+// randomMAC returns a random locally administered unicast MAC.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = (mac[0] &^ 0x01) | 0x02
+	return mac
+}

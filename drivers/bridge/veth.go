@@ -1,0 +1,53 @@
+package bridge
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+)
+
+// vethSpec is a veth pair to create: the host side in the controller's
+// namespace, up and on a bridge; the peer directly in a sandbox.
+type vethSpec struct {
+	name     string
+	mtu      int
+	master   int // ifindex of the bridge
+	peerName string
+	peerMAC  net.HardwareAddr
+	peerNS   int // fd of the sandbox's namespace
+}
+
+// createVeth creates the pair and returns the host side's ifindex.
+//
+// A single RTM_NEWLINK with NLM_F_ECHO would save two round trips, but when
+// the controller's namespace is not the calling thread's the kernel sends
+// the echo only to sockets of the link's namespace, so the handle's LinkAdd
+// (create, look up the index, enslave) is used.
+func (d *Driver) createVeth(s vethSpec) (int, error) {
+	veth := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{
+			Name:        s.name,
+			MTU:         s.mtu,
+			MasterIndex: s.master,
+			Flags:       net.FlagUp,
+			TxQLen:      -1,
+		},
+		PeerName:         s.peerName,
+		PeerHardwareAddr: s.peerMAC,
+		PeerNamespace:    netlink.NsFd(s.peerNS),
+		PeerMTU:          uint32(s.mtu),
+		PeerTxQLen:       -1,
+	}
+	if err := d.host.LinkAdd(veth); err != nil {
+		if veth.Index != 0 {
+			// Created, but enslaving failed: do not leave it.
+			d.deleteVeth(veth.Name, veth.Index)
+		}
+		return 0, err
+	}
+	if veth.Index == 0 {
+		return 0, fmt.Errorf("veth %s created but has no index", veth.Name)
+	}
+	return veth.Index, nil
+}
