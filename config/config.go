@@ -62,6 +62,10 @@ type DaemonCfg struct {
 	PluginSpecDirs []string
 	// Logger receives the library's logs.
 	Logger *slog.Logger
+	// NetworkNamespace is the path of the network namespace the controller
+	// programs (bridges, firewall rules, host-network sandboxes); "" means
+	// the namespace the process runs in.
+	NetworkNamespace string
 }
 
 // Option sets a configuration value.
@@ -157,6 +161,14 @@ func OptionPluginSpecDirs(dirs ...string) Option {
 // library logs nothing.
 func OptionLogger(l *slog.Logger) Option {
 	return func(c *Config) { c.Daemon.Logger = l }
+}
+
+// OptionNetworkNamespace makes the controller program the network
+// namespace at path (a bind mount or /proc/<pid>/ns/net) instead of the one
+// the process runs in. Bridges, firewall rules and host-network sandboxes
+// live there; tests use it to give each controller a namespace of its own.
+func OptionNetworkNamespace(path string) Option {
+	return func(c *Config) { c.Daemon.NetworkNamespace = path }
 }
 
 // IsValidName reports whether name is usable as a network or endpoint name.

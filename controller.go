@@ -1,0 +1,622 @@
+/*
+Package libnetwork provides the basic functionality and extension points to
+create network namespaces and allocate interfaces for containers to use.
+
+A NetworkController, made by New, creates networks (NewNetwork), endpoints
+(Network.CreateEndpoint) and sandboxes (NewSandbox), and joins endpoints to
+sandboxes (Endpoint.Join). Networks are recorded in a bbolt store in the data
+dir; endpoints and sandboxes, which describe kernel state, in a store under
+the exec root. A controller started again on the same directories restores
+them and reconciles the kernel with them before it serves calls.
+
+# Locks
+
+Every network, endpoint and sandbox is one live object, held in the
+controller's registry. The lock order is:
+
+	sandbox.opMu -> controller.mu -> network.mu -> endpoint.mu -> sandbox.mu
+
+sandbox.opMu serialises the operations of one sandbox that touch the kernel
+and its files and is held across those calls. The others guard data only:
+no kernel call, plugin call or disk write is made while holding them.
+*/
+package libnetwork
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/firewall"
+	"github.com/netkit/libnetwork/ipamapi"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+)
+
+// NetworkController provides the interface for controller instance which
+// manages networks.
+type NetworkController interface {
+	// ID provides an unique identity for the controller
+	ID() string
+
+	// Config method returns the bootup configuration for the controller
+	Config() config.Config
+
+	// Create a new network. The options parameter carries network specific options.
+	NewNetwork(networkType, name string, options ...NetworkOption) (Network, error)
+
+	// Networks returns the list of Network(s) managed by this controller.
+	Networks() []Network
+
+	// WalkNetworks uses the provided function to walk the Network(s) managed by this controller.
+	WalkNetworks(walker NetworkWalker)
+
+	// NetworkByName returns the Network which has the passed name. If not found, the error ErrNoSuchNetwork is returned.
+	NetworkByName(name string) (Network, error)
+
+	// NetworkByID returns the Network which has the passed id. If not found, the error ErrNoSuchNetwork is returned.
+	NetworkByID(id string) (Network, error)
+
+	// NewSandbox cretes a new network sandbox for the passed container id
+	NewSandbox(containerID string, options ...SandboxOption) (Sandbox, error)
+
+	// Sandboxes returns the list of Sandbox(s) managed by this controller.
+	Sandboxes() []Sandbox
+
+	// WalkSandboxes uses the provided function to walk the Sandbox(s) managed by this controller.
+	WalkSandboxes(walker SandboxWalker)
+
+	// SandboxByID returns the Sandbox which has the passed id. If not found, a types.NotFoundError is returned.
+	SandboxByID(id string) (Sandbox, error)
+
+	// SandboxDestroy destroys a sandbox given a container ID
+	SandboxDestroy(id string) error
+
+	// Stop network controller
+	Stop()
+
+	// ReloadConfiguration updates the controller configuration
+	ReloadConfiguration(cfgOptions ...config.Option) error
+}
+
+// NetworkWalker is a client provided function which will be used to walk
+// the Networks. When the function returns true, the walk will stop.
+type NetworkWalker func(nw Network) bool
+
+// controller is the NetworkController.
+type controller struct {
+	id     string
+	logger *slog.Logger
+	// store holds networks (data dir); state holds endpoints and sandboxes
+	// (exec root).
+	store *datastore.Store
+	state *datastore.Store
+	// hostNS is the namespace the controller programs: bridges, rules and
+	// host-network sandboxes live there.
+	hostNS *osl.Namespace
+	fw     *firewall.Firewall
+	// drivers and ipams are filled in New and never change after.
+	drivers map[string]driverapi.Driver
+	ipams   map[string]ipamapi.Ipam
+	// closers are called by Stop, in reverse order.
+	closers []func() error
+	setKey  *setKeyServer
+	// failPoint, when set by tests, is called at named steps of create and
+	// join; an error it returns fails the operation there.
+	failPoint func(step string) error
+
+	mu sync.Mutex
+	// cfg is replaced by ReloadConfiguration.
+	cfg       config.Config
+	networks  map[string]*network
+	sandboxes map[string]*sandbox
+	// netNames reserves network names, including those being created.
+	netNames map[string]bool
+	// containers reserves container IDs of sandboxes, including those
+	// being created.
+	containers map[string]bool
+	stopped    bool
+}
+
+var _ NetworkController = (*controller)(nil)
+
+// New creates a new instance of network controller. It opens (or creates)
+// the stores, restores what they hold, reconciles the kernel with it, and
+// only then returns.
+func New(cfgOptions ...config.Option) (NetworkController, error) {
+	cfg := config.New(cfgOptions...)
+	logger := cfg.Daemon.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &controller{
+		cfg:        cfg.Clone(),
+		logger:     logger,
+		networks:   map[string]*network{},
+		sandboxes:  map[string]*sandbox{},
+		netNames:   map[string]bool{},
+		containers: map[string]bool{},
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.close()
+		}
+	}()
+	if err := c.open(); err != nil {
+		return nil, err
+	}
+	if err := c.restore(); err != nil {
+		return nil, err
+	}
+	if err := c.startSetKeyServer(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// open opens the stores and the kernel handles and makes the drivers.
+func (c *controller) open() error {
+	d := c.cfg.Daemon
+	var err error
+	c.store, err = datastore.Open(filepath.Join(d.DataDir, "network.db"), datastore.Options{Logger: c.logger})
+	if err != nil {
+		return fmt.Errorf("opening the network store: %w", err)
+	}
+	c.closers = append(c.closers, c.store.Close)
+	c.state, err = datastore.Open(filepath.Join(d.ExecRoot, "state.db"), datastore.Options{NoSync: true, Logger: c.logger})
+	if err != nil {
+		return fmt.Errorf("opening the runtime state store: %w", err)
+	}
+	c.closers = append(c.closers, c.state.Close)
+	if err := c.loadID(); err != nil {
+		return err
+	}
+	if d.NetworkNamespace != "" {
+		c.hostNS, err = osl.OpenNamespace(d.NetworkNamespace)
+	} else {
+		c.hostNS, err = osl.CurrentNamespace()
+	}
+	if err != nil {
+		return fmt.Errorf("opening the controller's network namespace: %w", err)
+	}
+	c.closers = append(c.closers, c.hostNS.Close)
+	if c.fw, err = firewall.New(c.hostNS.Fd(), c.logger); err != nil {
+		return fmt.Errorf("opening nftables: %w", err)
+	}
+	c.closers = append(c.closers, c.fw.Close)
+	if err := c.fw.Init(); err != nil {
+		return fmt.Errorf("initialising nftables: %w", err)
+	}
+	return c.makeDrivers()
+}
+
+// loadID reads the controller's ID from the data store, or makes one.
+func (c *controller) loadID() error {
+	return c.store.Update(func(tx *datastore.Tx) error {
+		var id string
+		err := tx.Get("controller", "id", &id)
+		if err == nil && id != "" {
+			c.id = id
+			return nil
+		}
+		if err != nil && !types.IsNotFound(err) {
+			return err
+		}
+		c.id = c.newID()
+		return tx.Put("controller", "id", c.id)
+	})
+}
+
+// newID returns a random 64-hex-digit ID.
+func (c *controller) newID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// close releases what open acquired, in reverse order.
+func (c *controller) close() {
+	if c.setKey != nil {
+		c.setKey.close()
+	}
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		if err := c.closers[i](); err != nil {
+			c.logger.Warn("closing controller", "error", err)
+		}
+	}
+	c.closers = nil
+}
+
+func (c *controller) ID() string { return c.id }
+
+// Config returns a copy of the controller's configuration.
+func (c *controller) Config() config.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Clone()
+}
+
+// ReloadConfiguration applies options that can change at run time (labels,
+// driver configuration, default network and driver, plugin directories,
+// logger). The data dir and exec root cannot change while the controller
+// runs; asking for it is refused.
+func (c *controller) ReloadConfiguration(cfgOptions ...config.Option) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.cfg.Clone()
+	next.Apply(cfgOptions...)
+	if next.Daemon.DataDir != c.cfg.Daemon.DataDir || next.Daemon.ExecRoot != c.cfg.Daemon.ExecRoot {
+		return types.ForbiddenErrorf("reload configuration: the data dir and exec root cannot change while the controller runs (have %s, %s)", c.cfg.Daemon.DataDir, c.cfg.Daemon.ExecRoot)
+	}
+	c.cfg = next
+	return nil
+}
+
+// Stop stops the controller. Networks, endpoints and sandboxes stay in the
+// kernel and in the stores, so a controller started again on the same
+// directories finds them.
+func (c *controller) Stop() {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	sbs := make([]*sandbox, 0, len(c.sandboxes))
+	for _, sb := range c.sandboxes {
+		sbs = append(sbs, sb)
+	}
+	c.mu.Unlock()
+	if c.setKey != nil {
+		c.setKey.close()
+		c.setKey = nil
+	}
+	for _, sb := range sbs {
+		// Wait for a running operation, then let go of the namespace fd.
+		sb.opMu.Lock()
+		sb.mu.Lock()
+		if sb.ns != nil && !sb.config.UseDefaultSandbox {
+			_ = sb.ns.Close()
+		}
+		sb.mu.Unlock()
+		sb.opMu.Unlock()
+	}
+	c.close()
+}
+
+// checkRunning refuses calls after Stop.
+func (c *controller) checkRunning() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return types.ForbiddenErrorf("controller %s is stopped", c.id)
+	}
+	return nil
+}
+
+// NewNetwork creates a network: IPAM pools, then the driver's network, then
+// the record. A failure at any step undoes the steps before it.
+func (c *controller) NewNetwork(networkType, name string, options ...NetworkOption) (Network, error) {
+	if name == "" || !config.IsValidName(name) {
+		return nil, ErrInvalidName(name)
+	}
+	if networkType == "" {
+		return nil, ErrInvalidNetworkDriver(networkType)
+	}
+	drv, ok := c.drivers[networkType]
+	if !ok {
+		return nil, NetworkTypeError(networkType)
+	}
+	n := &network{
+		ctrl: c, id: c.newID(), name: name, networkType: networkType, driver: drv,
+		scope: driverapi.LocalScope, created: time.Now(), ipamType: ipamapi.DefaultIPAM,
+		persist: true, endpoints: map[string]*endpoint{}, epNames: map[string]bool{},
+	}
+	for _, o := range options {
+		if o != nil {
+			o(n)
+		}
+	}
+	if n.optErr != nil {
+		return nil, fmt.Errorf("network %s: %w", name, n.optErr)
+	}
+	if n.ipam, ok = c.ipams[n.ipamType]; !ok {
+		return nil, types.BadRequestErrorf("network %s: unknown IPAM driver %q", name, n.ipamType)
+	}
+	for _, conf := range append(append([]*IpamConf{}, n.ipamV4Config...), n.ipamV6Config...) {
+		if err := conf.Validate(); err != nil {
+			return nil, fmt.Errorf("network %s: %w", name, err)
+		}
+	}
+
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return nil, types.ForbiddenErrorf("controller %s is stopped", c.id)
+	}
+	if c.netNames[name] {
+		c.mu.Unlock()
+		return nil, NetworkNameError(name)
+	}
+	if err := c.checkOverlapLocked(n); err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.netNames[name] = true
+	c.mu.Unlock()
+	created := false
+	defer func() {
+		if !created {
+			c.mu.Lock()
+			delete(c.netNames, name)
+			c.mu.Unlock()
+		}
+	}()
+
+	if err := n.allocatePools(); err != nil {
+		return nil, err
+	}
+	if err := drv.CreateNetwork(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
+		n.releasePools()
+		return nil, fmt.Errorf("network %s: driver %s: %w", name, networkType, err)
+	}
+	if c.failPoint != nil {
+		if err := c.failPoint("network-after-driver"); err != nil {
+			_ = drv.DeleteNetwork(n.id)
+			n.releasePools()
+			return nil, err
+		}
+	}
+	if n.persist {
+		if err := c.store.Update(func(tx *datastore.Tx) error { return tx.Put(kindNetwork, n.id, n.record()) }); err != nil {
+			if derr := drv.DeleteNetwork(n.id); derr != nil {
+				c.logger.Warn("undoing network create", "network", name, "error", derr)
+			}
+			n.releasePools()
+			return nil, fmt.Errorf("network %s: storing: %w", name, err)
+		}
+	}
+	c.mu.Lock()
+	c.networks[n.id] = n
+	c.mu.Unlock()
+	created = true
+	return n, nil
+}
+
+// checkOverlapLocked refuses a requested pool that overlaps a pool of
+// another network, naming that network. c.mu must be held.
+func (c *controller) checkOverlapLocked(n *network) error {
+	for _, conf := range append(append([]*IpamConf{}, n.ipamV4Config...), n.ipamV6Config...) {
+		if conf.PreferredPool == "" {
+			continue
+		}
+		_, want, err := net.ParseCIDR(conf.PreferredPool)
+		if err != nil {
+			continue // Validate reported it
+		}
+		for _, other := range c.networks {
+			if other.ipamType != n.ipamType || (n.addrSpace != "" && other.addrSpace != n.addrSpace) {
+				continue
+			}
+			for _, have := range other.subnets() {
+				if have != nil && (have.Contains(want.IP) || want.Contains(have.IP)) {
+					return types.ForbiddenErrorf("network %s: subnet %s overlaps network %s (%s)", n.name, want, other.name, have)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (c *controller) Networks() []Network {
+	c.mu.Lock()
+	ns := make([]*network, 0, len(c.networks))
+	for _, n := range c.networks {
+		ns = append(ns, n)
+	}
+	c.mu.Unlock()
+	sort.Slice(ns, func(i, j int) bool { return ns[i].name < ns[j].name })
+	out := make([]Network, len(ns))
+	for i, n := range ns {
+		out[i] = n
+	}
+	return out
+}
+
+func (c *controller) WalkNetworks(walker NetworkWalker) {
+	for _, n := range c.Networks() {
+		if walker(n) {
+			return
+		}
+	}
+}
+
+func (c *controller) NetworkByName(name string) (Network, error) {
+	if name == "" {
+		return nil, ErrInvalidName(name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.networks {
+		if n.name == name {
+			return n, nil
+		}
+	}
+	return nil, ErrNoSuchNetwork(name)
+}
+
+func (c *controller) NetworkByID(id string) (Network, error) {
+	if id == "" {
+		return nil, ErrInvalidID(id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.networks[id]; ok {
+		return n, nil
+	}
+	return nil, ErrNoSuchNetwork(id)
+}
+
+// NewSandbox creates the sandbox of a container: its network namespace
+// (unless it shares the host's or waits for an external key), its
+// /etc/hosts and resolv.conf, and its record.
+func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (Sandbox, error) {
+	if containerID == "" {
+		return nil, InvalidContainerIDError(containerID)
+	}
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return nil, types.ForbiddenErrorf("controller %s is stopped", c.id)
+	}
+	if c.containers[containerID] {
+		c.mu.Unlock()
+		return nil, types.ForbiddenErrorf("container %s already has a sandbox", containerID)
+	}
+	c.containers[containerID] = true
+	c.mu.Unlock()
+
+	sb := &sandbox{ctrl: c, id: c.newID(), containerID: containerID}
+	for _, o := range options {
+		if o != nil {
+			o(sb)
+		}
+	}
+	if err := c.createSandbox(sb); err != nil {
+		c.mu.Lock()
+		delete(c.containers, containerID)
+		c.mu.Unlock()
+		return nil, fmt.Errorf("sandbox for container %s: %w", containerID, err)
+	}
+	c.mu.Lock()
+	c.sandboxes[sb.id] = sb
+	c.mu.Unlock()
+	return sb, nil
+}
+
+// createSandbox makes the sandbox's namespace, files and record, undoing
+// them on failure.
+func (c *controller) createSandbox(sb *sandbox) (err error) {
+	switch {
+	case sb.config.UseDefaultSandbox:
+		sb.ns, sb.key = c.hostNS, c.hostKey()
+	case sb.config.UseExternalKey:
+		// The namespace comes with SetKey.
+	default:
+		key := c.sandboxKeyPath(sb.id)
+		ns, err := osl.NewNamespace(key)
+		if err != nil {
+			return err
+		}
+		sb.ns, sb.key = ns, key
+		defer func() {
+			if err != nil {
+				if derr := ns.Destroy(); derr != nil {
+					c.logger.Warn("undoing sandbox namespace", "key", key, "error", derr)
+				}
+			}
+		}()
+	}
+	if err := sb.setupFiles(); err != nil {
+		sb.dropFiles()
+		return err
+	}
+	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindSandbox, sb.id, sb.record()) }); err != nil {
+		sb.dropFiles()
+		return fmt.Errorf("storing: %w", err)
+	}
+	return nil
+}
+
+// sandboxKeyPath is where the namespace of sandbox id is bind-mounted.
+func (c *controller) sandboxKeyPath(id string) string {
+	return filepath.Join(c.cfg.Daemon.ExecRoot, "netns", id[:12])
+}
+
+func (c *controller) Sandboxes() []Sandbox {
+	c.mu.Lock()
+	sbs := make([]*sandbox, 0, len(c.sandboxes))
+	for _, sb := range c.sandboxes {
+		sbs = append(sbs, sb)
+	}
+	c.mu.Unlock()
+	sort.Slice(sbs, func(i, j int) bool { return sbs[i].containerID < sbs[j].containerID })
+	out := make([]Sandbox, len(sbs))
+	for i, sb := range sbs {
+		out[i] = sb
+	}
+	return out
+}
+
+func (c *controller) WalkSandboxes(walker SandboxWalker) {
+	for _, sb := range c.Sandboxes() {
+		if walker(sb) {
+			return
+		}
+	}
+}
+
+func (c *controller) SandboxByID(id string) (Sandbox, error) {
+	if id == "" {
+		return nil, ErrInvalidID(id)
+	}
+	if sb := c.sandbox(id); sb != nil {
+		return sb, nil
+	}
+	return nil, types.NotFoundErrorf("sandbox %s not found", id)
+}
+
+// sandbox returns the live sandbox id, or nil.
+func (c *controller) sandbox(id string) *sandbox {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sandboxes[id]
+}
+
+// SandboxDestroy deletes the sandbox of container id. A container without
+// a sandbox is not an error: there is nothing to destroy.
+func (c *controller) SandboxDestroy(id string) error {
+	var sb Sandbox
+	c.WalkSandboxes(SandboxContainerWalker(&sb, id))
+	if sb == nil {
+		return nil
+	}
+	return sb.Delete()
+}
+
+// ownSandbox returns sbox as this controller's live sandbox.
+func (c *controller) ownSandbox(sbox Sandbox) (*sandbox, error) {
+	sb, ok := sbox.(*sandbox)
+	if !ok || sb == nil {
+		return nil, types.BadRequestErrorf("not a sandbox of this library: %T", sbox)
+	}
+	if sb.ctrl != c {
+		return nil, types.BadRequestErrorf("sandbox %s belongs to another controller", sb.id)
+	}
+	if c.sandbox(sb.id) != sb {
+		return nil, types.NotFoundErrorf("sandbox %s not found", sb.id)
+	}
+	return sb, nil
+}
+
+// hostKey is the key of sandboxes that share the controller's namespace.
+func (c *controller) hostKey() string {
+	if p := c.hostNS.Path(); p != "" {
+		return p
+	}
+	return fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
+}

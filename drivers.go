@@ -1,0 +1,102 @@
+package libnetwork
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/bridge"
+	"github.com/netkit/libnetwork/drivers/host"
+	"github.com/netkit/libnetwork/drivers/null"
+	"github.com/netkit/libnetwork/ipamapi"
+	defaultipam "github.com/netkit/libnetwork/ipams/default"
+	nullipam "github.com/netkit/libnetwork/ipams/null"
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/options"
+	"github.com/vishvananda/netlink"
+)
+
+// makeDrivers builds the built-in network drivers and allocators into the
+// controller's own registry.
+func (c *controller) makeDrivers() error {
+	d := c.cfg.Daemon
+	generic, err := driverGeneric(d.DriverCfg, bridge.NetworkType)
+	if err != nil {
+		return err
+	}
+	br, err := bridge.New(bridge.Config{
+		Logger:    c.logger,
+		Firewall:  c.fw,
+		Host:      c.hostNS.Handle(),
+		SetSysctl: c.hostNS.SetSysctl,
+		Generic:   generic,
+	})
+	if err != nil {
+		return fmt.Errorf("bridge driver: %w", err)
+	}
+	c.closers = append(c.closers, br.Close)
+	c.drivers = map[string]driverapi.Driver{
+		bridge.NetworkType: br,
+		"host":             host.New(),
+		"null":             null.New(),
+	}
+
+	def, err := defaultipam.New(defaultipam.Config{
+		LocalPools:  d.DefaultAddressPools,
+		GlobalPools: d.DefaultAddressPools,
+		HostRoutes:  c.hostRoutes,
+	})
+	if err != nil {
+		return fmt.Errorf("default IPAM: %w", err)
+	}
+	c.ipams = map[string]ipamapi.Ipam{
+		ipamapi.DefaultIPAM: def,
+		ipamapi.NullIPAM:    nullipam.New(),
+	}
+	return nil
+}
+
+// driverGeneric returns the generic options given to a driver through
+// config.OptionDriverConfig.
+func driverGeneric(cfg map[string]interface{}, driver string) (map[string]interface{}, error) {
+	raw, ok := cfg[driver]
+	if !ok || raw == nil {
+		return nil, nil
+	}
+	m, ok := raw.(map[string]interface{})
+	if !ok {
+		if g, isG := raw.(options.Generic); isG {
+			m = g
+		} else {
+			return nil, fmt.Errorf("driver %s configuration: want map[string]interface{}, got %T", driver, raw)
+		}
+	}
+	if g, ok, err := options.GetGeneric(m, netlabel.GenericData); err != nil {
+		return nil, fmt.Errorf("driver %s configuration: %w", driver, err)
+	} else if ok {
+		return g, nil
+	}
+	return m, nil
+}
+
+// hostRoutes lists the routed prefixes of the controller's namespace, so
+// default pools skip subnets already in use there.
+func (c *controller) hostRoutes() ([]netip.Prefix, error) {
+	routes, err := c.hostNS.Handle().RouteList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Prefix, 0, len(routes))
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		addr, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		out = append(out, netip.PrefixFrom(addr.Unmap(), ones))
+	}
+	return out, nil
+}

@@ -1,0 +1,460 @@
+package libnetwork
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/types"
+)
+
+// Endpoint represents a logical connection between a network and a sandbox.
+type Endpoint interface {
+	// A system generated id for this endpoint.
+	ID() string
+
+	// Name returns the name of this endpoint.
+	Name() string
+
+	// Network returns the name of the network to which this endpoint is attached.
+	Network() string
+
+	// Join joins the sandbox to the endpoint and populates into the sandbox
+	// the network resources allocated for the endpoint.
+	Join(sandbox Sandbox, options ...EndpointOption) error
+
+	// Leave detaches the network resources populated in the sandbox.
+	Leave(sandbox Sandbox, options ...EndpointOption) error
+
+	// Return certain operational data belonging to this endpoint
+	Info() EndpointInfo
+
+	// DriverInfo returns a collection of driver operational data related to this endpoint retrieved from the driver
+	DriverInfo() (map[string]interface{}, error)
+
+	// Delete and detaches this endpoint from the network.
+	Delete(force bool) error
+}
+
+// EndpointInfo provides an interface to retrieve network resources bound to
+// the endpoint.
+type EndpointInfo interface {
+	// Iface returns InterfaceInfo, go interface that can be used
+	// to get more information on the interface which was assigned to
+	// the endpoint by the driver. This can be used after the
+	// endpoint has been created.
+	Iface() InterfaceInfo
+
+	// Gateway returns the IPv4 gateway assigned by the driver.
+	// This will only return a valid value if a container has joined the endpoint.
+	Gateway() net.IP
+
+	// GatewayIPv6 returns the IPv6 gateway assigned by the driver.
+	// This will only return a valid value if a container has joined the endpoint.
+	GatewayIPv6() net.IP
+
+	// StaticRoutes returns the list of static routes configured by the network
+	// driver when the container joins a network
+	StaticRoutes() []*types.StaticRoute
+
+	// Sandbox returns the attached sandbox if there, nil otherwise.
+	Sandbox() Sandbox
+}
+
+// InterfaceInfo provides an interface to retrieve interface addresses bound
+// to the endpoint.
+type InterfaceInfo interface {
+	// MacAddress returns the MAC address assigned to the endpoint.
+	MacAddress() net.HardwareAddr
+
+	// Address returns the IPv4 address assigned to the endpoint.
+	Address() *net.IPNet
+
+	// AddressIPv6 returns the IPv6 address assigned to the endpoint.
+	AddressIPv6() *net.IPNet
+}
+
+// endpoint is the one live object of an endpoint.
+type endpoint struct {
+	network *network
+	id      string
+	name    string
+
+	// Configuration, set by EndpointOptions at creation.
+	anonymous         bool
+	disableResolution bool
+	myAliases         []string
+	aliases           map[string]string
+	exposedPorts      []types.TransportPort
+	portMapping       []types.PortBinding
+	generic           map[string]interface{}
+	prefAddress       net.IP
+	prefAddressV6     net.IP
+	prefMAC           net.HardwareAddr
+	ipamOptions       map[string]string
+	optErr            error
+
+	// iface is filled by IPAM and the driver at creation and fixed after.
+	iface *endpointInterface
+
+	// joinPriority is set by JoinOptionPriority while a Join applies its
+	// options; Join copies it into the join state.
+	joinPriority int
+
+	mu sync.Mutex
+	// sandboxID is the sandbox the endpoint joined, "" if none.
+	sandboxID string
+	// join is the join state, nil when not joined.
+	join *joinState
+	// busy is set while a Join, Leave or Delete of the endpoint runs.
+	busy bool
+}
+
+var _ Endpoint = (*endpoint)(nil)
+var _ EndpointInfo = (*endpoint)(nil)
+
+// endpointInterface is the endpoint's interface: the controller's public
+// InterfaceInfo and the driver's driverapi.InterfaceInfo.
+type endpointInterface struct {
+	mac      net.HardwareAddr
+	addr     *net.IPNet
+	addrv6   *net.IPNet
+	poolID   string
+	poolIDv6 string
+}
+
+var _ InterfaceInfo = (*endpointInterface)(nil)
+var _ driverapi.InterfaceInfo = (*endpointInterface)(nil)
+
+func (i *endpointInterface) MacAddress() net.HardwareAddr { return types.GetMacCopy(i.mac) }
+func (i *endpointInterface) Address() *net.IPNet          { return types.GetIPNetCopy(i.addr) }
+func (i *endpointInterface) AddressIPv6() *net.IPNet      { return types.GetIPNetCopy(i.addrv6) }
+
+func (i *endpointInterface) SetMacAddress(mac net.HardwareAddr) error {
+	if i.mac != nil {
+		return types.ForbiddenErrorf("endpoint interface MAC address present (%s); cannot set it to %s", i.mac, mac)
+	}
+	if mac == nil {
+		return types.BadRequestErrorf("endpoint interface: empty MAC address")
+	}
+	i.mac = types.GetMacCopy(mac)
+	return nil
+}
+
+func (i *endpointInterface) SetIPAddress(ip *net.IPNet) error {
+	if ip == nil || ip.IP == nil {
+		return types.BadRequestErrorf("endpoint interface: empty address")
+	}
+	if ip.IP.To4() == nil {
+		if i.addrv6 != nil {
+			return types.ForbiddenErrorf("endpoint interface IPv6 address present (%s); cannot set it to %s", i.addrv6, ip)
+		}
+		i.addrv6 = types.GetIPNetCopy(ip)
+		return nil
+	}
+	if i.addr != nil {
+		return types.ForbiddenErrorf("endpoint interface IPv4 address present (%s); cannot set it to %s", i.addr, ip)
+	}
+	i.addr = types.GetIPNetCopy(ip)
+	return nil
+}
+
+// joinState is what a Join established.
+type joinState struct {
+	// ifName is the interface name inside the sandbox ("" for drivers that
+	// give none).
+	ifName       string
+	gw           net.IP
+	gw6          net.IP
+	staticRoutes []*types.StaticRoute
+	disableGW    bool
+	priority     int
+	// populated is false while the sandbox waits for its external key.
+	populated bool
+}
+
+func (ep *endpoint) ID() string { return ep.id }
+func (ep *endpoint) Name() string {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return ep.name
+}
+func (ep *endpoint) Network() string { return ep.network.name }
+
+func (ep *endpoint) Info() EndpointInfo { return ep }
+
+func (ep *endpoint) Iface() InterfaceInfo { return ep.iface }
+
+func (ep *endpoint) Gateway() net.IP {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.join == nil {
+		return nil
+	}
+	return types.GetIPCopy(ep.join.gw)
+}
+
+func (ep *endpoint) GatewayIPv6() net.IP {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.join == nil {
+		return nil
+	}
+	return types.GetIPCopy(ep.join.gw6)
+}
+
+func (ep *endpoint) StaticRoutes() []*types.StaticRoute {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.join == nil {
+		return nil
+	}
+	out := make([]*types.StaticRoute, 0, len(ep.join.staticRoutes))
+	for _, r := range ep.join.staticRoutes {
+		out = append(out, r.GetCopy())
+	}
+	return out
+}
+
+func (ep *endpoint) Sandbox() Sandbox {
+	ep.mu.Lock()
+	sid := ep.sandboxID
+	ep.mu.Unlock()
+	if sid == "" {
+		return nil
+	}
+	sb := ep.network.ctrl.sandbox(sid)
+	if sb == nil {
+		return nil
+	}
+	return sb
+}
+
+// DriverInfo returns the driver's operational data of the endpoint, with at
+// least netlabel.MacAddress for drivers that give the endpoint a MAC.
+func (ep *endpoint) DriverInfo() (map[string]interface{}, error) {
+	info, err := ep.network.driver.EndpointOperInfo(ep.network.id, ep.id)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: driver %s: %w", ep.name, ep.network.networkType, err)
+	}
+	out := maps.Clone(info)
+	if out == nil {
+		out = map[string]interface{}{}
+	}
+	if _, ok := out[netlabel.MacAddress]; !ok && ep.iface.mac != nil {
+		out[netlabel.MacAddress] = ep.iface.MacAddress()
+	}
+	return out, nil
+}
+
+// CreateEndpoint creates an endpoint: IPAM addresses, then the driver's
+// endpoint, then the record. A failure at any step undoes the steps before
+// it.
+func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint, error) {
+	if name == "" {
+		return nil, ErrInvalidName(name)
+	}
+	c := n.ctrl
+	if err := c.checkRunning(); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	if n.deleting {
+		n.mu.Unlock()
+		return nil, types.ForbiddenErrorf("network %s is being deleted; cannot create endpoint %s", n.name, name)
+	}
+	if n.epNames[name] {
+		n.mu.Unlock()
+		return nil, types.ForbiddenErrorf("endpoint with name %s already exists in network %s", name, n.name)
+	}
+	n.epNames[name] = true
+	n.mu.Unlock()
+
+	ep := &endpoint{network: n, id: c.newID(), name: name, iface: &endpointInterface{}}
+	ep.generic = map[string]interface{}{}
+	ok := false
+	defer func() {
+		if !ok {
+			n.mu.Lock()
+			delete(n.epNames, name)
+			n.mu.Unlock()
+		}
+	}()
+	for _, o := range opts {
+		if o != nil {
+			o(ep)
+		}
+	}
+	if ep.optErr != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", name, ep.optErr)
+	}
+	if ep.prefMAC != nil {
+		ep.iface.mac = ep.prefMAC
+	}
+
+	if err := ep.allocateAddresses(); err != nil {
+		return nil, err
+	}
+	if err := n.driver.CreateEndpoint(n.id, ep.id, ep.iface, ep.driverOptions()); err != nil {
+		ep.releaseAddresses()
+		return nil, fmt.Errorf("endpoint %s: driver %s: %w", name, n.networkType, err)
+	}
+	if err := c.state.Update(func(tx *datastore.Tx) error {
+		return tx.Put(kindEndpoint, ep.id, ep.record())
+	}); err != nil {
+		if derr := n.driver.DeleteEndpoint(n.id, ep.id); derr != nil {
+			c.logger.Warn("undoing endpoint create", "endpoint", name, "error", derr)
+		}
+		ep.releaseAddresses()
+		return nil, fmt.Errorf("endpoint %s: storing: %w", name, err)
+	}
+
+	n.mu.Lock()
+	n.endpoints[ep.id] = ep
+	n.mu.Unlock()
+	ok = true
+	return ep, nil
+}
+
+// driverOptions is the option map handed to the driver for the endpoint.
+func (ep *endpoint) driverOptions() map[string]interface{} {
+	m := maps.Clone(ep.generic)
+	if m == nil {
+		m = map[string]interface{}{}
+	}
+	if len(ep.portMapping) > 0 {
+		m[netlabel.PortMap] = slices.Clone(ep.portMapping)
+	}
+	if len(ep.exposedPorts) > 0 {
+		m[netlabel.ExposedPorts] = slices.Clone(ep.exposedPorts)
+	}
+	return m
+}
+
+// allocateAddresses asks IPAM for the endpoint's addresses.
+func (ep *endpoint) allocateAddresses() error {
+	n := ep.network
+	if err := ep.allocateFamily(n.ipamV4Info, ep.prefAddress, false); err != nil {
+		return err
+	}
+	if n.enableIPv6 && !n.postIPv6 {
+		if err := ep.allocateFamily(n.ipamV6Info, ep.prefAddressV6, true); err != nil {
+			ep.releaseAddresses()
+			return err
+		}
+	}
+	return nil
+}
+
+func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) error {
+	n := ep.network
+	if len(infos) == 0 {
+		if pref != nil {
+			return types.BadRequestErrorf("endpoint %s: address %s requested but network %s has no such pool", ep.name, pref, n.name)
+		}
+		return nil
+	}
+	var lastErr error
+	for _, info := range infos {
+		if pref != nil && info.Pool != nil && !info.Pool.Contains(pref) {
+			continue
+		}
+		addr, _, err := n.ipam.RequestAddress(info.PoolID, pref, ep.ipamOptions)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if addr == nil {
+			// The null allocator gives no address.
+			return nil
+		}
+		if v6 {
+			ep.iface.addrv6, ep.iface.poolIDv6 = addr, info.PoolID
+		} else {
+			ep.iface.addr, ep.iface.poolID = addr, info.PoolID
+		}
+		return nil
+	}
+	if lastErr == nil {
+		return types.BadRequestErrorf("endpoint %s: address %s is outside the pools of network %s", ep.name, pref, n.name)
+	}
+	if pref != nil {
+		return fmt.Errorf("endpoint %s: address %s in network %s: %w", ep.name, pref, n.name, lastErr)
+	}
+	return fmt.Errorf("endpoint %s: address in network %s: %w", ep.name, n.name, lastErr)
+}
+
+// releaseAddresses returns the endpoint's addresses to IPAM.
+func (ep *endpoint) releaseAddresses() {
+	n := ep.network
+	if ep.iface.addr != nil {
+		if err := n.ipam.ReleaseAddress(ep.iface.poolID, ep.iface.addr.IP); err != nil {
+			n.ctrl.logger.Warn("releasing address", "endpoint", ep.name, "address", ep.iface.addr, "error", err)
+		}
+		ep.iface.addr, ep.iface.poolID = nil, ""
+	}
+	if ep.iface.addrv6 != nil {
+		if err := n.ipam.ReleaseAddress(ep.iface.poolIDv6, ep.iface.addrv6.IP); err != nil {
+			n.ctrl.logger.Warn("releasing address", "endpoint", ep.name, "address", ep.iface.addrv6, "error", err)
+		}
+		ep.iface.addrv6, ep.iface.poolIDv6 = nil, ""
+	}
+}
+
+// Delete deletes the endpoint. A joined endpoint is refused unless force,
+// which leaves the sandbox first.
+func (ep *endpoint) Delete(force bool) error {
+	n := ep.network
+	c := n.ctrl
+	ep.mu.Lock()
+	sid := ep.sandboxID
+	ep.mu.Unlock()
+	if sid != "" {
+		if !force {
+			return &ActiveContainerError{name: ep.name, id: ep.id}
+		}
+		if sb := c.sandbox(sid); sb != nil {
+			if err := ep.Leave(sb); err != nil {
+				return fmt.Errorf("endpoint %s: leaving sandbox before delete: %w", ep.name, err)
+			}
+		}
+	}
+	n.mu.Lock()
+	_, known := n.endpoints[ep.id]
+	n.mu.Unlock()
+	if !known {
+		return &UnknownEndpointError{name: ep.name, id: ep.id}
+	}
+	ep.mu.Lock()
+	if ep.busy {
+		ep.mu.Unlock()
+		return types.ForbiddenErrorf("endpoint %s: another operation is in progress", ep.name)
+	}
+	if ep.sandboxID != "" {
+		ep.mu.Unlock()
+		return &ActiveContainerError{name: ep.name, id: ep.id}
+	}
+	ep.busy = true
+	ep.mu.Unlock()
+
+	if err := n.driver.DeleteEndpoint(n.id, ep.id); err != nil {
+		ep.mu.Lock()
+		ep.busy = false
+		ep.mu.Unlock()
+		return fmt.Errorf("endpoint %s: driver %s: %w", ep.name, n.networkType, err)
+	}
+	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, ep.id) }); err != nil {
+		c.logger.Error("endpoint deleted but its record could not be removed", "endpoint", ep.name, "error", err)
+	}
+	ep.releaseAddresses()
+	n.mu.Lock()
+	delete(n.endpoints, ep.id)
+	delete(n.epNames, ep.name)
+	n.mu.Unlock()
+	return nil
+}

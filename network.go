@@ -1,0 +1,394 @@
+package libnetwork
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/ipamapi"
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/options"
+	"github.com/netkit/libnetwork/types"
+)
+
+// A Network represents a logical connectivity zone that containers may join
+// using the Link method. A Network is managed by a specific driver.
+type Network interface {
+	// A user chosen name for this network.
+	Name() string
+
+	// A system generated id for this network.
+	ID() string
+
+	// The type of network, which corresponds to its managing driver.
+	Type() string
+
+	// Create a new endpoint to this network symbolically identified by the
+	// specified unique name. The options parameter carry driver specific options.
+	CreateEndpoint(name string, options ...EndpointOption) (Endpoint, error)
+
+	// Delete the network.
+	Delete() error
+
+	// Endpoints returns the list of Endpoint(s) in this network.
+	Endpoints() []Endpoint
+
+	// WalkEndpoints uses the provided function to walk the Endpoints
+	WalkEndpoints(walker EndpointWalker)
+
+	// EndpointByName returns the Endpoint which has the passed name. If not found, the error ErrNoSuchEndpoint is returned.
+	EndpointByName(name string) (Endpoint, error)
+
+	// EndpointByID returns the Endpoint which has the passed id. If not found, the error ErrNoSuchEndpoint is returned.
+	EndpointByID(id string) (Endpoint, error)
+
+	// Return certain operational data belonging to this network
+	Info() NetworkInfo
+}
+
+// NetworkInfo returns some configuration and operational information about
+// the network.
+type NetworkInfo interface {
+	IpamConfig() (string, map[string]string, []*IpamConf, []*IpamConf)
+	IpamInfo() ([]*IpamInfo, []*IpamInfo)
+	DriverOptions() map[string]string
+	Scope() string
+	IPv6Enabled() bool
+	Internal() bool
+	Labels() map[string]string
+}
+
+// EndpointWalker is a client provided function which will be used to walk
+// the Endpoints. When the function returns true, the walk will stop.
+type EndpointWalker func(ep Endpoint) bool
+
+// network is the one live object of a network. Everything but the
+// endpoint registry is fixed once the network is created, so getters take
+// no lock.
+type network struct {
+	ctrl        *controller
+	id          string
+	name        string
+	networkType string
+	driver      driverapi.Driver
+	scope       string
+	created     time.Time
+
+	// Configuration, set by NetworkOptions before creation.
+	ipamType     string
+	addrSpace    string
+	ipamOptions  map[string]string
+	ipamV4Config []*IpamConf
+	ipamV6Config []*IpamConf
+	enableIPv6   bool
+	internal     bool
+	persist      bool
+	postIPv6     bool
+	labels       map[string]string
+	generic      options.Generic
+	optErr       error
+
+	// Set by IPAM at creation (or restore).
+	ipam       ipamapi.Ipam
+	ipamV4Info []*IpamInfo
+	ipamV6Info []*IpamInfo
+
+	mu sync.Mutex
+	// endpoints holds the network's endpoints by ID.
+	endpoints map[string]*endpoint
+	// epNames reserves endpoint names, including those being created.
+	epNames map[string]bool
+	// deleting is set while Delete runs; no endpoint may be created then.
+	deleting bool
+}
+
+var _ Network = (*network)(nil)
+var _ NetworkInfo = (*network)(nil)
+
+func (n *network) Name() string { return n.name }
+func (n *network) ID() string   { return n.id }
+func (n *network) Type() string { return n.networkType }
+
+func (n *network) Info() NetworkInfo { return n }
+
+func (n *network) Scope() string             { return n.scope }
+func (n *network) IPv6Enabled() bool         { return n.enableIPv6 }
+func (n *network) Internal() bool            { return n.internal }
+func (n *network) Labels() map[string]string { return maps.Clone(n.labels) }
+
+// IpamConfig returns the IPAM driver, its options and the v4 and v6
+// configurations the network was created with.
+func (n *network) IpamConfig() (string, map[string]string, []*IpamConf, []*IpamConf) {
+	return n.ipamType, maps.Clone(n.ipamOptions), copyIpamConfs(n.ipamV4Config), copyIpamConfs(n.ipamV6Config)
+}
+
+// IpamInfo returns the pools IPAM gave the network.
+func (n *network) IpamInfo() ([]*IpamInfo, []*IpamInfo) {
+	return copyIpamInfos(n.ipamV4Info), copyIpamInfos(n.ipamV6Info)
+}
+
+// DriverOptions returns the driver options of the network as strings.
+func (n *network) DriverOptions() map[string]string {
+	g, _, _ := options.GetGeneric(n.generic, netlabel.GenericData)
+	out := make(map[string]string, len(g))
+	for k, v := range g {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+func copyIpamInfos(in []*IpamInfo) []*IpamInfo {
+	out := make([]*IpamInfo, 0, len(in))
+	for _, i := range in {
+		d := &IpamInfo{}
+		i.CopyTo(d)
+		out = append(out, d)
+	}
+	return out
+}
+
+// driverOptions is the option map handed to the driver at CreateNetwork.
+func (n *network) driverOptions() map[string]interface{} {
+	m := make(map[string]interface{}, len(n.generic)+2)
+	for k, v := range n.generic {
+		m[k] = v
+	}
+	m[netlabel.EnableIPv6] = n.enableIPv6
+	m[netlabel.Internal] = n.internal
+	return m
+}
+
+// subnets returns the pools of the network.
+func (n *network) subnets() []*net.IPNet {
+	var out []*net.IPNet
+	for _, i := range slices.Concat(n.ipamV4Info, n.ipamV6Info) {
+		out = append(out, i.Pool)
+	}
+	return out
+}
+
+func (n *network) Endpoints() []Endpoint {
+	n.mu.Lock()
+	eps := make([]*endpoint, 0, len(n.endpoints))
+	for _, ep := range n.endpoints {
+		eps = append(eps, ep)
+	}
+	n.mu.Unlock()
+	sort.Slice(eps, func(i, j int) bool { return eps[i].name < eps[j].name })
+	out := make([]Endpoint, len(eps))
+	for i, ep := range eps {
+		out[i] = ep
+	}
+	return out
+}
+
+func (n *network) WalkEndpoints(walker EndpointWalker) {
+	for _, ep := range n.Endpoints() {
+		if walker(ep) {
+			return
+		}
+	}
+}
+
+func (n *network) EndpointByName(name string) (Endpoint, error) {
+	if name == "" {
+		return nil, ErrInvalidName(name)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, ep := range n.endpoints {
+		if ep.name == name {
+			return ep, nil
+		}
+	}
+	return nil, ErrNoSuchEndpoint(name)
+}
+
+func (n *network) EndpointByID(id string) (Endpoint, error) {
+	if id == "" {
+		return nil, ErrInvalidID(id)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ep, ok := n.endpoints[id]; ok {
+		return ep, nil
+	}
+	return nil, ErrNoSuchEndpoint(id)
+}
+
+// Delete deletes the network. It refuses while endpoints exist.
+func (n *network) Delete() error {
+	c := n.ctrl
+	n.mu.Lock()
+	if n.deleting {
+		n.mu.Unlock()
+		return types.ForbiddenErrorf("network %s: a delete is already in progress", n.name)
+	}
+	if len(n.endpoints) > 0 || len(n.epNames) > 0 {
+		n.mu.Unlock()
+		return &ActiveEndpointsError{name: n.name, id: n.id}
+	}
+	n.deleting = true
+	n.mu.Unlock()
+
+	if err := n.driver.DeleteNetwork(n.id); err != nil {
+		n.mu.Lock()
+		n.deleting = false
+		n.mu.Unlock()
+		return fmt.Errorf("network %s: driver %s: %w", n.name, n.networkType, err)
+	}
+	if err := c.store.Update(func(tx *datastore.Tx) error { return tx.Delete(kindNetwork, n.id) }); err != nil {
+		// The kernel objects are gone; the record would bring the network
+		// back at the next start, where restore recreates it. Say so.
+		c.logger.Error("network deleted but its record could not be removed", "network", n.name, "error", err)
+	}
+	n.releasePools()
+
+	c.mu.Lock()
+	delete(c.networks, n.id)
+	c.mu.Unlock()
+	return nil
+}
+
+// allocatePools asks IPAM for the network's pools, gateways and auxiliary
+// addresses. On error everything it got is released.
+func (n *network) allocatePools() (err error) {
+	if n.hasSpecialDriver() {
+		// host and null networks give no addresses.
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			n.releasePools()
+		}
+	}()
+	if n.addrSpace == "" {
+		local, _, err := n.ipam.GetDefaultAddressSpaces()
+		if err != nil {
+			return fmt.Errorf("network %s: ipam %s: %w", n.name, n.ipamType, err)
+		}
+		n.addrSpace = local
+	}
+	v4 := n.ipamV4Config
+	if len(v4) == 0 {
+		v4 = []*IpamConf{{}}
+	}
+	if n.ipamV4Info, err = n.allocateFamily(v4, false); err != nil {
+		return err
+	}
+	if n.enableIPv6 {
+		v6 := n.ipamV6Config
+		if len(v6) == 0 {
+			v6 = []*IpamConf{{}}
+		}
+		if n.ipamV6Info, err = n.allocateFamily(v6, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *network) allocateFamily(confs []*IpamConf, v6 bool) ([]*IpamInfo, error) {
+	var infos []*IpamInfo
+	for _, conf := range confs {
+		info := &IpamInfo{}
+		info.AddressSpace = n.addrSpace
+		// Append before any address request so releasePools sees it.
+		infos = append(infos, info)
+		if v6 {
+			n.ipamV6Info = infos
+		} else {
+			n.ipamV4Info = infos
+		}
+		poolID, pool, meta, err := n.ipam.RequestPool(n.addrSpace, conf.PreferredPool, conf.SubPool, n.ipamOptions, v6)
+		if err != nil {
+			infos = infos[:len(infos)-1]
+			if v6 {
+				n.ipamV6Info = infos
+			} else {
+				n.ipamV4Info = infos
+			}
+			return nil, fmt.Errorf("network %s: %s: %w", n.name, describePoolRequest(conf, v6), err)
+		}
+		info.PoolID, info.Pool, info.Meta = poolID, pool, meta
+
+		gwOpts := map[string]string{ipamapi.RequestAddressType: netlabel.Gateway}
+		var prefGW net.IP
+		if conf.Gateway != "" {
+			prefGW = net.ParseIP(conf.Gateway)
+		}
+		gw, _, err := n.ipam.RequestAddress(poolID, prefGW, gwOpts)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: gateway in pool %s: %w", n.name, pool, err)
+		}
+		info.Gateway = gw
+		for name, a := range conf.AuxAddresses {
+			ip := net.ParseIP(a)
+			if _, _, err := n.ipam.RequestAddress(poolID, ip, nil); err != nil && !errors.Is(err, ipamapi.ErrIPAlreadyAllocated) {
+				return nil, fmt.Errorf("network %s: auxiliary address %s=%s: %w", n.name, name, a, err)
+			}
+			if info.AuxAddresses == nil {
+				info.AuxAddresses = map[string]*net.IPNet{}
+			}
+			info.AuxAddresses[name] = &net.IPNet{IP: ip, Mask: pool.Mask}
+		}
+	}
+	return infos, nil
+}
+
+func describePoolRequest(conf *IpamConf, v6 bool) string {
+	family := "IPv4"
+	if v6 {
+		family = "IPv6"
+	}
+	if conf.PreferredPool == "" {
+		return "default " + family + " pool"
+	}
+	if conf.SubPool != "" {
+		return fmt.Sprintf("%s pool %s (sub-pool %s)", family, conf.PreferredPool, conf.SubPool)
+	}
+	return fmt.Sprintf("%s pool %s", family, conf.PreferredPool)
+}
+
+// hasSpecialDriver reports whether the network's driver gives endpoints no
+// interface of their own (host, null), so IPAM is not asked for anything.
+func (n *network) hasSpecialDriver() bool {
+	return n.networkType == "host" || n.networkType == "null"
+}
+
+// releasePools returns the network's pools to IPAM.
+func (n *network) releasePools() {
+	for _, info := range slices.Concat(n.ipamV4Info, n.ipamV6Info) {
+		if info.PoolID == "" {
+			continue
+		}
+		if info.Gateway != nil {
+			_ = n.ipam.ReleaseAddress(info.PoolID, info.Gateway.IP)
+		}
+		for _, a := range info.AuxAddresses {
+			_ = n.ipam.ReleaseAddress(info.PoolID, a.IP)
+		}
+		if err := n.ipam.ReleasePool(info.PoolID); err != nil {
+			n.ctrl.logger.Warn("releasing address pool", "network", n.name, "pool", info.Pool, "error", err)
+		}
+	}
+	n.ipamV4Info, n.ipamV6Info = nil, nil
+}
+
+// ipamData converts the network's pools for the driver.
+func ipamData(infos []*IpamInfo) []driverapi.IPAMData {
+	out := make([]driverapi.IPAMData, 0, len(infos))
+	for _, i := range infos {
+		d := &IpamInfo{}
+		i.CopyTo(d)
+		out = append(out, d.IPAMData)
+	}
+	return out
+}

@@ -1,0 +1,186 @@
+package libnetwork
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netkit/libnetwork/config"
+)
+
+const childEnv = "LIBNETWORK_TEST_KILLED_CHILD"
+
+// runKilledChild is the body of the child process the kill test starts:
+// it builds state in the directories and namespace it is given, reports
+// ready, and waits to be killed.
+func runKilledChild() bool {
+	spec := os.Getenv(childEnv)
+	if spec == "" {
+		return false
+	}
+	parts := strings.Split(spec, "|")
+	c, err := New(config.OptionDataDir(parts[0]), config.OptionExecRoot(parts[1]), config.OptionNetworkNamespace(parts[2]))
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	if err := buildState(c); err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Println("READY")
+	time.Sleep(time.Hour)
+	return true
+}
+
+// buildState makes the state the restart tests check.
+func buildState(c NetworkController) error {
+	n, err := c.NewNetwork("bridge", "keep", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.50.0.0/24"}}, nil, nil))
+	if err != nil {
+		return err
+	}
+	tmp, err := c.NewNetwork("bridge", "ephemeral", NetworkOptionPersist(false), NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.51.0.0/24"}}, nil, nil))
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"a", "b"} {
+		ep, err := n.CreateEndpoint(name)
+		if err != nil {
+			return err
+		}
+		sb, err := c.NewSandbox("ctr-"+name, OptionHostname(name))
+		if err != nil {
+			return err
+		}
+		if err := ep.Join(sb); err != nil {
+			return err
+		}
+	}
+	_, err = tmp.CreateEndpoint("gone")
+	return err
+}
+
+// stateOf describes what must survive a restart.
+func stateOf(t *testing.T, c NetworkController) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, n := range c.Networks() {
+		out["net "+n.Name()] = n.ID()
+		for _, ep := range n.Endpoints() {
+			i := ep.Info().Iface()
+			sbID := ""
+			if sb := ep.Info().Sandbox(); sb != nil {
+				sbID = sb.ID() + " " + sb.Key()
+			}
+			out["ep "+ep.Name()] = fmt.Sprintf("%s %s %s %s", ep.ID(), i.Address(), i.MacAddress(), sbID)
+		}
+	}
+	for _, sb := range c.Sandboxes() {
+		out["sb "+sb.ContainerID()] = sb.ID() + " " + sb.Key()
+	}
+	return out
+}
+
+func checkRestored(t *testing.T, e *testEnv, c *controller, before map[string]string) {
+	t.Helper()
+	after := stateOf(t, c)
+	for k, v := range before {
+		if strings.Contains(k, "ephemeral") || k == "ep gone" {
+			continue
+		}
+		if after[k] != v {
+			t.Errorf("%s: before restart %q, after %q", k, v, after[k])
+		}
+	}
+	if _, err := c.NetworkByName("ephemeral"); err == nil {
+		t.Error("the non-persistent network came back")
+	}
+	// The kernel state is there: the sandboxes still talk.
+	n, err := c.NetworkByName("keep")
+	mustf(t, err, "network keep")
+	a, _ := n.EndpointByName("a")
+	b, _ := n.EndpointByName("b")
+	if a == nil || b == nil {
+		t.Fatalf("endpoints missing after restart: %v", after)
+	}
+	mustReach(t, nsOf(t, a.Info().Sandbox()), listen(t, nsOf(t, b.Info().Sandbox()), b.Info().Iface().Address().IP))
+	// The next address continues after the restored ones.
+	ep, err := n.CreateEndpoint("c")
+	mustf(t, err, "endpoint after restart")
+	if got := ep.Info().Iface().Address().IP; got.Equal(a.Info().Iface().Address().IP) || got.Equal(b.Info().Iface().Address().IP) {
+		t.Errorf("new endpoint got %v, already in use", got)
+	}
+	// The ephemeral network's bridge was collected.
+	links, _ := e.host.Handle().LinkList()
+	bridges := 0
+	for _, l := range links {
+		if l.Type() == "bridge" {
+			bridges++
+		}
+	}
+	if bridges != 1 {
+		t.Errorf("%d bridges in the host namespace after restart, want 1 (the ephemeral one collected)", bridges)
+	}
+	// New sandboxes still work and sandbox IDs are not reused.
+	sb, err := c.NewSandbox("ctr-new")
+	mustf(t, err, "sandbox after restart")
+	mustf(t, ep.Join(sb), "join after restart")
+	if ip := net.IP(nil); ip != nil {
+		t.Fatal("unreachable")
+	}
+}
+
+func TestRestartAfterStop(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	mustf(t, buildState(nc), "building state")
+	before := stateOf(t, nc)
+	id := nc.ID()
+	nc.Stop()
+	if _, err := nc.NewNetwork("bridge", "late"); err == nil {
+		t.Error("a stopped controller created a network")
+	}
+
+	c := e.start()
+	if c.ID() != id {
+		t.Errorf("controller ID changed across restart: %s, was %s", c.ID(), id)
+	}
+	checkRestored(t, e, c, before)
+}
+
+func TestRestartAfterKill(t *testing.T) {
+	e := newEnv(t)
+	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+e.dataDir+"|"+e.execRoot+"|"+e.host.Path())
+	stdout, err := cmd.StdoutPipe()
+	mustf(t, err, "pipe")
+	cmd.Stderr = os.Stderr
+	mustf(t, cmd.Start(), "starting child")
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "READY") {
+		_ = cmd.Process.Kill()
+		t.Fatalf("child: %q %v", line, err)
+	}
+	mustf(t, cmd.Process.Signal(syscall.SIGKILL), "killing child")
+	_ = cmd.Wait()
+
+	c := e.start()
+	if len(c.Networks()) != 1 {
+		t.Errorf("networks after kill: %d, want 1", len(c.Networks()))
+	}
+	before := map[string]string{}
+	// IDs were never seen by this process; check shape and connectivity.
+	checkRestored(t, e, c, before)
+	// The child's orphan endpoint of the ephemeral network is gone, and
+	// the state store agrees.
+	if st := e.snapshot(c); st.records[kindEndpoint] != 3 {
+		t.Errorf("endpoint records after kill restart: %d, want 3 (a, b, c and nothing else)", st.records[kindEndpoint])
+	}
+}

@@ -1,0 +1,368 @@
+package libnetwork
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/ipamapi"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+)
+
+// restore rebuilds the live objects from the stores and reconciles the
+// kernel with them: IPAM allocations are replayed, drivers adopt or
+// recreate their networks and endpoints, sandboxes reopen their
+// namespaces, and kernel objects nothing owns any more are removed. A
+// record that cannot be restored is logged and dropped, so one bad record
+// never keeps the controller from starting.
+func (c *controller) restore() error {
+	nets, err := datastore.List[networkRecord](c.store, kindNetwork)
+	if err != nil {
+		return fmt.Errorf("restoring networks: %w", err)
+	}
+	eps, err := datastore.List[endpointRecord](c.state, kindEndpoint)
+	if err != nil {
+		return fmt.Errorf("restoring endpoints: %w", err)
+	}
+	sbs, err := datastore.List[sandboxRecord](c.state, kindSandbox)
+	if err != nil {
+		return fmt.Errorf("restoring sandboxes: %w", err)
+	}
+
+	for _, id := range sortedKeys(nets) {
+		r := nets[id]
+		if err := c.restoreNetwork(&r); err != nil {
+			c.logger.Error("network not restored", "network", r.Name, "id", id, "error", err)
+		}
+	}
+	for _, id := range sortedKeys(sbs) {
+		r := sbs[id]
+		if err := c.restoreSandbox(&r); err != nil {
+			c.logger.Error("sandbox not restored; its record is dropped", "sandbox", id, "container", r.ContainerID, "error", err)
+			_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindSandbox, id) })
+		}
+	}
+	// Endpoints in the order they joined their sandboxes (interface index),
+	// so eth0 comes back before eth1.
+	epIDs := sortedKeys(eps)
+	sort.SliceStable(epIDs, func(i, j int) bool {
+		return ifIndexOf(eps[epIDs[i]].Join) < ifIndexOf(eps[epIDs[j]].Join)
+	})
+	for _, id := range epIDs {
+		r := eps[id]
+		if err := c.restoreEndpoint(&r); err != nil {
+			c.logger.Error("endpoint not restored; its record is dropped", "endpoint", r.Name, "id", id, "error", err)
+			_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, id) })
+		}
+	}
+	for _, sb := range c.sandboxes {
+		if err := sb.updateGateways(); err != nil {
+			c.logger.Warn("restoring default gateway", "sandbox", sb.id, "error", err)
+		}
+	}
+	c.collectOrphans()
+	return nil
+}
+
+func ifIndexOf(j *joinRecord) int {
+	if j == nil || len(j.IfName) < 4 {
+		return 1 << 30
+	}
+	n := 0
+	for _, ch := range j.IfName[3:] {
+		if ch < '0' || ch > '9' {
+			return 1 << 30
+		}
+		n = n*10 + int(ch-'0')
+	}
+	return n
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// restoreNetwork replays a network's IPAM and driver state.
+func (c *controller) restoreNetwork(r *networkRecord) error {
+	drv, ok := c.drivers[r.Type]
+	if !ok {
+		return NetworkTypeError(r.Type)
+	}
+	n := &network{
+		ctrl: c, id: r.ID, name: r.Name, networkType: r.Type, driver: drv, scope: r.Scope,
+		created: time.Unix(0, r.Created), ipamType: r.IpamType, addrSpace: r.AddrSpace,
+		ipamOptions: r.IpamOptions, ipamV4Config: r.IpamV4Config, ipamV6Config: r.IpamV6Config,
+		enableIPv6: r.EnableIPv6, internal: r.Internal, postIPv6: r.PostIPv6, persist: true,
+		labels: r.Labels, generic: r.Generic,
+		endpoints: map[string]*endpoint{}, epNames: map[string]bool{},
+	}
+	if n.ipam, ok = c.ipams[n.ipamType]; !ok {
+		return types.NotFoundErrorf("unknown IPAM driver %q", n.ipamType)
+	}
+	// Replay exactly the pools and addresses that were given.
+	v4, err := c.replayPools(n, r.IpamV4Info, false)
+	if err != nil {
+		return err
+	}
+	n.ipamV4Info = v4
+	v6, err := c.replayPools(n, r.IpamV6Info, true)
+	if err != nil {
+		n.releasePools()
+		return err
+	}
+	n.ipamV6Info = v6
+	if err := drv.CreateNetwork(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
+		n.releasePools()
+		return fmt.Errorf("driver %s: %w", n.networkType, err)
+	}
+	c.networks[n.id] = n
+	c.netNames[n.name] = true
+	return nil
+}
+
+// replayPools asks IPAM again for the pools, gateways and auxiliary
+// addresses recorded in infos, returning them with their (possibly new)
+// pool IDs.
+func (c *controller) replayPools(n *network, infos []*IpamInfo, v6 bool) ([]*IpamInfo, error) {
+	var out []*IpamInfo
+	for _, info := range infos {
+		pool, sub := "", ""
+		if info.Pool != nil {
+			pool = info.Pool.String()
+		}
+		for _, conf := range append(n.ipamV4Config, n.ipamV6Config...) {
+			if conf.PreferredPool == pool {
+				sub = conf.SubPool
+			}
+		}
+		if n.ipamType == ipamapi.NullIPAM {
+			pool = ""
+		}
+		poolID, p, meta, err := n.ipam.RequestPool(n.addrSpace, pool, sub, n.ipamOptions, v6)
+		if err != nil {
+			for _, i := range out {
+				_ = n.ipam.ReleasePool(i.PoolID)
+			}
+			return nil, fmt.Errorf("replaying pool %s: %w", pool, err)
+		}
+		ni := &IpamInfo{}
+		info.CopyTo(ni)
+		ni.PoolID, ni.Pool, ni.Meta = poolID, p, meta
+		if ni.Gateway != nil {
+			if _, _, err := n.ipam.RequestAddress(poolID, ni.Gateway.IP, nil); err != nil && !errors.Is(err, ipamapi.ErrIPAlreadyAllocated) {
+				c.logger.Warn("replaying gateway address", "network", n.name, "gateway", ni.Gateway, "error", err)
+			}
+		}
+		for _, a := range ni.AuxAddresses {
+			_, _, _ = n.ipam.RequestAddress(poolID, a.IP, nil)
+		}
+		out = append(out, ni)
+	}
+	return out, nil
+}
+
+// restoreSandbox reopens a sandbox's namespace (recreating it when the
+// mount is gone) and registers it.
+func (c *controller) restoreSandbox(r *sandboxRecord) error {
+	sb := &sandbox{
+		ctrl: c, id: r.ID, containerID: r.ContainerID, config: r.Config,
+		labels: r.Labels, retired: r.Retired,
+	}
+	switch {
+	case sb.config.UseDefaultSandbox:
+		sb.ns, sb.key = c.hostNS, c.hostKey()
+	case r.Key == "":
+		// Still waiting for its external key.
+	default:
+		key := c.sandboxKeyPath(sb.id)
+		var ns *osl.Namespace
+		var err error
+		if osl.IsNamespaceMount(key) {
+			ns, err = osl.OpenNamespace(key)
+		} else {
+			// The kernel state is gone (a reboot without a tmpfs exec
+			// root, or an unmount): make a fresh namespace; endpoints
+			// are joined into it again below.
+			c.logger.Warn("sandbox namespace missing; recreating it", "sandbox", sb.id, "key", key)
+			ns, err = osl.NewNamespace(key)
+		}
+		if err != nil {
+			return err
+		}
+		sb.ns, sb.key = ns, key
+	}
+	c.sandboxes[sb.id] = sb
+	c.containers[sb.containerID] = true
+	return nil
+}
+
+// restoreEndpoint replays an endpoint's addresses and driver state, and its
+// join.
+func (c *controller) restoreEndpoint(r *endpointRecord) error {
+	n, ok := c.networks[r.NetworkID]
+	if !ok {
+		return types.NotFoundErrorf("network %s is gone (it was not persistent, or not restored)", r.NetworkID)
+	}
+	ep := &endpoint{
+		network: n, id: r.ID, name: r.Name, iface: &endpointInterface{},
+		anonymous: r.Anonymous, disableResolution: r.DisableResolution,
+		myAliases: r.MyAliases, aliases: r.Aliases, exposedPorts: r.ExposedPorts,
+		portMapping: r.PortMapping, generic: r.Generic,
+	}
+	if ep.generic == nil {
+		ep.generic = map[string]interface{}{}
+	}
+	var err error
+	if r.MAC != "" {
+		if ep.iface.mac, err = net.ParseMAC(r.MAC); err != nil {
+			return types.InternalErrorf("stored MAC %q: %v", r.MAC, err)
+		}
+	}
+	if r.Addr != "" {
+		if ep.prefAddress, err = parseAddr(r.Addr); err != nil {
+			return err
+		}
+	}
+	if r.AddrV6 != "" {
+		if ep.prefAddressV6, err = parseAddr(r.AddrV6); err != nil {
+			return err
+		}
+	}
+	if err := ep.allocateFamily(n.ipamV4Info, ep.prefAddress, false); err != nil {
+		return err
+	}
+	if r.AddrV6 != "" {
+		if err := ep.allocateFamily(n.ipamV6Info, ep.prefAddressV6, true); err != nil {
+			ep.releaseAddresses()
+			return err
+		}
+	}
+	ep.prefAddress, ep.prefAddressV6 = nil, nil
+
+	var sb *sandbox
+	var js *joinState
+	if r.Join != nil {
+		sb = c.sandboxes[r.Join.SandboxID]
+		if sb == nil {
+			c.logger.Warn("endpoint was joined to a sandbox that is gone; restoring it unjoined", "endpoint", r.Name, "sandbox", r.Join.SandboxID)
+		} else {
+			js = &joinState{ifName: r.Join.IfName, staticRoutes: r.Join.StaticRoutes,
+				disableGW: r.Join.DisableGW, priority: r.Join.Priority}
+			js.gw, js.gw6 = net.ParseIP(r.Join.Gateway), net.ParseIP(r.Join.GatewayV6)
+		}
+	}
+
+	if err := c.restoreDriverEndpoint(n, ep, sb, js); err != nil {
+		ep.releaseAddresses()
+		return err
+	}
+	n.endpoints[ep.id] = ep
+	n.epNames[ep.name] = true
+	if js != nil {
+		ep.sandboxID, ep.join = sb.id, js
+		sb.endpoints = append(sb.endpoints, ep)
+	}
+	return nil
+}
+
+// restoreDriverEndpoint hands the endpoint back to its driver and, for a
+// joined endpoint whose sandbox has a namespace, makes sure the interface
+// is there with its addresses.
+func (c *controller) restoreDriverEndpoint(n *network, ep *endpoint, sb *sandbox, js *joinState) error {
+	rs, isRestorer := n.driver.(driverapi.Restorer)
+	if !isRestorer {
+		if err := n.driver.CreateEndpoint(n.id, ep.id, ep.iface, ep.driverOptions()); err != nil {
+			return fmt.Errorf("driver %s: %w", n.networkType, err)
+		}
+		if js != nil {
+			js.populated = true
+		}
+		return nil
+	}
+	if js == nil || sb.ns == nil {
+		return rs.RestoreEndpoint(n.id, ep.id, ep.iface, "", nil, ep.driverOptions())
+	}
+	ji := &joinInfo{ns: sb.ns, ifName: js.ifName}
+	if err := rs.RestoreEndpoint(n.id, ep.id, ep.iface, sb.key, ji, ep.driverOptions()); err != nil {
+		return fmt.Errorf("driver %s: %w", n.networkType, err)
+	}
+	if !ji.inSandbox && ji.movedFrom == "" {
+		// The interface survived; the driver only rebuilt its books.
+		ji.inSandbox = true
+	}
+	if ji.gw == nil && ji.gw6 == nil && !ji.disableGW {
+		ji.gw, ji.gw6, ji.disableGW = js.gw, js.gw6, js.disableGW
+	}
+	if err := sb.configureJoined(ep, js, ji); err != nil {
+		return err
+	}
+	return nil
+}
+
+func parseAddr(s string) (net.IP, error) {
+	ipn, err := types.ParseCIDR(s)
+	if err != nil {
+		return nil, types.InternalErrorf("stored address %q: %v", s, err)
+	}
+	return ipn.IP, nil
+}
+
+// collectOrphans removes kernel objects that no restored record owns:
+// bridges, veths and rules (through the drivers) and netns mounts under the
+// exec root.
+func (c *controller) collectOrphans() {
+	keepNets := map[string]bool{}
+	keepEps := map[string]bool{}
+	for id, n := range c.networks {
+		keepNets[id] = true
+		for eid := range n.endpoints {
+			keepEps[eid] = true
+		}
+	}
+	for name, drv := range c.drivers {
+		if oc, ok := drv.(driverapi.OrphanCollector); ok {
+			if err := oc.CollectOrphans(keepNets, keepEps); err != nil {
+				c.logger.Warn("collecting orphaned kernel objects", "driver", name, "error", err)
+			}
+		}
+	}
+	keepKeys := map[string]bool{}
+	for _, sb := range c.sandboxes {
+		keepKeys[sb.key] = true
+	}
+	dir := filepath.Join(c.cfg.Daemon.ExecRoot, "netns")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if keepKeys[p] {
+			continue
+		}
+		c.logger.Info("removing orphaned sandbox namespace", "key", p)
+		if err := osl.RemoveNamespaceFile(p); err != nil {
+			c.logger.Warn("removing orphaned sandbox namespace", "key", p, "error", err)
+		}
+	}
+	filesDir := filepath.Join(c.cfg.Daemon.ExecRoot, "files")
+	if entries, err := os.ReadDir(filesDir); err == nil {
+		for _, e := range entries {
+			if _, ok := c.sandboxes[e.Name()]; !ok {
+				_ = os.RemoveAll(filepath.Join(filesDir, e.Name()))
+			}
+		}
+	}
+}

@@ -1,0 +1,429 @@
+package libnetwork
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+)
+
+// Sandbox provides the control over the network container entity. It is a
+// one to one mapping with the container.
+type Sandbox interface {
+	// ID returns the ID of the sandbox
+	ID() string
+	// Key returns the sandbox's key
+	Key() string
+	// ContainerID returns the container id associated to this sandbox
+	ContainerID() string
+	// Labels returns the sandbox's labels
+	Labels() map[string]interface{}
+	// Statistics retrieves the interfaces' statistics for the sandbox
+	Statistics() (map[string]*types.InterfaceStatistics, error)
+	// Refresh leaves all the endpoints, resets and re-apply the options,
+	// re-joins all the endpoints without destroying the osl sandbox
+	Refresh(options ...SandboxOption) error
+	// SetKey updates the Sandbox Key
+	SetKey(key string) error
+	// Rename changes the name of all attached Endpoints
+	Rename(name string) error
+	// Delete destroys this container after detaching it from all connected endpoints.
+	Delete() error
+	// ResolveName resolves a service name to an IPv4 or IPv6 address by searching
+	// the networks the sandbox is connected to. For IPv6 queries, second  return
+	// value will be true if the name exists in docker domain but doesn't have an
+	// IPv6 address. Such queries shouldn't be forwarded  to external nameservers.
+	ResolveName(name string, iplen int) ([]net.IP, bool)
+	// ResolveIP returns the service name for the passed in IP. IP is in reverse dotted
+	// notation; the format used for DNS PTR records
+	ResolveIP(name string) string
+	// Endpoints returns all the endpoints connected to the sandbox
+	Endpoints() []Endpoint
+}
+
+// SandboxWalker is a client provided function which will be used to walk
+// the Sandboxes. When the function returns true, the walk will stop.
+type SandboxWalker func(sb Sandbox) bool
+
+// SandboxContainerWalker returns a Sandbox Walker function which looks for
+// an existing Sandbox with the passed containerID.
+func SandboxContainerWalker(out *Sandbox, containerID string) SandboxWalker {
+	return func(sb Sandbox) bool {
+		if sb.ContainerID() == containerID {
+			*out = sb
+			return true
+		}
+		return false
+	}
+}
+
+// SandboxKeyWalker returns a Sandbox Walker function which looks for an
+// existing Sandbox with the passed key.
+func SandboxKeyWalker(out *Sandbox, key string) SandboxWalker {
+	return func(sb Sandbox) bool {
+		if sb.Key() == key {
+			*out = sb
+			return true
+		}
+		return false
+	}
+}
+
+// sandbox is the one live object of a sandbox.
+type sandbox struct {
+	ctrl        *controller
+	id          string
+	containerID string
+
+	// opMu serialises the operations of this sandbox that touch the kernel
+	// and its files (join, leave, set key, refresh, rename, delete). It is
+	// taken before any other lock and held across kernel calls; the data
+	// locks below are not.
+	opMu sync.Mutex
+
+	mu     sync.Mutex
+	config sandboxConfig
+	labels map[string]interface{}
+	// key is the path of the sandbox's netns ("" while an external key is
+	// awaited).
+	key string
+	// ns is the sandbox's namespace, nil while an external key is awaited.
+	ns *osl.Namespace
+	// endpoints are the joined endpoints in join order.
+	endpoints []*endpoint
+	// gw4 and gw6 are the endpoints that give the default routes.
+	gw4, gw6 *endpoint
+	// retired counts interfaces renamed away at Leave, for unique names.
+	retired int
+	deleted bool
+}
+
+var _ Sandbox = (*sandbox)(nil)
+
+func (sb *sandbox) ID() string          { return sb.id }
+func (sb *sandbox) ContainerID() string { return sb.containerID }
+
+func (sb *sandbox) Key() string {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.key
+}
+
+func (sb *sandbox) Labels() map[string]interface{} {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return maps.Clone(sb.labels)
+}
+
+func (sb *sandbox) namespace() *osl.Namespace {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.ns
+}
+
+// joined returns a copy of the joined endpoints in join order.
+func (sb *sandbox) joined() []*endpoint {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return append([]*endpoint(nil), sb.endpoints...)
+}
+
+func (sb *sandbox) Endpoints() []Endpoint {
+	eps := sb.joined()
+	out := make([]Endpoint, len(eps))
+	for i, ep := range eps {
+		out[i] = ep
+	}
+	return out
+}
+
+// Statistics returns the counters of the sandbox's interfaces.
+func (sb *sandbox) Statistics() (map[string]*types.InterfaceStatistics, error) {
+	ns := sb.namespace()
+	if ns == nil {
+		return nil, types.ForbiddenErrorf("sandbox %s has no network namespace yet (external key not set)", sb.id)
+	}
+	if sb.config.UseDefaultSandbox {
+		return nil, types.ForbiddenErrorf("sandbox %s uses the host's namespace; its statistics are the host's", sb.id)
+	}
+	return ns.Statistics()
+}
+
+// Delete leaves every joined endpoint, destroys the namespace, removes the
+// sandbox's files and its record.
+func (sb *sandbox) Delete() error {
+	c := sb.ctrl
+	sb.opMu.Lock()
+	defer sb.opMu.Unlock()
+	sb.mu.Lock()
+	if sb.deleted {
+		sb.mu.Unlock()
+		return types.NotFoundErrorf("sandbox %s was already deleted", sb.id)
+	}
+	sb.deleted = true
+	sb.mu.Unlock()
+
+	eps := sb.joined()
+	for i := len(eps) - 1; i >= 0; i-- {
+		// The namespace goes away below, so its interfaces need no retiring.
+		if err := sb.leaveLocked(eps[i], false); err != nil {
+			c.logger.Warn("leaving endpoint while deleting sandbox", "sandbox", sb.id, "endpoint", eps[i].Name(), "error", err)
+		}
+	}
+
+	sb.mu.Lock()
+	ns := sb.ns
+	sb.ns = nil
+	sb.mu.Unlock()
+	if ns != nil {
+		var err error
+		if sb.config.UseDefaultSandbox {
+			err = nil // the controller's namespace is shared, never destroyed
+		} else {
+			err = ns.Destroy()
+		}
+		if err != nil {
+			c.logger.Warn("destroying sandbox namespace", "sandbox", sb.id, "key", ns.Path(), "error", err)
+		}
+	}
+	sb.dropFiles()
+	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindSandbox, sb.id) }); err != nil {
+		c.logger.Error("sandbox deleted but its record could not be removed", "sandbox", sb.id, "error", err)
+	}
+	c.mu.Lock()
+	delete(c.sandboxes, sb.id)
+	c.mu.Unlock()
+	return nil
+}
+
+// Rename gives every joined endpoint the name name.
+func (sb *sandbox) Rename(name string) error {
+	if name == "" {
+		return ErrInvalidName(name)
+	}
+	sb.opMu.Lock()
+	defer sb.opMu.Unlock()
+	var done []*endpoint
+	var olds []string
+	for _, ep := range sb.joined() {
+		old := ep.Name()
+		if err := ep.rename(name); err != nil {
+			for i := len(done) - 1; i >= 0; i-- {
+				_ = done[i].rename(olds[i])
+			}
+			return fmt.Errorf("sandbox %s: rename: %w", sb.id, err)
+		}
+		done = append(done, ep)
+		olds = append(olds, old)
+	}
+	return nil
+}
+
+// rename changes the endpoint's name and record.
+func (ep *endpoint) rename(name string) error {
+	n := ep.network
+	n.mu.Lock()
+	old := ep.Name()
+	if old == name {
+		n.mu.Unlock()
+		return nil
+	}
+	if n.epNames[name] {
+		n.mu.Unlock()
+		return types.ForbiddenErrorf("endpoint with name %s already exists in network %s", name, n.name)
+	}
+	n.epNames[name] = true
+	delete(n.epNames, old)
+	ep.mu.Lock()
+	ep.name = name
+	ep.mu.Unlock()
+	n.mu.Unlock()
+	err := n.ctrl.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindEndpoint, ep.id, ep.record()) })
+	if err != nil {
+		n.mu.Lock()
+		delete(n.epNames, name)
+		n.epNames[old] = true
+		ep.mu.Lock()
+		ep.name = old
+		ep.mu.Unlock()
+		n.mu.Unlock()
+		return fmt.Errorf("endpoint %s: storing new name %s: %w", old, name, err)
+	}
+	return nil
+}
+
+// Refresh leaves every endpoint, applies the options to a fresh
+// configuration, rebuilds the files and joins the endpoints again, keeping
+// the namespace.
+func (sb *sandbox) Refresh(options ...SandboxOption) error {
+	eps := sb.joined()
+	for i := len(eps) - 1; i >= 0; i-- {
+		if err := eps[i].Leave(sb); err != nil {
+			return fmt.Errorf("sandbox %s: refresh: %w", sb.id, err)
+		}
+	}
+	sb.opMu.Lock()
+	sb.mu.Lock()
+	keep := sandboxConfig{UseDefaultSandbox: sb.config.UseDefaultSandbox, UseExternalKey: sb.config.UseExternalKey}
+	fresh := &sandbox{config: keep}
+	sb.mu.Unlock()
+	for _, o := range options {
+		if o != nil {
+			o(fresh)
+		}
+	}
+	sb.mu.Lock()
+	sb.config = fresh.config
+	if fresh.labels != nil {
+		sb.labels = fresh.labels
+	}
+	sb.mu.Unlock()
+	err := sb.setupFiles()
+	if err == nil {
+		err = sb.ctrl.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindSandbox, sb.id, sb.record()) })
+	}
+	sb.opMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("sandbox %s: refresh: %w", sb.id, err)
+	}
+	for _, ep := range eps {
+		if err := ep.Join(sb); err != nil {
+			return fmt.Errorf("sandbox %s: refresh: rejoining %s: %w", sb.id, ep.Name(), err)
+		}
+	}
+	return nil
+}
+
+// ResolveName returns the addresses of the endpoint (or alias) called name
+// on the networks the sandbox is joined to. name may be "name" or
+// "name.network". For iplen 16 the boolean is true when the name exists
+// but has no IPv6 address.
+func (sb *sandbox) ResolveName(name string, iplen int) ([]net.IP, bool) {
+	name = strings.TrimSuffix(name, ".")
+	var out []net.IP
+	found := false
+	for _, own := range sb.joined() {
+		n := own.network
+		want := name
+		if suffix := "." + n.name; strings.HasSuffix(name, suffix) {
+			want = strings.TrimSuffix(name, suffix)
+		}
+		for _, ep := range n.joinedEndpoints() {
+			if !ep.answers(want) && !own.aliasFor(want, ep) {
+				continue
+			}
+			found = true
+			switch {
+			case iplen == net.IPv6len && ep.iface.addrv6 != nil:
+				out = append(out, types.GetIPCopy(ep.iface.addrv6.IP))
+			case iplen != net.IPv6len && ep.iface.addr != nil:
+				out = append(out, types.GetIPCopy(ep.iface.addr.IP))
+			}
+		}
+		if len(out) > 0 {
+			return out, false
+		}
+	}
+	return nil, found && iplen == net.IPv6len
+}
+
+// answers reports whether the endpoint is known by name for resolution.
+func (ep *endpoint) answers(name string) bool {
+	if ep.disableResolution {
+		return false
+	}
+	if !ep.anonymous && strings.EqualFold(ep.Name(), name) {
+		return true
+	}
+	for _, a := range ep.myAliases {
+		if strings.EqualFold(a, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// aliasFor reports whether own's link alias name points at target.
+func (ep *endpoint) aliasFor(name string, target *endpoint) bool {
+	real, ok := ep.aliases[name]
+	return ok && strings.EqualFold(real, target.Name()) && !target.disableResolution
+}
+
+// ResolveIP returns "name.network" of the endpoint whose address is given
+// in reverse notation ("4.3.2.1.in-addr.arpa" or the ip6.arpa nibbles).
+func (sb *sandbox) ResolveIP(name string) string {
+	ip := reverseToIP(name)
+	if ip == nil {
+		return ""
+	}
+	for _, own := range sb.joined() {
+		n := own.network
+		for _, ep := range n.joinedEndpoints() {
+			if ep.anonymous || ep.disableResolution {
+				continue
+			}
+			if (ep.iface.addr != nil && ep.iface.addr.IP.Equal(ip)) || (ep.iface.addrv6 != nil && ep.iface.addrv6.IP.Equal(ip)) {
+				return ep.Name() + "." + n.name
+			}
+		}
+	}
+	return ""
+}
+
+// reverseToIP parses a PTR name into an address.
+func reverseToIP(name string) net.IP {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	if s, ok := strings.CutSuffix(name, ".in-addr.arpa"); ok {
+		parts := strings.Split(s, ".")
+		if len(parts) != 4 {
+			return nil
+		}
+		for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+			parts[i], parts[j] = parts[j], parts[i]
+		}
+		return net.ParseIP(strings.Join(parts, ".")).To4()
+	}
+	if s, ok := strings.CutSuffix(name, ".ip6.arpa"); ok {
+		nibbles := strings.Split(s, ".")
+		if len(nibbles) != 32 {
+			return nil
+		}
+		var b strings.Builder
+		for i := len(nibbles) - 1; i >= 0; i-- {
+			b.WriteString(nibbles[i])
+			if i%4 == 0 && i != 0 {
+				b.WriteByte(':')
+			}
+		}
+		return net.ParseIP(b.String())
+	}
+	return nil
+}
+
+// joinedEndpoints returns the network's endpoints that are joined to a
+// sandbox, sorted by name.
+func (n *network) joinedEndpoints() []*endpoint {
+	n.mu.Lock()
+	eps := make([]*endpoint, 0, len(n.endpoints))
+	for _, ep := range n.endpoints {
+		eps = append(eps, ep)
+	}
+	n.mu.Unlock()
+	out := eps[:0]
+	for _, ep := range eps {
+		ep.mu.Lock()
+		j := ep.sandboxID != ""
+		ep.mu.Unlock()
+		if j {
+			out = append(out, ep)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
+}

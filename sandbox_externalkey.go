@@ -1,0 +1,297 @@
+package libnetwork
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/moby/sys/reexec"
+
+	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+)
+
+// setKeyHook is the name under which the library registers the hook a
+// runtime's prestart hook runs: "libnetwork-setkey [-exec-root DIR]
+// <containerID> <controllerID>", with the OCI state on stdin.
+const setKeyHook = "libnetwork-setkey"
+
+// setKeyTimeout bounds one SetExternalKey exchange.
+const setKeyTimeout = 10 * time.Second
+
+func init() {
+	// The v0.7 API has the embedder call reexec.Init() first thing in
+	// main; the hook must be registered by then.
+	reexec.Register(setKeyHook, processSetKeyReexec)
+}
+
+// setKeyRequest is what SetExternalKey sends to the controller.
+type setKeyRequest struct {
+	ContainerID string
+	Key         string
+}
+
+// setKeySocketPath is where controller controllerID listens for keys.
+func setKeySocketPath(execRoot, controllerID string) string {
+	id := controllerID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return filepath.Join(execRoot, "sk", id+".sock")
+}
+
+// SetExternalKey provides a convenient way to set an External key to a
+// sandbox: it hands key (a netns path such as /proc/<pid>/ns/net) for the
+// sandbox of containerID to the controller controllerID, which listens
+// under the default exec root.
+func SetExternalKey(controllerID string, containerID string, key string) error {
+	return SetExternalKeyAt(config.DefaultExecRoot, controllerID, containerID, key)
+}
+
+// SetExternalKeyAt is SetExternalKey for a controller whose exec root is
+// execRoot.
+func SetExternalKeyAt(execRoot, controllerID, containerID, key string) error {
+	if controllerID == "" {
+		return ErrInvalidID(controllerID)
+	}
+	if containerID == "" {
+		return InvalidContainerIDError(containerID)
+	}
+	path := setKeySocketPath(execRoot, controllerID)
+	conn, err := net.DialTimeout("unix", path, setKeyTimeout)
+	if err != nil {
+		return types.NoServiceErrorf("set external key of container %s: controller %s is not listening at %s: %w", containerID, controllerID, path, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(setKeyTimeout))
+	if err := json.NewEncoder(conn).Encode(setKeyRequest{ContainerID: containerID, Key: key}); err != nil {
+		return fmt.Errorf("set external key of container %s: sending: %w", containerID, err)
+	}
+	if uc, ok := conn.(*net.UnixConn); ok {
+		_ = uc.CloseWrite()
+	}
+	reply, err := io.ReadAll(io.LimitReader(conn, 64<<10))
+	if err != nil {
+		return fmt.Errorf("set external key of container %s: reading reply: %w", containerID, err)
+	}
+	if len(reply) > 0 {
+		return types.BadRequestErrorf("set external key of container %s: %s", containerID, reply)
+	}
+	return nil
+}
+
+// processSetKeyReexec is the body of the libnetwork-setkey hook.
+func processSetKeyReexec() {
+	if err := runSetKeyHook(os.Args[1:], os.Stdin); err != nil {
+		// The runtime shows a hook's stderr when the hook fails.
+		fmt.Fprintf(os.Stderr, "%s: %v\n", setKeyHook, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runSetKeyHook(args []string, stdin io.Reader) error {
+	fs := flag.NewFlagSet(setKeyHook, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	execRoot := fs.String("exec-root", config.DefaultExecRoot, "exec root of the controller")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 {
+		return types.BadRequestErrorf("usage: %s [-exec-root DIR] <containerID> <controllerID>", setKeyHook)
+	}
+	var state struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.NewDecoder(stdin).Decode(&state); err != nil {
+		return fmt.Errorf("reading the OCI state from stdin: %w", err)
+	}
+	if state.Pid <= 0 {
+		return types.BadRequestErrorf("OCI state has no pid")
+	}
+	key := fmt.Sprintf("/proc/%d/ns/net", state.Pid)
+	return SetExternalKeyAt(*execRoot, fs.Arg(1), fs.Arg(0), key)
+}
+
+// setKeyServer accepts SetExternalKey requests for one controller.
+type setKeyServer struct {
+	ln   net.Listener
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func (c *controller) startSetKeyServer() error {
+	path := setKeySocketPath(c.cfg.Daemon.ExecRoot, c.id)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("set-key socket: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("set-key socket: removing stale %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("set-key socket: %w", err)
+	}
+	s := &setKeyServer{ln: ln}
+	c.setKey = s
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				c.serveSetKey(conn)
+			}()
+		}
+	}()
+	return nil
+}
+
+func (s *setKeyServer) close() {
+	s.once.Do(func() {
+		_ = s.ln.Close()
+		s.wg.Wait()
+	})
+}
+
+func (c *controller) serveSetKey(conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(setKeyTimeout))
+	var req setKeyRequest
+	var err error
+	if err = json.NewDecoder(io.LimitReader(conn, 64<<10)).Decode(&req); err == nil {
+		var sb Sandbox
+		c.WalkSandboxes(SandboxContainerWalker(&sb, req.ContainerID))
+		if sb == nil {
+			err = types.NotFoundErrorf("no sandbox for container %s", req.ContainerID)
+		} else {
+			err = sb.SetKey(req.Key)
+		}
+	}
+	if err != nil {
+		_, _ = io.WriteString(conn, err.Error())
+	}
+}
+
+// SetKey adopts the network namespace at key (for example
+// /proc/<pid>/ns/net of the container's first process) as the sandbox's
+// namespace: it is bind-mounted under the exec root so it outlives the
+// process, and endpoints joined while the key was awaited are set up in it.
+func (sb *sandbox) SetKey(key string) error {
+	c := sb.ctrl
+	if key == "" {
+		return types.BadRequestErrorf("sandbox %s: empty key", sb.id)
+	}
+	if !sb.config.UseExternalKey {
+		return types.ForbiddenErrorf("sandbox %s was not created with OptionUseExternalKey; its namespace is the library's", sb.id)
+	}
+	sb.opMu.Lock()
+	defer sb.opMu.Unlock()
+	sb.mu.Lock()
+	if sb.deleted {
+		sb.mu.Unlock()
+		return types.NotFoundErrorf("sandbox %s was deleted", sb.id)
+	}
+	old := sb.ns
+	sb.mu.Unlock()
+
+	eps := sb.joined()
+	if old != nil {
+		// A new key (the container restarted): take the endpoints out of
+		// the old namespace first.
+		for _, ep := range eps {
+			ep.mu.Lock()
+			js := ep.join
+			ep.mu.Unlock()
+			sb.depopulate(ep, js, removeNone)
+		}
+		sb.mu.Lock()
+		sb.ns, sb.gw4, sb.gw6 = nil, nil, nil
+		sb.mu.Unlock()
+		if err := old.Destroy(); err != nil {
+			c.logger.Warn("releasing the old external namespace", "sandbox", sb.id, "error", err)
+		}
+	}
+	path := c.sandboxKeyPath(sb.id)
+	ns, err := osl.AdoptNamespace(key, path)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: adopting namespace %s: %w", sb.id, key, err)
+	}
+	sb.mu.Lock()
+	sb.ns, sb.key = ns, path
+	sb.mu.Unlock()
+
+	var done []*endpoint
+	for _, ep := range eps {
+		ep.mu.Lock()
+		js := ep.join
+		ep.mu.Unlock()
+		js.ifName = sb.nextIfNameExcept(done)
+		if err = sb.populate(ep, js); err != nil {
+			break
+		}
+		done = append(done, ep)
+	}
+	if err == nil {
+		err = sb.updateGateways()
+	}
+	if err == nil {
+		err = c.state.Update(func(tx *datastore.Tx) error {
+			if err := tx.Put(kindSandbox, sb.id, sb.record()); err != nil {
+				return err
+			}
+			for _, ep := range eps {
+				if err := tx.Put(kindEndpoint, ep.id, ep.record()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		for i := len(done) - 1; i >= 0; i-- {
+			ep := done[i]
+			ep.mu.Lock()
+			js := ep.join
+			ep.mu.Unlock()
+			sb.depopulate(ep, js, removeNone)
+		}
+		sb.mu.Lock()
+		sb.ns, sb.key, sb.gw4, sb.gw6 = nil, "", nil, nil
+		sb.mu.Unlock()
+		_ = ns.Destroy()
+		return fmt.Errorf("sandbox %s: setting key %s: %w", sb.id, key, err)
+	}
+	return nil
+}
+
+// nextIfNameExcept returns the lowest "ethN" not used by the endpoints in
+// done (the ones already set up in a new namespace).
+func (sb *sandbox) nextIfNameExcept(done []*endpoint) string {
+	used := map[string]bool{}
+	for _, e := range done {
+		e.mu.Lock()
+		used[e.join.ifName] = true
+		e.mu.Unlock()
+	}
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("eth%d", i)
+		if !used[name] {
+			return name
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package libnetwork
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/netkit/libnetwork/etchosts"
+	"github.com/netkit/libnetwork/resolvconf"
+)
+
+// The host's files a sandbox's files start from.
+const (
+	hostHostsPath      = "/etc/hosts"
+	hostResolvConfPath = "/etc/resolv.conf"
+	// resolvedResolvConf is where systemd-resolved keeps the real upstream
+	// servers when /etc/resolv.conf points at its stub.
+	resolvedResolvConf = "/run/systemd/resolve/resolv.conf"
+)
+
+// filesDir is where a sandbox's files live unless the caller chose paths.
+func (sb *sandbox) filesDir() string {
+	return filepath.Join(sb.ctrl.cfg.Daemon.ExecRoot, "files", sb.id)
+}
+
+// hostsPath and resolvConfPath return the files the sandbox writes.
+func (sb *sandbox) hostsPath() string {
+	if sb.config.HostsPath != "" {
+		return sb.config.HostsPath
+	}
+	return filepath.Join(sb.filesDir(), "hosts")
+}
+
+func (sb *sandbox) resolvConfPath() string {
+	if sb.config.ResolvConfPath != "" {
+		return sb.config.ResolvConfPath
+	}
+	return filepath.Join(sb.filesDir(), "resolv.conf")
+}
+
+// setupFiles writes the sandbox's /etc/hosts and resolv.conf.
+func (sb *sandbox) setupFiles() error {
+	if err := sb.buildHostsFile(); err != nil {
+		return err
+	}
+	return sb.buildResolvConf()
+}
+
+func (sb *sandbox) buildHostsFile() error {
+	path := sb.hostsPath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	var extra []etchosts.Record
+	for _, h := range sb.config.ExtraHosts {
+		extra = append(extra, etchosts.Record{Hosts: h.Name, IP: h.IP})
+	}
+	origin := sb.config.OriginHostsPath
+	if origin == "" && sb.config.UseDefaultSandbox {
+		origin = hostHostsPath
+	}
+	if origin != "" {
+		return etchosts.BuildFrom(path, origin, extra)
+	}
+	return etchosts.Build(path, extra)
+}
+
+func (sb *sandbox) buildResolvConf() error {
+	path := sb.resolvConfPath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if origin := sb.config.OriginResolvConfPath; origin != "" {
+		content, err := os.ReadFile(origin)
+		if err != nil {
+			return err
+		}
+		return resolvconf.Build(path, resolvconf.GetNameservers(content), resolvconf.GetSearchDomains(content), resolvconf.GetOptions(content))
+	}
+	host, err := resolvconf.HostResolvConfFrom(hostResolvConfPath, resolvedResolvConf)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if !sb.config.UseDefaultSandbox {
+		host = resolvconf.FilterResolvDNS(host, sb.ipv6Enabled())
+	}
+	dns := sb.config.DNSList
+	if len(dns) == 0 {
+		dns = resolvconf.GetNameservers(host)
+	}
+	search := sb.config.DNSSearchList
+	if len(search) == 0 {
+		search = resolvconf.GetSearchDomains(host)
+	}
+	opts := sb.config.DNSOptionsList
+	if len(opts) == 0 {
+		opts = resolvconf.GetOptions(host)
+	}
+	return resolvconf.Build(path, dns, search, opts)
+}
+
+// ipv6Enabled reports whether any joined network has IPv6.
+func (sb *sandbox) ipv6Enabled() bool {
+	for _, ep := range sb.joined() {
+		if ep.network.enableIPv6 {
+			return true
+		}
+	}
+	return false
+}
+
+// hostsRecords are the /etc/hosts lines naming the sandbox's own host name
+// on the endpoint's addresses.
+func (sb *sandbox) hostsRecords(ep *endpoint) []etchosts.Record {
+	if sb.config.HostName == "" || sb.config.UseDefaultSandbox {
+		return nil
+	}
+	names := sb.config.HostName
+	if sb.config.DomainName != "" {
+		names = sb.config.HostName + "." + sb.config.DomainName + " " + sb.config.HostName
+	}
+	var recs []etchosts.Record
+	if a := ep.iface.addr; a != nil {
+		recs = append(recs, etchosts.Record{Hosts: names, IP: a.IP.String()})
+	}
+	if a := ep.iface.addrv6; a != nil {
+		recs = append(recs, etchosts.Record{Hosts: names, IP: a.IP.String()})
+	}
+	return recs
+}
+
+func (sb *sandbox) addHostsRecords(ep *endpoint) {
+	recs := sb.hostsRecords(ep)
+	if len(recs) == 0 {
+		return
+	}
+	sb.fileError("hosts", etchosts.Add(sb.hostsPath(), recs))
+}
+
+func (sb *sandbox) removeHostsRecords(ep *endpoint) {
+	recs := sb.hostsRecords(ep)
+	if len(recs) == 0 {
+		return
+	}
+	sb.fileError("hosts", etchosts.Delete(sb.hostsPath(), recs))
+}
+
+// updateParentHosts updates the hosts files of the containers that link to
+// this one (OptionParentUpdate).
+func (sb *sandbox) updateParentHosts(ep *endpoint) {
+	for _, pu := range sb.config.ParentUpdates {
+		var parent Sandbox
+		sb.ctrl.WalkSandboxes(SandboxContainerWalker(&parent, pu.ContainerID))
+		if parent == nil {
+			continue
+		}
+		ip := pu.IP
+		if ip == "" && ep.iface.addr != nil {
+			ip = ep.iface.addr.IP.String()
+		}
+		p := parent.(*sandbox)
+		sb.fileError("parent hosts", etchosts.Update(p.hostsPath(), ip, pu.Name))
+	}
+}
+
+// fileError logs a failed file update. A file the user edited is left
+// alone by design, which is worth an Info line, not an error.
+func (sb *sandbox) fileError(what string, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, etchosts.ErrUserModified), errors.Is(err, resolvconf.ErrUserModified):
+		sb.ctrl.logger.Info("sandbox file edited by the user; left as it is", "sandbox", sb.id, "file", what)
+	default:
+		sb.ctrl.logger.Warn("updating sandbox file", "sandbox", sb.id, "file", what, "error", err)
+	}
+}
+
+// dropFiles removes the files the sandbox wrote in its own directory. Files
+// at paths the caller chose are the caller's and stay.
+func (sb *sandbox) dropFiles() {
+	if sb.config.HostsPath == "" || sb.config.ResolvConfPath == "" {
+		if err := os.RemoveAll(sb.filesDir()); err != nil {
+			sb.ctrl.logger.Warn("removing sandbox files", "sandbox", sb.id, "error", err)
+		}
+	}
+	if sb.config.HostsPath != "" {
+		_ = os.Remove(sb.config.HostsPath + ".hash")
+	}
+	if p := sb.config.ResolvConfPath; p != "" && !strings.HasPrefix(p, sb.filesDir()) {
+		_ = os.Remove(p + ".hash")
+	}
+}

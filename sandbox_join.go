@@ -1,0 +1,480 @@
+package libnetwork
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+)
+
+// Join attaches the endpoint to the sandbox: the driver creates the
+// interface (for the bridge, a veth whose container side is born inside the
+// sandbox's namespace), the controller gives it its addresses and routes,
+// picks the sandbox's default gateway, records the join and updates
+// /etc/hosts. A failure at any step undoes the steps before it.
+func (ep *endpoint) Join(sbox Sandbox, opts ...EndpointOption) error {
+	c := ep.network.ctrl
+	sb, err := c.ownSandbox(sbox)
+	if err != nil {
+		return err
+	}
+	if err := c.checkRunning(); err != nil {
+		return err
+	}
+	sb.opMu.Lock()
+	defer sb.opMu.Unlock()
+	return sb.joinLocked(ep, opts)
+}
+
+// joinLocked joins ep to sb. sb.opMu must be held.
+func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
+	c := sb.ctrl
+	n := ep.network
+	sb.mu.Lock()
+	deleted := sb.deleted
+	sb.mu.Unlock()
+	if deleted {
+		return types.NotFoundErrorf("sandbox %s was deleted", sb.id)
+	}
+	n.mu.Lock()
+	_, known := n.endpoints[ep.id]
+	n.mu.Unlock()
+	if !known {
+		return &UnknownEndpointError{name: ep.Name(), id: ep.id}
+	}
+
+	ep.mu.Lock()
+	if ep.sandboxID != "" || ep.busy {
+		ep.mu.Unlock()
+		return fmt.Errorf("endpoint %s (network %s) joining sandbox %s: %w", ep.name, n.name, sb.id, ErrInvalidJoin{})
+	}
+	ep.joinPriority = 0
+	for _, o := range opts {
+		if o != nil {
+			o(ep)
+		}
+	}
+	js := &joinState{priority: ep.joinPriority}
+	ep.busy = true
+	ep.mu.Unlock()
+	defer func() {
+		ep.mu.Lock()
+		ep.busy = false
+		ep.mu.Unlock()
+	}()
+
+	if err := sb.checkCompatible(n); err != nil {
+		return err
+	}
+	for _, other := range sb.joined() {
+		if other.network == n {
+			return types.ForbiddenErrorf("sandbox %s is already joined to network %s through endpoint %s", sb.id, n.name, other.Name())
+		}
+	}
+
+	if ns := sb.namespace(); ns != nil {
+		js.ifName = sb.nextIfName()
+		if err := sb.populate(ep, js); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				sb.depopulate(ep, js, removeDelete)
+			}
+		}()
+	}
+
+	sb.mu.Lock()
+	sb.endpoints = append(sb.endpoints, ep)
+	sb.mu.Unlock()
+	ep.mu.Lock()
+	ep.sandboxID, ep.join = sb.id, js
+	ep.mu.Unlock()
+	defer func() {
+		if err != nil {
+			sb.mu.Lock()
+			sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *endpoint) bool { return e == ep })
+			sb.mu.Unlock()
+			ep.mu.Lock()
+			ep.sandboxID, ep.join = "", nil
+			ep.mu.Unlock()
+			if gerr := sb.updateGateways(); gerr != nil {
+				c.logger.Warn("restoring default gateway after a failed join", "sandbox", sb.id, "error", gerr)
+			}
+		}
+	}()
+	if err := sb.updateGateways(); err != nil {
+		return fmt.Errorf("endpoint %s joining sandbox %s: default gateway: %w", ep.Name(), sb.id, err)
+	}
+	if err := c.state.Update(func(tx *datastore.Tx) error {
+		return tx.Put(kindEndpoint, ep.id, ep.record())
+	}); err != nil {
+		return fmt.Errorf("endpoint %s joining sandbox %s: storing: %w", ep.Name(), sb.id, err)
+	}
+	if c.failPoint != nil {
+		if err := c.failPoint("join-after-store"); err != nil {
+			_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindEndpoint, ep.id, ep.recordUnjoined()) })
+			return err
+		}
+	}
+	sb.addHostsRecords(ep)
+	sb.updateParentHosts(ep)
+	return nil
+}
+
+// checkCompatible refuses joins that cannot work: a host-network sandbox
+// only joins host networks, and a host network only host sandboxes.
+func (sb *sandbox) checkCompatible(n *network) error {
+	host := n.networkType == "host"
+	if sb.config.UseDefaultSandbox && !host {
+		return types.ForbiddenErrorf("sandbox %s uses the host's network namespace; it cannot join %s network %s", sb.id, n.networkType, n.name)
+	}
+	if host && !sb.config.UseDefaultSandbox {
+		return types.ForbiddenErrorf("network %s is a host network; only sandboxes created with OptionUseDefaultSandbox can join it (sandbox %s)", n.name, sb.id)
+	}
+	return nil
+}
+
+// nextIfName returns the lowest free "ethN" of the sandbox.
+func (sb *sandbox) nextIfName() string {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	used := map[string]bool{}
+	for _, e := range sb.endpoints {
+		e.mu.Lock()
+		if e.join != nil {
+			used[e.join.ifName] = true
+		}
+		e.mu.Unlock()
+	}
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("eth%d", i)
+		if !used[name] {
+			return name
+		}
+	}
+}
+
+// populate does the kernel part of a join: the driver's Join, then the
+// interface's addresses and routes inside the namespace.
+func (sb *sandbox) populate(ep *endpoint, js *joinState) (err error) {
+	c := sb.ctrl
+	n := ep.network
+	ns := sb.namespace()
+	ji := &joinInfo{ns: ns, ifName: js.ifName}
+	if err := n.driver.Join(n.id, ep.id, sb.key, ji, ep.driverOptions()); err != nil {
+		return fmt.Errorf("endpoint %s joining sandbox %s: driver %s: %w", ep.Name(), sb.id, n.networkType, err)
+	}
+	if err := sb.configureJoined(ep, js, ji); err != nil {
+		// Undo in full: a failed join leaves no interface behind, even at
+		// the cost of a synchronous veth delete.
+		js.populated = true
+		if js.ifName == "" && ji.inSandbox {
+			js.ifName = ji.ifName
+		}
+		if ji.movedFrom != "" && !sb.hasInterface(js.ifName) {
+			if derr := c.deleteHostLink(ji.movedFrom); derr != nil {
+				c.logger.Warn("undoing driver join", "endpoint", ep.Name(), "link", ji.movedFrom, "error", derr)
+			}
+		}
+		sb.depopulate(ep, js, removeDelete)
+		return err
+	}
+	return nil
+}
+
+// configureJoined applies what the driver reported at Join inside the
+// namespace.
+func (sb *sandbox) configureJoined(ep *endpoint, js *joinState, ji *joinInfo) error {
+	c := sb.ctrl
+	ns := sb.namespace()
+	js.gw, js.gw6, js.staticRoutes, js.disableGW = ji.gw, ji.gw6, ji.routes, ji.disableGW
+	switch {
+	case ji.movedFrom != "":
+		if err := ns.MoveInterface(c.hostNS.Handle(), ji.movedFrom, js.ifName); err != nil {
+			return fmt.Errorf("endpoint %s joining sandbox %s: moving %s in: %w", ep.Name(), sb.id, ji.movedFrom, err)
+		}
+	case ji.inSandbox:
+	default:
+		// The driver gave no interface (null, host).
+		js.ifName = ""
+		js.populated = true
+		return nil
+	}
+	cfg := osl.IfaceConfig{Name: js.ifName, Addr: ep.iface.addr, AddrV6: ep.iface.addrv6}
+	for _, r := range ji.routes {
+		cfg.Routes = append(cfg.Routes, osl.Route{Dst: r.Destination, Gw: r.NextHop})
+	}
+	if c.failPoint != nil {
+		if err := c.failPoint("join-before-configure"); err != nil {
+			return err
+		}
+	}
+	if err := ns.ConfigureInterface(cfg); err != nil {
+		return fmt.Errorf("endpoint %s joining sandbox %s: configuring %s: %w", ep.Name(), sb.id, js.ifName, err)
+	}
+	js.populated = true
+	return nil
+}
+
+// How depopulate takes an interface out of the sandbox.
+type removeMode int
+
+const (
+	// removeNone leaves the interface: the namespace is about to be
+	// destroyed, which removes it with no cost to the caller.
+	removeNone removeMode = iota
+	// removeRetire takes it down, flushes its addresses and renames it
+	// away at once; the kernel frees it with the namespace, or the driver
+	// later. This is Leave's fast path (deleting a veth costs ~20 ms).
+	removeRetire
+	// removeDelete deletes it now: the undo of a failed join.
+	removeDelete
+)
+
+// depopulate undoes populate.
+func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
+	c := sb.ctrl
+	n := ep.network
+	if !js.populated {
+		return
+	}
+	if ns := sb.namespace(); ns != nil && js.ifName != "" && !sb.config.UseDefaultSandbox {
+		switch mode {
+		case removeRetire:
+			sb.mu.Lock()
+			tomb := fmt.Sprintf("gone%d", sb.retired)
+			sb.retired++
+			sb.mu.Unlock()
+			if err := ns.RetireInterface(js.ifName, tomb); err != nil {
+				c.logger.Warn("retiring interface", "sandbox", sb.id, "interface", js.ifName, "error", err)
+			}
+		case removeDelete:
+			if err := ns.DeleteInterface(js.ifName); err != nil {
+				c.logger.Warn("deleting interface", "sandbox", sb.id, "interface", js.ifName, "error", err)
+			}
+		}
+	}
+	if err := n.driver.Leave(n.id, ep.id); err != nil {
+		c.logger.Warn("driver leave", "endpoint", ep.Name(), "network", n.name, "error", err)
+	}
+	js.populated = false
+}
+
+// updateGateways points the sandbox's default routes at the endpoints that
+// should provide them: among endpoints with a gateway, highest priority
+// first, then by network name.
+func (sb *sandbox) updateGateways() error {
+	ns := sb.namespace()
+	if ns == nil || sb.config.UseDefaultSandbox {
+		return nil
+	}
+	eps := sb.joined()
+	pick := func(v6 bool) *endpoint {
+		var cands []*endpoint
+		for _, e := range eps {
+			e.mu.Lock()
+			js := e.join
+			ok := js != nil && js.populated && !js.disableGW && js.ifName != "" &&
+				((!v6 && js.gw != nil) || (v6 && js.gw6 != nil))
+			e.mu.Unlock()
+			if ok {
+				cands = append(cands, e)
+			}
+		}
+		sort.SliceStable(cands, func(i, j int) bool {
+			pi, pj := cands[i].priority(), cands[j].priority()
+			if pi != pj {
+				return pi > pj
+			}
+			return cands[i].network.name < cands[j].network.name
+		})
+		if len(cands) == 0 {
+			return nil
+		}
+		return cands[0]
+	}
+	for _, v6 := range []bool{false, true} {
+		best := pick(v6)
+		sb.mu.Lock()
+		cur := sb.gw4
+		if v6 {
+			cur = sb.gw6
+		}
+		sb.mu.Unlock()
+		if best == cur {
+			continue
+		}
+		if best == nil {
+			if err := ns.UnsetDefaultGateway(v6); err != nil {
+				return err
+			}
+		} else {
+			best.mu.Lock()
+			gw, ifName := best.join.gw, best.join.ifName
+			if v6 {
+				gw = best.join.gw6
+			}
+			best.mu.Unlock()
+			if err := ns.SetDefaultGateway(gw, ifName); err != nil {
+				return err
+			}
+		}
+		sb.mu.Lock()
+		if v6 {
+			sb.gw6 = best
+		} else {
+			sb.gw4 = best
+		}
+		sb.mu.Unlock()
+	}
+	return nil
+}
+
+func (ep *endpoint) priority() int {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.join == nil {
+		return 0
+	}
+	return ep.join.priority
+}
+
+// Leave detaches the endpoint from the sandbox: the container side of the
+// interface is retired at once (down, addresses flushed, renamed away; the
+// kernel frees it with the namespace), the default gateway moves to the
+// next endpoint, and the record and /etc/hosts are updated.
+func (ep *endpoint) Leave(sbox Sandbox, opts ...EndpointOption) error {
+	c := ep.network.ctrl
+	sb, err := c.ownSandbox(sbox)
+	if err != nil {
+		return err
+	}
+	sb.opMu.Lock()
+	defer sb.opMu.Unlock()
+	return sb.leaveLocked(ep, true)
+}
+
+// leaveLocked detaches ep from sb. sb.opMu must be held.
+func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
+	c := sb.ctrl
+	ep.mu.Lock()
+	if ep.sandboxID != sb.id {
+		joined := ep.sandboxID
+		ep.mu.Unlock()
+		if joined == "" {
+			return types.BadRequestErrorf("endpoint %s is not joined to any sandbox; cannot leave sandbox %s", ep.Name(), sb.id)
+		}
+		return types.BadRequestErrorf("endpoint %s is joined to sandbox %s, not to sandbox %s", ep.Name(), joined, sb.id)
+	}
+	if ep.busy {
+		ep.mu.Unlock()
+		return types.ForbiddenErrorf("endpoint %s: another operation is in progress", ep.name)
+	}
+	js := ep.join
+	ep.busy = true
+	ep.mu.Unlock()
+
+	sb.removeHostsRecords(ep)
+	sb.mu.Lock()
+	sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *endpoint) bool { return e == ep })
+	sb.mu.Unlock()
+	// The gateway moves before the interface goes, so the sandbox keeps a
+	// default route where another endpoint can give one.
+	if err := sb.updateGateways(); err != nil {
+		c.logger.Warn("moving default gateway at leave", "sandbox", sb.id, "error", err)
+	}
+	mode := removeNone
+	if retire {
+		mode = removeRetire
+	}
+	sb.depopulate(ep, js, mode)
+
+	ep.mu.Lock()
+	ep.sandboxID, ep.join, ep.busy = "", nil, false
+	ep.mu.Unlock()
+	if err := c.state.Update(func(tx *datastore.Tx) error {
+		return tx.Put(kindEndpoint, ep.id, ep.record())
+	}); err != nil {
+		return fmt.Errorf("endpoint %s leaving sandbox %s: storing: %w", ep.Name(), sb.id, err)
+	}
+	return nil
+}
+
+// hasInterface reports whether the sandbox's namespace has a link name.
+func (sb *sandbox) hasInterface(name string) bool {
+	ns := sb.namespace()
+	if ns == nil || name == "" {
+		return false
+	}
+	_, err := ns.Handle().LinkByName(name)
+	return err == nil
+}
+
+// deleteHostLink deletes a link in the controller's namespace.
+func (c *controller) deleteHostLink(name string) error {
+	h := c.hostNS.Handle()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	return h.LinkDel(l)
+}
+
+// joinInfo is what a driver reports at Join.
+type joinInfo struct {
+	ns        *osl.Namespace
+	ifName    string
+	inSandbox bool
+	movedFrom string
+	gw, gw6   net.IP
+	routes    []*types.StaticRoute
+	disableGW bool
+}
+
+var _ driverapi.JoinInfo = (*joinInfo)(nil)
+var _ driverapi.InterfaceNameInfo = (*joinInfo)(nil)
+var _ driverapi.SandboxInfo = (*joinInfo)(nil)
+
+func (ji *joinInfo) InterfaceName() driverapi.InterfaceNameInfo { return ji }
+func (ji *joinInfo) Sandbox() driverapi.SandboxInfo             { return ji }
+func (ji *joinInfo) NetNSFd() int                               { return ji.ns.Fd() }
+func (ji *joinInfo) IfaceName() string                          { return ji.ifName }
+
+func (ji *joinInfo) SetNames(srcName, dstPrefix string) error {
+	if srcName == "" {
+		return types.BadRequestErrorf("join: empty interface name")
+	}
+	ji.movedFrom = srcName
+	return nil
+}
+
+func (ji *joinInfo) SetCreatedInSandbox() error {
+	ji.inSandbox = true
+	return nil
+}
+
+func (ji *joinInfo) SetGateway(gw net.IP) error {
+	ji.gw = types.GetIPCopy(gw)
+	return nil
+}
+
+func (ji *joinInfo) SetGatewayIPv6(gw6 net.IP) error {
+	ji.gw6 = types.GetIPCopy(gw6)
+	return nil
+}
+
+func (ji *joinInfo) AddStaticRoute(destination *net.IPNet, routeType int, nextHop net.IP) error {
+	if destination == nil {
+		return types.BadRequestErrorf("join: static route without destination")
+	}
+	ji.routes = append(ji.routes, &types.StaticRoute{Destination: types.GetIPNetCopy(destination), RouteType: routeType, NextHop: types.GetIPCopy(nextHop)})
+	return nil
+}
+
+func (ji *joinInfo) DisableGatewayService() { ji.disableGW = true }
