@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/reexec"
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/internal/testutil"
@@ -22,6 +23,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if reexec.Init() {
+		return
+	}
 	if runKilledChild() {
 		return
 	}

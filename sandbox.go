@@ -170,9 +170,12 @@ func (sb *sandbox) Delete() error {
 	sb.mu.Unlock()
 
 	eps := sb.joined()
+	// A namespace the library made goes away below and takes its
+	// interfaces with it; an adopted one may outlive the sandbox (its
+	// process may still run), so its interfaces are retired.
+	retire := sb.config.UseExternalKey
 	for i := len(eps) - 1; i >= 0; i-- {
-		// The namespace goes away below, so its interfaces need no retiring.
-		if err := sb.leaveLocked(eps[i], false); err != nil {
+		if err := sb.leaveLocked(eps[i], retire); err != nil {
 			c.logger.Warn("leaving endpoint while deleting sandbox", "sandbox", sb.id, "endpoint", eps[i].Name(), "error", err)
 		}
 	}
