@@ -111,6 +111,9 @@ type controller struct {
 	// closers are called by Stop, in reverse order.
 	closers []func() error
 	setKey  *setKeyServer
+	// nsReaper batches the kernel's clean-up of deleted sandboxes'
+	// namespaces.
+	nsReaper nsReaper
 	// failPoint, when set by tests, is called at named steps of create and
 	// join; an error it returns fails the operation there.
 	failPoint func(step string) error
@@ -233,6 +236,7 @@ func (c *controller) close() {
 	if c.setKey != nil {
 		c.setKey.close()
 	}
+	c.nsReaper.close()
 	for i := len(c.closers) - 1; i >= 0; i-- {
 		if err := c.closers[i](); err != nil {
 			c.logger.Warn("closing controller", "error", err)

@@ -184,15 +184,12 @@ func (sb *sandbox) Delete() error {
 	ns := sb.ns
 	sb.ns = nil
 	sb.mu.Unlock()
-	if ns != nil {
-		var err error
-		if sb.config.UseDefaultSandbox {
-			err = nil // the controller's namespace is shared, never destroyed
-		} else {
-			err = ns.Destroy()
-		}
-		if err != nil {
+	// The controller's namespace is shared, never destroyed.
+	if ns != nil && !sb.config.UseDefaultSandbox {
+		if fd, err := ns.DestroyHold(); err != nil {
 			c.logger.Warn("destroying sandbox namespace", "sandbox", sb.id, "key", ns.Path(), "error", err)
+		} else {
+			c.nsReaper.hold(fd)
 		}
 	}
 	sb.dropFiles()

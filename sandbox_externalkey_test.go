@@ -2,10 +2,12 @@ package libnetwork
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/sys/reexec"
 	"github.com/netkit/libnetwork/osl"
@@ -20,18 +22,15 @@ func containerProcess(t *testing.T) (pid int, key string) {
 	mustf(t, cmd.Start(), "starting the container process")
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	key = fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
-	// Wait until unshare has switched namespaces.
-	self, _ := osl.OpenNamespace("/proc/self/ns/net")
-	defer self.Close()
-	for i := 0; i < 200; i++ {
-		if ns, err := osl.OpenNamespace(key); err == nil {
-			ifs, _ := ns.Interfaces()
-			ns.Close()
-			if len(ifs) == 1 { // only lo: a fresh namespace
-				return cmd.Process.Pid, key
-			}
+	// Wait until unshare has switched namespaces: until then the process
+	// is in ours.
+	self, err := os.Stat("/proc/self/ns/net")
+	mustf(t, err, "stat own netns")
+	for i := 0; i < 500; i++ {
+		if st, err := os.Stat(key); err == nil && !os.SameFile(st, self) {
+			return cmd.Process.Pid, key
 		}
-		exec.Command("sleep", "0.01").Run()
+		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("container process never entered its namespace")
 	return 0, ""
