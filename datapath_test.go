@@ -186,3 +186,24 @@ func TestNullNetworkSandbox(t *testing.T) {
 		t.Errorf("null endpoint has address %v", ep.Info().Iface().Address())
 	}
 }
+
+func TestBridgeMTU(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "small", NetworkOptionDriverOpts(map[string]string{"com.docker.network.driver.mtu": "1400"}),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.44.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	_, sb := joined(t, c, n, "m")
+	ifs, err := nsOf(t, sb).Interfaces()
+	mustf(t, err, "interfaces")
+	for _, i := range ifs {
+		if i.Name == "eth0" && i.MTU != 1400 {
+			t.Errorf("eth0 MTU %d, want 1400", i.MTU)
+		}
+	}
+	br, err := e.host.Handle().LinkByName("br-" + n.ID()[:12])
+	mustf(t, err, "bridge")
+	if br.Attrs().MTU != 1400 {
+		t.Errorf("bridge MTU %d, want 1400", br.Attrs().MTU)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/vishvananda/netlink"
 )
 
 const childEnv = "LIBNETWORK_TEST_KILLED_CHILD"
@@ -183,4 +185,62 @@ func TestRestartAfterKill(t *testing.T) {
 	if st := e.snapshot(c); st.records[kindEndpoint] != 3 {
 		t.Errorf("endpoint records after kill restart: %d, want 3 (a, b, c and nothing else)", st.records[kindEndpoint])
 	}
+}
+
+// TestRestartReconciles breaks the kernel state behind a stopped
+// controller's back and checks that New repairs it: a missing bridge and
+// flushed rules come back, an orphaned netns mount and a stray veth go.
+func TestRestartReconciles(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	n, err := nc.NewNetwork("bridge", "net", NetworkOptionDriverOpts(map[string]string{"com.docker.network.bridge.name": "br-fixme"}),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.130.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, err := n.CreateEndpoint("a")
+	mustf(t, err, "endpoint")
+	sb, err := nc.NewSandbox("a")
+	mustf(t, err, "sandbox")
+	mustf(t, ep.Join(sb), "join")
+	rulesBefore := e.nft()
+	nc.Stop()
+
+	h := e.host.Handle()
+	br, err := h.LinkByName("br-fixme")
+	mustf(t, err, "bridge")
+	mustf(t, h.LinkDel(br), "deleting the bridge behind the controller's back")
+	out, err := exec.Command("nsenter", "--net="+e.host.Path(), "nft", "flush", "table", "inet", "libnetwork").CombinedOutput()
+	mustf(t, err, "flushing rules: %s", out)
+	orphan, err := osl.NewNamespace(e.execRoot + "/netns/deadbeef0000")
+	mustf(t, err, "orphan namespace")
+	orphan.Close()
+	stray := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0123456789a"}, PeerName: "veth0123456789b"}
+	mustf(t, h.LinkAdd(stray), "stray veth")
+
+	c := e.start()
+	if _, err := h.LinkByName("br-fixme"); err != nil {
+		t.Errorf("missing bridge not recreated: %v", err)
+	}
+	if got := e.nft(); got != rulesBefore {
+		t.Errorf("rules not restored:\nbefore:\n%s\nafter:\n%s", rulesBefore, got)
+	}
+	if osl.IsNamespaceMount(e.execRoot + "/netns/deadbeef0000") {
+		t.Error("orphaned netns mount survived")
+	}
+	if _, err := h.LinkByName("veth0123456789a"); err == nil {
+		t.Error("stray veth survived")
+	}
+	// The endpoint's veth went with the bridge; restore put it back, so the
+	// sandbox talks again.
+	ep2, sb2 := joined(t, c, mustNetwork(t, c, "net"), "b")
+	_ = ep2
+	a, _ := mustNetwork(t, c, "net").EndpointByName("a")
+	mustReach(t, nsOf(t, sb2), listen(t, nsOf(t, a.Info().Sandbox()), a.Info().Iface().Address().IP))
+}
+
+func mustNetwork(t *testing.T, c NetworkController, name string) Network {
+	t.Helper()
+	n, err := c.NetworkByName(name)
+	mustf(t, err, "network %s", name)
+	return n
 }
