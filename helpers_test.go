@@ -34,13 +34,13 @@ func TestMain(m *testing.M) {
 // testEnv is one controller's world: a host namespace of its own and its
 // directories.
 type testEnv struct {
-	t        *testing.T
+	t        testing.TB
 	host     *osl.Namespace
 	dataDir  string
 	execRoot string
 }
 
-func newEnv(t *testing.T) *testEnv {
+func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
@@ -158,7 +158,7 @@ func (e *testEnv) requireSame(before, after kernelState, what string) {
 }
 
 // nsOf opens the namespace of a sandbox for the test's own use.
-func nsOf(t *testing.T, sb Sandbox) *osl.Namespace {
+func nsOf(t testing.TB, sb Sandbox) *osl.Namespace {
 	t.Helper()
 	ns, err := osl.OpenNamespace(sb.Key())
 	if err != nil {
@@ -170,7 +170,7 @@ func nsOf(t *testing.T, sb Sandbox) *osl.Namespace {
 
 // listen starts a TCP echo-once server inside ns on addr and returns its
 // address.
-func listen(t *testing.T, ns *osl.Namespace, ip net.IP) string {
+func listen(t testing.TB, ns *osl.Namespace, ip net.IP) string {
 	t.Helper()
 	var ln net.Listener
 	err := ns.Do(func() error {
@@ -224,7 +224,7 @@ func dial(ns *osl.Namespace, addr string, timeout time.Duration) (string, error)
 	return string(b), err
 }
 
-func mustReach(t *testing.T, from *osl.Namespace, addr string) {
+func mustReach(t testing.TB, from *osl.Namespace, addr string) {
 	t.Helper()
 	got, err := dial(from, addr, 3*time.Second)
 	if err != nil || got != "echo:ping" {
@@ -232,14 +232,14 @@ func mustReach(t *testing.T, from *osl.Namespace, addr string) {
 	}
 }
 
-func mustNotReach(t *testing.T, from *osl.Namespace, addr string) {
+func mustNotReach(t testing.TB, from *osl.Namespace, addr string) {
 	t.Helper()
 	if got, err := dial(from, addr, 700*time.Millisecond); err == nil {
 		t.Fatalf("TCP to %s succeeded (%q); want it blocked", addr, got)
 	}
 }
 
-func ifaceNames(t *testing.T, ns *osl.Namespace) []string {
+func ifaceNames(t testing.TB, ns *osl.Namespace) []string {
 	t.Helper()
 	ifs, err := ns.Interfaces()
 	if err != nil {
@@ -253,7 +253,7 @@ func ifaceNames(t *testing.T, ns *osl.Namespace) []string {
 	return out
 }
 
-func mustf(t *testing.T, err error, format string, args ...any) {
+func mustf(t testing.TB, err error, format string, args ...any) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", fmt.Sprintf(format, args...), err)

@@ -58,8 +58,12 @@ const (
 	bridgePrefix = "br-"
 	// vethPrefix names host-side veths: "veth" + eid[:11].
 	vethPrefix = "veth"
-	minMTU     = 68
-	maxMTU     = 65535
+	// retiredPrefix names host-side veths renamed away so that their
+	// endpoint can join again at once: "vgone" + 10 hex digits. Nothing
+	// owns them; the reaper or the orphan collector deletes them.
+	retiredPrefix = "vgone"
+	minMTU        = 68
+	maxMTU        = 65535
 )
 
 // driverConfig is the driver-wide configuration.

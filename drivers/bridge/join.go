@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -95,7 +97,7 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 	idx, err := d.createVeth(spec)
 	if errors.Is(err, unix.EEXIST) {
 		if old, lerr := d.host.LinkByName(ep.hostVeth); lerr == nil {
-			d.deleteVeth(ep.hostVeth, old.Attrs().Index)
+			d.retireVeth(old)
 			idx, err = d.createVeth(spec)
 		}
 	}
@@ -103,6 +105,22 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 		return 0, types.InternalErrorf("creating veth %s (peer %s in the sandbox): %w", ep.hostVeth, sb.IfaceName(), err)
 	}
 	return idx, nil
+}
+
+// retireVeth moves a host-side veth left from an earlier Leave of the same
+// endpoint out of the way: renamed (about 1 ms) rather than deleted (about
+// 20 ms), and handed to the reaper. If the rename fails it is deleted.
+func (d *Driver) retireVeth(old netlink.Link) {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	tomb := retiredPrefix + hex.EncodeToString(b[:])
+	if err := d.host.LinkSetDown(old); err == nil {
+		if err := d.host.LinkSetName(old, tomb); err == nil {
+			d.reaper.add(tomb, old.Attrs().Index)
+			return
+		}
+	}
+	d.deleteVeth(old.Attrs().Name, old.Attrs().Index)
 }
 
 // deleteVeth deletes a host-side veth (and so its peer) now.

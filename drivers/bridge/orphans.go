@@ -44,6 +44,8 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 			orphan = !keptBridges[strings.TrimPrefix(name, bridgePrefix)]
 		case l.Type() == "veth" && isOwnName(name, vethPrefix, 11):
 			orphan = !keptVeths[strings.TrimPrefix(name, vethPrefix)]
+		case l.Type() == "veth" && isOwnName(name, retiredPrefix, 10):
+			orphan = true
 		}
 		if !orphan {
 			continue
