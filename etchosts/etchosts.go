@@ -19,6 +19,7 @@ package etchosts
 import (
 	"bytes"
 	"fmt"
+	"github.com/netkit/libnetwork/internal/ownedfile"
 	"net/netip"
 	"os"
 	"strings"
@@ -51,7 +52,7 @@ func Build(path string, extraContent []Record) error {
 	}
 	buf := bytes.NewBufferString(defaultContent)
 	appendRecords(buf, extraContent)
-	if err := writeOwned(path, buf.Bytes()); err != nil {
+	if err := ownedfile.Write(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("etchosts: build %s: %w", path, err)
 	}
 	return nil
@@ -77,7 +78,7 @@ func BuildFrom(path, originPath string, extraContent []Record) error {
 		buf.WriteByte('\n')
 	}
 	appendRecords(buf, extraContent)
-	if err := writeOwned(path, buf.Bytes()); err != nil {
+	if err := ownedfile.Write(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("etchosts: build %s from %s: %w", path, originPath, err)
 	}
 	return nil
@@ -95,7 +96,7 @@ func Add(path string, recs []Record) error {
 	if err := validate(recs); err != nil {
 		return fmt.Errorf("etchosts: add to %s: %w", path, err)
 	}
-	content, _, err := loadOwned(path)
+	content, _, err := ownedfile.Load(path)
 	if err != nil {
 		return fmt.Errorf("etchosts: add to %s: %w", path, err)
 	}
@@ -129,7 +130,7 @@ func Add(path string, recs []Record) error {
 	if added == 0 {
 		return nil
 	}
-	if err := writeOwned(path, buf.Bytes()); err != nil {
+	if err := ownedfile.Write(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("etchosts: add to %s: %w", path, err)
 	}
 	return nil
@@ -144,7 +145,7 @@ func Delete(path string, recs []Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	content, exists, err := loadOwned(path)
+	content, exists, err := ownedfile.Load(path)
 	if err != nil {
 		return fmt.Errorf("etchosts: delete from %s: %w", path, err)
 	}
@@ -167,7 +168,7 @@ func Delete(path string, recs []Record) error {
 	if removed == 0 {
 		return nil
 	}
-	if err := writeOwned(path, buf.Bytes()); err != nil {
+	if err := ownedfile.Write(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("etchosts: delete from %s: %w", path, err)
 	}
 	return nil
@@ -187,7 +188,7 @@ func Update(path, ip, hostname string) error {
 	if hostname == "" || strings.ContainsAny(hostname, " \t\r\n#") {
 		return types.InvalidParameterErrorf("etchosts: update %s: invalid host name %q", path, hostname)
 	}
-	content, exists, err := loadOwned(path)
+	content, exists, err := ownedfile.Load(path)
 	if err != nil {
 		return fmt.Errorf("etchosts: update %s in %s: %w", hostname, path, err)
 	}
@@ -213,7 +214,7 @@ func Update(path, ip, hostname string) error {
 	if changed == 0 {
 		return nil
 	}
-	if err := writeOwned(path, buf.Bytes()); err != nil {
+	if err := ownedfile.Write(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("etchosts: update %s in %s: %w", hostname, path, err)
 	}
 	return nil
@@ -222,7 +223,7 @@ func Update(path, ip, hostname string) error {
 // Drop removes the hosts file at path and its sidecar, as when the sandbox
 // is deleted. Files that are already gone are not an error.
 func Drop(path string) error {
-	if err := dropOwned(path); err != nil {
+	if err := ownedfile.Drop(path); err != nil {
 		return fmt.Errorf("etchosts: drop %s: %w", path, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package etchosts
 
 import (
 	"errors"
+	"github.com/netkit/libnetwork/internal/ownedfile"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,7 @@ import (
 func owned(t *testing.T, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "hosts")
-	if err := writeOwned(path, []byte(content)); err != nil {
+	if err := ownedfile.Write(path, []byte(content)); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -40,10 +41,10 @@ func checkOwned(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != fileMode {
-		t.Errorf("mode of %s = %v, want %v", path, fi.Mode().Perm(), os.FileMode(fileMode))
+	if fi.Mode().Perm() != ownedfile.Mode {
+		t.Errorf("mode of %s = %v, want %v", path, fi.Mode().Perm(), os.FileMode(ownedfile.Mode))
 	}
-	if _, _, err := loadOwned(path); err != nil {
+	if _, _, err := ownedfile.Load(path); err != nil {
 		t.Errorf("after write: %v", err)
 	}
 	ents, err := os.ReadDir(filepath.Dir(path))
@@ -385,12 +386,12 @@ func TestUserModified(t *testing.T) {
 			}
 		},
 		"no sidecar": func(t *testing.T, path string) {
-			if err := os.Remove(sidecarPath(path)); err != nil {
+			if err := os.Remove(ownedfile.SidecarPath(path)); err != nil {
 				t.Fatal(err)
 			}
 		},
 		"sidecar corrupt": func(t *testing.T, path string) {
-			if err := os.WriteFile(sidecarPath(path), []byte("0000\n"), 0o644); err != nil {
+			if err := os.WriteFile(ownedfile.SidecarPath(path), []byte("0000\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -447,7 +448,7 @@ func TestDrop(t *testing.T) {
 	if err := Drop(path); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{path, sidecarPath(path)} {
+	for _, p := range []string{path, ownedfile.SidecarPath(path)} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s still there: %v", p, err)
 		}

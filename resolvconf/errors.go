@@ -1,6 +1,6 @@
 package resolvconf
 
-import "errors"
+import "github.com/netkit/libnetwork/internal/ownedfile"
 
 // ErrUserModified reports that a resolv.conf was not rewritten because its
 // content no longer matches what this package last wrote: the user or the
@@ -8,4 +8,4 @@ import "errors"
 // sidecar beside it). The file is left untouched. Callers test for it with
 // errors.Is, log, and carry on; the error is also classified as
 // types.ForbiddenError.
-var ErrUserModified = errors.New("file was modified since it was last written by libnetwork")
+var ErrUserModified = ownedfile.ErrUserModified

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/netkit/libnetwork/internal/ownedfile"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -54,7 +55,7 @@ func Get(path string) (*File, error) {
 	if err != nil {
 		return nil, readError(path, err)
 	}
-	return &File{Content: content, Hash: hashOf(content)}, nil
+	return &File{Content: content, Hash: ownedfile.HashOf(content)}, nil
 }
 
 // HostResolvConf reads the host's resolv.conf at path, looking through the
@@ -95,7 +96,7 @@ func Build(path string, dns, search, options []string) error {
 	if err != nil {
 		return fmt.Errorf("resolvconf: build %s: %w", path, err)
 	}
-	if err := writeOwned(path, content); err != nil {
+	if err := ownedfile.Write(path, content); err != nil {
 		return fmt.Errorf("resolvconf: build %s: %w", path, err)
 	}
 	return nil
@@ -145,14 +146,14 @@ func writeWords(buf *bytes.Buffer, keyword string, words []string) error {
 // already holds content, and refuses with ErrUserModified when the file was
 // edited since it was last written here.
 func Write(path string, content []byte) error {
-	current, exists, err := loadOwned(path)
+	current, exists, err := ownedfile.Load(path)
 	if err != nil {
 		return fmt.Errorf("resolvconf: write %s: %w", path, err)
 	}
 	if exists && bytes.Equal(current, content) {
 		return nil
 	}
-	if err := writeOwned(path, content); err != nil {
+	if err := ownedfile.Write(path, content); err != nil {
 		return fmt.Errorf("resolvconf: write %s: %w", path, err)
 	}
 	return nil
@@ -161,7 +162,7 @@ func Write(path string, content []byte) error {
 // Drop removes the resolv.conf at path and its sidecar, as when the
 // sandbox is deleted. Files that are already gone are not an error.
 func Drop(path string) error {
-	if err := dropOwned(path); err != nil {
+	if err := ownedfile.Drop(path); err != nil {
 		return fmt.Errorf("resolvconf: drop %s: %w", path, err)
 	}
 	return nil

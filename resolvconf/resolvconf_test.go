@@ -2,6 +2,7 @@ package resolvconf
 
 import (
 	"errors"
+	"github.com/netkit/libnetwork/internal/ownedfile"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,7 @@ import (
 func owned(t *testing.T, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := writeOwned(path, []byte(content)); err != nil {
+	if err := ownedfile.Write(path, []byte(content)); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -40,10 +41,10 @@ func checkOwned(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != fileMode {
-		t.Errorf("mode of %s = %v, want %v", path, fi.Mode().Perm(), os.FileMode(fileMode))
+	if fi.Mode().Perm() != ownedfile.Mode {
+		t.Errorf("mode of %s = %v, want %v", path, fi.Mode().Perm(), os.FileMode(ownedfile.Mode))
 	}
-	if _, _, err := loadOwned(path); err != nil {
+	if _, _, err := ownedfile.Load(path); err != nil {
 		t.Errorf("after write: %v", err)
 	}
 	ents, err := os.ReadDir(filepath.Dir(path))
@@ -171,7 +172,7 @@ func TestGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(f.Content) != "nameserver 10.0.0.1\n" || f.Hash != strings.TrimSpace(read(t, sidecarPath(path))) {
+	if string(f.Content) != "nameserver 10.0.0.1\n" || f.Hash != strings.TrimSpace(read(t, ownedfile.SidecarPath(path))) {
 		t.Errorf("Get = %q %s, want the content and the sidecar's hash", f.Content, f.Hash)
 	}
 	if _, err := Get(filepath.Join(t.TempDir(), "nope")); !types.IsNotFound(err) {
@@ -352,12 +353,12 @@ func TestUserModified(t *testing.T) {
 			}
 		}},
 		{"no sidecar", func(t *testing.T, path string) {
-			if err := os.Remove(sidecarPath(path)); err != nil {
+			if err := os.Remove(ownedfile.SidecarPath(path)); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"sidecar corrupt", func(t *testing.T, path string) {
-			if err := os.WriteFile(sidecarPath(path), []byte("zz\n"), 0o644); err != nil {
+			if err := os.WriteFile(ownedfile.SidecarPath(path), []byte("zz\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -387,7 +388,7 @@ func TestDrop(t *testing.T) {
 	if err := Drop(path); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{path, sidecarPath(path)} {
+	for _, p := range []string{path, ownedfile.SidecarPath(path)} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s still there: %v", p, err)
 		}

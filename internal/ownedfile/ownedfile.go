@@ -1,4 +1,9 @@
-package resolvconf
+// Package ownedfile writes files the library owns but a user may edit: beside
+// each file it keeps a sidecar "<path>.hash" holding the sha256 of the
+// content it last wrote, and a rewrite first compares the file with its
+// sidecar and refuses, with ErrUserModified, on any difference. Writes are
+// atomic renames. The etchosts and resolvconf packages build on it.
+package ownedfile
 
 import (
 	"crypto/sha256"
@@ -15,37 +20,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file holds the "never overwrite a file the user edited" machinery.
-// Beside each file it writes, the package keeps a sidecar "<path>.hash"
-// holding the hex sha256 of the content it last wrote. A rewrite first
-// compares the file with its sidecar and refuses on any difference.
-//
-// The etchosts package carries the same code; keep the two in step.
+// ErrUserModified reports that a file was not rewritten because its content
+// no longer matches what the library last wrote: the user or the container
+// edited it, removed it, or it was never written here (no hash sidecar
+// beside it). The file is left untouched. Callers test for it with
+// errors.Is, log, and carry on; the error is also classified as
+// types.ForbiddenError.
+var ErrUserModified = errors.New("file was modified since it was last written by libnetwork")
 
-// fileMode is the mode of every file written here, whatever the umask.
-const fileMode = 0o644
+// Mode is the mode of every file written here, whatever the umask.
+const Mode = 0o644
 
-// sidecarPath returns the path of the hash sidecar kept beside path.
-func sidecarPath(path string) string { return path + ".hash" }
+// SidecarPath returns the path of the hash sidecar kept beside path.
+func SidecarPath(path string) string { return path + ".hash" }
 
-// hashOf returns the hex sha256 of content, as stored in a sidecar.
-func hashOf(content []byte) string {
+// HashOf returns the hex sha256 of content, as stored in a sidecar.
+func HashOf(content []byte) string {
 	sum := sha256.Sum256(content)
 	return hex.EncodeToString(sum[:])
 }
 
-// loadOwned reads the file at path and checks that it is still what this
+// Load reads the file at path and checks that it is still what this
 // package last wrote. It returns exists=false, and no error, when neither
 // the file nor its sidecar exists: the caller may create it. It returns an
 // error wrapping ErrUserModified when the file differs from its sidecar,
 // was removed after it was written, or exists without a sidecar.
-func loadOwned(path string) (content []byte, exists bool, err error) {
+func Load(path string) (content []byte, exists bool, err error) {
 	content, err = readFile(path)
 	fileMissing := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !fileMissing {
 		return nil, false, types.InternalErrorf("reading %s: %w", path, err)
 	}
-	want, serr := readFile(sidecarPath(path))
+	want, serr := readFile(SidecarPath(path))
 	sidecarMissing := errors.Is(serr, fs.ErrNotExist)
 	if serr != nil && !sidecarMissing {
 		return nil, false, types.InternalErrorf("reading hash sidecar of %s: %w", path, serr)
@@ -58,14 +64,14 @@ func loadOwned(path string) (content []byte, exists bool, err error) {
 	case sidecarMissing:
 		return nil, false, types.ForbiddenErrorf("%s has no hash sidecar, so it was not written here: %w", path, ErrUserModified)
 	}
-	if got := hashOf(content); got != strings.TrimSpace(string(want)) {
+	if got := HashOf(content); got != strings.TrimSpace(string(want)) {
 		return nil, false, types.ForbiddenErrorf("%s has sha256 %s, last written %s: %w",
 			path, got, strings.TrimSpace(string(want)), ErrUserModified)
 	}
 	return content, true, nil
 }
 
-// writeOwned atomically replaces the file at path with content and then
+// Write atomically replaces the file at path with content and then
 // records its hash in the sidecar. Readers see the old or the new file,
 // never a torn one. A crash between the two renames leaves a file that no
 // longer matches its sidecar, which later calls treat as user-modified:
@@ -75,11 +81,11 @@ func loadOwned(path string) (content []byte, exists bool, err error) {
 // describe a running sandbox, and ext4 (auto_da_alloc) already flushes a
 // file renamed over another. After a power loss elsewhere, the worst case
 // is a file that no longer matches its sidecar: refused, never torn.
-func writeOwned(path string, content []byte) error {
+func Write(path string, content []byte) error {
 	if err := replaceFile(path, content); err != nil {
 		return types.InternalErrorf("writing %s: %w", path, err)
 	}
-	if err := replaceFile(sidecarPath(path), []byte(hashOf(content)+"\n")); err != nil {
+	if err := replaceFile(SidecarPath(path), []byte(HashOf(content)+"\n")); err != nil {
 		return types.InternalErrorf("writing hash sidecar of %s: %w", path, err)
 	}
 	return nil
@@ -99,7 +105,7 @@ func replaceFile(path string, content []byte) error {
 	)
 	for range 10 {
 		tmp = filepath.Join(dir, "."+base+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
-		fd, err = unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, fileMode)
+		fd, err = unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, Mode)
 		if err != unix.EEXIST {
 			break
 		}
@@ -110,7 +116,7 @@ func replaceFile(path string, content []byte) error {
 	err = writeAll(fd, content)
 	if err == nil {
 		// The umask may have narrowed the mode given to open.
-		err = unix.Fchmod(fd, fileMode)
+		err = unix.Fchmod(fd, Mode)
 	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
@@ -167,10 +173,10 @@ func writeAll(fd int, b []byte) error {
 	return nil
 }
 
-// dropOwned removes the file at path and its sidecar; either being absent
+// Drop removes the file at path and its sidecar; either being absent
 // is not an error.
-func dropOwned(path string) error {
-	for _, p := range []string{path, sidecarPath(path)} {
+func Drop(path string) error {
+	for _, p := range []string{path, SidecarPath(path)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return types.InternalErrorf("removing %s: %w", p, err)
 		}
