@@ -19,10 +19,11 @@ package etchosts
 import (
 	"bytes"
 	"fmt"
-	"github.com/netkit/libnetwork/internal/ownedfile"
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/netkit/libnetwork/internal/ownedfile"
 
 	"github.com/netkit/libnetwork/types"
 )

@@ -2,61 +2,27 @@ package etchosts
 
 import (
 	"errors"
-	"github.com/netkit/libnetwork/internal/ownedfile"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/netkit/libnetwork/internal/ownedfile"
+	"github.com/netkit/libnetwork/internal/ownedfile/ownedfiletest"
+
 	"github.com/netkit/libnetwork/types"
 )
 
-// owned writes content at a new path in a temporary directory as this
-// package would have, sidecar included, and returns the path.
+// owned writes content at a new path as this package would have.
 func owned(t *testing.T, content string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "hosts")
-	if err := ownedfile.Write(path, []byte(content)); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return ownedfiletest.Owned(t, "hosts", content)
 }
 
-// read returns the content of path.
-func read(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+func read(t *testing.T, path string) string { t.Helper(); return ownedfiletest.Read(t, path) }
 
-// checkOwned fails unless path has mode 0644, a sidecar matching its
-// content, and no temporary file left beside it.
-func checkOwned(t *testing.T, path string) {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != ownedfile.Mode {
-		t.Errorf("mode of %s = %v, want %v", path, fi.Mode().Perm(), os.FileMode(ownedfile.Mode))
-	}
-	if _, _, err := ownedfile.Load(path); err != nil {
-		t.Errorf("after write: %v", err)
-	}
-	ents, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if n := e.Name(); strings.HasPrefix(n, "."+filepath.Base(path)+".tmp-") {
-			t.Errorf("temporary file %s left beside %s", n, path)
-		}
-	}
-}
+func checkOwned(t *testing.T, path string) { t.Helper(); ownedfiletest.CheckOwned(t, path) }
 
 func TestParseLine(t *testing.T) {
 	tests := []struct {

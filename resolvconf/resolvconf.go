@@ -20,12 +20,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/netkit/libnetwork/internal/ownedfile"
 	"io/fs"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/netkit/libnetwork/internal/ownedfile"
 
 	"github.com/netkit/libnetwork/types"
 )
