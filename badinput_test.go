@@ -139,7 +139,7 @@ func TestFailureHalfWay(t *testing.T) {
 	nsb := nsOf(t, sb)
 	injected := errors.New("injected failure")
 
-	for _, step := range []string{"network-after-driver", "join-before-configure", "join-after-store"} {
+	for _, step := range []string{"network-after-driver", "sandbox-after-files", "endpoint-after-store", "join-before-configure", "join-after-store"} {
 		t.Run(step, func(t *testing.T) {
 			before := e.snapshot(c)
 			ifsBefore := ifaceNames(t, nsb)
@@ -150,9 +150,14 @@ func TestFailureHalfWay(t *testing.T) {
 				return nil
 			}
 			defer func() { c.failPoint = nil }()
-			if step == "network-after-driver" {
+			switch step {
+			case "network-after-driver":
 				_, err = c.NewNetwork("bridge", "half", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.7.0.0/24"}}, nil, nil))
-			} else {
+			case "sandbox-after-files":
+				_, err = c.NewSandbox("half")
+			case "endpoint-after-store":
+				_, err = n.CreateEndpoint("half")
+			default:
 				err = ep.Join(sb)
 			}
 			if !errors.Is(err, injected) {
@@ -174,7 +179,11 @@ func TestFailureHalfWay(t *testing.T) {
 			}
 		})
 	}
-	// After the failures, everything still works.
+	// After the failures, everything still works and nothing is held.
+	_, err = c.NewSandbox("half")
+	mustf(t, err, "sandbox after injected failure")
+	_, err = n.CreateEndpoint("half")
+	mustf(t, err, "endpoint after injected failure")
 	_, err = c.NewNetwork("bridge", "half", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.7.0.0/24"}}, nil, nil))
 	mustf(t, err, "network after injected failure")
 	mustf(t, ep.Join(sb), "join after injected failures")

@@ -522,9 +522,9 @@ func (c *controller) createSandbox(sb *sandbox) (err error) {
 		// The namespace comes with SetKey.
 	default:
 		key := c.sandboxKeyPath(sb.id)
-		ns, err := osl.NewNamespace(key)
-		if err != nil {
-			return err
+		ns, nerr := osl.NewNamespace(key)
+		if nerr != nil {
+			return nerr
 		}
 		sb.ns, sb.key = ns, key
 		defer func() {
@@ -538,6 +538,12 @@ func (c *controller) createSandbox(sb *sandbox) (err error) {
 	if err := sb.setupFiles(); err != nil {
 		sb.dropFiles()
 		return err
+	}
+	if c.failPoint != nil {
+		if err := c.failPoint("sandbox-after-files"); err != nil {
+			sb.dropFiles()
+			return err
+		}
 	}
 	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindSandbox, sb.id, sb.record()) }); err != nil {
 		sb.dropFiles()

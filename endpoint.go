@@ -304,9 +304,15 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 		ep.releaseAddresses()
 		return nil, fmt.Errorf("endpoint %s: driver %s: %w", name, n.networkType, err)
 	}
-	if err := c.state.Update(func(tx *datastore.Tx) error {
+	err := c.state.Update(func(tx *datastore.Tx) error {
 		return tx.Put(kindEndpoint, ep.id, ep.record())
-	}); err != nil {
+	})
+	if err == nil && c.failPoint != nil {
+		if err = c.failPoint("endpoint-after-store"); err != nil {
+			_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, ep.id) })
+		}
+	}
+	if err != nil {
 		if derr := n.driver.DeleteEndpoint(n.id, ep.id); derr != nil {
 			c.logger.Warn("undoing endpoint create", "endpoint", name, "error", derr)
 		}
