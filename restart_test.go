@@ -3,9 +3,11 @@ package libnetwork
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -243,4 +245,27 @@ func mustNetwork(t *testing.T, c NetworkController, name string) Network {
 	n, err := c.NetworkByName(name)
 	mustf(t, err, "network %s", name)
 	return n
+}
+
+// TestCorruptStore: a corrupt network store is moved aside with a log line
+// and the controller starts empty instead of failing or panicking.
+func TestCorruptStore(t *testing.T) {
+	e := newEnv(t)
+	mustf(t, os.MkdirAll(e.dataDir, 0o700), "data dir")
+	db := e.dataDir + "/network.db"
+	mustf(t, os.WriteFile(db, []byte(strings.Repeat("not a bolt file ", 512)), 0o600), "garbage db")
+	var logs strings.Builder
+	c := e.start(config.OptionLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if len(c.Networks()) != 0 {
+		t.Errorf("networks from a corrupt store: %v", c.Networks())
+	}
+	if !strings.Contains(logs.String(), "corrupt") {
+		t.Errorf("no log line about the corrupt store:\n%s", logs.String())
+	}
+	aside, _ := filepath.Glob(db + ".corrupt-*")
+	if len(aside) != 1 {
+		t.Errorf("corrupt store not kept aside: %v", aside)
+	}
+	_, err := c.NewNetwork("bridge", "fresh", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.131.0.0/24"}}, nil, nil))
+	mustf(t, err, "network on the fresh store")
 }
