@@ -206,7 +206,12 @@ func (sb *sandbox) configureJoined(ep *endpoint, js *joinState, ji *joinInfo) er
 		js.populated = true
 		return nil
 	}
-	cfg := osl.IfaceConfig{Name: js.ifName, Addr: ep.iface.addr, AddrV6: ep.iface.addrv6}
+	cfg := osl.IfaceConfig{Name: js.ifName, Addr: ep.iface.addr, AddrV6: ep.iface.addrv6,
+		// An endpoint without IPv6 gets no link-local address either, as
+		// docker turns IPv6 off on such interfaces: its DAD, router
+		// solicitation and MLD packets would be flooded to every port of
+		// the bridge, making each attach cost O(containers).
+		NoIPv6LinkLocal: ep.iface.addrv6 == nil}
 	for _, r := range ji.routes {
 		cfg.Routes = append(cfg.Routes, osl.Route{Dst: r.Destination, Gw: r.NextHop})
 	}
