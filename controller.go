@@ -97,6 +97,10 @@ type NetworkWalker func(nw Network) bool
 type controller struct {
 	id     string
 	logger *slog.Logger
+	// dataDir and execRoot are fixed at New (ReloadConfiguration refuses
+	// to change them), so they are read without a lock.
+	dataDir  string
+	execRoot string
 	// store holds networks (data dir); state holds endpoints and sandboxes
 	// (exec root).
 	store *datastore.Store
@@ -129,6 +133,9 @@ type controller struct {
 	// being created.
 	containers map[string]bool
 	stopped    bool
+	// ops counts the operations in progress (begin/end); Adds happen under
+	// mu and only before stopped is set, so Stop may Wait.
+	ops sync.WaitGroup
 }
 
 var _ NetworkController = (*controller)(nil)
@@ -145,6 +152,8 @@ func New(cfgOptions ...config.Option) (NetworkController, error) {
 	c := &controller{
 		cfg:        cfg.Clone(),
 		logger:     logger,
+		dataDir:    cfg.Daemon.DataDir,
+		execRoot:   cfg.Daemon.ExecRoot,
 		networks:   map[string]*network{},
 		sandboxes:  map[string]*sandbox{},
 		netNames:   map[string]bool{},
@@ -171,7 +180,7 @@ func New(cfgOptions ...config.Option) (NetworkController, error) {
 
 // open opens the stores and the kernel handles and makes the drivers.
 func (c *controller) open() error {
-	d := c.cfg.Daemon
+	d := c.Config().Daemon
 	var err error
 	c.store, err = datastore.Open(filepath.Join(d.DataDir, "network.db"), datastore.Options{Logger: c.logger})
 	if err != nil {
@@ -285,6 +294,7 @@ func (c *controller) Stop() {
 		sbs = append(sbs, sb)
 	}
 	c.mu.Unlock()
+	c.ops.Wait()
 	if c.setKey != nil {
 		c.setKey.close()
 		c.setKey = nil
@@ -293,7 +303,7 @@ func (c *controller) Stop() {
 		// Wait for a running operation, then let go of the namespace fd.
 		sb.opMu.Lock()
 		sb.mu.Lock()
-		if sb.ns != nil && !sb.config.UseDefaultSandbox {
+		if sb.ns != nil && !sb.hostNet {
 			_ = sb.ns.Close()
 		}
 		sb.mu.Unlock()
@@ -302,15 +312,20 @@ func (c *controller) Stop() {
 	c.close()
 }
 
-// checkRunning refuses calls after Stop.
-func (c *controller) checkRunning() error {
+// begin registers an API operation that changes state, refusing it after
+// Stop; end must follow. Stop waits for the operations in progress before
+// it closes handles and stores under them.
+func (c *controller) begin() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
 		return types.ForbiddenErrorf("controller %s is stopped", c.id)
 	}
+	c.ops.Add(1)
 	return nil
 }
+
+func (c *controller) end() { c.ops.Done() }
 
 // NewNetwork creates a network: IPAM pools, then the driver's network, then
 // the record. A failure at any step undoes the steps before it.
@@ -325,6 +340,10 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	if !ok {
 		return nil, NetworkTypeError(networkType)
 	}
+	if err := c.begin(); err != nil {
+		return nil, err
+	}
+	defer c.end()
 	n := &network{
 		ctrl: c, id: c.newID(), name: name, networkType: networkType, driver: drv,
 		scope: driverapi.LocalScope, created: time.Now(), ipamType: ipamapi.DefaultIPAM,
@@ -348,10 +367,6 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	}
 
 	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		return nil, types.ForbiddenErrorf("controller %s is stopped", c.id)
-	}
 	if c.netNames[name] {
 		c.mu.Unlock()
 		return nil, NetworkNameError(name)
@@ -482,11 +497,11 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 	if containerID == "" {
 		return nil, InvalidContainerIDError(containerID)
 	}
-	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		return nil, types.ForbiddenErrorf("controller %s is stopped", c.id)
+	if err := c.begin(); err != nil {
+		return nil, err
 	}
+	defer c.end()
+	c.mu.Lock()
 	if c.containers[containerID] {
 		c.mu.Unlock()
 		return nil, types.ForbiddenErrorf("container %s already has a sandbox", containerID)
@@ -500,6 +515,7 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 			o(sb)
 		}
 	}
+	sb.hostNet, sb.externalKey = sb.config.UseDefaultSandbox, sb.config.UseExternalKey
 	if err := c.createSandbox(sb); err != nil {
 		c.mu.Lock()
 		delete(c.containers, containerID)
@@ -516,9 +532,9 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 // them on failure.
 func (c *controller) createSandbox(sb *sandbox) (err error) {
 	switch {
-	case sb.config.UseDefaultSandbox:
+	case sb.hostNet:
 		sb.ns, sb.key = c.hostNS, c.hostKey()
-	case sb.config.UseExternalKey:
+	case sb.externalKey:
 		// The namespace comes with SetKey.
 	default:
 		key := c.sandboxKeyPath(sb.id)
@@ -554,7 +570,7 @@ func (c *controller) createSandbox(sb *sandbox) (err error) {
 
 // sandboxKeyPath is where the namespace of sandbox id is bind-mounted.
 func (c *controller) sandboxKeyPath(id string) string {
-	return filepath.Join(c.cfg.Daemon.ExecRoot, "netns", id[:12])
+	return filepath.Join(c.execRoot, "netns", id[:12])
 }
 
 func (c *controller) Sandboxes() []Sandbox {

@@ -19,7 +19,7 @@ import (
 // makeDrivers builds the built-in network drivers and allocators into the
 // controller's own registry.
 func (c *controller) makeDrivers() error {
-	d := c.cfg.Daemon
+	d := c.Config().Daemon
 	generic, err := driverGeneric(d.DriverCfg, bridge.NetworkType)
 	if err != nil {
 		return err

@@ -240,7 +240,7 @@ func (ep *endpoint) Sandbox() Sandbox {
 func (ep *endpoint) DriverInfo() (map[string]interface{}, error) {
 	info, err := ep.network.driver.EndpointOperInfo(ep.network.id, ep.id)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: driver %s: %w", ep.name, ep.network.networkType, err)
+		return nil, fmt.Errorf("endpoint %s: driver %s: %w", ep.Name(), ep.network.networkType, err)
 	}
 	out := maps.Clone(info)
 	if out == nil {
@@ -260,9 +260,10 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 		return nil, ErrInvalidName(name)
 	}
 	c := n.ctrl
-	if err := c.checkRunning(); err != nil {
+	if err := c.begin(); err != nil {
 		return nil, err
 	}
+	defer c.end()
 	n.mu.Lock()
 	if n.deleting {
 		n.mu.Unlock()
@@ -361,7 +362,7 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 	n := ep.network
 	if len(infos) == 0 {
 		if pref != nil {
-			return types.BadRequestErrorf("endpoint %s: address %s requested but network %s has no such pool", ep.name, pref, n.name)
+			return types.BadRequestErrorf("endpoint %s: address %s requested but network %s has no such pool", ep.Name(), pref, n.name)
 		}
 		return nil
 	}
@@ -387,12 +388,12 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 		return nil
 	}
 	if lastErr == nil {
-		return types.BadRequestErrorf("endpoint %s: address %s is outside the pools of network %s", ep.name, pref, n.name)
+		return types.BadRequestErrorf("endpoint %s: address %s is outside the pools of network %s", ep.Name(), pref, n.name)
 	}
 	if pref != nil {
-		return fmt.Errorf("endpoint %s: address %s in network %s: %w", ep.name, pref, n.name, lastErr)
+		return fmt.Errorf("endpoint %s: address %s in network %s: %w", ep.Name(), pref, n.name, lastErr)
 	}
-	return fmt.Errorf("endpoint %s: address in network %s: %w", ep.name, n.name, lastErr)
+	return fmt.Errorf("endpoint %s: address in network %s: %w", ep.Name(), n.name, lastErr)
 }
 
 // releaseAddresses returns the endpoint's addresses to IPAM.
@@ -400,13 +401,13 @@ func (ep *endpoint) releaseAddresses() {
 	n := ep.network
 	if ep.iface.addr != nil {
 		if err := n.ipam.ReleaseAddress(ep.iface.poolID, ep.iface.addr.IP); err != nil {
-			n.ctrl.logger.Warn("releasing address", "endpoint", ep.name, "address", ep.iface.addr, "error", err)
+			n.ctrl.logger.Warn("releasing address", "endpoint", ep.Name(), "address", ep.iface.addr, "error", err)
 		}
 		ep.iface.addr, ep.iface.poolID = nil, ""
 	}
 	if ep.iface.addrv6 != nil {
 		if err := n.ipam.ReleaseAddress(ep.iface.poolIDv6, ep.iface.addrv6.IP); err != nil {
-			n.ctrl.logger.Warn("releasing address", "endpoint", ep.name, "address", ep.iface.addrv6, "error", err)
+			n.ctrl.logger.Warn("releasing address", "endpoint", ep.Name(), "address", ep.iface.addrv6, "error", err)
 		}
 		ep.iface.addrv6, ep.iface.poolIDv6 = nil, ""
 	}
@@ -417,16 +418,20 @@ func (ep *endpoint) releaseAddresses() {
 func (ep *endpoint) Delete(force bool) error {
 	n := ep.network
 	c := n.ctrl
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.end()
 	ep.mu.Lock()
 	sid := ep.sandboxID
 	ep.mu.Unlock()
 	if sid != "" {
 		if !force {
-			return &ActiveContainerError{name: ep.name, id: ep.id}
+			return &ActiveContainerError{name: ep.Name(), id: ep.id}
 		}
 		if sb := c.sandbox(sid); sb != nil {
 			if err := ep.Leave(sb); err != nil {
-				return fmt.Errorf("endpoint %s: leaving sandbox before delete: %w", ep.name, err)
+				return fmt.Errorf("endpoint %s: leaving sandbox before delete: %w", ep.Name(), err)
 			}
 		}
 	}
@@ -434,7 +439,7 @@ func (ep *endpoint) Delete(force bool) error {
 	_, known := n.endpoints[ep.id]
 	n.mu.Unlock()
 	if !known {
-		return &UnknownEndpointError{name: ep.name, id: ep.id}
+		return &UnknownEndpointError{name: ep.Name(), id: ep.id}
 	}
 	ep.mu.Lock()
 	if ep.busy {
@@ -448,19 +453,27 @@ func (ep *endpoint) Delete(force bool) error {
 	ep.busy = true
 	ep.mu.Unlock()
 
-	if err := n.driver.DeleteEndpoint(n.id, ep.id); err != nil {
+	unbusy := func() {
 		ep.mu.Lock()
 		ep.busy = false
 		ep.mu.Unlock()
-		return fmt.Errorf("endpoint %s: driver %s: %w", ep.name, n.networkType, err)
 	}
+	// The record goes first, so it never outlives the endpoint.
 	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, ep.id) }); err != nil {
-		c.logger.Error("endpoint deleted but its record could not be removed", "endpoint", ep.name, "error", err)
+		unbusy()
+		return fmt.Errorf("endpoint %s: removing its record: %w", ep.Name(), err)
+	}
+	if err := n.driver.DeleteEndpoint(n.id, ep.id); err != nil {
+		if perr := c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindEndpoint, ep.id, ep.record()) }); perr != nil {
+			c.logger.Error("endpoint delete failed and its record could not be put back", "endpoint", ep.Name(), "error", perr)
+		}
+		unbusy()
+		return fmt.Errorf("endpoint %s: driver %s: %w", ep.Name(), n.networkType, err)
 	}
 	ep.releaseAddresses()
 	n.mu.Lock()
 	delete(n.endpoints, ep.id)
-	delete(n.epNames, ep.name)
+	delete(n.epNames, ep.Name())
 	n.mu.Unlock()
 	return nil
 }

@@ -226,6 +226,10 @@ func (n *network) EndpointByID(id string) (Endpoint, error) {
 // Delete deletes the network. It refuses while endpoints exist.
 func (n *network) Delete() error {
 	c := n.ctrl
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.end()
 	n.mu.Lock()
 	if n.deleting {
 		n.mu.Unlock()
@@ -237,22 +241,34 @@ func (n *network) Delete() error {
 	}
 	n.deleting = true
 	n.mu.Unlock()
-
-	if err := n.driver.DeleteNetwork(n.id); err != nil {
+	undelete := func() {
 		n.mu.Lock()
 		n.deleting = false
 		n.mu.Unlock()
-		return fmt.Errorf("network %s: driver %s: %w", n.name, n.networkType, err)
 	}
-	if err := c.store.Update(func(tx *datastore.Tx) error { return tx.Delete(kindNetwork, n.id) }); err != nil {
-		// The kernel objects are gone; the record would bring the network
-		// back at the next start, where restore recreates it. Say so.
-		c.logger.Error("network deleted but its record could not be removed", "network", n.name, "error", err)
+
+	// The record goes first: a record outliving its network would bring
+	// the network back at the next start.
+	if n.persist {
+		if err := c.store.Update(func(tx *datastore.Tx) error { return tx.Delete(kindNetwork, n.id) }); err != nil {
+			undelete()
+			return fmt.Errorf("network %s: removing its record: %w", n.name, err)
+		}
+	}
+	if err := n.driver.DeleteNetwork(n.id); err != nil {
+		if n.persist {
+			if perr := c.store.Update(func(tx *datastore.Tx) error { return tx.Put(kindNetwork, n.id, n.record()) }); perr != nil {
+				c.logger.Error("network delete failed and its record could not be put back", "network", n.name, "error", perr)
+			}
+		}
+		undelete()
+		return fmt.Errorf("network %s: driver %s: %w", n.name, n.networkType, err)
 	}
 	n.releasePools()
 
 	c.mu.Lock()
 	delete(c.networks, n.id)
+	delete(c.netNames, n.name)
 	c.mu.Unlock()
 	return nil
 }
@@ -369,11 +385,19 @@ func (n *network) releasePools() {
 		if info.PoolID == "" {
 			continue
 		}
+		// An auxiliary address may equal the gateway; release each once.
+		released := map[string]bool{}
+		release := func(ip net.IP) {
+			if ip != nil && !released[ip.String()] {
+				released[ip.String()] = true
+				_ = n.ipam.ReleaseAddress(info.PoolID, ip)
+			}
+		}
 		if info.Gateway != nil {
-			_ = n.ipam.ReleaseAddress(info.PoolID, info.Gateway.IP)
+			release(info.Gateway.IP)
 		}
 		for _, a := range info.AuxAddresses {
-			_ = n.ipam.ReleaseAddress(info.PoolID, a.IP)
+			release(a.IP)
 		}
 		if err := n.ipam.ReleasePool(info.PoolID); err != nil {
 			n.ctrl.logger.Warn("releasing address pool", "network", n.name, "pool", info.Pool, "error", err)

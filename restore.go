@@ -179,12 +179,18 @@ func (c *controller) restoreSandbox(r *sandboxRecord) error {
 	sb := &sandbox{
 		ctrl: c, id: r.ID, containerID: r.ContainerID, config: r.Config,
 		labels: r.Labels, retired: r.Retired,
+		hostNet: r.Config.UseDefaultSandbox, externalKey: r.Config.UseExternalKey,
 	}
 	switch {
-	case sb.config.UseDefaultSandbox:
+	case sb.hostNet:
 		sb.ns, sb.key = c.hostNS, c.hostKey()
 	case r.Key == "":
 		// Still waiting for its external key.
+	case sb.externalKey && !osl.IsNamespaceMount(c.sandboxKeyPath(sb.id)):
+		// The runtime's namespace is gone (its process with it); a fresh
+		// one of ours would not be the container's. Wait for a new key:
+		// the joined endpoints are set up when it comes.
+		c.logger.Warn("external namespace of sandbox gone; waiting for a new key", "sandbox", sb.id)
 	default:
 		key := c.sandboxKeyPath(sb.id)
 		var ns *osl.Namespace
@@ -342,7 +348,7 @@ func (c *controller) collectOrphans() {
 	for _, sb := range c.sandboxes {
 		keepKeys[sb.key] = true
 	}
-	dir := filepath.Join(c.cfg.Daemon.ExecRoot, "netns")
+	dir := filepath.Join(c.execRoot, "netns")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -357,7 +363,7 @@ func (c *controller) collectOrphans() {
 			c.logger.Warn("removing orphaned sandbox namespace", "key", p, "error", err)
 		}
 	}
-	filesDir := filepath.Join(c.cfg.Daemon.ExecRoot, "files")
+	filesDir := filepath.Join(c.execRoot, "files")
 	if entries, err := os.ReadDir(filesDir); err == nil {
 		for _, e := range entries {
 			if _, ok := c.sandboxes[e.Name()]; !ok {

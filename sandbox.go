@@ -1,6 +1,7 @@
 package libnetwork
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -80,6 +81,10 @@ type sandbox struct {
 	ctrl        *controller
 	id          string
 	containerID string
+	// hostNet and externalKey are the sandbox's kind (OptionUseDefaultSandbox,
+	// OptionUseExternalKey), fixed at creation.
+	hostNet     bool
+	externalKey bool
 
 	// opMu serialises the operations of this sandbox that touch the kernel
 	// and its files (join, leave, set key, refresh, rename, delete). It is
@@ -149,7 +154,7 @@ func (sb *sandbox) Statistics() (map[string]*types.InterfaceStatistics, error) {
 	if ns == nil {
 		return nil, types.ForbiddenErrorf("sandbox %s has no network namespace yet (external key not set)", sb.id)
 	}
-	if sb.config.UseDefaultSandbox {
+	if sb.hostNet {
 		return nil, types.ForbiddenErrorf("sandbox %s uses the host's namespace; its statistics are the host's", sb.id)
 	}
 	return ns.Statistics()
@@ -159,6 +164,10 @@ func (sb *sandbox) Statistics() (map[string]*types.InterfaceStatistics, error) {
 // sandbox's files and its record.
 func (sb *sandbox) Delete() error {
 	c := sb.ctrl
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.end()
 	sb.opMu.Lock()
 	defer sb.opMu.Unlock()
 	sb.mu.Lock()
@@ -168,12 +177,20 @@ func (sb *sandbox) Delete() error {
 	}
 	sb.deleted = true
 	sb.mu.Unlock()
+	// The record goes first, so it never outlives the sandbox; the
+	// endpoints' records are updated as they leave.
+	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindSandbox, sb.id) }); err != nil {
+		sb.mu.Lock()
+		sb.deleted = false
+		sb.mu.Unlock()
+		return fmt.Errorf("sandbox %s: removing its record: %w", sb.id, err)
+	}
 
 	eps := sb.joined()
 	// A namespace the library made goes away below and takes its
 	// interfaces with it; an adopted one may outlive the sandbox (its
 	// process may still run), so its interfaces are retired.
-	retire := sb.config.UseExternalKey
+	retire := sb.externalKey
 	for i := len(eps) - 1; i >= 0; i-- {
 		if err := sb.leaveLocked(eps[i], retire); err != nil {
 			c.logger.Warn("leaving endpoint while deleting sandbox", "sandbox", sb.id, "endpoint", eps[i].Name(), "error", err)
@@ -185,7 +202,7 @@ func (sb *sandbox) Delete() error {
 	sb.ns = nil
 	sb.mu.Unlock()
 	// The controller's namespace is shared, never destroyed.
-	if ns != nil && !sb.config.UseDefaultSandbox {
+	if ns != nil && !sb.hostNet {
 		if fd, err := ns.DestroyHold(); err != nil {
 			c.logger.Warn("destroying sandbox namespace", "sandbox", sb.id, "key", ns.Path(), "error", err)
 		} else {
@@ -193,11 +210,9 @@ func (sb *sandbox) Delete() error {
 		}
 	}
 	sb.dropFiles()
-	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindSandbox, sb.id) }); err != nil {
-		c.logger.Error("sandbox deleted but its record could not be removed", "sandbox", sb.id, "error", err)
-	}
 	c.mu.Lock()
 	delete(c.sandboxes, sb.id)
+	delete(c.containers, sb.containerID)
 	c.mu.Unlock()
 	return nil
 }
@@ -207,6 +222,10 @@ func (sb *sandbox) Rename(name string) error {
 	if name == "" {
 		return ErrInvalidName(name)
 	}
+	if err := sb.ctrl.begin(); err != nil {
+		return err
+	}
+	defer sb.ctrl.end()
 	sb.opMu.Lock()
 	defer sb.opMu.Unlock()
 	var done []*endpoint
@@ -260,19 +279,24 @@ func (ep *endpoint) rename(name string) error {
 
 // Refresh leaves every endpoint, applies the options to a fresh
 // configuration, rebuilds the files and joins the endpoints again, keeping
-// the namespace.
+// the namespace. It holds the sandbox's operation lock throughout, so no
+// other operation sees it half-refreshed. An endpoint that fails to join
+// again stays detached and is named in the error.
 func (sb *sandbox) Refresh(options ...SandboxOption) error {
+	c := sb.ctrl
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.end()
+	sb.opMu.Lock()
 	eps := sb.joined()
 	for i := len(eps) - 1; i >= 0; i-- {
-		if err := eps[i].Leave(sb); err != nil {
+		if err := sb.leaveLocked(eps[i], true); err != nil {
+			sb.opMu.Unlock()
 			return fmt.Errorf("sandbox %s: refresh: %w", sb.id, err)
 		}
 	}
-	sb.opMu.Lock()
-	sb.mu.Lock()
-	keep := sandboxConfig{UseDefaultSandbox: sb.config.UseDefaultSandbox, UseExternalKey: sb.config.UseExternalKey}
-	fresh := &sandbox{config: keep}
-	sb.mu.Unlock()
+	fresh := &sandbox{config: sandboxConfig{UseDefaultSandbox: sb.hostNet, UseExternalKey: sb.externalKey}}
 	for _, o := range options {
 		if o != nil {
 			o(fresh)
@@ -284,18 +308,26 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 		sb.labels = fresh.labels
 	}
 	sb.mu.Unlock()
-	err := sb.setupFiles()
-	if err == nil {
-		err = sb.ctrl.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindSandbox, sb.id, sb.record()) })
+	var errs []error
+	if err := sb.setupFiles(); err != nil {
+		errs = append(errs, err)
+	} else if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindSandbox, sb.id, sb.record()) }); err != nil {
+		errs = append(errs, err)
+	}
+	var rejoined []*endpoint
+	for _, ep := range eps {
+		if err := sb.joinLocked(ep, nil); err != nil {
+			errs = append(errs, fmt.Errorf("rejoining %s: %w", ep.Name(), err))
+			continue
+		}
+		rejoined = append(rejoined, ep)
 	}
 	sb.opMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("sandbox %s: refresh: %w", sb.id, err)
+	for _, ep := range rejoined {
+		sb.updateParentHosts(ep)
 	}
-	for _, ep := range eps {
-		if err := ep.Join(sb); err != nil {
-			return fmt.Errorf("sandbox %s: refresh: rejoining %s: %w", sb.id, ep.Name(), err)
-		}
+	if len(errs) > 0 {
+		return fmt.Errorf("sandbox %s: refresh: %w", sb.id, errors.Join(errs...))
 	}
 	return nil
 }

@@ -130,7 +130,7 @@ type setKeyServer struct {
 }
 
 func (c *controller) startSetKeyServer() error {
-	path := setKeySocketPath(c.cfg.Daemon.ExecRoot, c.id)
+	path := setKeySocketPath(c.execRoot, c.id)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("set-key socket: %w", err)
 	}
@@ -196,9 +196,13 @@ func (sb *sandbox) SetKey(key string) error {
 	if key == "" {
 		return types.BadRequestErrorf("sandbox %s: empty key", sb.id)
 	}
-	if !sb.config.UseExternalKey {
+	if !sb.externalKey {
 		return types.ForbiddenErrorf("sandbox %s was not created with OptionUseExternalKey; its namespace is the library's", sb.id)
 	}
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.end()
 	sb.opMu.Lock()
 	defer sb.opMu.Unlock()
 	sb.mu.Lock()
@@ -212,12 +216,13 @@ func (sb *sandbox) SetKey(key string) error {
 	eps := sb.joined()
 	if old != nil {
 		// A new key (the container restarted): take the endpoints out of
-		// the old namespace first.
+		// the old namespace first. It is the runtime's and may live on, so
+		// the interfaces are retired, not left.
 		for _, ep := range eps {
 			ep.mu.Lock()
 			js := ep.join
 			ep.mu.Unlock()
-			sb.depopulate(ep, js, removeNone)
+			sb.depopulate(ep, js, removeRetire)
 		}
 		sb.mu.Lock()
 		sb.ns, sb.gw4, sb.gw6 = nil, nil, nil
@@ -237,13 +242,18 @@ func (sb *sandbox) SetKey(key string) error {
 
 	var done []*endpoint
 	for _, ep := range eps {
+		// populate fills a copy; the endpoint's join state is swapped
+		// under its lock, as readers expect.
 		ep.mu.Lock()
-		js := ep.join
+		js := *ep.join
 		ep.mu.Unlock()
-		js.ifName = sb.nextIfNameExcept(done)
-		if err = sb.populate(ep, js); err != nil {
+		js.ifName, js.populated = sb.nextIfNameExcept(done), false
+		if err = sb.populate(ep, &js); err != nil {
 			break
 		}
+		ep.mu.Lock()
+		ep.join = &js
+		ep.mu.Unlock()
 		done = append(done, ep)
 	}
 	if err == nil {
@@ -263,12 +273,14 @@ func (sb *sandbox) SetKey(key string) error {
 		})
 	}
 	if err != nil {
+		// The namespace is the runtime's and outlives this call: take
+		// out every interface put there.
 		for i := len(done) - 1; i >= 0; i-- {
 			ep := done[i]
 			ep.mu.Lock()
 			js := ep.join
 			ep.mu.Unlock()
-			sb.depopulate(ep, js, removeNone)
+			sb.depopulate(ep, js, removeDelete)
 		}
 		sb.mu.Lock()
 		sb.ns, sb.key, sb.gw4, sb.gw6 = nil, "", nil, nil

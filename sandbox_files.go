@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/netkit/libnetwork/etchosts"
@@ -21,7 +22,7 @@ const (
 
 // filesDir is where a sandbox's files live unless the caller chose paths.
 func (sb *sandbox) filesDir() string {
-	return filepath.Join(sb.ctrl.cfg.Daemon.ExecRoot, "files", sb.id)
+	return filepath.Join(sb.ctrl.execRoot, "files", sb.id)
 }
 
 // hostsPath and resolvConfPath return the files the sandbox writes.
@@ -57,7 +58,7 @@ func (sb *sandbox) buildHostsFile() error {
 		extra = append(extra, etchosts.Record{Hosts: h.Name, IP: h.IP})
 	}
 	origin := sb.config.OriginHostsPath
-	if origin == "" && sb.config.UseDefaultSandbox {
+	if origin == "" && sb.hostNet {
 		origin = hostHostsPath
 	}
 	if origin != "" {
@@ -82,7 +83,7 @@ func (sb *sandbox) buildResolvConf() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if !sb.config.UseDefaultSandbox {
+	if !sb.hostNet {
 		host = resolvconf.FilterResolvDNS(host, sb.ipv6Enabled())
 	}
 	dns := sb.config.DNSList
@@ -113,7 +114,7 @@ func (sb *sandbox) ipv6Enabled() bool {
 // hostsRecords are the /etc/hosts lines naming the sandbox's own host name
 // on the endpoint's addresses.
 func (sb *sandbox) hostsRecords(ep *endpoint) []etchosts.Record {
-	if sb.config.HostName == "" || sb.config.UseDefaultSandbox {
+	if sb.config.HostName == "" || sb.hostNet {
 		return nil
 	}
 	names := sb.config.HostName
@@ -148,8 +149,13 @@ func (sb *sandbox) removeHostsRecords(ep *endpoint) {
 
 // updateParentHosts updates the hosts files of the containers that link to
 // this one (OptionParentUpdate).
+// It runs without sb.opMu and takes each parent's, so two sandboxes that are
+// each other's parents cannot deadlock.
 func (sb *sandbox) updateParentHosts(ep *endpoint) {
-	for _, pu := range sb.config.ParentUpdates {
+	sb.mu.Lock()
+	updates := slices.Clone(sb.config.ParentUpdates)
+	sb.mu.Unlock()
+	for _, pu := range updates {
 		var parent Sandbox
 		sb.ctrl.WalkSandboxes(SandboxContainerWalker(&parent, pu.ContainerID))
 		if parent == nil {
@@ -160,7 +166,10 @@ func (sb *sandbox) updateParentHosts(ep *endpoint) {
 			ip = ep.iface.addr.IP.String()
 		}
 		p := parent.(*sandbox)
-		sb.fileError("parent hosts", etchosts.Update(p.hostsPath(), ip, pu.Name))
+		p.opMu.Lock()
+		err := etchosts.Update(p.hostsPath(), ip, pu.Name)
+		p.opMu.Unlock()
+		sb.fileError("parent hosts", err)
 	}
 }
 

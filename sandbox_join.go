@@ -23,12 +23,18 @@ func (ep *endpoint) Join(sbox Sandbox, opts ...EndpointOption) error {
 	if err != nil {
 		return err
 	}
-	if err := c.checkRunning(); err != nil {
+	if err := c.begin(); err != nil {
 		return err
 	}
+	defer c.end()
 	sb.opMu.Lock()
-	defer sb.opMu.Unlock()
-	return sb.joinLocked(ep, opts)
+	err = sb.joinLocked(ep, opts)
+	sb.opMu.Unlock()
+	if err == nil {
+		// Other sandboxes' files, under their own opMu.
+		sb.updateParentHosts(ep)
+	}
+	return err
 }
 
 // joinLocked joins ep to sb. sb.opMu must be held.
@@ -53,13 +59,20 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 		ep.mu.Unlock()
 		return fmt.Errorf("endpoint %s (network %s) joining sandbox %s: %w", ep.name, n.name, sb.id, ErrInvalidJoin{})
 	}
-	ep.joinPriority = 0
+	// Join options are applied to a scratch endpoint, so an option meant
+	// for CreateEndpoint cannot rewrite the endpoint's configuration; only
+	// the priority is taken.
+	scratch := &endpoint{}
 	for _, o := range opts {
 		if o != nil {
-			o(ep)
+			o(scratch)
 		}
 	}
-	js := &joinState{priority: ep.joinPriority}
+	if scratch.optErr != nil {
+		ep.mu.Unlock()
+		return fmt.Errorf("endpoint %s joining sandbox %s: %w", ep.name, sb.id, scratch.optErr)
+	}
+	js := &joinState{priority: scratch.joinPriority}
 	ep.busy = true
 	ep.mu.Unlock()
 	defer func() {
@@ -123,7 +136,6 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 		}
 	}
 	sb.addHostsRecords(ep)
-	sb.updateParentHosts(ep)
 	return nil
 }
 
@@ -131,10 +143,10 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 // only joins host networks, and a host network only host sandboxes.
 func (sb *sandbox) checkCompatible(n *network) error {
 	host := n.networkType == "host"
-	if sb.config.UseDefaultSandbox && !host {
+	if sb.hostNet && !host {
 		return types.ForbiddenErrorf("sandbox %s uses the host's network namespace; it cannot join %s network %s", sb.id, n.networkType, n.name)
 	}
-	if host && !sb.config.UseDefaultSandbox {
+	if host && !sb.hostNet {
 		return types.ForbiddenErrorf("network %s is a host network; only sandboxes created with OptionUseDefaultSandbox can join it (sandbox %s)", n.name, sb.id)
 	}
 	return nil
@@ -142,10 +154,9 @@ func (sb *sandbox) checkCompatible(n *network) error {
 
 // nextIfName returns the lowest free "ethN" of the sandbox.
 func (sb *sandbox) nextIfName() string {
-	sb.mu.Lock()
-	defer sb.mu.Unlock()
 	used := map[string]bool{}
-	for _, e := range sb.endpoints {
+	// sb.mu is released before the endpoints are locked (lock order).
+	for _, e := range sb.joined() {
 		e.mu.Lock()
 		if e.join != nil {
 			used[e.join.ifName] = true
@@ -246,10 +257,13 @@ const (
 func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 	c := sb.ctrl
 	n := ep.network
-	if !js.populated {
+	ep.mu.Lock()
+	populated := js.populated
+	ep.mu.Unlock()
+	if !populated {
 		return
 	}
-	if ns := sb.namespace(); ns != nil && js.ifName != "" && !sb.config.UseDefaultSandbox {
+	if ns := sb.namespace(); ns != nil && js.ifName != "" && !sb.hostNet {
 		switch mode {
 		case removeRetire:
 			sb.mu.Lock()
@@ -268,7 +282,9 @@ func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 	if err := n.driver.Leave(n.id, ep.id); err != nil {
 		c.logger.Warn("driver leave", "endpoint", ep.Name(), "network", n.name, "error", err)
 	}
+	ep.mu.Lock()
 	js.populated = false
+	ep.mu.Unlock()
 }
 
 // updateGateways points the sandbox's default routes at the endpoints that
@@ -276,7 +292,7 @@ func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 // first, then by network name.
 func (sb *sandbox) updateGateways() error {
 	ns := sb.namespace()
-	if ns == nil || sb.config.UseDefaultSandbox {
+	if ns == nil || sb.hostNet {
 		return nil
 	}
 	eps := sb.joined()
@@ -360,6 +376,10 @@ func (ep *endpoint) Leave(sbox Sandbox, opts ...EndpointOption) error {
 	if err != nil {
 		return err
 	}
+	if err := c.begin(); err != nil {
+		return err
+	}
+	defer c.end()
 	sb.opMu.Lock()
 	defer sb.opMu.Unlock()
 	return sb.leaveLocked(ep, true)
