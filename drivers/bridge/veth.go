@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // vethSpec is a veth pair to create: the host side in the controller's
@@ -30,7 +32,6 @@ func (d *Driver) createVeth(s vethSpec) (int, error) {
 			Name:        s.name,
 			MTU:         s.mtu,
 			MasterIndex: s.master,
-			Flags:       net.FlagUp,
 			TxQLen:      -1,
 		},
 		PeerName:         s.peerName,
@@ -48,6 +49,21 @@ func (d *Driver) createVeth(s vethSpec) (int, error) {
 	}
 	if veth.Index == 0 {
 		return 0, fmt.Errorf("veth %s created but has no index", veth.Name)
+	}
+	// The host side is created down and gets no IPv6 link-local address
+	// before it comes up: a bridge port needs none, and its DAD, router
+	// solicitation and MLD packets would be flooded to every other port,
+	// making each join cost O(ports). Measured with netbench -n 500, this
+	// makes Join faster overall and removes its growth.
+	const in6AddrGenModeNone = 1
+	if err := d.host.LinkSetIP6AddrGenMode(veth, in6AddrGenModeNone); err != nil &&
+		!errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
+		d.deleteVeth(veth.Name, veth.Index)
+		return 0, fmt.Errorf("turning off IPv6 link-local addressing on %s: %w", veth.Name, err)
+	}
+	if err := d.host.LinkSetUp(veth); err != nil {
+		d.deleteVeth(veth.Name, veth.Index)
+		return 0, fmt.Errorf("bringing %s up: %w", veth.Name, err)
 	}
 	return veth.Index, nil
 }
