@@ -263,10 +263,12 @@ func (c *controller) Config() config.Config {
 	return c.cfg.Clone()
 }
 
-// ReloadConfiguration applies options that can change at run time (labels,
-// driver configuration, default network and driver, plugin directories,
-// logger). The data dir and exec root cannot change while the controller
-// runs; asking for it is refused.
+// ReloadConfiguration replaces the configuration Config returns with the
+// current one plus cfgOptions. Labels and the default network and driver
+// names take effect at once; the built-in drivers keep the configuration
+// they were made with, and the logger stays the one given to New. The data
+// dir and exec root cannot change while the controller runs; asking for it
+// is refused.
 func (c *controller) ReloadConfiguration(cfgOptions ...config.Option) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
