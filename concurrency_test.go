@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/types"
 )
@@ -99,4 +100,31 @@ func TestSecondControllerOnSameDirsFailsFast(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("second controller took %v to fail", d)
 	}
+}
+
+// TestOneControllerPerNamespace: a second controller (other directories)
+// on a namespace that already has one is refused, and the first one's
+// bridge and rules are untouched.
+func TestOneControllerPerNamespace(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "first", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.160.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	rules := e.nft()
+	dir := t.TempDir()
+	_, err = New(config.OptionDataDir(dir+"/data"), config.OptionExecRoot(dir+"/exec"), config.OptionNetworkNamespace(e.host.Path()))
+	if !types.IsForbidden(err) {
+		t.Fatalf("second controller on the same namespace: %v, want Forbidden", err)
+	}
+	if _, err := e.host.Handle().LinkByName("br-" + n.ID()[:12]); err != nil {
+		t.Errorf("first controller's bridge gone: %v", err)
+	}
+	if got := e.nft(); got != rules {
+		t.Errorf("first controller's rules changed:\n%s", got)
+	}
+	// Once the first stops, the namespace can be taken.
+	c.Stop()
+	c2, err := New(e.options()...)
+	mustf(t, err, "controller after the first stopped")
+	c2.Stop()
 }

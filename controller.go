@@ -25,6 +25,7 @@ package libnetwork
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -32,6 +33,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/netkit/libnetwork/config"
@@ -204,6 +206,9 @@ func (c *controller) open() error {
 		return fmt.Errorf("opening the controller's network namespace: %w", err)
 	}
 	c.closers = append(c.closers, c.hostNS.Close)
+	if err := c.claimNamespace(); err != nil {
+		return err
+	}
 	if c.fw, err = firewall.New(c.hostNS.Fd(), c.logger); err != nil {
 		return fmt.Errorf("opening nftables: %w", err)
 	}
@@ -647,4 +652,26 @@ func (c *controller) hostKey() string {
 		return p
 	}
 	return fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
+}
+
+// claimNamespace makes sure no other controller programs the same network
+// namespace: bridges, veths and the nftables table are recognised as the
+// library's by name, so a second controller would take the first one's for
+// orphans. The claim is an abstract unix socket, which lives in the
+// namespace and goes away with the process, even a killed one.
+func (c *controller) claimNamespace() error {
+	var claim net.PacketConn
+	err := c.hostNS.Do(func() error {
+		var err error
+		claim, err = net.ListenPacket("unixgram", "@libnetwork-controller")
+		return err
+	})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return types.ForbiddenErrorf("network namespace %s is already programmed by another controller; run one controller per network namespace (config.OptionNetworkNamespace)", c.hostNS)
+	}
+	if err != nil {
+		return fmt.Errorf("claiming the network namespace: %w", err)
+	}
+	c.closers = append(c.closers, claim.Close)
+	return nil
 }

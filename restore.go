@@ -57,6 +57,12 @@ func (c *controller) restore() error {
 	})
 	for _, id := range epIDs {
 		r := eps[id]
+		if _, stored := nets[r.NetworkID]; stored && c.networks[r.NetworkID] == nil {
+			// Its network is recorded but failed to come back (logged
+			// above); keep the record for the next start.
+			c.logger.Error("endpoint not restored: its network failed to restore", "endpoint", r.Name, "network", r.NetworkID)
+			continue
+		}
 		if err := c.restoreEndpoint(&r); err != nil {
 			c.logger.Error("endpoint not restored; its record is dropped", "endpoint", r.Name, "id", id, "error", err)
 			_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, id) })
@@ -312,6 +318,13 @@ func (c *controller) restoreDriverEndpoint(n *network, ep *endpoint, sb *sandbox
 		ji.gw, ji.gw6, ji.disableGW = js.gw, js.gw6, js.disableGW
 	}
 	if err := sb.configureJoined(ep, js, ji); err != nil {
+		// The record is dropped; the driver must forget the endpoint too.
+		if lerr := n.driver.Leave(n.id, ep.id); lerr != nil {
+			c.logger.Warn("undoing a failed endpoint restore", "endpoint", ep.name, "error", lerr)
+		}
+		if derr := n.driver.DeleteEndpoint(n.id, ep.id); derr != nil {
+			c.logger.Warn("undoing a failed endpoint restore", "endpoint", ep.name, "error", derr)
+		}
 		return err
 	}
 	return nil

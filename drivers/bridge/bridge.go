@@ -187,19 +187,21 @@ func (d *Driver) reserveBridge(nid, bridgeName string) error {
 func (d *Driver) DeleteNetwork(nid string) error {
 	d.mu.Lock()
 	n, ok := d.networks[nid]
-	if ok {
-		delete(d.networks, nid)
-	}
 	d.mu.Unlock()
 	if !ok {
 		return types.NotFoundErrorf("delete bridge network %s: no such network", nid)
 	}
-	var errs []error
+	// The rules go first; if that fails the network stays, so the delete
+	// can be retried instead of leaking the rules.
 	if d.fw != nil {
 		if err := d.fw.DeleteNetwork(n.config.bridgeName); err != nil {
-			errs = append(errs, fmt.Errorf("removing firewall rules: %w", err))
+			return types.InternalErrorf("delete bridge network %s: removing firewall rules: %w", nid, err)
 		}
 	}
+	d.mu.Lock()
+	delete(d.networks, nid)
+	d.mu.Unlock()
+	var errs []error
 	if err := d.host.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: n.bridgeIndex, Name: n.config.bridgeName}}); err != nil && !isNotExist(err) {
 		errs = append(errs, fmt.Errorf("deleting bridge %s: %w", n.config.bridgeName, err))
 	}

@@ -93,13 +93,16 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 		peerName: sb.IfaceName(),
 		peerMAC:  ep.mac,
 		peerNS:   sb.NetNSFd(),
+		isolated: !n.config.enableICC,
 	}
 	idx, err := d.createVeth(spec)
 	if errors.Is(err, unix.EEXIST) {
+		// A host side left from an earlier Leave; if the reaper took it
+		// meanwhile, the name is free and the retry just works.
 		if old, lerr := d.host.LinkByName(ep.hostVeth); lerr == nil {
 			d.retireVeth(old)
-			idx, err = d.createVeth(spec)
 		}
+		idx, err = d.createVeth(spec)
 	}
 	if err != nil {
 		return 0, types.InternalErrorf("creating veth %s (peer %s in the sandbox): %w", ep.hostVeth, sb.IfaceName(), err)
@@ -172,15 +175,37 @@ func (d *Driver) RestoreEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo
 	d.mu.Lock()
 	n, ep, err := d.endpointLocked(nid, eid)
 	d.mu.Unlock()
+	if err == nil {
+		err = d.restoreJoined(n, ep, sboxKey, jinfo)
+	}
 	if err != nil {
+		// Forget the endpoint: the controller drops its record and
+		// releases its address, so nothing may keep its veth alive.
+		d.mu.Lock()
+		if n != nil && n.endpoints[eid] == ep {
+			delete(n.endpoints, eid)
+		}
+		d.mu.Unlock()
 		return fmt.Errorf("restore: %w", err)
 	}
+	return nil
+}
+
+// restoreJoined adopts a joined endpoint's veth, or recreates it through
+// jinfo when it is gone.
+func (d *Driver) restoreJoined(n *network, ep *endpoint, sboxKey string, jinfo driverapi.JoinInfo) error {
+	nid, eid := n.id, ep.id
 	l, err := d.host.LinkByName(ep.hostVeth)
 	switch {
 	case err == nil && l.Type() == "veth":
 		if l.Attrs().MasterIndex != n.bridgeIndex {
 			if err := d.host.LinkSetMasterByIndex(l, n.bridgeIndex); err != nil {
 				return types.InternalErrorf("restore endpoint %s: putting veth %s on bridge %s: %w", eid, ep.hostVeth, n.config.bridgeName, err)
+			}
+			if !n.config.enableICC {
+				if err := d.host.LinkSetIsolated(l, true); err != nil {
+					return types.InternalErrorf("restore endpoint %s: isolating bridge port %s: %w", eid, ep.hostVeth, err)
+				}
 			}
 		}
 		d.mu.Lock()

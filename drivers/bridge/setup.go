@@ -146,7 +146,42 @@ func (d *Driver) setupAddresses(n *network) (func() error, error) {
 		}
 		added = append(added, a)
 	}
+	// An adopted bridge may carry addresses of a network that is gone (a
+	// non-persistent one before a crash): the host would keep routing its
+	// subnet. Only the gateways (and link-local addresses) stay.
+	if err := d.dropStaleAddresses(n, link); err != nil {
+		return undo, err
+	}
 	return undo, nil
+}
+
+// dropStaleAddresses removes the bridge's addresses that are not the
+// network's gateways.
+func (d *Driver) dropStaleAddresses(n *network, link netlink.Link) error {
+	addrs, err := d.host.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("listing the addresses of bridge %s: %w", n.config.bridgeName, err)
+	}
+	for i := range addrs {
+		a := &addrs[i]
+		if a.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		keep := false
+		for _, gw := range n.config.gateways {
+			if gw.IP.Equal(a.IP) && gw.Mask.String() == a.Mask.String() {
+				keep = true
+			}
+		}
+		if keep {
+			continue
+		}
+		d.logger.Info("removing a stale address from an adopted bridge", "bridge", n.config.bridgeName, "address", a.IPNet)
+		if err := d.host.AddrDel(link, a); err != nil && !isNotExist(err) {
+			return fmt.Errorf("removing stale address %s from bridge %s: %w", a.IPNet, n.config.bridgeName, err)
+		}
+	}
+	return nil
 }
 
 // setupFirewall programs the network's rules.

@@ -18,6 +18,11 @@ type vethSpec struct {
 	peerName string
 	peerMAC  net.HardwareAddr
 	peerNS   int // fd of the sandbox's namespace
+	// isolated makes the host side an isolated bridge port (ICC off):
+	// isolated ports reach the bridge but not each other, in the bridge
+	// itself, so ICC off holds whether or not br_netfilter hands bridged
+	// frames to the firewall.
+	isolated bool
 }
 
 // createVeth creates the pair and returns the host side's ifindex.
@@ -60,6 +65,12 @@ func (d *Driver) createVeth(s vethSpec) (int, error) {
 		!errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
 		d.deleteVeth(veth.Name, veth.Index)
 		return 0, fmt.Errorf("turning off IPv6 link-local addressing on %s: %w", veth.Name, err)
+	}
+	if s.isolated {
+		if err := d.host.LinkSetIsolated(veth, true); err != nil {
+			d.deleteVeth(veth.Name, veth.Index)
+			return 0, fmt.Errorf("isolating bridge port %s (ICC off): %w", veth.Name, err)
+		}
 	}
 	if err := d.host.LinkSetUp(veth); err != nil {
 		d.deleteVeth(veth.Name, veth.Index)
