@@ -1,0 +1,46 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/netkit/libnetwork/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.Main(m) }
+
+// TestNetbenchJSON runs netbench briefly and checks the JSON it promises.
+// It checks shape, not speed: figures come from real runs, not tests.
+func TestNetbenchJSON(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := filepath.Join(t.TempDir(), "netbench")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command("unshare", "-n", "-m", bin, "-n", "25", "-json").Output()
+	if err != nil {
+		t.Fatalf("netbench: %v\n%s", err, out)
+	}
+	var res result
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("netbench -json printed %q: %v", out, err)
+	}
+	if res.N != 25 || res.Ports != 0 {
+		t.Errorf("n=%d ports=%d", res.N, res.Ports)
+	}
+	for name, s := range map[string]stats{"attach": res.Attach, "detach": res.Detach} {
+		if s.MedianMs <= 0 || s.P99Ms < s.MedianMs || s.First20MedianMs <= 0 || s.Last20MedianMs <= 0 {
+			t.Errorf("%s figures %+v", name, s)
+		}
+	}
+	for _, step := range []string{"attach.new_sandbox", "attach.create_endpoint", "attach.join", "detach.leave", "detach.delete_endpoint", "detach.delete_sandbox"} {
+		if res.Steps[step].MedianMs <= 0 {
+			t.Errorf("step %s missing: %+v", step, res.Steps)
+		}
+	}
+	if err := exec.Command(bin, "-ports", "2").Run(); err == nil {
+		t.Error("-ports 2 accepted before port publishing exists")
+	}
+}
