@@ -8,14 +8,18 @@ import (
 	"sync"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/null"
 	"github.com/netkit/libnetwork/types"
 )
 
 // NetworkType is the name of the driver.
 const NetworkType = "host"
 
-// Driver is the host network driver.
+// Driver is the host network driver. Its endpoints have no interface, so
+// the endpoint operations are the null driver's: they do nothing.
 type Driver struct {
+	null.Driver
+
 	mu sync.Mutex
 	// networkID is the ID of the one host network, or "".
 	networkID string
@@ -55,33 +59,3 @@ func (d *Driver) DeleteNetwork(nid string) error {
 	d.networkID = ""
 	return nil
 }
-
-// CreateEndpoint does nothing: host endpoints have no interface.
-func (*Driver) CreateEndpoint(string, string, driverapi.InterfaceInfo, map[string]interface{}) error {
-	return nil
-}
-
-// DeleteEndpoint does nothing.
-func (*Driver) DeleteEndpoint(string, string) error { return nil }
-
-// EndpointOperInfo returns an empty map.
-func (*Driver) EndpointOperInfo(string, string) (map[string]interface{}, error) {
-	return map[string]interface{}{}, nil
-}
-
-// Join does nothing: the sandbox uses the host's namespace.
-func (*Driver) Join(string, string, string, driverapi.JoinInfo, map[string]interface{}) error {
-	return nil
-}
-
-// Leave does nothing.
-func (*Driver) Leave(string, string) error { return nil }
-
-// ProgramExternalConnectivity does nothing: host endpoints are already
-// outside.
-func (*Driver) ProgramExternalConnectivity(string, string, map[string]interface{}) error {
-	return nil
-}
-
-// RevokeExternalConnectivity does nothing.
-func (*Driver) RevokeExternalConnectivity(string, string) error { return nil }
