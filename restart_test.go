@@ -66,8 +66,23 @@ func buildState(c NetworkController) error {
 			return err
 		}
 	}
-	_, err = tmp.CreateEndpoint("gone")
-	return err
+	if _, err := tmp.CreateEndpoint("gone"); err != nil {
+		return err
+	}
+	// An endpoint that joined and left: its host-side veth waits for the
+	// reaper, which a crash never lets run.
+	left, err := n.CreateEndpoint("left")
+	if err != nil {
+		return err
+	}
+	lsb, err := c.NewSandbox("ctr-left")
+	if err != nil {
+		return err
+	}
+	if err := left.Join(lsb); err != nil {
+		return err
+	}
+	return left.Leave(lsb)
 }
 
 // stateOf describes what must survive a restart.
@@ -184,8 +199,20 @@ func TestRestartAfterKill(t *testing.T) {
 	checkRestored(t, e, c, before)
 	// The child's orphan endpoint of the ephemeral network is gone, and
 	// the state store agrees.
-	if st := e.snapshot(c); st.records[kindEndpoint] != 3 {
-		t.Errorf("endpoint records after kill restart: %d, want 3 (a, b, c and nothing else)", st.records[kindEndpoint])
+	if st := e.snapshot(c); st.records[kindEndpoint] != 4 {
+		t.Errorf("endpoint records after kill restart: %d, want 4 (a, b, c, left)", st.records[kindEndpoint])
+	}
+	// Only joined endpoints own a veth: a, b and c. The one "left" had
+	// before the kill was collected.
+	links, _ := e.host.Handle().LinkList()
+	veths := 0
+	for _, l := range links {
+		if l.Type() == "veth" {
+			veths++
+		}
+	}
+	if veths != 3 {
+		t.Errorf("%d veths in the host namespace after restart, want 3", veths)
 	}
 }
 

@@ -346,8 +346,10 @@ func (c *controller) collectOrphans() {
 	keepEps := map[string]bool{}
 	for id, n := range c.networks {
 		keepNets[id] = true
-		for eid := range n.endpoints {
-			keepEps[eid] = true
+		for eid, ep := range n.endpoints {
+			if ep.join != nil {
+				keepEps[eid] = true
+			}
 		}
 	}
 	for name, drv := range c.drivers {

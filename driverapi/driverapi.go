@@ -74,7 +74,8 @@ type Restorer interface {
 
 // OrphanCollector is implemented by drivers that can find and remove kernel
 // objects of theirs that no stored network or endpoint owns (after a crash).
-// keepNetworks and keepEndpoints are the IDs that are still live.
+// keepNetworks are the live networks and keepEndpoints the live endpoints
+// that are joined (an endpoint that is not joined owns no interface).
 type OrphanCollector interface {
 	CollectOrphans(keepNetworks, keepEndpoints map[string]bool) error
 }

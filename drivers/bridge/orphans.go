@@ -23,14 +23,17 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 	keptVeths := prefixSet(keepEndpoints, 11)
 
 	d.mu.Lock()
-	// Networks and endpoints the driver knows are never orphans, whatever
-	// the caller passed.
+	// Networks the driver knows, and the veths of endpoints it knows as
+	// joined, are never orphans, whatever the caller passed. The veth of an
+	// endpoint that left before a crash is one.
 	var rules []firewall.NetworkRules
 	for nid, n := range d.networks {
 		keptBridges[shortID(nid, 12)] = true
 		rules = append(rules, n.rules())
-		for eid := range n.endpoints {
-			keptVeths[shortID(eid, 11)] = true
+		for eid, ep := range n.endpoints {
+			if ep.hostIndex != 0 {
+				keptVeths[shortID(eid, 11)] = true
+			}
 		}
 	}
 	d.mu.Unlock()
