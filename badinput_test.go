@@ -24,7 +24,6 @@ func TestBadInput(t *testing.T) {
 	sb, err := c.NewSandbox("ctr")
 	mustf(t, err, "sandbox")
 	mustf(t, ep.Join(sb), "join")
-	_ = full
 
 	cases := []struct {
 		name  string

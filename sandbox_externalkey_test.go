@@ -64,8 +64,7 @@ func TestExternalKey(t *testing.T) {
 		t.Fatalf("container namespace has %v, want eth0 and lo", got)
 	}
 	// It is reachable from another sandbox.
-	ep2, sb2 := joined(t, c, n, "peer")
-	_ = ep2
+	_, sb2 := joined(t, c, n, "peer")
 	mustReach(t, nsOf(t, sb2), listen(t, procNS, ep.Info().Iface().Address().IP))
 
 	// A sandbox the library owns refuses a key.
