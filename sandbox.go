@@ -160,16 +160,29 @@ func (sb *sandbox) Statistics() (map[string]*types.InterfaceStatistics, error) {
 	return ns.Statistics()
 }
 
+// lockOp starts an operation on the sandbox: it registers the operation
+// with the controller (refused after Stop, which waits for it) and takes
+// opMu. unlock releases both.
+func (sb *sandbox) lockOp() (unlock func(), err error) {
+	if err := sb.ctrl.begin(); err != nil {
+		return nil, err
+	}
+	sb.opMu.Lock()
+	return func() {
+		sb.opMu.Unlock()
+		sb.ctrl.end()
+	}, nil
+}
+
 // Delete leaves every joined endpoint, destroys the namespace, removes the
 // sandbox's files and its record.
 func (sb *sandbox) Delete() error {
 	c := sb.ctrl
-	if err := c.begin(); err != nil {
+	unlock, err := sb.lockOp()
+	if err != nil {
 		return err
 	}
-	defer c.end()
-	sb.opMu.Lock()
-	defer sb.opMu.Unlock()
+	defer unlock()
 	sb.mu.Lock()
 	if sb.deleted {
 		sb.mu.Unlock()
@@ -222,12 +235,11 @@ func (sb *sandbox) Rename(name string) error {
 	if name == "" {
 		return ErrInvalidName(name)
 	}
-	if err := sb.ctrl.begin(); err != nil {
+	unlock, err := sb.lockOp()
+	if err != nil {
 		return err
 	}
-	defer sb.ctrl.end()
-	sb.opMu.Lock()
-	defer sb.opMu.Unlock()
+	defer unlock()
 	var done []*endpoint
 	var olds []string
 	for _, ep := range sb.joined() {
@@ -284,15 +296,14 @@ func (ep *endpoint) rename(name string) error {
 // again stays detached and is named in the error.
 func (sb *sandbox) Refresh(options ...SandboxOption) error {
 	c := sb.ctrl
-	if err := c.begin(); err != nil {
+	unlock, err := sb.lockOp()
+	if err != nil {
 		return err
 	}
-	defer c.end()
-	sb.opMu.Lock()
 	eps := sb.joined()
 	for i := len(eps) - 1; i >= 0; i-- {
 		if err := sb.leaveLocked(eps[i], true); err != nil {
-			sb.opMu.Unlock()
+			unlock()
 			return fmt.Errorf("sandbox %s: refresh: %w", sb.id, err)
 		}
 	}
@@ -322,7 +333,7 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 		}
 		rejoined = append(rejoined, ep)
 	}
-	sb.opMu.Unlock()
+	unlock()
 	for _, ep := range rejoined {
 		sb.updateParentHosts(ep)
 	}

@@ -199,12 +199,11 @@ func (sb *sandbox) SetKey(key string) error {
 	if !sb.externalKey {
 		return types.ForbiddenErrorf("sandbox %s was not created with OptionUseExternalKey; its namespace is the library's", sb.id)
 	}
-	if err := c.begin(); err != nil {
+	unlock, err := sb.lockOp()
+	if err != nil {
 		return err
 	}
-	defer c.end()
-	sb.opMu.Lock()
-	defer sb.opMu.Unlock()
+	defer unlock()
 	sb.mu.Lock()
 	if sb.deleted {
 		sb.mu.Unlock()

@@ -23,13 +23,12 @@ func (ep *endpoint) Join(sbox Sandbox, opts ...EndpointOption) error {
 	if err != nil {
 		return err
 	}
-	if err := c.begin(); err != nil {
+	unlock, err := sb.lockOp()
+	if err != nil {
 		return err
 	}
-	defer c.end()
-	sb.opMu.Lock()
 	err = sb.joinLocked(ep, opts)
-	sb.opMu.Unlock()
+	unlock()
 	if err == nil {
 		// Other sandboxes' files, under their own opMu.
 		sb.updateParentHosts(ep)
@@ -376,12 +375,11 @@ func (ep *endpoint) Leave(sbox Sandbox, opts ...EndpointOption) error {
 	if err != nil {
 		return err
 	}
-	if err := c.begin(); err != nil {
+	unlock, err := sb.lockOp()
+	if err != nil {
 		return err
 	}
-	defer c.end()
-	sb.opMu.Lock()
-	defer sb.opMu.Unlock()
+	defer unlock()
 	return sb.leaveLocked(ep, true)
 }
 

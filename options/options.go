@@ -5,7 +5,6 @@
 package options
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/netkit/libnetwork/types"
@@ -136,6 +135,3 @@ func GetGeneric(m map[string]interface{}, key string) (v map[string]interface{},
 		return nil, true, types.InvalidParameterErrorf("option %s: want an option map, got %T", key, raw)
 	}
 }
-
-// String formats a value for an error message.
-func String(v interface{}) string { return fmt.Sprint(v) }
