@@ -367,7 +367,7 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	if n.ipam, ok = c.ipams[n.ipamType]; !ok {
 		return nil, types.BadRequestErrorf("network %s: unknown IPAM driver %q", name, n.ipamType)
 	}
-	for _, conf := range append(append([]*IpamConf{}, n.ipamV4Config...), n.ipamV6Config...) {
+	for _, conf := range n.ipamConfigs() {
 		if err := conf.Validate(); err != nil {
 			return nil, fmt.Errorf("network %s: %w", name, err)
 		}
@@ -426,7 +426,7 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 // checkOverlapLocked refuses a requested pool that overlaps a pool of
 // another network, naming that network. c.mu must be held.
 func (c *controller) checkOverlapLocked(n *network) error {
-	for _, conf := range append(append([]*IpamConf{}, n.ipamV4Config...), n.ipamV6Config...) {
+	for _, conf := range n.ipamConfigs() {
 		if conf.PreferredPool == "" {
 			continue
 		}

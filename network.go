@@ -165,6 +165,12 @@ func (n *network) driverOptions() map[string]interface{} {
 	return m
 }
 
+// ipamConfigs returns the network's v4 and v6 IPAM configurations in one
+// new slice.
+func (n *network) ipamConfigs() []*IpamConf {
+	return slices.Concat(n.ipamV4Config, n.ipamV6Config)
+}
+
 // subnets returns the pools of the network.
 func (n *network) subnets() []*net.IPNet {
 	var out []*net.IPNet

@@ -148,7 +148,7 @@ func (c *controller) replayPools(n *network, infos []*IpamInfo, v6 bool) ([]*Ipa
 		if info.Pool != nil {
 			pool = info.Pool.String()
 		}
-		for _, conf := range append(n.ipamV4Config, n.ipamV6Config...) {
+		for _, conf := range n.ipamConfigs() {
 			if conf.PreferredPool == pool {
 				sub = conf.SubPool
 			}
