@@ -120,8 +120,8 @@ func TestControllerAPI(t *testing.T) {
 	if sbA.Labels()["label"] != "x" {
 		t.Errorf("Labels: %v", sbA.Labels())
 	}
-	if _, err := c.NewSandbox("ca"); !types.IsForbidden(err) {
-		t.Errorf("second sandbox for one container: %v, want Forbidden", err)
+	if _, err := c.NewSandbox("ca"); !types.IsBadRequest(err) {
+		t.Errorf("second sandbox for one container: %v, want BadRequest as in v0.7", err)
 	}
 	var icid InvalidContainerIDError
 	if _, err := c.NewSandbox(""); !errors.As(err, &icid) {
@@ -268,8 +268,8 @@ func TestEndpointAPI(t *testing.T) {
 	}
 	other, err := c.NewSandbox("other")
 	mustf(t, err, "other sandbox")
-	if err := ep.Leave(other); !types.IsBadRequest(err) {
-		t.Errorf("leaving a sandbox it is not joined to: %v, want BadRequest", err)
+	if err := ep.Leave(other); !types.IsForbidden(err) {
+		t.Errorf("leaving a sandbox it is not joined to: %v, want Forbidden as in v0.7", err)
 	}
 	if eps := sb.Endpoints(); len(eps) != 1 || eps[0] != ep {
 		t.Errorf("Sandbox.Endpoints: %v", eps)
@@ -283,8 +283,8 @@ func TestEndpointAPI(t *testing.T) {
 	}
 	ep2, err := n.CreateEndpoint("ep2")
 	mustf(t, err, "ep2")
-	if err := ep2.Leave(sb); !types.IsBadRequest(err) {
-		t.Errorf("leaving without a join: %v, want BadRequest", err)
+	if err := ep2.Leave(sb); !types.IsForbidden(err) {
+		t.Errorf("leaving without a join: %v, want Forbidden as in v0.7", err)
 	}
 }
 

@@ -186,12 +186,12 @@ func (c *controller) open() error {
 	var err error
 	c.store, err = datastore.Open(filepath.Join(d.DataDir, "network.db"), datastore.Options{Logger: c.logger})
 	if err != nil {
-		return fmt.Errorf("opening the network store: %w", err)
+		return types.Errorf("opening the network store: %w", err)
 	}
 	c.closers = append(c.closers, c.store.Close)
 	c.state, err = datastore.Open(filepath.Join(d.ExecRoot, "state.db"), datastore.Options{NoSync: true, Logger: c.logger})
 	if err != nil {
-		return fmt.Errorf("opening the runtime state store: %w", err)
+		return types.Errorf("opening the runtime state store: %w", err)
 	}
 	c.closers = append(c.closers, c.state.Close)
 	if err := c.loadID(); err != nil {
@@ -203,18 +203,18 @@ func (c *controller) open() error {
 		c.hostNS, err = osl.CurrentNamespace()
 	}
 	if err != nil {
-		return fmt.Errorf("opening the controller's network namespace: %w", err)
+		return types.Errorf("opening the controller's network namespace: %w", err)
 	}
 	c.closers = append(c.closers, c.hostNS.Close)
 	if err := c.claimNamespace(); err != nil {
 		return err
 	}
 	if c.fw, err = firewall.New(c.hostNS.Fd(), c.logger); err != nil {
-		return fmt.Errorf("opening nftables: %w", err)
+		return types.Errorf("opening nftables: %w", err)
 	}
 	c.closers = append(c.closers, c.fw.Close)
 	if err := c.fw.Init(); err != nil {
-		return fmt.Errorf("initialising nftables: %w", err)
+		return types.Errorf("initialising nftables: %w", err)
 	}
 	return c.makeDrivers()
 }
@@ -362,14 +362,14 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 		}
 	}
 	if n.optErr != nil {
-		return nil, fmt.Errorf("network %s: %w", name, n.optErr)
+		return nil, types.Errorf("network %s: %w", name, n.optErr)
 	}
 	if n.ipam, ok = c.ipams[n.ipamType]; !ok {
 		return nil, types.BadRequestErrorf("network %s: unknown IPAM driver %q", name, n.ipamType)
 	}
 	for _, conf := range n.ipamConfigs() {
 		if err := conf.Validate(); err != nil {
-			return nil, fmt.Errorf("network %s: %w", name, err)
+			return nil, types.Errorf("network %s: %w", name, err)
 		}
 	}
 
@@ -398,7 +398,7 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	}
 	if err := drv.CreateNetwork(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
 		n.releasePools()
-		return nil, fmt.Errorf("network %s: driver %s: %w", name, networkType, err)
+		return nil, types.Errorf("network %s: driver %s: %w", name, networkType, err)
 	}
 	if c.failPoint != nil {
 		if err := c.failPoint("network-after-driver"); err != nil {
@@ -413,7 +413,7 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 				c.logger.Warn("undoing network create", "network", name, "error", derr)
 			}
 			n.releasePools()
-			return nil, fmt.Errorf("network %s: storing: %w", name, err)
+			return nil, types.Errorf("network %s: storing: %w", name, err)
 		}
 	}
 	c.mu.Lock()
@@ -511,7 +511,7 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 	c.mu.Lock()
 	if c.containers[containerID] {
 		c.mu.Unlock()
-		return nil, types.ForbiddenErrorf("container %s already has a sandbox", containerID)
+		return nil, types.BadRequestErrorf("container %s already has a sandbox", containerID)
 	}
 	c.containers[containerID] = true
 	c.mu.Unlock()
@@ -527,7 +527,7 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 		c.mu.Lock()
 		delete(c.containers, containerID)
 		c.mu.Unlock()
-		return nil, fmt.Errorf("sandbox for container %s: %w", containerID, err)
+		return nil, types.Errorf("sandbox for container %s: %w", containerID, err)
 	}
 	c.mu.Lock()
 	c.sandboxes[sb.id] = sb
@@ -570,7 +570,7 @@ func (c *controller) createSandbox(sb *sandbox) (err error) {
 	}
 	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindSandbox, sb.id, sb.record()) }); err != nil {
 		sb.dropFiles()
-		return fmt.Errorf("storing: %w", err)
+		return types.Errorf("storing: %w", err)
 	}
 	return nil
 }
@@ -670,7 +670,7 @@ func (c *controller) claimNamespace() error {
 		return types.ForbiddenErrorf("network namespace %s is already programmed by another controller; run one controller per network namespace (config.OptionNetworkNamespace)", c.hostNS)
 	}
 	if err != nil {
-		return fmt.Errorf("claiming the network namespace: %w", err)
+		return types.Errorf("claiming the network namespace: %w", err)
 	}
 	c.closers = append(c.closers, claim.Close)
 	return nil

@@ -1,7 +1,6 @@
 package libnetwork
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/netkit/libnetwork/driverapi"
@@ -13,6 +12,7 @@ import (
 	nullipam "github.com/netkit/libnetwork/ipams/null"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
+	"github.com/netkit/libnetwork/types"
 	"github.com/vishvananda/netlink"
 )
 
@@ -32,7 +32,7 @@ func (c *controller) makeDrivers() error {
 		Generic:   generic,
 	})
 	if err != nil {
-		return fmt.Errorf("bridge driver: %w", err)
+		return types.Errorf("bridge driver: %w", err)
 	}
 	c.closers = append(c.closers, br.Close)
 	c.drivers = map[string]driverapi.Driver{
@@ -47,7 +47,7 @@ func (c *controller) makeDrivers() error {
 		HostRoutes:  c.hostRoutes,
 	})
 	if err != nil {
-		return fmt.Errorf("default IPAM: %w", err)
+		return types.Errorf("default IPAM: %w", err)
 	}
 	c.ipams = map[string]ipamapi.Ipam{
 		ipamapi.DefaultIPAM: def,
@@ -68,11 +68,11 @@ func driverGeneric(cfg map[string]interface{}, driver string) (map[string]interf
 		if g, isG := raw.(options.Generic); isG {
 			m = g
 		} else {
-			return nil, fmt.Errorf("driver %s configuration: want map[string]interface{}, got %T", driver, raw)
+			return nil, types.BadRequestErrorf("driver %s configuration: want map[string]interface{}, got %T", driver, raw)
 		}
 	}
 	if g, ok, err := options.GetGeneric(m, netlabel.GenericData); err != nil {
-		return nil, fmt.Errorf("driver %s configuration: %w", driver, err)
+		return nil, types.Errorf("driver %s configuration: %w", driver, err)
 	} else if ok {
 		return g, nil
 	}

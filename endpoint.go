@@ -1,7 +1,6 @@
 package libnetwork
 
 import (
-	"fmt"
 	"maps"
 	"net"
 	"slices"
@@ -240,7 +239,7 @@ func (ep *endpoint) Sandbox() Sandbox {
 func (ep *endpoint) DriverInfo() (map[string]interface{}, error) {
 	info, err := ep.network.driver.EndpointOperInfo(ep.network.id, ep.id)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: driver %s: %w", ep.Name(), ep.network.networkType, err)
+		return nil, types.Errorf("endpoint %s: driver %s: %w", ep.Name(), ep.network.networkType, err)
 	}
 	out := maps.Clone(info)
 	if out == nil {
@@ -292,7 +291,7 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 		}
 	}
 	if ep.optErr != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", name, ep.optErr)
+		return nil, types.Errorf("endpoint %s: %w", name, ep.optErr)
 	}
 	if ep.prefMAC != nil {
 		ep.iface.mac = ep.prefMAC
@@ -303,7 +302,7 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 	}
 	if err := n.driver.CreateEndpoint(n.id, ep.id, ep.iface, ep.driverOptions()); err != nil {
 		ep.releaseAddresses()
-		return nil, fmt.Errorf("endpoint %s: driver %s: %w", name, n.networkType, err)
+		return nil, types.Errorf("endpoint %s: driver %s: %w", name, n.networkType, err)
 	}
 	err := c.state.Update(func(tx *datastore.Tx) error {
 		return tx.Put(kindEndpoint, ep.id, ep.record())
@@ -318,7 +317,7 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 			c.logger.Warn("undoing endpoint create", "endpoint", name, "error", derr)
 		}
 		ep.releaseAddresses()
-		return nil, fmt.Errorf("endpoint %s: storing: %w", name, err)
+		return nil, types.Errorf("endpoint %s: storing: %w", name, err)
 	}
 
 	n.mu.Lock()
@@ -391,9 +390,9 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 		return types.BadRequestErrorf("endpoint %s: address %s is outside the pools of network %s", ep.Name(), pref, n.name)
 	}
 	if pref != nil {
-		return fmt.Errorf("endpoint %s: address %s in network %s: %w", ep.Name(), pref, n.name, lastErr)
+		return types.Errorf("endpoint %s: address %s in network %s: %w", ep.Name(), pref, n.name, lastErr)
 	}
-	return fmt.Errorf("endpoint %s: address in network %s: %w", ep.Name(), n.name, lastErr)
+	return types.Errorf("endpoint %s: address in network %s: %w", ep.Name(), n.name, lastErr)
 }
 
 // releaseAddresses returns the endpoint's addresses to IPAM.
@@ -431,7 +430,7 @@ func (ep *endpoint) Delete(force bool) error {
 		}
 		if sb := c.sandbox(sid); sb != nil {
 			if err := ep.Leave(sb); err != nil {
-				return fmt.Errorf("endpoint %s: leaving sandbox before delete: %w", ep.Name(), err)
+				return types.Errorf("endpoint %s: leaving sandbox before delete: %w", ep.Name(), err)
 			}
 		}
 	}
@@ -461,14 +460,14 @@ func (ep *endpoint) Delete(force bool) error {
 	// The record goes first, so it never outlives the endpoint.
 	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, ep.id) }); err != nil {
 		unbusy()
-		return fmt.Errorf("endpoint %s: removing its record: %w", ep.Name(), err)
+		return types.Errorf("endpoint %s: removing its record: %w", ep.Name(), err)
 	}
 	if err := n.driver.DeleteEndpoint(n.id, ep.id); err != nil {
 		if perr := c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindEndpoint, ep.id, ep.record()) }); perr != nil {
 			c.logger.Error("endpoint delete failed and its record could not be put back", "endpoint", ep.Name(), "error", perr)
 		}
 		unbusy()
-		return fmt.Errorf("endpoint %s: driver %s: %w", ep.Name(), n.networkType, err)
+		return types.Errorf("endpoint %s: driver %s: %w", ep.Name(), n.networkType, err)
 	}
 	ep.releaseAddresses()
 	n.mu.Lock()

@@ -236,6 +236,17 @@ func (n *network) Delete() error {
 		return err
 	}
 	defer c.end()
+	if n.hasSpecialDriver() {
+		return types.ForbiddenErrorf("network %s: network of type %q cannot be deleted", n.name, n.networkType)
+	}
+	c.mu.Lock()
+	registered := c.networks[n.id] == n
+	c.mu.Unlock()
+	if !registered {
+		// Deleted already (or never this controller's): v0.7 answers
+		// *UnknownNetworkError.
+		return &UnknownNetworkError{name: n.name, id: n.id}
+	}
 	n.mu.Lock()
 	if n.deleting {
 		n.mu.Unlock()
@@ -258,7 +269,7 @@ func (n *network) Delete() error {
 	if n.persist {
 		if err := c.store.Update(func(tx *datastore.Tx) error { return tx.Delete(kindNetwork, n.id) }); err != nil {
 			undelete()
-			return fmt.Errorf("network %s: removing its record: %w", n.name, err)
+			return types.Errorf("network %s: removing its record: %w", n.name, err)
 		}
 	}
 	if err := n.driver.DeleteNetwork(n.id); err != nil {
@@ -268,7 +279,7 @@ func (n *network) Delete() error {
 			}
 		}
 		undelete()
-		return fmt.Errorf("network %s: driver %s: %w", n.name, n.networkType, err)
+		return types.Errorf("network %s: driver %s: %w", n.name, n.networkType, err)
 	}
 	n.releasePools()
 
@@ -294,7 +305,7 @@ func (n *network) allocatePools() (err error) {
 	if n.addrSpace == "" {
 		local, _, err := n.ipam.GetDefaultAddressSpaces()
 		if err != nil {
-			return fmt.Errorf("network %s: ipam %s: %w", n.name, n.ipamType, err)
+			return types.Errorf("network %s: ipam %s: %w", n.name, n.ipamType, err)
 		}
 		n.addrSpace = local
 	}
@@ -337,7 +348,7 @@ func (n *network) allocateFamily(confs []*IpamConf, v6 bool) ([]*IpamInfo, error
 			} else {
 				n.ipamV4Info = infos
 			}
-			return nil, fmt.Errorf("network %s: %s: %w", n.name, describePoolRequest(conf, v6), err)
+			return nil, types.Errorf("network %s: %s: %w", n.name, describePoolRequest(conf, v6), err)
 		}
 		info.PoolID, info.Pool, info.Meta = poolID, pool, meta
 
@@ -348,13 +359,13 @@ func (n *network) allocateFamily(confs []*IpamConf, v6 bool) ([]*IpamInfo, error
 		}
 		gw, _, err := n.ipam.RequestAddress(poolID, prefGW, gwOpts)
 		if err != nil {
-			return nil, fmt.Errorf("network %s: gateway in pool %s: %w", n.name, pool, err)
+			return nil, types.Errorf("network %s: gateway in pool %s: %w", n.name, pool, err)
 		}
 		info.Gateway = gw
 		for name, a := range conf.AuxAddresses {
 			ip := net.ParseIP(a)
 			if _, _, err := n.ipam.RequestAddress(poolID, ip, nil); err != nil && !errors.Is(err, ipamapi.ErrIPAlreadyAllocated) {
-				return nil, fmt.Errorf("network %s: auxiliary address %s=%s: %w", n.name, name, a, err)
+				return nil, types.Errorf("network %s: auxiliary address %s=%s: %w", n.name, name, a, err)
 			}
 			if info.AuxAddresses == nil {
 				info.AuxAddresses = map[string]*net.IPNet{}

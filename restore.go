@@ -2,7 +2,6 @@ package libnetwork
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,15 +24,15 @@ import (
 func (c *controller) restore() error {
 	nets, err := datastore.List[networkRecord](c.store, kindNetwork)
 	if err != nil {
-		return fmt.Errorf("restoring networks: %w", err)
+		return types.Errorf("restoring networks: %w", err)
 	}
 	eps, err := datastore.List[endpointRecord](c.state, kindEndpoint)
 	if err != nil {
-		return fmt.Errorf("restoring endpoints: %w", err)
+		return types.Errorf("restoring endpoints: %w", err)
 	}
 	sbs, err := datastore.List[sandboxRecord](c.state, kindSandbox)
 	if err != nil {
-		return fmt.Errorf("restoring sandboxes: %w", err)
+		return types.Errorf("restoring sandboxes: %w", err)
 	}
 
 	for _, id := range sortedKeys(nets) {
@@ -131,7 +130,7 @@ func (c *controller) restoreNetwork(r *networkRecord) error {
 	n.ipamV6Info = v6
 	if err := drv.CreateNetwork(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
 		n.releasePools()
-		return fmt.Errorf("driver %s: %w", n.networkType, err)
+		return types.Errorf("driver %s: %w", n.networkType, err)
 	}
 	c.networks[n.id] = n
 	c.netNames[n.name] = true
@@ -161,7 +160,7 @@ func (c *controller) replayPools(n *network, infos []*IpamInfo, v6 bool) ([]*Ipa
 			for _, i := range out {
 				_ = n.ipam.ReleasePool(i.PoolID)
 			}
-			return nil, fmt.Errorf("replaying pool %s: %w", pool, err)
+			return nil, types.Errorf("replaying pool %s: %w", pool, err)
 		}
 		ni := &IpamInfo{}
 		info.CopyTo(ni)
@@ -296,7 +295,7 @@ func (c *controller) restoreDriverEndpoint(n *network, ep *endpoint, sb *sandbox
 	rs, isRestorer := n.driver.(driverapi.Restorer)
 	if !isRestorer {
 		if err := n.driver.CreateEndpoint(n.id, ep.id, ep.iface, ep.driverOptions()); err != nil {
-			return fmt.Errorf("driver %s: %w", n.networkType, err)
+			return types.Errorf("driver %s: %w", n.networkType, err)
 		}
 		if js != nil {
 			js.populated = true
@@ -308,7 +307,7 @@ func (c *controller) restoreDriverEndpoint(n *network, ep *endpoint, sb *sandbox
 	}
 	ji := &joinInfo{ns: sb.ns, ifName: js.ifName}
 	if err := rs.RestoreEndpoint(n.id, ep.id, ep.iface, sb.key, ji, ep.driverOptions()); err != nil {
-		return fmt.Errorf("driver %s: %w", n.networkType, err)
+		return types.Errorf("driver %s: %w", n.networkType, err)
 	}
 	if !ji.inSandbox && ji.movedFrom == "" {
 		// The interface survived; the driver only rebuilt its books.

@@ -2,7 +2,6 @@ package libnetwork
 
 import (
 	"errors"
-	"fmt"
 	"maps"
 	"net"
 	"sort"
@@ -196,7 +195,7 @@ func (sb *sandbox) Delete() error {
 		sb.mu.Lock()
 		sb.deleted = false
 		sb.mu.Unlock()
-		return fmt.Errorf("sandbox %s: removing its record: %w", sb.id, err)
+		return types.Errorf("sandbox %s: removing its record: %w", sb.id, err)
 	}
 
 	eps := sb.joined()
@@ -248,7 +247,7 @@ func (sb *sandbox) Rename(name string) error {
 			for i := len(done) - 1; i >= 0; i-- {
 				_ = done[i].rename(olds[i])
 			}
-			return fmt.Errorf("sandbox %s: rename: %w", sb.id, err)
+			return types.Errorf("sandbox %s: rename: %w", sb.id, err)
 		}
 		done = append(done, ep)
 		olds = append(olds, old)
@@ -284,7 +283,7 @@ func (ep *endpoint) rename(name string) error {
 		ep.name = old
 		ep.mu.Unlock()
 		n.mu.Unlock()
-		return fmt.Errorf("endpoint %s: storing new name %s: %w", old, name, err)
+		return types.Errorf("endpoint %s: storing new name %s: %w", old, name, err)
 	}
 	return nil
 }
@@ -304,7 +303,7 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 	for i := len(eps) - 1; i >= 0; i-- {
 		if err := sb.leaveLocked(eps[i], true); err != nil {
 			unlock()
-			return fmt.Errorf("sandbox %s: refresh: %w", sb.id, err)
+			return types.Errorf("sandbox %s: refresh: %w", sb.id, err)
 		}
 	}
 	fresh := &sandbox{config: sandboxConfig{UseDefaultSandbox: sb.hostNet, UseExternalKey: sb.externalKey}}
@@ -328,7 +327,7 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 	var rejoined []*endpoint
 	for _, ep := range eps {
 		if err := sb.joinLocked(ep, nil); err != nil {
-			errs = append(errs, fmt.Errorf("rejoining %s: %w", ep.Name(), err))
+			errs = append(errs, types.Errorf("rejoining %s: %w", ep.Name(), err))
 			continue
 		}
 		rejoined = append(rejoined, ep)
@@ -338,7 +337,7 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 		sb.updateParentHosts(ep)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("sandbox %s: refresh: %w", sb.id, errors.Join(errs...))
+		return types.Errorf("sandbox %s: refresh: %w", sb.id, errors.Join(errs...))
 	}
 	return nil
 }

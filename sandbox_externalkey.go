@@ -74,14 +74,14 @@ func SetExternalKeyAt(execRoot, controllerID, containerID, key string) error {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(setKeyTimeout))
 	if err := json.NewEncoder(conn).Encode(setKeyRequest{ContainerID: containerID, Key: key}); err != nil {
-		return fmt.Errorf("set external key of container %s: sending: %w", containerID, err)
+		return types.Errorf("set external key of container %s: sending: %w", containerID, err)
 	}
 	if uc, ok := conn.(*net.UnixConn); ok {
 		_ = uc.CloseWrite()
 	}
 	reply, err := io.ReadAll(io.LimitReader(conn, 64<<10))
 	if err != nil {
-		return fmt.Errorf("set external key of container %s: reading reply: %w", containerID, err)
+		return types.Errorf("set external key of container %s: reading reply: %w", containerID, err)
 	}
 	if len(reply) > 0 {
 		return types.BadRequestErrorf("set external key of container %s: %s", containerID, reply)
@@ -113,7 +113,7 @@ func runSetKeyHook(args []string, stdin io.Reader) error {
 		Pid int `json:"pid"`
 	}
 	if err := json.NewDecoder(stdin).Decode(&state); err != nil {
-		return fmt.Errorf("reading the OCI state from stdin: %w", err)
+		return types.Errorf("reading the OCI state from stdin: %w", err)
 	}
 	if state.Pid <= 0 {
 		return types.BadRequestErrorf("OCI state has no pid")
@@ -132,14 +132,14 @@ type setKeyServer struct {
 func (c *controller) startSetKeyServer() error {
 	path := setKeySocketPath(c.execRoot, c.id)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("set-key socket: %w", err)
+		return types.Errorf("set-key socket: %w", err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("set-key socket: removing stale %s: %w", path, err)
+		return types.Errorf("set-key socket: removing stale %s: %w", path, err)
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("set-key socket: %w", err)
+		return types.Errorf("set-key socket: %w", err)
 	}
 	s := &setKeyServer{ln: ln}
 	c.setKey = s
@@ -233,7 +233,7 @@ func (sb *sandbox) SetKey(key string) error {
 	path := c.sandboxKeyPath(sb.id)
 	ns, err := osl.AdoptNamespace(key, path)
 	if err != nil {
-		return fmt.Errorf("sandbox %s: adopting namespace %s: %w", sb.id, key, err)
+		return types.Errorf("sandbox %s: adopting namespace %s: %w", sb.id, key, err)
 	}
 	sb.mu.Lock()
 	sb.ns, sb.key = ns, path
@@ -285,7 +285,7 @@ func (sb *sandbox) SetKey(key string) error {
 		sb.ns, sb.key, sb.gw4, sb.gw6 = nil, "", nil, nil
 		sb.mu.Unlock()
 		_ = ns.Destroy()
-		return fmt.Errorf("sandbox %s: setting key %s: %w", sb.id, key, err)
+		return types.Errorf("sandbox %s: setting key %s: %w", sb.id, key, err)
 	}
 	return nil
 }

@@ -56,7 +56,8 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 	ep.mu.Lock()
 	if ep.sandboxID != "" || ep.busy {
 		ep.mu.Unlock()
-		return fmt.Errorf("endpoint %s (network %s) joining sandbox %s: %w", ep.name, n.name, sb.id, ErrInvalidJoin{})
+		// v0.7 answers a second join with a ForbiddenError.
+		return types.ForbiddenErrorf("endpoint %s (network %s) joining sandbox %s: %w", ep.name, n.name, sb.id, ErrInvalidJoin{})
 	}
 	// Join options are applied to a scratch endpoint, so an option meant
 	// for CreateEndpoint cannot rewrite the endpoint's configuration; only
@@ -69,7 +70,7 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 	}
 	if scratch.optErr != nil {
 		ep.mu.Unlock()
-		return fmt.Errorf("endpoint %s joining sandbox %s: %w", ep.name, sb.id, scratch.optErr)
+		return types.Errorf("endpoint %s joining sandbox %s: %w", ep.name, sb.id, scratch.optErr)
 	}
 	js := &joinState{priority: scratch.joinPriority}
 	ep.busy = true
@@ -121,12 +122,12 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 		}
 	}()
 	if err := sb.updateGateways(); err != nil {
-		return fmt.Errorf("endpoint %s joining sandbox %s: default gateway: %w", ep.Name(), sb.id, err)
+		return types.Errorf("endpoint %s joining sandbox %s: default gateway: %w", ep.Name(), sb.id, err)
 	}
 	if err := c.state.Update(func(tx *datastore.Tx) error {
 		return tx.Put(kindEndpoint, ep.id, ep.record())
 	}); err != nil {
-		return fmt.Errorf("endpoint %s joining sandbox %s: storing: %w", ep.Name(), sb.id, err)
+		return types.Errorf("endpoint %s joining sandbox %s: storing: %w", ep.Name(), sb.id, err)
 	}
 	if c.failPoint != nil {
 		if err := c.failPoint("join-after-store"); err != nil {
@@ -178,7 +179,7 @@ func (sb *sandbox) populate(ep *endpoint, js *joinState) (err error) {
 	ns := sb.namespace()
 	ji := &joinInfo{ns: ns, ifName: js.ifName}
 	if err := n.driver.Join(n.id, ep.id, sb.key, ji, ep.driverOptions()); err != nil {
-		return fmt.Errorf("endpoint %s joining sandbox %s: driver %s: %w", ep.Name(), sb.id, n.networkType, err)
+		return types.Errorf("endpoint %s joining sandbox %s: driver %s: %w", ep.Name(), sb.id, n.networkType, err)
 	}
 	if err := sb.configureJoined(ep, js, ji); err != nil {
 		// Undo in full: a failed join leaves no interface behind, even at
@@ -207,7 +208,7 @@ func (sb *sandbox) configureJoined(ep *endpoint, js *joinState, ji *joinInfo) er
 	switch {
 	case ji.movedFrom != "":
 		if err := ns.MoveInterface(c.hostNS.Handle(), ji.movedFrom, js.ifName); err != nil {
-			return fmt.Errorf("endpoint %s joining sandbox %s: moving %s in: %w", ep.Name(), sb.id, ji.movedFrom, err)
+			return types.Errorf("endpoint %s joining sandbox %s: moving %s in: %w", ep.Name(), sb.id, ji.movedFrom, err)
 		}
 	case ji.inSandbox:
 	default:
@@ -231,7 +232,7 @@ func (sb *sandbox) configureJoined(ep *endpoint, js *joinState, ji *joinInfo) er
 		}
 	}
 	if err := ns.ConfigureInterface(cfg); err != nil {
-		return fmt.Errorf("endpoint %s joining sandbox %s: configuring %s: %w", ep.Name(), sb.id, js.ifName, err)
+		return types.Errorf("endpoint %s joining sandbox %s: configuring %s: %w", ep.Name(), sb.id, js.ifName, err)
 	}
 	js.populated = true
 	return nil
@@ -391,9 +392,9 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 		joined := ep.sandboxID
 		ep.mu.Unlock()
 		if joined == "" {
-			return types.BadRequestErrorf("endpoint %s is not joined to any sandbox; cannot leave sandbox %s", ep.Name(), sb.id)
+			return types.ForbiddenErrorf("endpoint %s is not joined to any sandbox; cannot leave sandbox %s", ep.Name(), sb.id)
 		}
-		return types.BadRequestErrorf("endpoint %s is joined to sandbox %s, not to sandbox %s", ep.Name(), joined, sb.id)
+		return types.ForbiddenErrorf("endpoint %s is joined to sandbox %s, not to sandbox %s", ep.Name(), joined, sb.id)
 	}
 	if ep.busy {
 		ep.mu.Unlock()
@@ -424,7 +425,7 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 	if err := c.state.Update(func(tx *datastore.Tx) error {
 		return tx.Put(kindEndpoint, ep.id, ep.record())
 	}); err != nil {
-		return fmt.Errorf("endpoint %s leaving sandbox %s: storing: %w", ep.Name(), sb.id, err)
+		return types.Errorf("endpoint %s leaving sandbox %s: storing: %w", ep.Name(), sb.id, err)
 	}
 	return nil
 }

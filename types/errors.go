@@ -106,6 +106,11 @@ type retry struct{ classified }
 
 func (retry) Retry() {}
 
+type internalMaskable struct{ classified }
+
+func (internalMaskable) Internal() {}
+func (internalMaskable) Maskable() {}
+
 // BadRequestErrorf formats a BadRequestError; %w wraps as in fmt.Errorf.
 func BadRequestErrorf(format string, a ...any) error {
 	return badRequest{classified{fmt.Errorf(format, a...)}}
@@ -150,7 +155,7 @@ func InternalErrorf(format string, a ...any) error {
 // InternalMaskableErrorf formats an error that is both internal and
 // maskable.
 func InternalMaskableErrorf(format string, a ...any) error {
-	return maskable{classified{internal{classified{fmt.Errorf(format, a...)}}}}
+	return internalMaskable{classified{fmt.Errorf(format, a...)}}
 }
 
 // RetryErrorf formats a RetryError.
@@ -169,3 +174,72 @@ func IsForbidden(err error) bool { var e ForbiddenError; return errors.As(err, &
 
 // IsInternal reports whether err or an error it wraps is an InternalError.
 func IsInternal(err error) bool { var e InternalError; return errors.As(err, &e) }
+
+// Errorf formats an error as fmt.Errorf does and gives it the class of the
+// error it wraps with %w: the first error in the chain (depth first, as
+// errors.As walks it) that belongs to a class decides it. Callers written
+// for v0.7 test classes by plain type assertion (err.(types.ForbiddenError)),
+// which a fmt.Errorf wrapper would defeat; the value Errorf returns
+// satisfies the assertion and still unwraps to its cause for errors.Is and
+// errors.As. An error whose chain has no class is returned as fmt.Errorf
+// made it.
+func Errorf(format string, a ...any) error {
+	err := fmt.Errorf(format, a...)
+	if cause := classifiedCause(err); cause != nil {
+		return classOf(cause, err)
+	}
+	return err
+}
+
+// classifiedCause returns the first error in err's tree that belongs to a
+// class, or nil.
+func classifiedCause(err error) error {
+	if err == nil {
+		return nil
+	}
+	if classOf(err, err) != nil {
+		return err
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return classifiedCause(u.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if c := classifiedCause(e); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// classOf returns err wrapped in the class that cause belongs to, or nil
+// when cause belongs to none. An error in several classes keeps the first
+// in this order; maskable internal errors keep both.
+func classOf(cause, err error) error {
+	c := classified{err}
+	switch cause.(type) {
+	case BadRequestError:
+		return badRequest{c}
+	case NotFoundError:
+		return notFound{c}
+	case ForbiddenError:
+		return forbidden{c}
+	case NoServiceError:
+		return noService{c}
+	case NotImplementedError:
+		return notImplemented{c}
+	case TimeoutError:
+		return timeout{c}
+	case InternalError:
+		if _, ok := cause.(MaskableError); ok {
+			return internalMaskable{c}
+		}
+		return internal{c}
+	case MaskableError:
+		return maskable{c}
+	case RetryError:
+		return retry{c}
+	}
+	return nil
+}

@@ -1,8 +1,9 @@
 // Package ownedfile writes files the library owns but a user may edit: beside
 // each file it keeps a sidecar "<path>.hash" holding the sha256 of the
 // content it last wrote, and a rewrite first compares the file with its
-// sidecar and refuses, with ErrUserModified, on any difference. Writes are
-// atomic renames. The etchosts and resolvconf packages build on it.
+// sidecar and refuses, with ErrUserModified, on any difference. Existing
+// files are rewritten in place, so a bind mount of one sees every update.
+// The etchosts and resolvconf packages build on it.
 package ownedfile
 
 import (
@@ -71,18 +72,27 @@ func Load(path string) (content []byte, exists bool, err error) {
 	return content, true, nil
 }
 
-// Write atomically replaces the file at path with content and then
-// records its hash in the sidecar. Readers see the old or the new file,
-// never a torn one. A crash between the two renames leaves a file that no
-// longer matches its sidecar, which later calls treat as user-modified:
-// the safe side.
+// Write puts content into the file at path and then records its hash in
+// the sidecar. An existing file is rewritten in place, keeping its inode: a
+// container runtime bind-mounts a sandbox's hosts and resolv.conf into the
+// container, and a file renamed over the old one would leave the container
+// reading the old inode forever. The new content is written over the old
+// and the file then cut to its length, so a reader never sees it empty,
+// though it may for a moment see the new head on the old tail; the files
+// are a few hundred bytes, written with one write. A file that does not
+// exist yet is created whole by a rename, so it never appears half
+// written. A symlink or anything but a regular file at path is refused.
 //
-// The data is not fsynced, to keep the attach path cheap: these files
-// describe a running sandbox, and ext4 (auto_da_alloc) already flushes a
-// file renamed over another. After a power loss elsewhere, the worst case
-// is a file that no longer matches its sidecar: refused, never torn.
+// A crash between the file and its sidecar leaves a file that no longer
+// matches its sidecar, which later calls treat as user-modified: the safe
+// side. The data is not fsynced, to keep the attach path cheap: these
+// files describe a running sandbox and live on tmpfs or beside it.
 func Write(path string, content []byte) error {
-	if err := replaceFile(path, content); err != nil {
+	err := rewriteInPlace(path, content)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = replaceFile(path, content)
+	}
+	if err != nil {
 		return types.InternalErrorf("writing %s: %w", path, err)
 	}
 	if err := replaceFile(SidecarPath(path), []byte(HashOf(content)+"\n")); err != nil {
@@ -91,11 +101,44 @@ func Write(path string, content []byte) error {
 	return nil
 }
 
+// rewriteInPlace writes content over the regular file at path, keeping its
+// inode. It fails with fs.ErrNotExist when there is no file, and refuses a
+// symlink (O_NOFOLLOW) or a file of another kind.
+func rewriteInPlace(path string, content []byte) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &fs.PathError{Op: "rewrite", Path: path, Err: errors.New("not a regular file")}
+	}
+	for off := 0; off < len(content); {
+		n, err := unix.Pwrite(fd, content[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "write", Path: path, Err: err}
+		}
+		off += n
+	}
+	if err := unix.Ftruncate(fd, int64(len(content))); err != nil {
+		return &fs.PathError{Op: "truncate", Path: path, Err: err}
+	}
+	return nil
+}
+
 // replaceFile writes content to a new temporary file in path's directory
 // and renames it over path. It calls the kernel directly rather than
 // through os.File: a regular file gains nothing from the runtime poller,
 // whose registration would more than double the system calls of this hot
-// path (attach writes hosts and resolv.conf).
+// path (attach writes hosts and resolv.conf). It creates files; existing
+// ones are rewritten in place (see Write).
 func replaceFile(path string, content []byte) error {
 	dir, base := filepath.Split(path)
 	var (
