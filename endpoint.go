@@ -304,6 +304,13 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 		ep.releaseAddresses()
 		return nil, types.Errorf("endpoint %s: driver %s: %w", name, n.networkType, err)
 	}
+	if err := ep.allocateDeferredIPv6(); err != nil {
+		if derr := n.driver.DeleteEndpoint(n.id, ep.id); derr != nil {
+			c.logger.Warn("undoing endpoint create", "endpoint", name, "error", derr)
+		}
+		ep.releaseAddresses()
+		return nil, err
+	}
 	err := c.state.Update(func(tx *datastore.Tx) error {
 		return tx.Put(kindEndpoint, ep.id, ep.record())
 	})
@@ -348,13 +355,34 @@ func (ep *endpoint) allocateAddresses() error {
 	if err := ep.allocateFamily(n.ipamV4Info, ep.prefAddress, false); err != nil {
 		return err
 	}
-	if n.enableIPv6 && !n.postIPv6 {
+	// A deferred IPv6 address is allocated after the driver's
+	// CreateEndpoint (allocateDeferredIPv6), unless the caller asked for
+	// one.
+	if n.enableIPv6 && (!n.postIPv6 || ep.prefAddressV6 != nil) {
 		if err := ep.allocateFamily(n.ipamV6Info, ep.prefAddressV6, true); err != nil {
 			ep.releaseAddresses()
 			return err
 		}
 	}
 	return nil
+}
+
+// allocateDeferredIPv6 gives the endpoint of a network made with
+// NetworkOptionDeferIPv6Alloc its IPv6 address after the driver's
+// CreateEndpoint, as v0.7 does: the address the driver chose (the bridge
+// makes it from the network's prefix and the endpoint's MAC) is reserved in
+// IPAM, or IPAM picks one when the driver chose none.
+func (ep *endpoint) allocateDeferredIPv6() error {
+	n := ep.network
+	if !n.enableIPv6 || !n.postIPv6 || ep.iface.poolIDv6 != "" {
+		return nil
+	}
+	var pref net.IP
+	if a := ep.iface.addrv6; a != nil {
+		pref = a.IP
+		ep.iface.addrv6 = nil
+	}
+	return ep.allocateFamily(n.ipamV6Info, pref, true)
 }
 
 func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) error {
@@ -469,10 +497,18 @@ func (ep *endpoint) Delete(force bool) error {
 		unbusy()
 		return types.Errorf("endpoint %s: driver %s: %w", ep.Name(), n.networkType, err)
 	}
-	ep.releaseAddresses()
+	ep.forget()
+	return nil
+}
+
+// forget takes a deleted endpoint out of its network's registry and then
+// gives its addresses back, in that order: once unregistered, nothing
+// reads the addresses while they are released.
+func (ep *endpoint) forget() {
+	n := ep.network
 	n.mu.Lock()
 	delete(n.endpoints, ep.id)
 	delete(n.epNames, ep.Name())
 	n.mu.Unlock()
-	return nil
+	ep.releaseAddresses()
 }

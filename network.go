@@ -390,6 +390,10 @@ func describePoolRequest(conf *IpamConf, v6 bool) string {
 	return fmt.Sprintf("%s pool %s", family, conf.PreferredPool)
 }
 
+// isHost reports whether the network is a host network: its endpoints use
+// the host's namespace and files.
+func (n *network) isHost() bool { return n.networkType == "host" }
+
 // hasSpecialDriver reports whether the network's driver gives endpoints no
 // interface of their own (host, null), so IPAM is not asked for anything.
 func (n *network) hasSpecialDriver() bool {

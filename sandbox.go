@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -173,8 +174,12 @@ func (sb *sandbox) lockOp() (unlock func(), err error) {
 	}, nil
 }
 
-// Delete leaves every joined endpoint, destroys the namespace, removes the
-// sandbox's files and its record.
+// Delete leaves and then deletes every joined endpoint, as v0.7 does (so a
+// runtime that deletes a container's sandbox can then delete its
+// networks), destroys the namespace and removes the sandbox's files. The
+// records of the sandbox and of its endpoints go in one store update,
+// before the kernel state they describe; what the kernel part fails to
+// remove is logged and collected as an orphan at the next start.
 func (sb *sandbox) Delete() error {
 	c := sb.ctrl
 	unlock, err := sb.lockOp()
@@ -189,24 +194,43 @@ func (sb *sandbox) Delete() error {
 	}
 	sb.deleted = true
 	sb.mu.Unlock()
-	// The record goes first, so it never outlives the sandbox; the
-	// endpoints' records are updated as they leave.
-	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindSandbox, sb.id) }); err != nil {
+
+	eps := sb.joined()
+	for _, ep := range eps {
+		// Within opMu no other operation holds a joined endpoint; busy
+		// keeps a concurrent Endpoint.Delete away until it is forgotten.
+		ep.mu.Lock()
+		ep.busy = true
+		ep.mu.Unlock()
+	}
+	if err := c.state.Update(func(tx *datastore.Tx) error {
+		for _, ep := range eps {
+			if err := tx.Delete(kindEndpoint, ep.id); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(kindSandbox, sb.id)
+	}); err != nil {
+		for _, ep := range eps {
+			ep.mu.Lock()
+			ep.busy = false
+			ep.mu.Unlock()
+		}
 		sb.mu.Lock()
 		sb.deleted = false
 		sb.mu.Unlock()
-		return types.Errorf("sandbox %s: removing its record: %w", sb.id, err)
+		return types.Errorf("sandbox %s: removing its records: %w", sb.id, err)
 	}
 
-	eps := sb.joined()
 	// A namespace the library made goes away below and takes its
 	// interfaces with it; an adopted one may outlive the sandbox (its
 	// process may still run), so its interfaces are retired.
-	retire := sb.externalKey
+	mode := removeNone
+	if sb.externalKey {
+		mode = removeRetire
+	}
 	for i := len(eps) - 1; i >= 0; i-- {
-		if err := sb.leaveLocked(eps[i], retire); err != nil {
-			c.logger.Warn("leaving endpoint while deleting sandbox", "sandbox", sb.id, "endpoint", eps[i].Name(), "error", err)
-		}
+		sb.deleteJoined(eps[i], mode)
 	}
 
 	sb.mu.Lock()
@@ -227,6 +251,36 @@ func (sb *sandbox) Delete() error {
 	delete(c.containers, sb.containerID)
 	c.mu.Unlock()
 	return nil
+}
+
+// deleteJoined takes a joined endpoint out of the sandbox and deletes it,
+// for Delete, whose store update already removed its record. sb.opMu must
+// be held.
+func (sb *sandbox) deleteJoined(ep *endpoint, mode removeMode) {
+	c := sb.ctrl
+	n := ep.network
+	ep.mu.Lock()
+	js := ep.join
+	ep.mu.Unlock()
+	sb.mu.Lock()
+	sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *endpoint) bool { return e == ep })
+	if sb.gw4 == ep {
+		sb.gw4 = nil
+	}
+	if sb.gw6 == ep {
+		sb.gw6 = nil
+	}
+	sb.mu.Unlock()
+	if js != nil {
+		sb.depopulate(ep, js, mode)
+	}
+	ep.mu.Lock()
+	ep.sandboxID, ep.join = "", nil
+	ep.mu.Unlock()
+	if err := n.driver.DeleteEndpoint(n.id, ep.id); err != nil {
+		c.logger.Warn("deleting endpoint of a deleted sandbox", "sandbox", sb.id, "endpoint", ep.Name(), "network", n.name, "error", err)
+	}
+	ep.forget()
 }
 
 // Rename gives every joined endpoint the name name.

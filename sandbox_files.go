@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/netkit/libnetwork/etchosts"
+	"github.com/netkit/libnetwork/internal/ownedfile"
 	"github.com/netkit/libnetwork/resolvconf"
 )
 
@@ -57,8 +58,11 @@ func (sb *sandbox) buildHostsFile() error {
 	for _, h := range sb.config.ExtraHosts {
 		extra = append(extra, etchosts.Record{Hosts: h.Name, IP: h.IP})
 	}
+	for _, ep := range sb.joined() {
+		extra = append(extra, sb.hostsRecords(ep)...)
+	}
 	origin := sb.config.OriginHostsPath
-	if origin == "" && sb.hostNet {
+	if origin == "" && sb.usesHostFiles() {
 		origin = hostHostsPath
 	}
 	if origin != "" {
@@ -83,7 +87,7 @@ func (sb *sandbox) buildResolvConf() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if !sb.hostNet {
+	if !sb.usesHostFiles() {
 		host = resolvconf.FilterResolvDNS(host, sb.ipv6Enabled())
 	}
 	dns := sb.config.DNSList
@@ -99,6 +103,33 @@ func (sb *sandbox) buildResolvConf() error {
 		opts = resolvconf.GetOptions(host)
 	}
 	return resolvconf.Build(path, dns, search, opts)
+}
+
+// usesHostFiles reports whether the sandbox's hosts and resolv.conf are
+// the host's: it is in the host's namespace, or joined to a host network.
+func (sb *sandbox) usesHostFiles() bool {
+	if sb.hostNet {
+		return true
+	}
+	for _, ep := range sb.joined() {
+		if ep.network.isHost() {
+			return true
+		}
+	}
+	return false
+}
+
+// rebuildFiles writes the sandbox's files afresh when what they are built
+// from changed (a host network joined or left). A file the user edited is
+// left as it is.
+func (sb *sandbox) rebuildFiles() {
+	for _, p := range []string{sb.hostsPath(), sb.resolvConfPath()} {
+		if _, _, err := ownedfile.Load(p); err != nil {
+			sb.fileError(filepath.Base(p), err)
+			return
+		}
+	}
+	sb.fileError("files", sb.setupFiles())
 }
 
 // ipv6Enabled reports whether any joined network has IPv6.

@@ -81,13 +81,9 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 		ep.mu.Unlock()
 	}()
 
+	// Two endpoints of one network may join one sandbox, as in v0.7.
 	if err := sb.checkCompatible(n); err != nil {
 		return err
-	}
-	for _, other := range sb.joined() {
-		if other.network == n {
-			return types.ForbiddenErrorf("sandbox %s is already joined to network %s through endpoint %s", sb.id, n.name, other.Name())
-		}
 	}
 
 	if ns := sb.namespace(); ns != nil {
@@ -135,19 +131,23 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 			return err
 		}
 	}
-	sb.addHostsRecords(ep)
+	if n.isHost() && !sb.hostNet {
+		// The sandbox's files become copies of the host's.
+		sb.rebuildFiles()
+	} else {
+		sb.addHostsRecords(ep)
+	}
 	return nil
 }
 
-// checkCompatible refuses joins that cannot work: a host-network sandbox
-// only joins host networks, and a host network only host sandboxes.
+// checkCompatible refuses joins that cannot work: a sandbox in the host's
+// namespace only joins host networks, since any other driver would put
+// interfaces, addresses and routes into the host's namespace. A sandbox
+// with a namespace of its own may join a host network, as in v0.7; its
+// files are then the host's.
 func (sb *sandbox) checkCompatible(n *network) error {
-	host := n.networkType == "host"
-	if sb.hostNet && !host {
+	if sb.hostNet && !n.isHost() {
 		return types.ForbiddenErrorf("sandbox %s uses the host's network namespace; it cannot join %s network %s", sb.id, n.networkType, n.name)
-	}
-	if host && !sb.hostNet {
-		return types.ForbiddenErrorf("network %s is a host network; only sandboxes created with OptionUseDefaultSandbox can join it (sandbox %s)", n.name, sb.id)
 	}
 	return nil
 }
@@ -408,6 +408,9 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 	sb.mu.Lock()
 	sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *endpoint) bool { return e == ep })
 	sb.mu.Unlock()
+	if ep.network.isHost() && !sb.hostNet {
+		sb.rebuildFiles()
+	}
 	// The gateway moves before the interface goes, so the sandbox keeps a
 	// default route where another endpoint can give one.
 	if err := sb.updateGateways(); err != nil {

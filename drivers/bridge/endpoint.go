@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"net"
+	"net/netip"
 
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/netlabel"
@@ -54,15 +55,54 @@ func (d *Driver) CreateEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo,
 	n.endpoints[eid] = ep
 	d.mu.Unlock()
 
+	fail := func(err error) error {
+		d.mu.Lock()
+		delete(n.endpoints, eid)
+		d.mu.Unlock()
+		return err
+	}
 	if setMAC {
 		if err := ifInfo.SetMacAddress(ep.mac); err != nil {
-			d.mu.Lock()
-			delete(n.endpoints, eid)
-			d.mu.Unlock()
-			return types.InternalErrorf("create endpoint %s on bridge network %s: setting MAC %s: %w", eid, nid, ep.mac, err)
+			return fail(types.InternalErrorf("create endpoint %s on bridge network %s: setting MAC %s: %w", eid, nid, ep.mac, err))
+		}
+	}
+	if n.config.enableIPv6 && ep.addrV6 == nil {
+		// IPAM gave no IPv6 address (NetworkOptionDeferIPv6Alloc): as in
+		// v0.7, the address is the network's prefix with the MAC in its
+		// low 48 bits, and the controller reserves it.
+		addr, err := macIPv6(n.config.subnets, ep.mac)
+		if err != nil {
+			return fail(types.Errorf("create endpoint %s on bridge network %s: %w", eid, nid, err))
+		}
+		if addr != nil {
+			if err := ifInfo.SetIPAddress(addr); err != nil {
+				return fail(types.Errorf("create endpoint %s on bridge network %s: setting IPv6 address %s: %w", eid, nid, addr, err))
+			}
+			ep.addrV6 = addr
 		}
 	}
 	return nil
+}
+
+// macIPv6 returns the address made of the first IPv6 subnet's prefix and
+// mac in the low 48 bits, or nil when there is no IPv6 subnet. A prefix
+// longer than /80 leaves no room for the MAC and is refused.
+func macIPv6(subnets []netip.Prefix, mac net.HardwareAddr) (*net.IPNet, error) {
+	for _, p := range subnets {
+		if !p.Addr().Is6() || p.Addr().Is4In6() {
+			continue
+		}
+		if p.Bits() > 80 {
+			return nil, types.ForbiddenErrorf("cannot make an IPv6 address from the MAC in %s: at least 48 host bits are needed", p)
+		}
+		if len(mac) != 6 {
+			return nil, types.BadRequestErrorf("cannot make an IPv6 address in %s from MAC %s", p, mac)
+		}
+		ip := p.Addr().As16()
+		copy(ip[10:], mac)
+		return &net.IPNet{IP: net.IP(ip[:]), Mask: net.CIDRMask(p.Bits(), 128)}, nil
+	}
+	return nil, nil
 }
 
 // DeleteEndpoint forgets the endpoint. A veth still joined is handed to the
