@@ -336,7 +336,7 @@ func (c *controller) end() { c.ops.Done() }
 
 // NewNetwork creates a network: IPAM pools, then the driver's network, then
 // the record. A failure at any step undoes the steps before it.
-func (c *controller) NewNetwork(networkType, name string, options ...NetworkOption) (Network, error) {
+func (c *controller) NewNetwork(networkType, name string, options ...NetworkOption) (_ Network, err error) {
 	if name == "" || !config.IsValidName(name) {
 		return nil, ErrInvalidName(name)
 	}
@@ -373,6 +373,8 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 		}
 	}
 
+	u := c.newUndo()
+	defer u.rollback(&err)
 	c.mu.Lock()
 	if c.netNames[name] {
 		c.mu.Unlock()
@@ -384,42 +386,34 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	}
 	c.netNames[name] = true
 	c.mu.Unlock()
-	created := false
-	defer func() {
-		if !created {
-			c.mu.Lock()
-			delete(c.netNames, name)
-			c.mu.Unlock()
-		}
-	}()
+	u.add(func() {
+		c.mu.Lock()
+		delete(c.netNames, name)
+		c.mu.Unlock()
+	})
 
 	if err := n.allocatePools(); err != nil {
 		return nil, err
 	}
+	u.add(n.releasePools)
 	if err := drv.CreateNetwork(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
-		n.releasePools()
 		return nil, types.Errorf("network %s: driver %s: %w", name, networkType, err)
 	}
-	if c.failPoint != nil {
-		if err := c.failPoint("network-after-driver"); err != nil {
-			_ = drv.DeleteNetwork(n.id)
-			n.releasePools()
-			return nil, err
+	if err := u.step("network-after-driver", func() {
+		if derr := drv.DeleteNetwork(n.id); derr != nil {
+			c.logger.Warn("undoing network create", "network", name, "error", derr)
 		}
+	}); err != nil {
+		return nil, err
 	}
 	if n.persist {
 		if err := c.store.Update(func(tx *datastore.Tx) error { return tx.Put(kindNetwork, n.id, n.record()) }); err != nil {
-			if derr := drv.DeleteNetwork(n.id); derr != nil {
-				c.logger.Warn("undoing network create", "network", name, "error", derr)
-			}
-			n.releasePools()
 			return nil, types.Errorf("network %s: storing: %w", name, err)
 		}
 	}
 	c.mu.Lock()
 	c.networks[n.id] = n
 	c.mu.Unlock()
-	created = true
 	return n, nil
 }
 
@@ -500,7 +494,7 @@ func (c *controller) NetworkByID(id string) (Network, error) {
 // NewSandbox creates the sandbox of a container: its network namespace
 // (unless it shares the host's or waits for an external key), its
 // /etc/hosts and resolv.conf, and its record.
-func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (Sandbox, error) {
+func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (_ Sandbox, err error) {
 	if containerID == "" {
 		return nil, InvalidContainerIDError(containerID)
 	}
@@ -508,6 +502,8 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 		return nil, err
 	}
 	defer c.end()
+	u := c.newUndo()
+	defer u.rollback(&err)
 	c.mu.Lock()
 	if c.containers[containerID] {
 		c.mu.Unlock()
@@ -515,6 +511,11 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 	}
 	c.containers[containerID] = true
 	c.mu.Unlock()
+	u.add(func() {
+		c.mu.Lock()
+		delete(c.containers, containerID)
+		c.mu.Unlock()
+	})
 
 	sb := &sandbox{ctrl: c, id: c.newID(), containerID: containerID}
 	for _, o := range options {
@@ -523,10 +524,7 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 		}
 	}
 	sb.hostNet, sb.externalKey = sb.config.UseDefaultSandbox, sb.config.UseExternalKey
-	if err := c.createSandbox(sb); err != nil {
-		c.mu.Lock()
-		delete(c.containers, containerID)
-		c.mu.Unlock()
+	if err := c.createSandbox(sb, u); err != nil {
 		return nil, types.Errorf("sandbox for container %s: %w", containerID, err)
 	}
 	c.mu.Lock()
@@ -535,9 +533,9 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (S
 	return sb, nil
 }
 
-// createSandbox makes the sandbox's namespace, files and record, undoing
-// them on failure.
-func (c *controller) createSandbox(sb *sandbox) (err error) {
+// createSandbox makes the sandbox's namespace, files and record, recording
+// their reversal in u.
+func (c *controller) createSandbox(sb *sandbox, u *undo) error {
 	switch {
 	case sb.hostNet:
 		sb.ns, sb.key = c.hostNS, c.hostKey()
@@ -545,31 +543,26 @@ func (c *controller) createSandbox(sb *sandbox) (err error) {
 		// The namespace comes with SetKey.
 	default:
 		key := c.sandboxKeyPath(sb.id)
-		ns, nerr := osl.NewNamespace(key)
-		if nerr != nil {
-			return nerr
-		}
-		sb.ns, sb.key = ns, key
-		defer func() {
-			if err != nil {
-				if derr := ns.Destroy(); derr != nil {
-					c.logger.Warn("undoing sandbox namespace", "key", key, "error", derr)
-				}
-			}
-		}()
-	}
-	if err := sb.setupFiles(); err != nil {
-		sb.dropFiles()
-		return err
-	}
-	if c.failPoint != nil {
-		if err := c.failPoint("sandbox-after-files"); err != nil {
-			sb.dropFiles()
+		ns, err := osl.NewNamespace(key)
+		if err != nil {
 			return err
 		}
+		sb.ns, sb.key = ns, key
+		u.add(func() {
+			if derr := ns.Destroy(); derr != nil {
+				c.logger.Warn("undoing sandbox namespace", "key", key, "error", derr)
+			}
+		})
+	}
+	// Files may be half written when setupFiles fails.
+	u.add(sb.dropFiles)
+	if err := sb.setupFiles(); err != nil {
+		return err
+	}
+	if err := u.step("sandbox-after-files", nil); err != nil {
+		return err
 	}
 	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindSandbox, sb.id, sb.record()) }); err != nil {
-		sb.dropFiles()
 		return types.Errorf("storing: %w", err)
 	}
 	return nil

@@ -254,7 +254,7 @@ func (ep *endpoint) DriverInfo() (map[string]interface{}, error) {
 // CreateEndpoint creates an endpoint: IPAM addresses, then the driver's
 // endpoint, then the record. A failure at any step undoes the steps before
 // it.
-func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint, error) {
+func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (_ Endpoint, err error) {
 	if name == "" {
 		return nil, ErrInvalidName(name)
 	}
@@ -263,6 +263,8 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 		return nil, err
 	}
 	defer c.end()
+	u := c.newUndo()
+	defer u.rollback(&err)
 	n.mu.Lock()
 	if n.deleting {
 		n.mu.Unlock()
@@ -274,17 +276,14 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 	}
 	n.epNames[name] = true
 	n.mu.Unlock()
+	u.add(func() {
+		n.mu.Lock()
+		delete(n.epNames, name)
+		n.mu.Unlock()
+	})
 
 	ep := &endpoint{network: n, id: c.newID(), name: name, iface: &endpointInterface{}}
 	ep.generic = map[string]interface{}{}
-	ok := false
-	defer func() {
-		if !ok {
-			n.mu.Lock()
-			delete(n.epNames, name)
-			n.mu.Unlock()
-		}
-	}()
 	for _, o := range opts {
 		if o != nil {
 			o(ep)
@@ -300,37 +299,33 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (Endpoint,
 	if err := ep.allocateAddresses(); err != nil {
 		return nil, err
 	}
+	// Releases the deferred IPv6 address too, whenever it comes.
+	u.add(ep.releaseAddresses)
 	if err := n.driver.CreateEndpoint(n.id, ep.id, ep.iface, ep.driverOptions()); err != nil {
-		ep.releaseAddresses()
 		return nil, types.Errorf("endpoint %s: driver %s: %w", name, n.networkType, err)
 	}
-	if err := ep.allocateDeferredIPv6(); err != nil {
+	u.add(func() {
 		if derr := n.driver.DeleteEndpoint(n.id, ep.id); derr != nil {
 			c.logger.Warn("undoing endpoint create", "endpoint", name, "error", derr)
 		}
-		ep.releaseAddresses()
+	})
+	if err := ep.allocateDeferredIPv6(); err != nil {
 		return nil, err
 	}
-	err := c.state.Update(func(tx *datastore.Tx) error {
+	if err := c.state.Update(func(tx *datastore.Tx) error {
 		return tx.Put(kindEndpoint, ep.id, ep.record())
-	})
-	if err == nil && c.failPoint != nil {
-		if err = c.failPoint("endpoint-after-store"); err != nil {
-			_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, ep.id) })
-		}
-	}
-	if err != nil {
-		if derr := n.driver.DeleteEndpoint(n.id, ep.id); derr != nil {
-			c.logger.Warn("undoing endpoint create", "endpoint", name, "error", derr)
-		}
-		ep.releaseAddresses()
+	}); err != nil {
 		return nil, types.Errorf("endpoint %s: storing: %w", name, err)
+	}
+	if err := u.step("endpoint-after-store", func() {
+		_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, ep.id) })
+	}); err != nil {
+		return nil, err
 	}
 
 	n.mu.Lock()
 	n.endpoints[ep.id] = ep
 	n.mu.Unlock()
-	ok = true
 	return ep, nil
 }
 

@@ -283,63 +283,91 @@ func (sb *sandbox) deleteJoined(ep *endpoint, mode removeMode) {
 	ep.forget()
 }
 
-// Rename gives every joined endpoint the name name.
-func (sb *sandbox) Rename(name string) error {
+// Rename gives every joined endpoint the name name, in one store update.
+func (sb *sandbox) Rename(name string) (err error) {
 	if name == "" {
 		return ErrInvalidName(name)
 	}
+	c := sb.ctrl
 	unlock, err := sb.lockOp()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	var done []*endpoint
+	u := c.newUndo()
+	defer u.rollback(&err)
+	eps := sb.joined()
 	var olds []string
-	for _, ep := range sb.joined() {
-		old := ep.Name()
-		if err := ep.rename(name); err != nil {
-			for i := len(done) - 1; i >= 0; i-- {
-				_ = done[i].rename(olds[i])
-			}
+	for _, ep := range eps {
+		old, err := ep.takeName(name)
+		if err != nil {
 			return types.Errorf("sandbox %s: rename: %w", sb.id, err)
 		}
-		done = append(done, ep)
 		olds = append(olds, old)
+		u.add(func() { ep.giveBackName(name, old) })
+	}
+	if err := c.state.Update(func(tx *datastore.Tx) error {
+		for _, ep := range eps {
+			if err := tx.Put(kindEndpoint, ep.id, ep.record()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return types.Errorf("sandbox %s: storing new name %s: %w", sb.id, name, err)
+	}
+	for i, ep := range eps {
+		ep.dropName(olds[i], name)
 	}
 	return nil
 }
 
-// rename changes the endpoint's name and record.
-func (ep *endpoint) rename(name string) error {
+// takeName renames the endpoint to name, reserving name in its network,
+// and returns the old name, which stays reserved until dropName or
+// giveBackName.
+func (ep *endpoint) takeName(name string) (old string, err error) {
 	n := ep.network
 	n.mu.Lock()
-	old := ep.Name()
+	defer n.mu.Unlock()
+	ep.mu.Lock()
+	old = ep.name
+	ep.mu.Unlock()
 	if old == name {
-		n.mu.Unlock()
-		return nil
+		return old, nil
 	}
 	if n.epNames[name] {
-		n.mu.Unlock()
-		return types.ForbiddenErrorf("endpoint with name %s already exists in network %s", name, n.name)
+		return "", types.ForbiddenErrorf("endpoint with name %s already exists in network %s", name, n.name)
 	}
 	n.epNames[name] = true
-	delete(n.epNames, old)
 	ep.mu.Lock()
 	ep.name = name
 	ep.mu.Unlock()
-	n.mu.Unlock()
-	err := n.ctrl.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindEndpoint, ep.id, ep.record()) })
-	if err != nil {
-		n.mu.Lock()
-		delete(n.epNames, name)
-		n.epNames[old] = true
-		ep.mu.Lock()
-		ep.name = old
-		ep.mu.Unlock()
-		n.mu.Unlock()
-		return types.Errorf("endpoint %s: storing new name %s: %w", old, name, err)
+	return old, nil
+}
+
+// giveBackName undoes takeName.
+func (ep *endpoint) giveBackName(name, old string) {
+	if old == name {
+		return
 	}
-	return nil
+	n := ep.network
+	n.mu.Lock()
+	delete(n.epNames, name)
+	ep.mu.Lock()
+	ep.name = old
+	ep.mu.Unlock()
+	n.mu.Unlock()
+}
+
+// dropName releases the old name once a rename is recorded.
+func (ep *endpoint) dropName(old, name string) {
+	if old == name {
+		return
+	}
+	n := ep.network
+	n.mu.Lock()
+	delete(n.epNames, old)
+	n.mu.Unlock()
 }
 
 // Refresh leaves every endpoint, applies the options to a fresh

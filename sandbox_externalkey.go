@@ -230,14 +230,34 @@ func (sb *sandbox) SetKey(key string) error {
 			c.logger.Warn("releasing the old external namespace", "sandbox", sb.id, "error", err)
 		}
 	}
+	if err := sb.adopt(key, eps); err != nil {
+		return types.Errorf("sandbox %s: setting key %s: %w", sb.id, key, err)
+	}
+	return nil
+}
+
+// adopt makes the namespace at key the sandbox's and sets up in it the
+// endpoints joined while it was awaited. The namespace is the runtime's
+// and outlives a failure, so on error every interface put there is taken
+// out again.
+func (sb *sandbox) adopt(key string, eps []*endpoint) (err error) {
+	c := sb.ctrl
+	u := c.newUndo()
+	defer u.rollback(&err)
 	path := c.sandboxKeyPath(sb.id)
 	ns, err := osl.AdoptNamespace(key, path)
 	if err != nil {
-		return types.Errorf("sandbox %s: adopting namespace %s: %w", sb.id, key, err)
+		return types.Errorf("adopting namespace %s: %w", key, err)
 	}
 	sb.mu.Lock()
 	sb.ns, sb.key = ns, path
 	sb.mu.Unlock()
+	u.add(func() {
+		sb.mu.Lock()
+		sb.ns, sb.key, sb.gw4, sb.gw6 = nil, "", nil, nil
+		sb.mu.Unlock()
+		_ = ns.Destroy()
+	})
 
 	var done []*endpoint
 	for _, ep := range eps {
@@ -247,47 +267,34 @@ func (sb *sandbox) SetKey(key string) error {
 		js := *ep.join
 		ep.mu.Unlock()
 		js.ifName, js.populated = sb.nextIfNameExcept(done), false
-		if err = sb.populate(ep, &js); err != nil {
-			break
+		if err := sb.populate(ep, &js); err != nil {
+			return err
 		}
 		ep.mu.Lock()
 		ep.join = &js
 		ep.mu.Unlock()
 		done = append(done, ep)
-	}
-	if err == nil {
-		err = sb.updateGateways()
-	}
-	if err == nil {
-		err = c.state.Update(func(tx *datastore.Tx) error {
-			if err := tx.Put(kindSandbox, sb.id, sb.record()); err != nil {
-				return err
-			}
-			for _, ep := range eps {
-				if err := tx.Put(kindEndpoint, ep.id, ep.record()); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		// The namespace is the runtime's and outlives this call: take
-		// out every interface put there.
-		for i := len(done) - 1; i >= 0; i-- {
-			ep := done[i]
+		u.add(func() {
 			ep.mu.Lock()
 			js := ep.join
 			ep.mu.Unlock()
 			sb.depopulate(ep, js, removeDelete)
-		}
-		sb.mu.Lock()
-		sb.ns, sb.key, sb.gw4, sb.gw6 = nil, "", nil, nil
-		sb.mu.Unlock()
-		_ = ns.Destroy()
-		return types.Errorf("sandbox %s: setting key %s: %w", sb.id, key, err)
+		})
 	}
-	return nil
+	if err := sb.updateGateways(); err != nil {
+		return err
+	}
+	return c.state.Update(func(tx *datastore.Tx) error {
+		if err := tx.Put(kindSandbox, sb.id, sb.record()); err != nil {
+			return err
+		}
+		for _, ep := range eps {
+			if err := tx.Put(kindEndpoint, ep.id, ep.record()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // nextIfNameExcept returns the lowest "ethN" not used by the endpoints in

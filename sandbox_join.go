@@ -36,28 +36,45 @@ func (ep *endpoint) Join(sbox Sandbox, opts ...EndpointOption) error {
 	return err
 }
 
-// joinLocked joins ep to sb. sb.opMu must be held.
+// joinLocked joins ep to sb: check, attach, commit. sb.opMu must be held.
 func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
-	c := sb.ctrl
+	js, err := sb.checkJoin(ep, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ep.mu.Lock()
+		ep.busy = false
+		ep.mu.Unlock()
+	}()
+	u := sb.ctrl.newUndo()
+	defer u.rollback(&err)
+	if err := sb.attach(ep, js, u); err != nil {
+		return err
+	}
+	return sb.commitJoin(ep, u)
+}
+
+// checkJoin refuses a join that cannot be done and marks ep busy for the
+// join; the caller clears busy. It returns the join's state, made from the
+// join options.
+func (sb *sandbox) checkJoin(ep *endpoint, opts []EndpointOption) (*joinState, error) {
 	n := ep.network
 	sb.mu.Lock()
 	deleted := sb.deleted
 	sb.mu.Unlock()
 	if deleted {
-		return types.NotFoundErrorf("sandbox %s was deleted", sb.id)
+		return nil, types.NotFoundErrorf("sandbox %s was deleted", sb.id)
 	}
 	n.mu.Lock()
 	_, known := n.endpoints[ep.id]
 	n.mu.Unlock()
 	if !known {
-		return &UnknownEndpointError{name: ep.Name(), id: ep.id}
+		return nil, &UnknownEndpointError{name: ep.Name(), id: ep.id}
 	}
-
-	ep.mu.Lock()
-	if ep.sandboxID != "" || ep.busy {
-		ep.mu.Unlock()
-		// v0.7 answers a second join with a ForbiddenError.
-		return types.ForbiddenErrorf("endpoint %s (network %s) joining sandbox %s: %w", ep.name, n.name, sb.id, ErrInvalidJoin{})
+	// Two endpoints of one network may join one sandbox, as in v0.7.
+	if err := sb.checkCompatible(n); err != nil {
+		return nil, err
 	}
 	// Join options are applied to a scratch endpoint, so an option meant
 	// for CreateEndpoint cannot rewrite the endpoint's configuration; only
@@ -68,70 +85,67 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 			o(scratch)
 		}
 	}
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.sandboxID != "" || ep.busy {
+		// v0.7 answers a second join with a ForbiddenError.
+		return nil, types.ForbiddenErrorf("endpoint %s (network %s) joining sandbox %s: %w", ep.name, n.name, sb.id, ErrInvalidJoin{})
+	}
 	if scratch.optErr != nil {
-		ep.mu.Unlock()
-		return types.Errorf("endpoint %s joining sandbox %s: %w", ep.name, sb.id, scratch.optErr)
+		return nil, types.Errorf("endpoint %s joining sandbox %s: %w", ep.name, sb.id, scratch.optErr)
 	}
-	js := &joinState{priority: scratch.joinPriority}
 	ep.busy = true
-	ep.mu.Unlock()
-	defer func() {
-		ep.mu.Lock()
-		ep.busy = false
-		ep.mu.Unlock()
-	}()
+	return &joinState{priority: scratch.joinPriority}, nil
+}
 
-	// Two endpoints of one network may join one sandbox, as in v0.7.
-	if err := sb.checkCompatible(n); err != nil {
-		return err
-	}
-
+// attach does the kernel part of a join (nothing yet while an external
+// key is awaited), adds ep to the sandbox and moves the default gateway,
+// recording each reversal in u.
+func (sb *sandbox) attach(ep *endpoint, js *joinState, u *undo) error {
 	if ns := sb.namespace(); ns != nil {
 		js.ifName = sb.nextIfName()
 		if err := sb.populate(ep, js); err != nil {
 			return err
 		}
-		defer func() {
-			if err != nil {
-				sb.depopulate(ep, js, removeDelete)
-			}
-		}()
+		u.add(func() { sb.depopulate(ep, js, removeDelete) })
 	}
-
 	sb.mu.Lock()
 	sb.endpoints = append(sb.endpoints, ep)
 	sb.mu.Unlock()
 	ep.mu.Lock()
 	ep.sandboxID, ep.join = sb.id, js
 	ep.mu.Unlock()
-	defer func() {
-		if err != nil {
-			sb.mu.Lock()
-			sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *endpoint) bool { return e == ep })
-			sb.mu.Unlock()
-			ep.mu.Lock()
-			ep.sandboxID, ep.join = "", nil
-			ep.mu.Unlock()
-			if gerr := sb.updateGateways(); gerr != nil {
-				c.logger.Warn("restoring default gateway after a failed join", "sandbox", sb.id, "error", gerr)
-			}
+	u.add(func() {
+		sb.mu.Lock()
+		sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *endpoint) bool { return e == ep })
+		sb.mu.Unlock()
+		ep.mu.Lock()
+		ep.sandboxID, ep.join = "", nil
+		ep.mu.Unlock()
+		if gerr := sb.updateGateways(); gerr != nil {
+			sb.ctrl.logger.Warn("restoring default gateway after a failed join", "sandbox", sb.id, "error", gerr)
 		}
-	}()
+	})
 	if err := sb.updateGateways(); err != nil {
 		return types.Errorf("endpoint %s joining sandbox %s: default gateway: %w", ep.Name(), sb.id, err)
 	}
+	return nil
+}
+
+// commitJoin records the join and updates the sandbox's files.
+func (sb *sandbox) commitJoin(ep *endpoint, u *undo) error {
+	c := sb.ctrl
 	if err := c.state.Update(func(tx *datastore.Tx) error {
 		return tx.Put(kindEndpoint, ep.id, ep.record())
 	}); err != nil {
 		return types.Errorf("endpoint %s joining sandbox %s: storing: %w", ep.Name(), sb.id, err)
 	}
-	if c.failPoint != nil {
-		if err := c.failPoint("join-after-store"); err != nil {
-			_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindEndpoint, ep.id, ep.recordUnjoined()) })
-			return err
-		}
+	if err := u.step("join-after-store", func() {
+		_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindEndpoint, ep.id, ep.recordUnjoined()) })
+	}); err != nil {
+		return err
 	}
-	if n.isHost() && !sb.hostNet {
+	if ep.network.isHost() && !sb.hostNet {
 		// The sandbox's files become copies of the host's.
 		sb.rebuildFiles()
 	} else {
@@ -226,10 +240,8 @@ func (sb *sandbox) configureJoined(ep *endpoint, js *joinState, ji *joinInfo) er
 	for _, r := range ji.routes {
 		cfg.Routes = append(cfg.Routes, osl.Route{Dst: r.Destination, Gw: r.NextHop})
 	}
-	if c.failPoint != nil {
-		if err := c.failPoint("join-before-configure"); err != nil {
-			return err
-		}
+	if err := c.failAt("join-before-configure"); err != nil {
+		return err
 	}
 	if err := ns.ConfigureInterface(cfg); err != nil {
 		return types.Errorf("endpoint %s joining sandbox %s: configuring %s: %w", ep.Name(), sb.id, js.ifName, err)
