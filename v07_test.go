@@ -5,12 +5,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/resolvconf"
 	"github.com/netkit/libnetwork/types"
+	"golang.org/x/sys/unix"
 )
 
 // These tests are written as programs made for docker's libnetwork v0.7
@@ -281,21 +283,30 @@ func TestV07FilesRewrittenInPlace(t *testing.T) {
 	mustf(t, err, "network")
 	sb, err := c.NewSandbox("ctr", OptionHostname("web"))
 	mustf(t, err, "sandbox")
-	held, err := os.Open(sb.(*sandbox).hostsPath())
+	hosts := sb.(*sandbox).hostsPath()
+	held, err := os.Open(hosts)
 	mustf(t, err, "open hosts")
 	defer held.Close()
-	read := func() string {
-		b, err := io.ReadAll(io.NewSectionReader(held, 0, 1<<20))
-		mustf(t, err, "read through the held handle")
-		return string(b)
-	}
+	// As a runtime does, bind-mount it where a container would see it
+	// (the test runs in a mount namespace of its own).
+	mounted := filepath.Join(t.TempDir(), "etc-hosts")
+	mustf(t, os.WriteFile(mounted, nil, 0o644), "mount point")
+	mustf(t, unix.Mount(hosts, mounted, "", unix.MS_BIND, ""), "bind mount")
+	t.Cleanup(func() { _ = unix.Unmount(mounted, unix.MNT_DETACH) })
 	for _, n := range []Network{n1, n2} {
 		ep, err := n.CreateEndpoint("web")
 		mustf(t, err, "endpoint")
 		mustf(t, ep.Join(sb), "join")
 		line := ep.Info().Iface().Address().IP.String() + "\tweb"
-		if got := read(); !strings.Contains(got, line) {
-			t.Errorf("after joining %s the held hosts file lacks %q:\n%s", n.Name(), line, got)
+		b, err := io.ReadAll(io.NewSectionReader(held, 0, 1<<20))
+		mustf(t, err, "read through the held handle")
+		if !strings.Contains(string(b), line) {
+			t.Errorf("after joining %s the held hosts file lacks %q:\n%s", n.Name(), line, b)
+		}
+		b, err = os.ReadFile(mounted)
+		mustf(t, err, "read through the bind mount")
+		if !strings.Contains(string(b), line) {
+			t.Errorf("after joining %s the bind-mounted hosts file lacks %q:\n%s", n.Name(), line, b)
 		}
 	}
 }
