@@ -291,3 +291,52 @@ func TestCorruptStore(t *testing.T) {
 	_, err := c.NewNetwork("bridge", "fresh", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.131.0.0/24"}}, nil, nil))
 	mustf(t, err, "network on the fresh store")
 }
+
+// TestRestartRecreatesRetiredInterface: a Leave killed after it retired the
+// sandbox's interface and before it recorded the endpoint as unjoined
+// leaves a joined record whose interface is gone from the sandbox (its host
+// side is still there). Restore makes the interface again, as the record
+// says, instead of dropping the endpoint and releasing its address.
+func TestRestartRecreatesRetiredInterface(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	n, err := nc.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.132.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	joined(t, nc.(*controller), n, "a")
+	b, sbB := joined(t, nc.(*controller), n, "b")
+	addr := b.Info().Iface().Address().String()
+	key := sbB.Key()
+	nc.Stop()
+
+	// What the killed Leave did in the kernel.
+	ns, err := osl.OpenNamespace(key)
+	mustf(t, err, "sandbox namespace")
+	mustf(t, ns.RetireInterface("eth0", "gone0"), "retiring eth0 behind the controller")
+	ns.Close()
+
+	c := e.start()
+	b2, err := mustNetwork(t, c, "net").EndpointByName("b")
+	mustf(t, err, "endpoint b after restart")
+	if b2.ID() != b.ID() || b2.Info().Iface().Address().String() != addr {
+		t.Fatalf("endpoint b after restart: %s %s, was %s %s", b2.ID(), b2.Info().Iface().Address(), b.ID(), addr)
+	}
+	sb2 := b2.Info().Sandbox()
+	if sb2 == nil || sb2.ID() != sbB.ID() {
+		t.Fatalf("endpoint b no longer joined to its sandbox after restart: %v", sb2)
+	}
+	a2, _ := mustNetwork(t, c, "net").EndpointByName("a")
+	mustReach(t, nsOf(t, a2.Info().Sandbox()), listen(t, nsOf(t, sb2), b2.Info().Iface().Address().IP))
+	// Only the joined endpoints' veths are left in the host namespace: the
+	// broken pair was removed.
+	veths := 0
+	links, _ := e.host.Handle().LinkList()
+	for _, l := range links {
+		if l.Type() == "veth" {
+			veths++
+		}
+	}
+	if veths != 2 {
+		t.Errorf("%d veths in the host namespace after restart, want 2", veths)
+	}
+}
