@@ -184,7 +184,7 @@ func (c *controller) replayPools(n *network, infos []*IpamInfo, v6 bool) ([]*Ipa
 func (c *controller) restoreSandbox(r *sandboxRecord) error {
 	sb := &sandbox{
 		ctrl: c, id: r.ID, containerID: r.ContainerID, config: r.Config,
-		labels: r.Labels, retired: r.Retired,
+		labels:  r.Labels,
 		hostNet: r.Config.UseDefaultSandbox, externalKey: r.Config.UseExternalKey,
 	}
 	switch {
