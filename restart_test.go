@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -338,5 +339,48 @@ func TestRestartRecreatesRetiredInterface(t *testing.T) {
 	}
 	if veths != 2 {
 		t.Errorf("%d veths in the host namespace after restart, want 2", veths)
+	}
+}
+
+// TestRestartRetiredNamesUnique: interfaces retired at Leave keep their
+// tombstone names in the sandbox until it goes; after a restart, new
+// tombstones must not collide with those, or retiring fails, the
+// interface stays under its ethN name and the next join into the sandbox
+// fails with "file exists".
+func TestRestartRetiredNamesUnique(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	n, err := nc.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.133.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	a, sb := joined(t, nc.(*controller), n, "a")
+	mustf(t, a.Leave(sb), "leave before restart")
+	nc.Stop()
+	// The interface a's Leave retired is still in the sandbox when the
+	// next controller runs (its host side not yet collected, as after a
+	// crash): keep one under the first name of the old counter.
+	ns, err := osl.OpenNamespace(sb.Key())
+	mustf(t, err, "sandbox namespace")
+	mustf(t, ns.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "gone0"}, PeerName: "leftover0"}), "leftover retired interface")
+	ns.Close()
+
+	c := e.start()
+	sb2, err := c.SandboxByID(sb.ID())
+	mustf(t, err, "sandbox after restart")
+	n2 := mustNetwork(t, c, "net")
+	for _, name := range []string{"b", "c"} {
+		ep, err := n2.CreateEndpoint(name)
+		mustf(t, err, "endpoint %s", name)
+		mustf(t, ep.Join(sb2), "join %s after restart", name)
+		mustf(t, ep.Leave(sb2), "leave %s after restart", name)
+	}
+	// Nothing is left under an ethN name, and every retired interface is
+	// down.
+	ifs, err := nsOf(t, sb2).Handle().LinkList()
+	mustf(t, err, "listing the sandbox's links")
+	for _, l := range ifs {
+		if strings.HasPrefix(l.Attrs().Name, "eth") || l.Attrs().Name != "lo" && l.Attrs().Flags&net.FlagUp != 0 {
+			t.Errorf("sandbox link %s (up: %v) after leaving every endpoint", l.Attrs().Name, l.Attrs().Flags&net.FlagUp != 0)
+		}
 	}
 }
