@@ -384,3 +384,30 @@ func TestRestartRetiredNamesUnique(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartJoinOverLeftoverInterface: a join killed after it made its
+// veth leaves the sandbox side under the ethN name the next join picks,
+// until orphan collection removes the pair. A join that meets it moves it
+// away, as it does a leftover host side, instead of failing with "file
+// exists".
+func TestRestartJoinOverLeftoverInterface(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.134.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	sb, err := c.NewSandbox("ctr")
+	mustf(t, err, "sandbox")
+	ns := nsOf(t, sb)
+	mustf(t, ns.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "leftover0"}), "leftover interface")
+
+	ep, err := n.CreateEndpoint("a")
+	mustf(t, err, "endpoint")
+	mustf(t, ep.Join(sb), "join over a leftover eth0")
+	l, err := ns.Handle().LinkByName("eth0")
+	mustf(t, err, "eth0 after join")
+	if l.Type() != "veth" || l.Attrs().HardwareAddr.String() != ep.Info().Iface().MacAddress().String() {
+		t.Errorf("eth0 after join is not the endpoint's interface: %s %s", l.Type(), l.Attrs().HardwareAddr)
+	}
+	_, other := joined(t, c, n, "b")
+	mustReach(t, nsOf(t, other), listen(t, ns, ep.Info().Iface().Address().IP))
+}
