@@ -411,3 +411,20 @@ func TestRestartJoinOverLeftoverInterface(t *testing.T) {
 	_, other := joined(t, c, n, "b")
 	mustReach(t, nsOf(t, other), listen(t, ns, ep.Info().Iface().Address().IP))
 }
+
+// TestRestartCollectsFilesWithoutNetnsDir: orphan collection goes through
+// all its steps even when one finds nothing to list: a sandbox's files
+// left behind are removed though no netns directory exists.
+func TestRestartCollectsFilesWithoutNetnsDir(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	nc.Stop()
+	mustf(t, os.RemoveAll(filepath.Join(e.execRoot, "netns")), "removing the netns dir")
+	left := filepath.Join(e.execRoot, "files", "deadbeef0000")
+	mustf(t, os.MkdirAll(left, 0o755), "leftover sandbox files")
+	e.start()
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("files of a sandbox that is gone survived the restart: %v", err)
+	}
+}

@@ -403,14 +403,16 @@ func (c *controller) collectOrphans() {
 			}
 		}
 	}
+	// Each step runs whatever the ones before found: a listing that fails
+	// is logged and skips only its own step.
 	keepKeys := map[string]bool{}
 	for _, sb := range c.sandboxes {
 		keepKeys[sb.key] = true
 	}
 	dir := filepath.Join(c.execRoot, "netns")
 	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.logger.Warn("listing sandbox namespaces", "dir", dir, "error", err)
 	}
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
@@ -423,10 +425,14 @@ func (c *controller) collectOrphans() {
 		}
 	}
 	filesDir := filepath.Join(c.execRoot, "files")
-	if entries, err := os.ReadDir(filesDir); err == nil {
-		for _, e := range entries {
-			if _, ok := c.sandboxes[e.Name()]; !ok {
-				_ = os.RemoveAll(filepath.Join(filesDir, e.Name()))
+	entries, err = os.ReadDir(filesDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.logger.Warn("listing sandbox files", "dir", filesDir, "error", err)
+	}
+	for _, e := range entries {
+		if _, ok := c.sandboxes[e.Name()]; !ok {
+			if err := os.RemoveAll(filepath.Join(filesDir, e.Name())); err != nil {
+				c.logger.Warn("removing orphaned sandbox files", "sandbox", e.Name(), "error", err)
 			}
 		}
 	}
