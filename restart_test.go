@@ -428,3 +428,29 @@ func TestRestartCollectsFilesWithoutNetnsDir(t *testing.T) {
 		t.Errorf("files of a sandbox that is gone survived the restart: %v", err)
 	}
 }
+
+// TestRestartRecreatesLostNamespace: a sandbox whose namespace mount is
+// gone gets a fresh namespace at restart, and its joined endpoints get
+// their interfaces in it again, with their addresses, whether or not the
+// kernel has finished removing the old pair yet.
+func TestRestartRecreatesLostNamespace(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	n, err := nc.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.135.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	joined(t, nc.(*controller), n, "a")
+	b, sbB := joined(t, nc.(*controller), n, "b")
+	addr := b.Info().Iface().Address().String()
+	nc.Stop()
+	mustf(t, osl.RemoveNamespaceFile(sbB.Key()), "unmounting the sandbox's namespace behind the controller")
+
+	c := e.start()
+	b2, err := mustNetwork(t, c, "net").EndpointByName("b")
+	mustf(t, err, "endpoint b after restart")
+	if b2.Info().Sandbox() == nil || b2.Info().Iface().Address().String() != addr {
+		t.Fatalf("endpoint b after restart: joined to %v with %s, want joined with %s", b2.Info().Sandbox(), b2.Info().Iface().Address(), addr)
+	}
+	a2, _ := mustNetwork(t, c, "net").EndpointByName("a")
+	mustReach(t, nsOf(t, a2.Info().Sandbox()), listen(t, nsOf(t, b2.Info().Sandbox()), b2.Info().Iface().Address().IP))
+}
