@@ -98,14 +98,17 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 	}
 	idx, err := d.createVeth(spec)
 	if errors.Is(err, unix.EEXIST) {
-		// A host side left from an earlier Leave, or a sandbox side left
-		// under the name asked for (a join killed after it made its veth,
-		// whose pair orphan collection has not removed yet): move either
-		// out of the way. If the reaper took it meanwhile, the name is
-		// free and the retry just works.
+		// A host side left from an earlier Leave; if the reaper took it
+		// meanwhile, the name is free and the retry just works.
 		if old, lerr := d.host.LinkByName(ep.hostVeth); lerr == nil {
 			d.retireVeth(old)
+			idx, err = d.createVeth(spec)
 		}
+	}
+	if errors.Is(err, unix.EEXIST) {
+		// A sandbox side left under the name asked for (a join killed
+		// after it made its veth, whose pair orphan collection has not
+		// removed yet): moved out of the way likewise.
 		d.retireSandboxLink(sb.NetNSFd(), sb.IfaceName())
 		idx, err = d.createVeth(spec)
 	}
