@@ -332,7 +332,7 @@ func (c *controller) restoreDriverEndpoint(n *network, ep *endpoint, sb *sandbox
 		// sandbox's side may still be gone: a Leave killed after it
 		// retired the interface, or a namespace recreated above. Then
 		// make the interface again, as a join does.
-		if sb.hasInterface(js.ifName) {
+		if js.ifName == "" || sb.hasInterface(js.ifName) {
 			ji.inSandbox = true
 		} else {
 			c.logger.Warn("joined endpoint's interface missing in its sandbox; recreating it", "endpoint", ep.name, "sandbox", sb.id, "interface", js.ifName)
