@@ -12,6 +12,7 @@ import (
 	nullipam "github.com/netkit/libnetwork/ipams/null"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 	"github.com/vishvananda/netlink"
 )
@@ -82,7 +83,7 @@ func driverGeneric(cfg map[string]interface{}, driver string) (map[string]interf
 // hostRoutes lists the routed prefixes of the controller's namespace, so
 // default pools skip subnets already in use there.
 func (c *controller) hostRoutes() ([]netip.Prefix, error) {
-	routes, err := c.hostNS.Handle().RouteList(nil, netlink.FAMILY_ALL)
+	routes, err := osl.Dump(func() ([]netlink.Route, error) { return c.hostNS.Handle().RouteList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,9 @@ const childEnv = "LIBNETWORK_TEST_KILLED_CHILD"
 // it builds state in the directories and namespace it is given, reports
 // ready, and waits to be killed.
 func runKilledChild() bool {
+	if runKillLoopWorker() {
+		return true
+	}
 	spec := os.Getenv(childEnv)
 	if spec == "" {
 		return false
@@ -290,4 +294,166 @@ func TestCorruptStore(t *testing.T) {
 	}
 	_, err := c.NewNetwork("bridge", "fresh", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.131.0.0/24"}}, nil, nil))
 	mustf(t, err, "network on the fresh store")
+}
+
+// TestRestartRecreatesRetiredInterface: a Leave killed after it retired the
+// sandbox's interface and before it recorded the endpoint as unjoined
+// leaves a joined record whose interface is gone from the sandbox (its host
+// side is still there). Restore makes the interface again, as the record
+// says, instead of dropping the endpoint and releasing its address.
+func TestRestartRecreatesRetiredInterface(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	n, err := nc.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.132.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	joined(t, nc.(*controller), n, "a")
+	b, sbB := joined(t, nc.(*controller), n, "b")
+	addr := b.Info().Iface().Address().String()
+	key := sbB.Key()
+	nc.Stop()
+
+	// What the killed Leave did in the kernel.
+	ns, err := osl.OpenNamespace(key)
+	mustf(t, err, "sandbox namespace")
+	mustf(t, ns.RetireInterface("eth0", "gone0"), "retiring eth0 behind the controller")
+	ns.Close()
+
+	c := e.start()
+	b2, err := mustNetwork(t, c, "net").EndpointByName("b")
+	mustf(t, err, "endpoint b after restart")
+	if b2.ID() != b.ID() || b2.Info().Iface().Address().String() != addr {
+		t.Fatalf("endpoint b after restart: %s %s, was %s %s", b2.ID(), b2.Info().Iface().Address(), b.ID(), addr)
+	}
+	sb2 := b2.Info().Sandbox()
+	if sb2 == nil || sb2.ID() != sbB.ID() {
+		t.Fatalf("endpoint b no longer joined to its sandbox after restart: %v", sb2)
+	}
+	a2, _ := mustNetwork(t, c, "net").EndpointByName("a")
+	mustReach(t, nsOf(t, a2.Info().Sandbox()), listen(t, nsOf(t, sb2), b2.Info().Iface().Address().IP))
+	// Only the joined endpoints' veths are left in the host namespace: the
+	// broken pair was removed.
+	veths := 0
+	links, _ := e.host.Handle().LinkList()
+	for _, l := range links {
+		if l.Type() == "veth" {
+			veths++
+		}
+	}
+	if veths != 2 {
+		t.Errorf("%d veths in the host namespace after restart, want 2", veths)
+	}
+}
+
+// TestRestartRetiredNamesUnique: interfaces retired at Leave keep their
+// tombstone names in the sandbox until it goes; after a restart, new
+// tombstones must not collide with those, or retiring fails, the
+// interface stays under its ethN name and the next join into the sandbox
+// fails with "file exists".
+func TestRestartRetiredNamesUnique(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	n, err := nc.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.133.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	a, sb := joined(t, nc.(*controller), n, "a")
+	mustf(t, a.Leave(sb), "leave before restart")
+	nc.Stop()
+	// The interface a's Leave retired is still in the sandbox when the
+	// next controller runs (its host side not yet collected, as after a
+	// crash): keep one under the first name of the old counter.
+	ns, err := osl.OpenNamespace(sb.Key())
+	mustf(t, err, "sandbox namespace")
+	mustf(t, ns.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "gone0"}, PeerName: "leftover0"}), "leftover retired interface")
+	ns.Close()
+
+	c := e.start()
+	sb2, err := c.SandboxByID(sb.ID())
+	mustf(t, err, "sandbox after restart")
+	n2 := mustNetwork(t, c, "net")
+	for _, name := range []string{"b", "c"} {
+		ep, err := n2.CreateEndpoint(name)
+		mustf(t, err, "endpoint %s", name)
+		mustf(t, ep.Join(sb2), "join %s after restart", name)
+		mustf(t, ep.Leave(sb2), "leave %s after restart", name)
+	}
+	// Nothing is left under an ethN name, and every retired interface is
+	// down.
+	ifs, err := nsOf(t, sb2).Handle().LinkList()
+	mustf(t, err, "listing the sandbox's links")
+	for _, l := range ifs {
+		if strings.HasPrefix(l.Attrs().Name, "eth") || l.Attrs().Name != "lo" && l.Attrs().Flags&net.FlagUp != 0 {
+			t.Errorf("sandbox link %s (up: %v) after leaving every endpoint", l.Attrs().Name, l.Attrs().Flags&net.FlagUp != 0)
+		}
+	}
+}
+
+// TestRestartJoinOverLeftoverInterface: a join killed after it made its
+// veth leaves the sandbox side under the ethN name the next join picks,
+// until orphan collection removes the pair. A join that meets it moves it
+// away, as it does a leftover host side, instead of failing with "file
+// exists".
+func TestRestartJoinOverLeftoverInterface(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.134.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	sb, err := c.NewSandbox("ctr")
+	mustf(t, err, "sandbox")
+	ns := nsOf(t, sb)
+	mustf(t, ns.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "leftover0"}), "leftover interface")
+
+	ep, err := n.CreateEndpoint("a")
+	mustf(t, err, "endpoint")
+	mustf(t, ep.Join(sb), "join over a leftover eth0")
+	l, err := ns.Handle().LinkByName("eth0")
+	mustf(t, err, "eth0 after join")
+	if l.Type() != "veth" || l.Attrs().HardwareAddr.String() != ep.Info().Iface().MacAddress().String() {
+		t.Errorf("eth0 after join is not the endpoint's interface: %s %s", l.Type(), l.Attrs().HardwareAddr)
+	}
+	_, other := joined(t, c, n, "b")
+	mustReach(t, nsOf(t, other), listen(t, ns, ep.Info().Iface().Address().IP))
+}
+
+// TestRestartCollectsFilesWithoutNetnsDir: orphan collection goes through
+// all its steps even when one finds nothing to list: a sandbox's files
+// left behind are removed though no netns directory exists.
+func TestRestartCollectsFilesWithoutNetnsDir(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	nc.Stop()
+	mustf(t, os.RemoveAll(filepath.Join(e.execRoot, "netns")), "removing the netns dir")
+	left := filepath.Join(e.execRoot, "files", "deadbeef0000")
+	mustf(t, os.MkdirAll(left, 0o755), "leftover sandbox files")
+	e.start()
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("files of a sandbox that is gone survived the restart: %v", err)
+	}
+}
+
+// TestRestartRecreatesLostNamespace: a sandbox whose namespace mount is
+// gone gets a fresh namespace at restart, and its joined endpoints get
+// their interfaces in it again, with their addresses, whether or not the
+// kernel has finished removing the old pair yet.
+func TestRestartRecreatesLostNamespace(t *testing.T) {
+	e := newEnv(t)
+	nc, err := New(e.options()...)
+	mustf(t, err, "New")
+	n, err := nc.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.135.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	joined(t, nc.(*controller), n, "a")
+	b, sbB := joined(t, nc.(*controller), n, "b")
+	addr := b.Info().Iface().Address().String()
+	nc.Stop()
+	mustf(t, osl.RemoveNamespaceFile(sbB.Key()), "unmounting the sandbox's namespace behind the controller")
+
+	c := e.start()
+	b2, err := mustNetwork(t, c, "net").EndpointByName("b")
+	mustf(t, err, "endpoint b after restart")
+	if b2.Info().Sandbox() == nil || b2.Info().Iface().Address().String() != addr {
+		t.Fatalf("endpoint b after restart: joined to %v with %s, want joined with %s", b2.Info().Sandbox(), b2.Info().Iface().Address(), addr)
+	}
+	a2, _ := mustNetwork(t, c, "net").EndpointByName("a")
+	mustReach(t, nsOf(t, a2.Info().Sandbox()), listen(t, nsOf(t, b2.Info().Sandbox()), b2.Info().Iface().Address().IP))
 }

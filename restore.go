@@ -183,7 +183,7 @@ func (c *controller) replayPools(n *network, infos []*IpamInfo, v6 bool) ([]*Ipa
 func (c *controller) restoreSandbox(r *sandboxRecord) error {
 	sb := &sandbox{
 		ctrl: c, id: r.ID, containerID: r.ContainerID, config: r.Config,
-		labels: r.Labels, retired: r.Retired,
+		labels:  r.Labels,
 		hostNet: r.Config.UseDefaultSandbox, externalKey: r.Config.UseExternalKey,
 	}
 	switch {
@@ -267,7 +267,11 @@ func (c *controller) restoreEndpoint(r *endpointRecord) error {
 	if r.Join != nil {
 		sb = c.sandboxes[r.Join.SandboxID]
 		if sb == nil {
+			// The only case where a join is dropped: the sandbox it
+			// was made to is gone (deleted before the crash, or its
+			// record failed to restore).
 			c.logger.Warn("endpoint was joined to a sandbox that is gone; restoring it unjoined", "endpoint", r.Name, "sandbox", r.Join.SandboxID)
+			c.storeUnjoined(ep)
 		} else {
 			js = &joinState{ifName: r.Join.IfName, staticRoutes: r.Join.StaticRoutes,
 				disableGW: r.Join.DisableGW, priority: r.Join.Priority}
@@ -276,8 +280,21 @@ func (c *controller) restoreEndpoint(r *endpointRecord) error {
 	}
 
 	if err := c.restoreDriverEndpoint(n, ep, sb, js); err != nil {
-		ep.releaseAddresses()
-		return err
+		if js == nil {
+			ep.releaseAddresses()
+			return err
+		}
+		// The join could not be put back in the kernel: keep the
+		// endpoint, its address and its name, unjoined, rather than
+		// lose an object the caller was told exists. The caller can
+		// join it again.
+		c.logger.Error("joined endpoint's interface could not be restored; restoring the endpoint unjoined", "endpoint", r.Name, "sandbox", sb.id, "error", err)
+		sb, js = nil, nil
+		if err := c.restoreDriverEndpoint(n, ep, nil, nil); err != nil {
+			ep.releaseAddresses()
+			return err
+		}
+		c.storeUnjoined(ep)
 	}
 	n.endpoints[ep.id] = ep
 	n.epNames[ep.name] = true
@@ -310,8 +327,25 @@ func (c *controller) restoreDriverEndpoint(n *network, ep *endpoint, sb *sandbox
 		return types.Errorf("driver %s: %w", n.networkType, err)
 	}
 	if !ji.inSandbox && ji.movedFrom == "" {
-		// The interface survived; the driver only rebuilt its books.
-		ji.inSandbox = true
+		// The driver adopted the interface it found on its side. The
+		// sandbox's side may still be gone: a Leave killed after it
+		// retired the interface, or a namespace recreated above. Then
+		// make the interface again, as a join does.
+		if js.ifName == "" || sb.hasInterface(js.ifName) {
+			ji.inSandbox = true
+		} else {
+			c.logger.Warn("joined endpoint's interface missing in its sandbox; recreating it", "endpoint", ep.name, "sandbox", sb.id, "interface", js.ifName)
+			if err := n.driver.Leave(n.id, ep.id); err != nil {
+				c.logger.Warn("releasing a broken interface at restore", "endpoint", ep.name, "error", err)
+			}
+			ji = &joinInfo{ns: sb.ns, ifName: js.ifName}
+			if err := n.driver.Join(n.id, ep.id, sb.key, ji, ep.driverOptions()); err != nil {
+				if derr := n.driver.DeleteEndpoint(n.id, ep.id); derr != nil {
+					c.logger.Warn("undoing a failed endpoint restore", "endpoint", ep.name, "error", derr)
+				}
+				return types.Errorf("driver %s: recreating interface %s: %w", n.networkType, js.ifName, err)
+			}
+		}
 	}
 	if ji.gw == nil && ji.gw6 == nil && !ji.disableGW {
 		ji.gw, ji.gw6, ji.disableGW = js.gw, js.gw6, js.disableGW
@@ -327,6 +361,16 @@ func (c *controller) restoreDriverEndpoint(n *network, ep *endpoint, sb *sandbox
 		return err
 	}
 	return nil
+}
+
+// storeUnjoined records a restored endpoint as not joined; a failure is
+// logged, and the next start finds the join to drop again.
+func (c *controller) storeUnjoined(ep *endpoint) {
+	if err := c.state.Update(func(tx *datastore.Tx) error {
+		return tx.Put(kindEndpoint, ep.id, ep.recordUnjoined())
+	}); err != nil {
+		c.logger.Warn("recording a restored endpoint as unjoined", "endpoint", ep.name, "error", err)
+	}
 }
 
 func parseAddr(s string) (net.IP, error) {
@@ -358,14 +402,16 @@ func (c *controller) collectOrphans() {
 			}
 		}
 	}
+	// Each step runs whatever the ones before found: a listing that fails
+	// is logged and skips only its own step.
 	keepKeys := map[string]bool{}
 	for _, sb := range c.sandboxes {
 		keepKeys[sb.key] = true
 	}
 	dir := filepath.Join(c.execRoot, "netns")
 	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.logger.Warn("listing sandbox namespaces", "dir", dir, "error", err)
 	}
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
@@ -378,10 +424,14 @@ func (c *controller) collectOrphans() {
 		}
 	}
 	filesDir := filepath.Join(c.execRoot, "files")
-	if entries, err := os.ReadDir(filesDir); err == nil {
-		for _, e := range entries {
-			if _, ok := c.sandboxes[e.Name()]; !ok {
-				_ = os.RemoveAll(filepath.Join(filesDir, e.Name()))
+	entries, err = os.ReadDir(filesDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.logger.Warn("listing sandbox files", "dir", filesDir, "error", err)
+	}
+	for _, e := range entries {
+		if _, ok := c.sandboxes[e.Name()]; !ok {
+			if err := os.RemoveAll(filepath.Join(filesDir, e.Name())); err != nil {
+				c.logger.Warn("removing orphaned sandbox files", "sandbox", e.Name(), "error", err)
 			}
 		}
 	}

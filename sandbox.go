@@ -104,9 +104,7 @@ type sandbox struct {
 	endpoints []*endpoint
 	// gw4 and gw6 are the endpoints that give the default routes.
 	gw4, gw6 *endpoint
-	// retired counts interfaces renamed away at Leave, for unique names.
-	retired int
-	deleted bool
+	deleted  bool
 }
 
 var _ Sandbox = (*sandbox)(nil)

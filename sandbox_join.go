@@ -1,6 +1,8 @@
 package libnetwork
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"slices"
@@ -278,12 +280,13 @@ func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 	if ns := sb.namespace(); ns != nil && js.ifName != "" && !sb.hostNet {
 		switch mode {
 		case removeRetire:
-			sb.mu.Lock()
-			tomb := fmt.Sprintf("gone%d", sb.retired)
-			sb.retired++
-			sb.mu.Unlock()
-			if err := ns.RetireInterface(js.ifName, tomb); err != nil {
-				c.logger.Warn("retiring interface", "sandbox", sb.id, "interface", js.ifName, "error", err)
+			if err := ns.RetireInterface(js.ifName, retiredName()); err != nil {
+				// Never leave it under its ethN name, which the next
+				// join into the sandbox takes.
+				c.logger.Warn("retiring interface; deleting it", "sandbox", sb.id, "interface", js.ifName, "error", err)
+				if err := ns.DeleteInterface(js.ifName); err != nil {
+					c.logger.Warn("deleting interface", "sandbox", sb.id, "interface", js.ifName, "error", err)
+				}
 			}
 		case removeDelete:
 			if err := ns.DeleteInterface(js.ifName); err != nil {
@@ -297,6 +300,17 @@ func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 	ep.mu.Lock()
 	js.populated = false
 	ep.mu.Unlock()
+}
+
+// retiredName returns a name for an interface retired at Leave: "gone" and
+// 10 random hex digits. Retired interfaces stay in the sandbox until their
+// peer or the namespace goes, possibly across restarts, so the name must be
+// unique without a counter, which would start again at 0 after a restart
+// and collide with one a crashed controller left.
+func retiredName() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return "gone" + hex.EncodeToString(b[:])
 }
 
 // updateGateways points the sandbox's default routes at the endpoints that

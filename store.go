@@ -150,7 +150,6 @@ type sandboxRecord struct {
 	Key         string `json:",omitempty"`
 	Config      sandboxConfig
 	Labels      map[string]any `json:",omitempty"`
-	Retired     int            `json:",omitempty"`
 }
 
 // record returns the sandbox's record. It takes sb.mu.
@@ -159,6 +158,6 @@ func (sb *sandbox) record() *sandboxRecord {
 	defer sb.mu.Unlock()
 	return &sandboxRecord{
 		ID: sb.id, ContainerID: sb.containerID, Key: sb.key,
-		Config: sb.config.clone(), Labels: storableGeneric(sb.labels), Retired: sb.retired,
+		Config: sb.config.clone(), Labels: storableGeneric(sb.labels),
 	}
 }

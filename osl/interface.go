@@ -258,7 +258,7 @@ func (n *Namespace) RetireInterface(name, tombstone string) error {
 		}
 		// Listed after the link went down, which already dropped the IPv6
 		// addresses (unless keep_addr_on_down).
-		addrs, err := dump(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_ALL) })
+		addrs, err := Dump(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_ALL) })
 		if err != nil {
 			return n.kernelError(op, fmt.Errorf("listing addresses: %w", err))
 		}
@@ -299,11 +299,11 @@ func (n *Namespace) Interfaces() ([]Iface, error) {
 	const op = "listing interfaces"
 	var ifaces []Iface
 	err := n.withHandle(op, func(h *netlink.Handle) error {
-		links, err := dump(h.LinkList)
+		links, err := Dump(h.LinkList)
 		if err != nil {
 			return n.kernelError(op, err)
 		}
-		addrs, err := dump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+		addrs, err := Dump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
 		if err != nil {
 			return n.kernelError(op, fmt.Errorf("listing addresses: %w", err))
 		}

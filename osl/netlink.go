@@ -37,10 +37,12 @@ func (n *Namespace) kernelError(op string, err error) error {
 // the dumped table changed meanwhile.
 const dumpRetries = 5
 
-// dump runs a netlink dump, retrying while the kernel reports it
-// interrupted; after dumpRetries it returns the last, possibly inconsistent,
-// result.
-func dump[T any](list func() ([]T, error)) ([]T, error) {
+// Dump runs a netlink listing (a dump), retrying while the kernel reports
+// it interrupted (netlink.ErrDumpInterrupted: the table changed while it
+// was dumped, common while the kernel tears down a dead process's
+// namespaces); after dumpRetries it returns the last, possibly
+// inconsistent, result. Every listing of kernel state should go through it.
+func Dump[T any](list func() ([]T, error)) ([]T, error) {
 	var (
 		res []T
 		err error

@@ -43,7 +43,7 @@ func (n *Namespace) UnsetDefaultGateway(v6 bool) error {
 	}
 	return n.withHandle(op, func(h *netlink.Handle) error {
 		filter := &netlink.Route{Table: unix.RT_TABLE_MAIN, Dst: defaultDst(v6)}
-		routes, err := dump(func() ([]netlink.Route, error) {
+		routes, err := Dump(func() ([]netlink.Route, error) {
 			return h.RouteListFiltered(family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
 		})
 		if err != nil {

@@ -13,7 +13,7 @@ func (n *Namespace) Statistics() (map[string]*types.InterfaceStatistics, error) 
 	const op = "reading interface statistics"
 	stats := make(map[string]*types.InterfaceStatistics)
 	err := n.withHandle(op, func(h *netlink.Handle) error {
-		links, err := dump(h.LinkList)
+		links, err := Dump(h.LinkList)
 		if err != nil {
 			return n.kernelError(op, err)
 		}

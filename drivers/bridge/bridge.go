@@ -60,6 +60,10 @@ type Driver struct {
 	// failAfter makes CreateNetwork fail right after the named step; set
 	// only by tests.
 	failAfter string
+	// linkList, when set by tests, replaces the host handle's LinkList in
+	// orphan collection, to make the kernel's interrupted dumps happen on
+	// demand (kernels since 6.x rarely interrupt link dumps).
+	linkList func() ([]netlink.Link, error)
 
 	mu sync.Mutex
 	// networks by ID.

@@ -1,5 +1,10 @@
 package bridge
 
+import "github.com/vishvananda/netlink"
+
 // SetFailAfter makes CreateNetwork fail right after step ("bridge",
 // "addresses", "up", "firewall", "sysctl").
 func (d *Driver) SetFailAfter(step string) { d.failAfter = step }
+
+// SetLinkList replaces the host handle's LinkList in orphan collection.
+func (d *Driver) SetLinkList(list func() ([]netlink.Link, error)) { d.linkList = list }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -101,7 +102,14 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 		// meanwhile, the name is free and the retry just works.
 		if old, lerr := d.host.LinkByName(ep.hostVeth); lerr == nil {
 			d.retireVeth(old)
+			idx, err = d.createVeth(spec)
 		}
+	}
+	if errors.Is(err, unix.EEXIST) {
+		// A sandbox side left under the name asked for (a join killed
+		// after it made its veth, whose pair orphan collection has not
+		// removed yet): moved out of the way likewise.
+		d.retireSandboxLink(sb.NetNSFd(), sb.IfaceName())
 		idx, err = d.createVeth(spec)
 	}
 	if err != nil {
@@ -124,6 +132,26 @@ func (d *Driver) retireVeth(old netlink.Link) {
 		}
 	}
 	d.deleteVeth(old.Attrs().Name, old.Attrs().Index)
+}
+
+// retireSandboxLink moves a link named name in the sandbox's namespace
+// out of the way, as retireVeth does on the host side: down, addresses
+// flushed and renamed; it goes with its peer or the namespace.
+func (d *Driver) retireSandboxLink(nsFd int, name string) {
+	ns, err := osl.OpenNamespace(fmt.Sprintf("/proc/self/fd/%d", nsFd))
+	if err != nil {
+		d.logger.Warn("opening the sandbox's namespace", "error", err)
+		return
+	}
+	defer ns.Close()
+	if _, err := ns.Handle().LinkByName(name); err != nil {
+		return
+	}
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	if err := ns.RetireInterface(name, retiredPrefix+hex.EncodeToString(b[:])); err != nil {
+		d.logger.Warn("moving a leftover link in the sandbox out of the way", "link", name, "error", err)
+	}
 }
 
 // deleteVeth deletes a host-side veth (and so its peer) now.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/netkit/libnetwork/firewall"
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -14,10 +15,18 @@ import (
 // not in keepEndpoints, and makes the firewall hold only the rules of the
 // networks the driver knows. A bridge name matches a network when the
 // network ID starts with its 12 digits; likewise for veths.
+//
+// A failed listing of links is reported but does not keep the firewall
+// from being reconciled.
 func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) error {
-	links, err := d.host.LinkList()
+	list := d.host.LinkList
+	if d.linkList != nil {
+		list = d.linkList
+	}
+	var errs []error
+	links, err := osl.Dump(list)
 	if err != nil {
-		return types.InternalErrorf("collect orphans of the bridge driver: listing links: %w", err)
+		errs = append(errs, fmt.Errorf("listing links: %w", err))
 	}
 	keptBridges := prefixSet(keepNetworks, 12)
 	keptVeths := prefixSet(keepEndpoints, 11)
@@ -38,7 +47,6 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 	}
 	d.mu.Unlock()
 
-	var errs []error
 	for _, l := range links {
 		name := l.Attrs().Name
 		var orphan bool

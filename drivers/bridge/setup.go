@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -158,7 +159,7 @@ func (d *Driver) setupAddresses(n *network) (func() error, error) {
 // dropStaleAddresses removes the bridge's addresses that are not the
 // network's gateways.
 func (d *Driver) dropStaleAddresses(n *network, link netlink.Link) error {
-	addrs, err := d.host.AddrList(link, netlink.FAMILY_ALL)
+	addrs, err := osl.Dump(func() ([]netlink.Addr, error) { return d.host.AddrList(link, netlink.FAMILY_ALL) })
 	if err != nil {
 		return fmt.Errorf("listing the addresses of bridge %s: %w", n.config.bridgeName, err)
 	}
