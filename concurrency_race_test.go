@@ -185,6 +185,29 @@ func readEverything(t *testing.T, c *controller) {
 	})
 }
 
+// spinReaders runs readEverything in a loop in another goroutine until the
+// returned function is called, which waits for it.
+func spinReaders(t *testing.T, c *controller) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			readEverything(t, c)
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 func poolsOf(infos []*IpamInfo) []*net.IPNet {
 	var out []*net.IPNet
 	for _, i := range infos {
@@ -270,21 +293,7 @@ func TestRaceNewNetworkVsDelete(t *testing.T) {
 	const pool = "10.172.0.0/24"
 	ipam := NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: pool}}, nil, nil)
 
-	stop := make(chan struct{})
-	var readers sync.WaitGroup
-	readers.Add(1)
-	go func() {
-		defer readers.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			readEverything(t, c)
-		}
-	}()
-
+	stopReaders := spinReaders(t, c)
 	old, err := c.NewNetwork("bridge", "net0", ipam)
 	mustf(t, err, "first network")
 	refusals := 0
@@ -318,8 +327,7 @@ func TestRaceNewNetworkVsDelete(t *testing.T) {
 		}
 		old = nw
 	}
-	close(stop)
-	readers.Wait()
+	stopReaders()
 	t.Logf("%d overlap refusals in 30 rounds", refusals)
 	mustf(t, old.Delete(), "last network")
 	requireSettled(e, c, before, "network create/delete races")
@@ -360,6 +368,7 @@ func TestRaceResolveVsLeaveDelete(t *testing.T) {
 	peerSb, err := c.NewSandbox("peer")
 	mustf(t, err, "peer sandbox")
 
+	stopReaders := spinReaders(t, c)
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
 	var answers atomic.Int64
@@ -395,6 +404,7 @@ func TestRaceResolveVsLeaveDelete(t *testing.T) {
 	}
 	close(stop)
 	readers.Wait()
+	stopReaders()
 	t.Logf("%d answers while the peer came and went", answers.Load())
 	if ips, _ := asker.ResolveName("peer", net.IPv4len); len(ips) != 0 {
 		t.Errorf("deleted peer still resolves to %v", ips)
@@ -416,6 +426,7 @@ func TestRaceJoinVsEndpointDelete(t *testing.T) {
 	n := nets[1]
 	before := e.snapshot(c)
 
+	stopReaders := spinReaders(t, c)
 	wins := map[string]int{}
 	for i := 0; i < 50; i++ {
 		sb, err := c.NewSandbox(fmt.Sprintf("c%d", i))
@@ -459,6 +470,7 @@ func TestRaceJoinVsEndpointDelete(t *testing.T) {
 		}
 		mustf(t, sb.Delete(), "round %d: sandbox delete", i)
 	}
+	stopReaders()
 	t.Logf("wins: %v", wins)
 	requireSettled(e, c, before, "join against delete")
 	requireEmpty(t, c, nets)
@@ -492,9 +504,10 @@ func TestRaceRenameVsReaders(t *testing.T) {
 		_, err := fmt.Sscanf(name, "name%d", &i)
 		return err == nil && i >= 0 && i <= renames
 	}
+	stopReaders := spinReaders(t, c)
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
-	readers.Add(3)
+	readers.Add(2)
 	go func() {
 		defer readers.Done()
 		for {
@@ -519,17 +532,6 @@ func TestRaceRenameVsReaders(t *testing.T) {
 				return
 			default:
 			}
-			readEverything(t, c)
-		}
-	}()
-	go func() {
-		defer readers.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
 			name := eps[0].Name()
 			if ips, _ := other.ResolveName(name, net.IPv4len); len(ips) > 0 {
 				if got := other.ResolveIP(reverseName(ips[0])); got != "" && !valid(strings.TrimSuffix(got, ".r0")) {
@@ -543,6 +545,7 @@ func TestRaceRenameVsReaders(t *testing.T) {
 	}
 	close(stop)
 	readers.Wait()
+	stopReaders()
 	last := fmt.Sprintf("name%d", renames)
 	for i, n := range nets {
 		got, err := n.EndpointByName(last)
