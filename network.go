@@ -314,7 +314,10 @@ func (n *network) allocatePools() (err error) {
 	if len(v4) == 0 {
 		v4 = []*IpamConf{{}}
 	}
-	if n.ipamV4Info, err = n.allocateFamily(v4, false); err != nil {
+	// allocateFamily records each pool in n as it gets it, so that the
+	// deferred releasePools finds them: its nil result on error must not
+	// be assigned over them.
+	if _, err = n.allocateFamily(v4, false); err != nil {
 		return err
 	}
 	if n.enableIPv6 {
@@ -322,7 +325,7 @@ func (n *network) allocatePools() (err error) {
 		if len(v6) == 0 {
 			v6 = []*IpamConf{{}}
 		}
-		if n.ipamV6Info, err = n.allocateFamily(v6, true); err != nil {
+		if _, err = n.allocateFamily(v6, true); err != nil {
 			return err
 		}
 	}
