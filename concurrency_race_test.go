@@ -15,6 +15,7 @@ import (
 
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -232,7 +233,21 @@ func (e *testEnv) settle(c *controller, before kernelState) {
 	e.t.Helper()
 	c.nsReaper.release()
 	deadline := time.Now().Add(10 * time.Second)
-	for !slices.Equal(e.snapshot(c).links, before.links) && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		// A link dump the kernel's clean-up interrupts is tried again.
+		links, err := e.host.Handle().LinkList()
+		if err == nil {
+			var names []string
+			for _, l := range links {
+				names = append(names, l.Attrs().Name)
+			}
+			slices.Sort(names)
+			if slices.Equal(names, before.links) {
+				return
+			}
+		} else if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			e.t.Fatalf("listing links: %v", err)
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
