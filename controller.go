@@ -19,6 +19,14 @@ controller's registry. The lock order is:
 sandbox.opMu serialises the operations of one sandbox that touch the kernel
 and its files and is held across those calls. The others guard data only:
 no kernel call, plugin call or disk write is made while holding them.
+
+A field written with two locks held may be read under either: an
+endpoint's name (network.mu and endpoint.mu), a sandbox's key, namespace
+and configuration (sandbox.opMu and sandbox.mu). A reader holding neither
+takes one. Fields set before an object enters its registry and never
+written after, such as a network's pools and an endpoint's addresses, are
+read without a lock; so a delete takes the object out of its registry
+first, then releases what it held, and leaves those fields as they were.
 */
 package libnetwork
 

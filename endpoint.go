@@ -98,7 +98,11 @@ type endpoint struct {
 	ipamOptions       map[string]string
 	optErr            error
 
-	// iface is filled by IPAM and the driver at creation and fixed after.
+	// iface is filled by IPAM and the driver before the endpoint enters
+	// its network's registry and never written after, so it is read
+	// without a lock. Delete returns the addresses to IPAM but leaves them
+	// here (as v0.7 does): a caller still holding a deleted endpoint reads
+	// what it had.
 	iface *endpointInterface
 
 	// joinPriority is set by JoinOptionPriority while a Join applies its
@@ -418,20 +422,21 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 	return types.Errorf("endpoint %s: address in network %s: %w", ep.Name(), n.name, lastErr)
 }
 
-// releaseAddresses returns the endpoint's addresses to IPAM.
+// releaseAddresses returns the endpoint's addresses to IPAM. It leaves
+// ep.iface as it is (readers take no lock), so each path calls it once: on
+// a failed create, or at Delete once the endpoint is out of its network's
+// registry.
 func (ep *endpoint) releaseAddresses() {
 	n := ep.network
 	if ep.iface.addr != nil {
 		if err := n.ipam.ReleaseAddress(ep.iface.poolID, ep.iface.addr.IP); err != nil {
 			n.ctrl.logger.Warn("releasing address", "endpoint", ep.Name(), "address", ep.iface.addr, "error", err)
 		}
-		ep.iface.addr, ep.iface.poolID = nil, ""
 	}
 	if ep.iface.addrv6 != nil {
 		if err := n.ipam.ReleaseAddress(ep.iface.poolIDv6, ep.iface.addrv6.IP); err != nil {
 			n.ctrl.logger.Warn("releasing address", "endpoint", ep.Name(), "address", ep.iface.addrv6, "error", err)
 		}
-		ep.iface.addrv6, ep.iface.poolIDv6 = nil, ""
 	}
 }
 
@@ -497,13 +502,17 @@ func (ep *endpoint) Delete(force bool) error {
 }
 
 // forget takes a deleted endpoint out of its network's registry and then
-// gives its addresses back, in that order: once unregistered, nothing
-// reads the addresses while they are released.
+// gives its addresses back. Out of the registry first, so no walker or
+// resolver finds the endpoint with addresses IPAM may already have given
+// to another. Its name stays reserved until the addresses are back, which
+// also keeps Network.Delete from releasing the pools under them.
 func (ep *endpoint) forget() {
 	n := ep.network
 	n.mu.Lock()
 	delete(n.endpoints, ep.id)
-	delete(n.epNames, ep.Name())
 	n.mu.Unlock()
 	ep.releaseAddresses()
+	n.mu.Lock()
+	delete(n.epNames, ep.name)
+	n.mu.Unlock()
 }

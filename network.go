@@ -95,7 +95,9 @@ type network struct {
 	generic      options.Generic
 	optErr       error
 
-	// Set by IPAM at creation (or restore).
+	// Set by IPAM at creation (or restore), before the network enters the
+	// controller's registry, and never written after: Delete returns the
+	// pools to IPAM but leaves them here, so readers take no lock.
 	ipam       ipamapi.Ipam
 	ipamV4Info []*IpamInfo
 	ipamV6Info []*IpamInfo
@@ -129,7 +131,8 @@ func (n *network) IpamConfig() (string, map[string]string, []*IpamConf, []*IpamC
 	return n.ipamType, maps.Clone(n.ipamOptions), copyIpamConfs(n.ipamV4Config), copyIpamConfs(n.ipamV6Config)
 }
 
-// IpamInfo returns the pools IPAM gave the network.
+// IpamInfo returns the pools IPAM gave the network (for a deleted network,
+// those it had).
 func (n *network) IpamInfo() ([]*IpamInfo, []*IpamInfo) {
 	return copyIpamInfos(n.ipamV4Info), copyIpamInfos(n.ipamV6Info)
 }
@@ -181,16 +184,21 @@ func (n *network) subnets() []*net.IPNet {
 }
 
 func (n *network) Endpoints() []Endpoint {
+	type named struct {
+		ep   *endpoint
+		name string
+	}
 	n.mu.Lock()
-	eps := make([]*endpoint, 0, len(n.endpoints))
+	eps := make([]named, 0, len(n.endpoints))
 	for _, ep := range n.endpoints {
-		eps = append(eps, ep)
+		// rename writes ep.name under n.mu too, so it is read here.
+		eps = append(eps, named{ep, ep.name})
 	}
 	n.mu.Unlock()
 	sort.Slice(eps, func(i, j int) bool { return eps[i].name < eps[j].name })
 	out := make([]Endpoint, len(eps))
-	for i, ep := range eps {
-		out[i] = ep
+	for i, e := range eps {
+		out[i] = e.ep
 	}
 	return out
 }
@@ -281,10 +289,14 @@ func (n *network) Delete() error {
 		undelete()
 		return types.Errorf("network %s: driver %s: %w", n.name, n.networkType, err)
 	}
-	n.releasePools()
-
+	// Out of the registry first, so no walker or overlap check finds the
+	// network with pools IPAM may already have given to another. Its name
+	// stays reserved until the pools are back.
 	c.mu.Lock()
 	delete(c.networks, n.id)
+	c.mu.Unlock()
+	n.releasePools()
+	c.mu.Lock()
 	delete(c.netNames, n.name)
 	c.mu.Unlock()
 	return nil
@@ -313,7 +325,10 @@ func (n *network) allocatePools() (err error) {
 	if len(v4) == 0 {
 		v4 = []*IpamConf{{}}
 	}
-	if n.ipamV4Info, err = n.allocateFamily(v4, false); err != nil {
+	// allocateFamily records each pool in n as it gets it, so that the
+	// deferred releasePools finds them: its nil result on error must not
+	// be assigned over them.
+	if _, err = n.allocateFamily(v4, false); err != nil {
 		return err
 	}
 	if n.enableIPv6 {
@@ -321,7 +336,7 @@ func (n *network) allocatePools() (err error) {
 		if len(v6) == 0 {
 			v6 = []*IpamConf{{}}
 		}
-		if n.ipamV6Info, err = n.allocateFamily(v6, true); err != nil {
+		if _, err = n.allocateFamily(v6, true); err != nil {
 			return err
 		}
 	}
@@ -400,7 +415,10 @@ func (n *network) hasSpecialDriver() bool {
 	return n.networkType == "host" || n.networkType == "null"
 }
 
-// releasePools returns the network's pools to IPAM.
+// releasePools returns the network's pools to IPAM. It leaves ipamV4Info
+// and ipamV6Info as they are (readers take no lock), so each path calls it
+// once: on a failed create or restore, or at Delete once the network is
+// out of the controller's registry.
 func (n *network) releasePools() {
 	for _, info := range slices.Concat(n.ipamV4Info, n.ipamV6Info) {
 		if info.PoolID == "" {
@@ -424,7 +442,6 @@ func (n *network) releasePools() {
 			n.ctrl.logger.Warn("releasing address pool", "network", n.name, "pool", info.Pool, "error", err)
 		}
 	}
-	n.ipamV4Info, n.ipamV6Info = nil, nil
 }
 
 // ipamData converts the network's pools for the driver.
