@@ -92,14 +92,14 @@ type kernelState struct {
 func (e *testEnv) snapshot(c *controller) kernelState {
 	e.t.Helper()
 	h := e.host.Handle()
-	links, err := h.LinkList()
+	links, err := osl.Dump(h.LinkList)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var s kernelState
 	for _, l := range links {
 		s.links = append(s.links, l.Attrs().Name)
-		addrs, _ := h.AddrList(l, netlink.FAMILY_ALL)
+		addrs, _ := osl.Dump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
 		for _, a := range addrs {
 			if a.IP.IsLinkLocalUnicast() {
 				continue

@@ -139,7 +139,7 @@ func checkRestored(t *testing.T, e *testEnv, c *controller, before map[string]st
 		t.Errorf("new endpoint got %v, already in use", got)
 	}
 	// The ephemeral network's bridge was collected.
-	links, _ := e.host.Handle().LinkList()
+	links, _ := osl.Dump(e.host.Handle().LinkList)
 	bridges := 0
 	for _, l := range links {
 		if l.Type() == "bridge" {
@@ -204,7 +204,7 @@ func TestRestartAfterKill(t *testing.T) {
 	}
 	// Only joined endpoints own a veth: a, b and c. The one "left" had
 	// before the kill was collected.
-	links, _ := e.host.Handle().LinkList()
+	links, _ := osl.Dump(e.host.Handle().LinkList)
 	veths := 0
 	for _, l := range links {
 		if l.Type() == "veth" {
@@ -334,7 +334,7 @@ func TestRestartRecreatesRetiredInterface(t *testing.T) {
 	// Only the joined endpoints' veths are left in the host namespace: the
 	// broken pair was removed.
 	veths := 0
-	links, _ := e.host.Handle().LinkList()
+	links, _ := osl.Dump(e.host.Handle().LinkList)
 	for _, l := range links {
 		if l.Type() == "veth" {
 			veths++
