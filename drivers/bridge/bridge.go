@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -84,6 +85,9 @@ type network struct {
 	id          string
 	config      networkConfig
 	bridgeIndex int
+	// bridgeMAC is the bridge's address, which the host sides of its
+	// veths take too (see vethSpec.mac).
+	bridgeMAC net.HardwareAddr
 	// endpoints by ID; guarded by Driver.mu.
 	endpoints map[string]*endpoint
 }

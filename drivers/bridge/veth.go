@@ -12,9 +12,16 @@ import (
 // vethSpec is a veth pair to create: the host side in the controller's
 // namespace, up and on a bridge; the peer directly in a sandbox.
 type vethSpec struct {
-	name     string
-	mtu      int
-	master   int // ifindex of the bridge
+	name   string
+	mtu    int
+	master int // ifindex of the bridge
+	// mac is the host side's address: the bridge's own. The bridge keeps
+	// a static local fdb entry for each distinct port address, and adding
+	// a port walks all of them (br_fdb_unsync_static); ports that share
+	// the bridge's address add none, so a join does not cost O(ports)
+	// there. The host side never sends anything, so its address is never
+	// seen.
+	mac      net.HardwareAddr
 	peerName string
 	peerMAC  net.HardwareAddr
 	peerNS   int // fd of the sandbox's namespace
@@ -34,10 +41,11 @@ type vethSpec struct {
 func (d *Driver) createVeth(s vethSpec) (int, error) {
 	veth := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{
-			Name:        s.name,
-			MTU:         s.mtu,
-			MasterIndex: s.master,
-			TxQLen:      -1,
+			Name:         s.name,
+			HardwareAddr: s.mac,
+			MTU:          s.mtu,
+			MasterIndex:  s.master,
+			TxQLen:       -1,
 		},
 		PeerName:         s.peerName,
 		PeerHardwareAddr: s.peerMAC,
