@@ -42,6 +42,10 @@ type Config struct {
 	// Host is a netlink handle of the controller's namespace, where the
 	// bridges and host-side veths live. Required.
 	Host *netlink.Handle
+	// DeleteLinks deletes links of the controller's namespace, by index,
+	// in one batch (osl.Namespace.DeleteLinks); nil deletes them one by
+	// one through Host.
+	DeleteLinks func(indexes []int) error
 	// SetSysctl writes a sysctl of the controller's namespace (key like
 	// "net.ipv4.ip_forward"); nil writes none.
 	SetSysctl func(key, value string) error
@@ -56,7 +60,9 @@ type Driver struct {
 	fw        *firewall.Firewall // nil when rules are not programmed
 	host      *netlink.Handle
 	setSysctl func(key, value string) error
-	reaper    *reaper
+	// deleteLinks deletes host links in one batch.
+	deleteLinks func(indexes []int) error
+	reaper      *reaper
 
 	// failAfter makes CreateNetwork fail right after the named step; set
 	// only by tests.
@@ -127,6 +133,10 @@ func New(cfg Config) (*Driver, error) {
 	if dc.enableFirewall {
 		d.fw = cfg.Firewall
 	}
+	d.deleteLinks = cfg.DeleteLinks
+	if d.deleteLinks == nil {
+		d.deleteLinks = d.deleteLinksOneByOne
+	}
 	if dc.enableIPForwarding {
 		d.setSysctl = cfg.SetSysctl
 	}
@@ -187,7 +197,10 @@ func (d *Driver) reserveBridge(nid, bridgeName string) error {
 	return nil
 }
 
-// DeleteNetwork removes the network's rules and bridge.
+// DeleteNetwork removes the network's rules, its bridge and every veth
+// left on the bridge (host sides of endpoints that left, which the reaper
+// or the kernel would otherwise remove later), in one batch: when it
+// returns, no link of the network is left.
 func (d *Driver) DeleteNetwork(nid string) error {
 	d.mu.Lock()
 	n, ok := d.networks[nid]
@@ -206,8 +219,12 @@ func (d *Driver) DeleteNetwork(nid string) error {
 	delete(d.networks, nid)
 	d.mu.Unlock()
 	var errs []error
-	if err := d.host.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: n.bridgeIndex, Name: n.config.bridgeName}}); err != nil && !isNotExist(err) {
-		errs = append(errs, fmt.Errorf("deleting bridge %s: %w", n.config.bridgeName, err))
+	links, err := d.bridgeVeths(n)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.deleteLinks(append(links, n.bridgeIndex)); err != nil {
+		errs = append(errs, fmt.Errorf("deleting bridge %s and its veths: %w", n.config.bridgeName, err))
 	}
 	d.mu.Lock()
 	delete(d.bridges, n.config.bridgeName)
@@ -216,6 +233,38 @@ func (d *Driver) DeleteNetwork(nid string) error {
 		return types.InternalErrorf("delete bridge network %s: %w", nid, errors.Join(errs...))
 	}
 	return nil
+}
+
+// bridgeVeths returns the indexes of the driver's veths on n's bridge and
+// takes them from the reaper.
+func (d *Driver) bridgeVeths(n *network) ([]int, error) {
+	links, err := d.host.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("listing the veths of bridge %s: %w", n.config.bridgeName, err)
+	}
+	var indexes []int
+	for _, l := range links {
+		name := l.Attrs().Name
+		if l.Type() != "veth" || l.Attrs().MasterIndex != n.bridgeIndex ||
+			!isOwnName(name, vethPrefix, 11) && !isOwnName(name, retiredPrefix, 10) {
+			continue
+		}
+		d.reaper.cancel(name)
+		indexes = append(indexes, l.Attrs().Index)
+	}
+	return indexes, nil
+}
+
+// deleteLinksOneByOne deletes host links by index, for a driver given no
+// batch deletion.
+func (d *Driver) deleteLinksOneByOne(indexes []int) error {
+	var errs []error
+	for _, idx := range indexes {
+		if err := d.host.LinkDel(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}); err != nil && !isNotExist(err) {
+			errs = append(errs, fmt.Errorf("deleting link %d: %w", idx, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ProgramExternalConnectivity does nothing yet; port publishing will hook
