@@ -201,11 +201,15 @@ func (sb *sandbox) Delete() error {
 
 	eps := sb.joined()
 	// A namespace the library made goes away below and takes its
-	// interfaces with it; an adopted one may outlive the sandbox (its
-	// process may still run), so its interfaces are retired.
-	retire := sb.externalKey
+	// interfaces with it. An adopted one (external key) outlives the
+	// sandbox with its process, so the interfaces the library put there,
+	// joined or retired by earlier Leaves, are deleted below.
+	var ifNames []string
+	if sb.externalKey {
+		ifNames = sb.interfaceNames(eps)
+	}
 	for i := len(eps) - 1; i >= 0; i-- {
-		if err := sb.leaveLocked(eps[i], retire); err != nil {
+		if err := sb.leaveLocked(eps[i], false); err != nil {
 			c.logger.Warn("leaving endpoint while deleting sandbox", "sandbox", sb.id, "endpoint", eps[i].Name(), "error", err)
 		}
 	}
@@ -214,6 +218,13 @@ func (sb *sandbox) Delete() error {
 	ns := sb.ns
 	sb.ns = nil
 	sb.mu.Unlock()
+	if ns != nil && len(ifNames) > 0 {
+		// One batch: deleting a veth costs ~15 ms, several cost little
+		// more together. The host sides go with them.
+		if err := ns.DeleteInterfaces(ifNames); err != nil {
+			c.logger.Warn("deleting the sandbox's interfaces from its external namespace", "sandbox", sb.id, "error", err)
+		}
+	}
 	// The controller's namespace is shared, never destroyed.
 	if ns != nil && !sb.hostNet {
 		if fd, err := ns.DestroyHold(); err != nil {
@@ -229,6 +240,30 @@ func (sb *sandbox) Delete() error {
 	c.mu.Unlock()
 	return nil
 }
+
+// interfaceNames returns the names of the interfaces the library put in
+// the sandbox's namespace: those of the joined endpoints eps and those
+// retired by Leave.
+func (sb *sandbox) interfaceNames(eps []*endpoint) []string {
+	var names []string
+	for _, ep := range eps {
+		ep.mu.Lock()
+		if js := ep.join; js != nil && js.populated && js.ifName != "" {
+			names = append(names, js.ifName)
+		}
+		ep.mu.Unlock()
+	}
+	sb.mu.Lock()
+	for i := range sb.retired {
+		names = append(names, tombstoneName(i))
+	}
+	sb.mu.Unlock()
+	return names
+}
+
+// tombstoneName is the name the i-th interface retired from a sandbox
+// takes.
+func tombstoneName(i int) string { return fmt.Sprintf("gone%d", i) }
 
 // Rename gives every joined endpoint the name name.
 func (sb *sandbox) Rename(name string) error {

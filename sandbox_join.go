@@ -266,7 +266,7 @@ func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 		switch mode {
 		case removeRetire:
 			sb.mu.Lock()
-			tomb := fmt.Sprintf("gone%d", sb.retired)
+			tomb := tombstoneName(sb.retired)
 			sb.retired++
 			sb.mu.Unlock()
 			if err := ns.RetireInterface(js.ifName, tomb); err != nil {
