@@ -60,6 +60,9 @@ type Driver struct {
 	fw        *firewall.Firewall // nil when rules are not programmed
 	host      *netlink.Handle
 	setSysctl func(key, value string) error
+	// hostSysctl writes sysctls of the controller's namespace whether or
+	// not IP forwarding is managed (setSysctl); nil when not given.
+	hostSysctl func(key, value string) error
 	// deleteLinks deletes host links in one batch.
 	deleteLinks func(indexes []int) error
 	reaper      *reaper
@@ -133,6 +136,7 @@ func New(cfg Config) (*Driver, error) {
 	if dc.enableFirewall {
 		d.fw = cfg.Firewall
 	}
+	d.hostSysctl = cfg.SetSysctl
 	d.deleteLinks = cfg.DeleteLinks
 	if d.deleteLinks == nil {
 		d.deleteLinks = d.deleteLinksOneByOne

@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -9,10 +11,11 @@ import (
 	"github.com/netkit/libnetwork/driverapi"
 )
 
-// TestPortsAddNoPerPortState checks the two choices that keep a join from
+// TestPortsAddNoPerPortState checks the choices that keep a join from
 // costing O(ports) in the kernel: the bridge does no multicast snooping
-// (created or adopted), and host-side veths share the bridge's address,
-// so the bridge holds one local fdb entry, not one per port.
+// (created or adopted), host-side veths share the bridge's address, so
+// the bridge holds one local fdb entry, not one per port, and have IPv6
+// off, so the host has no IPv6 route per port.
 func TestPortsAddNoPerPortState(t *testing.T) {
 	d, host := testDriver(t)
 	h := host.Handle()
@@ -44,6 +47,10 @@ func TestPortsAddNoPerPortState(t *testing.T) {
 		}
 		if l.Attrs().HardwareAddr.String() != br.Attrs().HardwareAddr.String() {
 			t.Errorf("%s has address %s, bridge %s", name, l.Attrs().HardwareAddr, br.Attrs().HardwareAddr)
+		}
+		// No IPv6 on the port, so no multicast route per port either.
+		if v, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6"); err != nil || strings.TrimSpace(string(v)) != "1" {
+			t.Errorf("%s: disable_ipv6 = %q, %v; want 1", name, v, err)
 		}
 		// The bridge's own entry covers the port: none on the port.
 		fdb, err := h.NeighList(l.Attrs().Index, unix.AF_BRIDGE)
