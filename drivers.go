@@ -28,6 +28,7 @@ func (c *controller) makeDrivers() error {
 		Logger:      c.logger,
 		Firewall:    c.fw,
 		Host:        c.hostNS.Handle(),
+		AddVeth:     c.hostNS.AddVeth,
 		DeleteLinks: c.hostNS.DeleteLinks,
 		SetSysctl:   c.hostNS.SetSysctl,
 		Generic:     generic,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/firewall"
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -42,6 +43,10 @@ type Config struct {
 	// Host is a netlink handle of the controller's namespace, where the
 	// bridges and host-side veths live. Required.
 	Host *netlink.Handle
+	// AddVeth creates a veth pair in one request, one end in the
+	// controller's namespace (osl.Namespace.AddVeth); nil creates it
+	// through Host, in more round trips.
+	AddVeth func(osl.Veth) (int, error)
 	// DeleteLinks deletes links of the controller's namespace, by index,
 	// in one batch (osl.Namespace.DeleteLinks); nil deletes them one by
 	// one through Host.
@@ -63,6 +68,8 @@ type Driver struct {
 	// hostSysctl writes sysctls of the controller's namespace whether or
 	// not IP forwarding is managed (setSysctl); nil when not given.
 	hostSysctl func(key, value string) error
+	// newVeth creates a veth pair in one request; nil when not given.
+	newVeth func(osl.Veth) (int, error)
 	// deleteLinks deletes host links in one batch.
 	deleteLinks func(indexes []int) error
 	reaper      *reaper
@@ -137,6 +144,7 @@ func New(cfg Config) (*Driver, error) {
 		d.fw = cfg.Firewall
 	}
 	d.hostSysctl = cfg.SetSysctl
+	d.newVeth = cfg.AddVeth
 	d.deleteLinks = cfg.DeleteLinks
 	if d.deleteLinks == nil {
 		d.deleteLinks = d.deleteLinksOneByOne

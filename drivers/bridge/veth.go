@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -41,6 +42,9 @@ type vethSpec struct {
 // the echo only to sockets of the link's namespace, so the handle's LinkAdd
 // (create, look up the index, enslave) is used.
 func (d *Driver) createVeth(s vethSpec) (int, error) {
+	if d.newVeth != nil {
+		return d.createVethAtOnce(s)
+	}
 	veth := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{
 			Name:         s.name,
@@ -106,4 +110,30 @@ func (d *Driver) noIPv6(veth netlink.Link) error {
 		return fmt.Errorf("turning off IPv6 link-local addressing on %s: %w", name, err)
 	}
 	return nil
+}
+
+// createVethAtOnce creates the pair with the host side up and on the
+// bridge in one request. The host side has no carrier until the
+// controller brings the sandbox side up, so the kernel does nothing with
+// IPv6 on it before noIPv6 turns it off.
+func (d *Driver) createVethAtOnce(s vethSpec) (int, error) {
+	idx, err := d.newVeth(osl.Veth{
+		Name: s.name, MAC: s.mac, MTU: s.mtu, Master: s.master, Up: true,
+		PeerName: s.peerName, PeerMAC: s.peerMAC, PeerNS: s.peerNS,
+	})
+	if err != nil {
+		return 0, err
+	}
+	link := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: s.name, Index: idx}}
+	if err := d.noIPv6(link); err != nil {
+		d.deleteVeth(s.name, idx)
+		return 0, err
+	}
+	if s.isolated {
+		if err := d.host.LinkSetIsolated(link, true); err != nil {
+			d.deleteVeth(s.name, idx)
+			return 0, fmt.Errorf("isolating bridge port %s (ICC off): %w", s.name, err)
+		}
+	}
+	return idx, nil
 }
