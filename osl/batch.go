@@ -36,6 +36,8 @@ func (n *Namespace) DeleteLinks(indexes []int) error {
 		if err != nil {
 			return n.kernelError(op, err)
 		}
+		// A link that cannot be marked is left out; the others still go.
+		var errs []error
 		marked := 0
 		for _, idx := range indexes {
 			l := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}
@@ -44,18 +46,21 @@ func (n *Namespace) DeleteLinks(indexes []int) error {
 				continue
 			}
 			if err != nil {
-				return n.kernelError(op, fmt.Errorf("marking link %d for deletion: %w", idx, err))
+				errs = append(errs, fmt.Errorf("marking link %d for deletion: %w", idx, err))
+				continue
 			}
 			marked++
 		}
-		if marked == 0 {
-			return nil
+		if marked > 0 {
+			req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+			req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+			req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(group)))
+			req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: raw}
+			if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !errors.Is(err, unix.ENODEV) {
+				errs = append(errs, fmt.Errorf("deleting %d links: %w", marked, err))
+			}
 		}
-		req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
-		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(group)))
-		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: raw}
-		if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !errors.Is(err, unix.ENODEV) {
+		if err := errors.Join(errs...); err != nil {
 			return n.kernelError(op, err)
 		}
 		return nil
