@@ -26,11 +26,13 @@ func (c *controller) makeDrivers() error {
 		return err
 	}
 	br, err := bridge.New(bridge.Config{
-		Logger:    c.logger,
-		Firewall:  c.fw,
-		Host:      c.hostNS.Handle(),
-		SetSysctl: c.hostNS.SetSysctl,
-		Generic:   generic,
+		Logger:      c.logger,
+		Firewall:    c.fw,
+		Host:        c.hostNS.Handle(),
+		AddVeth:     c.hostNS.AddVeth,
+		DeleteLinks: c.hostNS.DeleteLinks,
+		SetSysctl:   c.hostNS.SetSysctl,
+		Generic:     generic,
 	})
 	if err != nil {
 		return types.Errorf("bridge driver: %w", err)

@@ -221,20 +221,28 @@ func (sb *sandbox) Delete() error {
 	}
 
 	// A namespace the library made goes away below and takes its
-	// interfaces with it; an adopted one may outlive the sandbox (its
-	// process may still run), so its interfaces are retired.
-	mode := removeNone
+	// interfaces with it. An adopted one (external key) outlives the
+	// sandbox with its process, so the interfaces the library put there,
+	// joined or retired by earlier Leaves, are deleted below in one batch.
+	var ifNames []string
 	if sb.externalKey {
-		mode = removeRetire
+		ifNames = sb.interfaceNames(eps)
 	}
 	for i := len(eps) - 1; i >= 0; i-- {
-		sb.deleteJoined(eps[i], mode)
+		sb.deleteJoined(eps[i], removeNone)
 	}
 
 	sb.mu.Lock()
 	ns := sb.ns
 	sb.ns = nil
 	sb.mu.Unlock()
+	if ns != nil && len(ifNames) > 0 {
+		// One batch: deleting a veth costs ~15 ms, several cost little
+		// more together. The host sides go with them.
+		if err := ns.DeleteInterfaces(ifNames); err != nil {
+			c.logger.Warn("deleting the sandbox's interfaces from its external namespace", "sandbox", sb.id, "error", err)
+		}
+	}
 	// The controller's namespace is shared, never destroyed.
 	if ns != nil && !sb.hostNet {
 		if fd, err := ns.DestroyHold(); err != nil {
@@ -279,6 +287,32 @@ func (sb *sandbox) deleteJoined(ep *endpoint, mode removeMode) {
 		c.logger.Warn("deleting endpoint of a deleted sandbox", "sandbox", sb.id, "endpoint", ep.Name(), "network", n.name, "error", err)
 	}
 	ep.forget()
+}
+
+// interfaceNames returns the names of the interfaces the library put in
+// the sandbox's namespace: those of the joined endpoints eps and those
+// retired by Leave (named by retiredName).
+func (sb *sandbox) interfaceNames(eps []*endpoint) []string {
+	var names []string
+	for _, ep := range eps {
+		ep.mu.Lock()
+		if js := ep.join; js != nil && js.populated && js.ifName != "" {
+			names = append(names, js.ifName)
+		}
+		ep.mu.Unlock()
+	}
+	if ns := sb.namespace(); ns != nil {
+		links, err := osl.Dump(ns.Handle().LinkList)
+		if err != nil {
+			sb.ctrl.logger.Warn("listing the interfaces of an external namespace", "sandbox", sb.id, "error", err)
+		}
+		for _, l := range links {
+			if isRetiredName(l.Attrs().Name) {
+				names = append(names, l.Attrs().Name)
+			}
+		}
+	}
+	return names
 }
 
 // Rename gives every joined endpoint the name name, in one store update.

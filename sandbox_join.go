@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/driverapi"
@@ -310,7 +311,25 @@ func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 func retiredName() string {
 	var b [5]byte
 	_, _ = rand.Read(b[:])
-	return "gone" + hex.EncodeToString(b[:])
+	return retiredIfPrefix + hex.EncodeToString(b[:])
+}
+
+// retiredIfPrefix starts the names retiredName makes.
+const retiredIfPrefix = "gone"
+
+// isRetiredName reports whether name has the form retiredName gives: the
+// prefix and 10 lowercase hex digits.
+func isRetiredName(name string) bool {
+	rest, ok := strings.CutPrefix(name, retiredIfPrefix)
+	if !ok || len(rest) != 10 {
+		return false
+	}
+	for _, c := range rest {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // updateGateways points the sandbox's default routes at the endpoints that

@@ -19,6 +19,7 @@ import (
 
 	"github.com/netkit/libnetwork/types"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,6 +46,12 @@ type Namespace struct {
 	// handle is a netlink handle whose sockets live in the namespace; nil
 	// once closed.
 	handle *netlink.Handle
+
+	// rawMu is taken before mu.
+	rawMu sync.Mutex
+	// raw is a netlink socket in the namespace for requests handle has no
+	// method for; opened on first use, closed by Close.
+	raw *nl.SocketHandle
 }
 
 // NewNamespace creates a new network namespace, bind-mounts it onto path
@@ -223,6 +230,13 @@ func (n *Namespace) Handle() *netlink.Handle {
 // Close releases the file descriptor and the netlink handle, and keeps the
 // namespace (and its mount). Closing twice is harmless.
 func (n *Namespace) Close() error {
+	// rawMu before mu: rawSocket holds rawMu while Do takes mu.
+	n.rawMu.Lock()
+	defer n.rawMu.Unlock()
+	if n.raw != nil {
+		n.raw.Close()
+		n.raw = nil
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.fd < 0 {

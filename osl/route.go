@@ -37,26 +37,30 @@ func (n *Namespace) SetDefaultGateway(gw net.IP, ifName string) error {
 // family from the main table. No default route is not an error.
 func (n *Namespace) UnsetDefaultGateway(v6 bool) error {
 	op := "removing the IPv4 default gateway"
-	family := netlink.FAMILY_V4
 	if v6 {
-		op, family = "removing the IPv6 default gateway", netlink.FAMILY_V6
+		op = "removing the IPv6 default gateway"
 	}
 	return n.withHandle(op, func(h *netlink.Handle) error {
-		filter := &netlink.Route{Table: unix.RT_TABLE_MAIN, Dst: defaultDst(v6)}
-		routes, err := Dump(func() ([]netlink.Route, error) {
-			return h.RouteListFiltered(family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
-		})
-		if err != nil {
-			return n.kernelError(op, fmt.Errorf("listing routes: %w", err))
-		}
-		for i := range routes {
-			if err := h.RouteDel(&routes[i]); err != nil && !errors.Is(err, unix.ESRCH) {
+		// A delete that names only the destination removes the first
+		// matching route, whatever its gateway and device: deleting until
+		// none is left takes one round trip more than there are routes,
+		// and spares a dump of the table (as much again, at a Leave).
+		route := &netlink.Route{Table: unix.RT_TABLE_MAIN, Dst: defaultDst(v6)}
+		for range maxDefaultRoutes {
+			err := h.RouteDel(route)
+			if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
+				return nil // none left (ENOENT from IPv6)
+			}
+			if err != nil {
 				return n.kernelError(op, err)
 			}
 		}
-		return nil
+		return n.kernelError(op, fmt.Errorf("more than %d default routes", maxDefaultRoutes))
 	})
 }
+
+// maxDefaultRoutes bounds UnsetDefaultGateway's loop.
+const maxDefaultRoutes = 64
 
 // defaultDst returns 0.0.0.0/0 or ::/0.
 func defaultDst(v6 bool) *net.IPNet {

@@ -83,6 +83,9 @@ type stats struct {
 	P99Ms           float64 `json:"p99_ms"`
 	First20MedianMs float64 `json:"first20_median_ms"`
 	Last20MedianMs  float64 `json:"last20_median_ms"`
+	// TenthsMedianMs are the medians of each tenth of the run, in order:
+	// the shape of any growth with the number of containers.
+	TenthsMedianMs []float64 `json:"tenths_median_ms,omitempty"`
 }
 
 type result struct {
@@ -181,12 +184,18 @@ func run(n, ports int) (*result, error) {
 
 func summarize(d []time.Duration) stats {
 	k := min(20, len(d))
-	return stats{
+	s := stats{
 		MedianMs:        percentile(d, 50),
 		P99Ms:           percentile(d, 99),
 		First20MedianMs: percentile(d[:k], 50),
 		Last20MedianMs:  percentile(d[len(d)-k:], 50),
 	}
+	if len(d) >= 10 {
+		for i := range 10 {
+			s.TenthsMedianMs = append(s.TenthsMedianMs, percentile(d[i*len(d)/10:(i+1)*len(d)/10], 50))
+		}
+	}
+	return s
 }
 
 // percentile returns the p-th percentile (nearest rank) in milliseconds.
@@ -203,9 +212,13 @@ func percentile(d []time.Duration, p float64) float64 {
 
 func (r *result) print() {
 	fmt.Printf("netbench: n=%d ports=%d\n", r.N, r.Ports)
-	fmt.Printf("%-24s %9s %9s %12s %12s\n", "path/step", "median", "p99", "first20 med", "last20 med")
+	fmt.Printf("%-24s %9s %9s %12s %12s  %s\n", "path/step", "median", "p99", "first20 med", "last20 med", "median of each tenth (ms)")
 	row := func(name string, s stats) {
-		fmt.Printf("%-24s %7.2fms %7.2fms %10.2fms %10.2fms\n", name, s.MedianMs, s.P99Ms, s.First20MedianMs, s.Last20MedianMs)
+		fmt.Printf("%-24s %7.2fms %7.2fms %10.2fms %10.2fms ", name, s.MedianMs, s.P99Ms, s.First20MedianMs, s.Last20MedianMs)
+		for _, t := range s.TenthsMedianMs {
+			fmt.Printf(" %.2f", t)
+		}
+		fmt.Println()
 	}
 	row("attach", r.Attach)
 	for _, k := range []string{"attach.new_sandbox", "attach.create_endpoint", "attach.join"} {

@@ -34,6 +34,9 @@ func TestNetbenchJSON(t *testing.T) {
 		if s.MedianMs <= 0 || s.P99Ms < s.MedianMs || s.First20MedianMs <= 0 || s.Last20MedianMs <= 0 {
 			t.Errorf("%s figures %+v", name, s)
 		}
+		if len(s.TenthsMedianMs) != 10 {
+			t.Errorf("%s: %d tenths, want 10: %+v", name, len(s.TenthsMedianMs), s)
+		}
 	}
 	for _, step := range []string{"attach.new_sandbox", "attach.create_endpoint", "attach.join", "detach.leave", "detach.delete_endpoint", "detach.delete_sandbox"} {
 		if res.Steps[step].MedianMs <= 0 {

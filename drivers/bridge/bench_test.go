@@ -67,3 +67,41 @@ func BenchmarkLeave(b *testing.B) {
 	}
 	b.StopTimer()
 }
+
+// BenchmarkJoinWithPorts measures Join (veth created in place, on the
+// bridge) on a bridge that already has 0 or 500 ports, each peer in a
+// namespace of its own as containers' are: the difference is what a
+// port costs the next join. What remains of it is the kernel's: adding a
+// bridge port walks the bridge's ports and lower devices, and describing
+// a host-side veth walks the namespaces the host has ids for.
+func BenchmarkJoinWithPorts(b *testing.B) {
+	for _, ports := range []int{0, 500} {
+		b.Run(fmt.Sprintf("ports=%d", ports), func(b *testing.B) {
+			d, _ := testDriver(b)
+			nid := fmt.Sprintf("c2%014d", ports)
+			createNetwork(b, d, nid, 121, false, nil)
+			join := func(i int, sb *osl.Namespace, ifName string) {
+				eid := fmt.Sprintf("%011x%053x", i, 0)
+				ip := fmt.Sprintf("10.121.%d.%d/16", (i+2)/256, (i+2)%256)
+				if err := d.CreateEndpoint(nid, eid, &ifInfo{addr: cidr(b, ip)}, nil); err != nil {
+					b.Fatal(err)
+				}
+				if err := d.Join(nid, eid, sb.Path(), &joinInfo{ns: sb, ifName: ifName}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := range ports {
+				join(i, newSandbox(b), "eth0")
+			}
+			sbs := make([]*osl.Namespace, b.N)
+			for i := range sbs {
+				sbs[i] = newSandbox(b)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				join(ports+i, sbs[i], "eth0")
+			}
+			b.StopTimer()
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/firewall"
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -41,6 +43,14 @@ type Config struct {
 	// Host is a netlink handle of the controller's namespace, where the
 	// bridges and host-side veths live. Required.
 	Host *netlink.Handle
+	// AddVeth creates a veth pair in one request, one end in the
+	// controller's namespace (osl.Namespace.AddVeth); nil creates it
+	// through Host, in more round trips.
+	AddVeth func(osl.Veth) (int, error)
+	// DeleteLinks deletes links of the controller's namespace, by index,
+	// in one batch (osl.Namespace.DeleteLinks); nil deletes them one by
+	// one through Host.
+	DeleteLinks func(indexes []int) error
 	// SetSysctl writes a sysctl of the controller's namespace (key like
 	// "net.ipv4.ip_forward"); nil writes none.
 	SetSysctl func(key, value string) error
@@ -55,7 +65,14 @@ type Driver struct {
 	fw        *firewall.Firewall // nil when rules are not programmed
 	host      *netlink.Handle
 	setSysctl func(key, value string) error
-	reaper    *reaper
+	// hostSysctl writes sysctls of the controller's namespace whether or
+	// not IP forwarding is managed (setSysctl); nil when not given.
+	hostSysctl func(key, value string) error
+	// newVeth creates a veth pair in one request; nil when not given.
+	newVeth func(osl.Veth) (int, error)
+	// deleteLinks deletes host links in one batch.
+	deleteLinks func(indexes []int) error
+	reaper      *reaper
 
 	// failAfter makes CreateNetwork fail right after the named step; set
 	// only by tests.
@@ -88,6 +105,9 @@ type network struct {
 	id          string
 	config      networkConfig
 	bridgeIndex int
+	// bridgeMAC is the bridge's address, which the host sides of its
+	// veths take too (see vethSpec.mac).
+	bridgeMAC net.HardwareAddr
 	// endpoints by ID; guarded by Driver.mu.
 	endpoints map[string]*endpoint
 }
@@ -126,6 +146,12 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if dc.enableFirewall {
 		d.fw = cfg.Firewall
+	}
+	d.hostSysctl = cfg.SetSysctl
+	d.newVeth = cfg.AddVeth
+	d.deleteLinks = cfg.DeleteLinks
+	if d.deleteLinks == nil {
+		d.deleteLinks = d.deleteLinksOneByOne
 	}
 	if dc.enableIPForwarding {
 		d.setSysctl = cfg.SetSysctl
@@ -187,7 +213,10 @@ func (d *Driver) reserveBridge(nid, bridgeName string) error {
 	return nil
 }
 
-// DeleteNetwork removes the network's rules and bridge.
+// DeleteNetwork removes the network's rules, its bridge and every veth
+// left on the bridge (host sides of endpoints that left, which the reaper
+// or the kernel would otherwise remove later), in one batch: when it
+// returns, no link of the network is left.
 func (d *Driver) DeleteNetwork(nid string) error {
 	d.mu.Lock()
 	n, ok := d.networks[nid]
@@ -206,8 +235,12 @@ func (d *Driver) DeleteNetwork(nid string) error {
 	delete(d.networks, nid)
 	d.mu.Unlock()
 	var errs []error
-	if err := d.host.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: n.bridgeIndex, Name: n.config.bridgeName}}); err != nil && !isNotExist(err) {
-		errs = append(errs, fmt.Errorf("deleting bridge %s: %w", n.config.bridgeName, err))
+	links, err := d.bridgeVeths(n)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.deleteLinks(append(links, n.bridgeIndex)); err != nil {
+		errs = append(errs, fmt.Errorf("deleting bridge %s and its veths: %w", n.config.bridgeName, err))
 	}
 	d.mu.Lock()
 	delete(d.bridges, n.config.bridgeName)
@@ -216,6 +249,38 @@ func (d *Driver) DeleteNetwork(nid string) error {
 		return types.InternalErrorf("delete bridge network %s: %w", nid, errors.Join(errs...))
 	}
 	return nil
+}
+
+// bridgeVeths returns the indexes of the driver's veths on n's bridge and
+// takes them from the reaper.
+func (d *Driver) bridgeVeths(n *network) ([]int, error) {
+	links, err := d.host.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("listing the veths of bridge %s: %w", n.config.bridgeName, err)
+	}
+	var indexes []int
+	for _, l := range links {
+		name := l.Attrs().Name
+		if l.Type() != "veth" || l.Attrs().MasterIndex != n.bridgeIndex ||
+			!isOwnName(name, vethPrefix, 11) && !isOwnName(name, retiredPrefix, 10) {
+			continue
+		}
+		d.reaper.cancel(name)
+		indexes = append(indexes, l.Attrs().Index)
+	}
+	return indexes, nil
+}
+
+// deleteLinksOneByOne deletes host links by index, for a driver given no
+// batch deletion.
+func (d *Driver) deleteLinksOneByOne(indexes []int) error {
+	var errs []error
+	for _, idx := range indexes {
+		if err := d.host.LinkDel(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx}}); err != nil && !isNotExist(err) {
+			errs = append(errs, fmt.Errorf("deleting link %d: %w", idx, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ProgramExternalConnectivity does nothing yet; port publishing will hook

@@ -43,7 +43,7 @@ func testDriver(t testing.TB) (*Driver, *osl.Namespace) {
 	if err := fw.Init(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Config{Logger: logger, Firewall: fw, Host: host.Handle(), SetSysctl: host.SetSysctl})
+	d, err := New(Config{Logger: logger, Firewall: fw, Host: host.Handle(), AddVeth: host.AddVeth, DeleteLinks: host.DeleteLinks, SetSysctl: host.SetSysctl})
 	if err != nil {
 		t.Fatal(err)
 	}

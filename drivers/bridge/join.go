@@ -91,6 +91,7 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 		name:     ep.hostVeth,
 		mtu:      n.config.mtu,
 		master:   n.bridgeIndex,
+		mac:      n.bridgeMAC,
 		peerName: sb.IfaceName(),
 		peerMAC:  ep.mac,
 		peerNS:   sb.NetNSFd(),

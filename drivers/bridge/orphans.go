@@ -10,7 +10,7 @@ import (
 	"github.com/netkit/libnetwork/types"
 )
 
-// CollectOrphans deletes the bridges ("br-" + 12 hex digits) of networks
+// CollectOrphans deletes, in one batch, the bridges ("br-" + 12 hex digits) of networks
 // not in keepNetworks and the veths ("veth" + 11 hex digits) of endpoints
 // not in keepEndpoints, and makes the firewall hold only the rules of the
 // networks the driver knows. A bridge name matches a network when the
@@ -47,6 +47,7 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 	}
 	d.mu.Unlock()
 
+	var orphans []int
 	for _, l := range links {
 		name := l.Attrs().Name
 		var orphan bool
@@ -63,9 +64,12 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 		}
 		d.reaper.cancel(name)
 		d.logger.Info("deleting an orphaned link", "link", name, "type", l.Type())
-		if err := d.host.LinkDel(l); err != nil && !isNotExist(err) {
-			errs = append(errs, fmt.Errorf("deleting %s %s: %w", l.Type(), name, err))
-		}
+		orphans = append(orphans, l.Attrs().Index)
+	}
+	// One batch: deleting links one by one costs ~15 ms each (1.5 s for
+	// 100 veths left by a crash), all in New.
+	if err := d.deleteLinks(orphans); err != nil {
+		errs = append(errs, fmt.Errorf("deleting %d orphaned links: %w", len(orphans), err))
 	}
 	if d.fw != nil {
 		if err := d.fw.Reconcile(rules); err != nil {

@@ -87,6 +87,10 @@ func (d *Driver) setupBridge(n *network) (func() error, error) {
 			return nil, types.ForbiddenErrorf("link %s exists and is a %s, not a bridge", name, l.Type())
 		}
 		n.bridgeIndex = l.Attrs().Index
+		n.bridgeMAC = l.Attrs().HardwareAddr
+		if err := d.setSnooping(n, false); err != nil {
+			return nil, fmt.Errorf("turning off multicast snooping on bridge %s: %w", name, err)
+		}
 		if l.Attrs().MTU != n.config.mtu {
 			if err := d.host.LinkSetMTU(l, n.config.mtu); err != nil {
 				return nil, fmt.Errorf("setting the MTU of bridge %s to %d: %w", name, n.config.mtu, err)
@@ -101,7 +105,14 @@ func (d *Driver) setupBridge(n *network) (func() error, error) {
 	attrs.MTU = n.config.mtu
 	// A fixed MAC keeps the bridge's address from following its ports'.
 	attrs.HardwareAddr = randomMAC()
-	br := &netlink.Bridge{LinkAttrs: attrs}
+	// Multicast snooping is off: with it, every port that comes up, goes
+	// down or leaves makes the kernel re-arm the query timers of every
+	// other port (br_port_state_selection), O(ports) work under the rtnl
+	// lock that every attach and detach waits for. Without a querier on
+	// the bridge, snooping only ever pruned multicast by mistake; off,
+	// the bridge floods multicast to all ports.
+	noSnooping := false
+	br := &netlink.Bridge{LinkAttrs: attrs, MulticastSnooping: &noSnooping}
 	if err := d.host.LinkAdd(br); err != nil {
 		return nil, fmt.Errorf("creating bridge %s: %w", name, err)
 	}
@@ -112,10 +123,19 @@ func (d *Driver) setupBridge(n *network) (func() error, error) {
 		return nil
 	}
 	n.bridgeIndex = br.Attrs().Index
+	n.bridgeMAC = attrs.HardwareAddr
 	if n.bridgeIndex == 0 {
 		return undo, fmt.Errorf("bridge %s created but has no index", name)
 	}
 	return undo, nil
+}
+
+// setSnooping turns multicast snooping on n's bridge on or off. Only the
+// bridge's name and index are sent, so nothing else about it changes.
+func (d *Driver) setSnooping(n *network, on bool) error {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.Index = n.config.bridgeName, n.bridgeIndex
+	return d.host.LinkModify(&netlink.Bridge{LinkAttrs: attrs, MulticastSnooping: &on})
 }
 
 // setupAddresses puts the gateway addresses on the bridge. Addresses that

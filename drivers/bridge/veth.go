@@ -7,14 +7,24 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
 )
 
 // vethSpec is a veth pair to create: the host side in the controller's
 // namespace, up and on a bridge; the peer directly in a sandbox.
 type vethSpec struct {
-	name     string
-	mtu      int
-	master   int // ifindex of the bridge
+	name   string
+	mtu    int
+	master int // ifindex of the bridge
+	// mac is the host side's address: the bridge's own. The bridge keeps
+	// a static local fdb entry for each distinct port address, and adding
+	// a port walks all of them (br_fdb_unsync_static); ports that share
+	// the bridge's address add none, so a join does not cost O(ports)
+	// there. The host side never sends anything, so its address is never
+	// seen.
+	mac      net.HardwareAddr
 	peerName string
 	peerMAC  net.HardwareAddr
 	peerNS   int // fd of the sandbox's namespace
@@ -32,12 +42,16 @@ type vethSpec struct {
 // the echo only to sockets of the link's namespace, so the handle's LinkAdd
 // (create, look up the index, enslave) is used.
 func (d *Driver) createVeth(s vethSpec) (int, error) {
+	if d.newVeth != nil {
+		return d.createVethAtOnce(s)
+	}
 	veth := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{
-			Name:        s.name,
-			MTU:         s.mtu,
-			MasterIndex: s.master,
-			TxQLen:      -1,
+			Name:         s.name,
+			HardwareAddr: s.mac,
+			MTU:          s.mtu,
+			MasterIndex:  s.master,
+			TxQLen:       -1,
 		},
 		PeerName:         s.peerName,
 		PeerHardwareAddr: s.peerMAC,
@@ -55,16 +69,9 @@ func (d *Driver) createVeth(s vethSpec) (int, error) {
 	if veth.Index == 0 {
 		return 0, fmt.Errorf("veth %s created but has no index", veth.Name)
 	}
-	// The host side is created down and gets no IPv6 link-local address
-	// before it comes up: a bridge port needs none, and its DAD, router
-	// solicitation and MLD packets would be flooded to every other port,
-	// making each join cost O(ports). Measured with netbench -n 500, this
-	// makes Join faster overall and removes its growth.
-	const in6AddrGenModeNone = 1
-	if err := d.host.LinkSetIP6AddrGenMode(veth, in6AddrGenModeNone); err != nil &&
-		!errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
+	if err := d.noIPv6(veth); err != nil {
 		d.deleteVeth(veth.Name, veth.Index)
-		return 0, fmt.Errorf("turning off IPv6 link-local addressing on %s: %w", veth.Name, err)
+		return 0, err
 	}
 	if s.isolated {
 		if err := d.host.LinkSetIsolated(veth, true); err != nil {
@@ -77,4 +84,56 @@ func (d *Driver) createVeth(s vethSpec) (int, error) {
 		return 0, fmt.Errorf("bringing %s up: %w", veth.Name, err)
 	}
 	return veth.Index, nil
+}
+
+// noIPv6 keeps IPv6 off the host side, which is created down. A bridge
+// port needs no address: with a link-local one, its DAD, router
+// solicitation and MLD packets would be flooded to every other port,
+// making each join cost O(ports). IPv6 is disabled outright rather than
+// only its link-local address (addr_gen_mode none): an enabled port still
+// gets a multicast route (ff00::/8) in the host's table when it gets
+// carrier, and with one such route per port the kernel's IPv6 routing
+// code walks them all on every port's carrier change (fib6_add, and
+// fib6_clean_all in the linkwatch worker, under the rtnl lock).
+func (d *Driver) noIPv6(veth netlink.Link) error {
+	name := veth.Attrs().Name
+	if d.hostSysctl != nil {
+		err := d.hostSysctl("net.ipv6.conf."+name+".disable_ipv6", "1")
+		if err != nil && !types.IsNotFound(err) { // NotFound: no IPv6 here
+			return fmt.Errorf("turning off IPv6 on %s: %w", name, err)
+		}
+		return nil
+	}
+	const in6AddrGenModeNone = 1
+	err := d.host.LinkSetIP6AddrGenMode(veth, in6AddrGenModeNone)
+	if err != nil && !errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("turning off IPv6 link-local addressing on %s: %w", name, err)
+	}
+	return nil
+}
+
+// createVethAtOnce creates the pair with the host side up and on the
+// bridge in one request. The host side has no carrier until the
+// controller brings the sandbox side up, so the kernel does nothing with
+// IPv6 on it before noIPv6 turns it off.
+func (d *Driver) createVethAtOnce(s vethSpec) (int, error) {
+	idx, err := d.newVeth(osl.Veth{
+		Name: s.name, MAC: s.mac, MTU: s.mtu, Master: s.master, Up: true,
+		PeerName: s.peerName, PeerMAC: s.peerMAC, PeerNS: s.peerNS,
+	})
+	if err != nil {
+		return 0, err
+	}
+	link := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: s.name, Index: idx}}
+	if err := d.noIPv6(link); err != nil {
+		d.deleteVeth(s.name, idx)
+		return 0, err
+	}
+	if s.isolated {
+		if err := d.host.LinkSetIsolated(link, true); err != nil {
+			d.deleteVeth(s.name, idx)
+			return 0, fmt.Errorf("isolating bridge port %s (ICC off): %w", s.name, err)
+		}
+	}
+	return idx, nil
 }
