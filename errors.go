@@ -34,8 +34,9 @@ func (ind ErrInvalidNetworkDriver) Error() string {
 // BadRequest denotes the type of this error.
 func (ind ErrInvalidNetworkDriver) BadRequest() {}
 
-// ErrInvalidJoin is returned if a join is attempted on an endpoint which
-// already has a container joined.
+// ErrInvalidJoin is the cause of the error Join returns for an endpoint
+// which already has a container joined. As in v0.7, that error is a
+// types.ForbiddenError; errors.Is(err, ErrInvalidJoin{}) finds this cause.
 type ErrInvalidJoin struct{}
 
 func (ij ErrInvalidJoin) Error() string {

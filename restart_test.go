@@ -401,7 +401,10 @@ func TestRestartJoinOverLeftoverInterface(t *testing.T) {
 	sb, err := c.NewSandbox("ctr")
 	mustf(t, err, "sandbox")
 	ns := nsOf(t, sb)
-	mustf(t, ns.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "leftover0"}), "leftover interface")
+	// The leftover pair: its host side under the driver's own name form,
+	// its sandbox side as eth0.
+	mustf(t, e.host.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0123456789a"},
+		PeerName: "eth0", PeerNamespace: netlink.NsFd(ns.Fd())}), "leftover interface")
 
 	ep, err := n.CreateEndpoint("a")
 	mustf(t, err, "endpoint")
@@ -413,6 +416,23 @@ func TestRestartJoinOverLeftoverInterface(t *testing.T) {
 	}
 	_, other := joined(t, c, n, "b")
 	mustReach(t, nsOf(t, other), listen(t, ns, ep.Info().Iface().Address().IP))
+
+	// A link the library did not make is never moved: the join fails
+	// and the link stays as it was.
+	sb2, err := c.NewSandbox("ctr2")
+	mustf(t, err, "sandbox")
+	ns2 := nsOf(t, sb2)
+	mustf(t, ns2.Handle().LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}}), "foreign eth0")
+	mustf(t, ns2.Handle().LinkSetUp(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}}), "foreign eth0 up")
+	ep3, err := n.CreateEndpoint("c")
+	mustf(t, err, "endpoint")
+	if err := ep3.Join(sb2); err == nil {
+		t.Error("a join moved a link the library did not make")
+	}
+	l, err = ns2.Handle().LinkByName("eth0")
+	if err != nil || l.Type() != "bridge" || l.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("the foreign eth0 was touched: %v %v", l, err)
+	}
 }
 
 // TestRestartCollectsFilesWithoutNetnsDir: orphan collection goes through

@@ -3,12 +3,14 @@ package libnetwork
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/resolvconf"
 	"github.com/netkit/libnetwork/types"
@@ -186,6 +188,16 @@ func TestV07TwoEndpointsOfOneNetwork(t *testing.T) {
 	if have[addrs[0]] == have[addrs[1]] {
 		t.Errorf("both endpoints share interface %s", have[addrs[0]])
 	}
+	// Names are unique in a network, so a rename that would give both the
+	// same name is refused, and changes neither.
+	if err := sb.Rename("same"); !types.IsForbidden(err) {
+		t.Errorf("renaming two endpoints of one network to one name: %v, want a ForbiddenError", err)
+	}
+	for _, ep := range sb.Endpoints() {
+		if ep.Name() == "same" {
+			t.Errorf("a refused rename renamed %s", ep.ID())
+		}
+	}
 	mustf(t, sb.Delete(), "sandbox delete")
 	mustf(t, n.Delete(), "network delete")
 }
@@ -212,12 +224,14 @@ func TestV07OwnNamespaceJoinsHostNetwork(t *testing.T) {
 	}
 	rc, err := os.ReadFile(s.resolvConfPath())
 	mustf(t, err, "resolv.conf")
+	// A host without a resolv.conf gives a sandbox none either.
 	hostRC, err := resolvconf.HostResolvConfFrom(hostResolvConfPath, resolvedResolvConf)
-	if err == nil {
-		want := resolvconf.GetNameservers(hostRC)
-		if gotNS := resolvconf.GetNameservers(rc); strings.Join(gotNS, ",") != strings.Join(want, ",") {
-			t.Errorf("resolv.conf names %v, the host's %v", gotNS, want)
-		}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("reading the host's resolv.conf: %v", err)
+	}
+	wantNS := resolvconf.GetNameservers(hostRC)
+	if gotNS := resolvconf.GetNameservers(rc); strings.Join(gotNS, ",") != strings.Join(wantNS, ",") {
+		t.Errorf("resolv.conf names %v, the host's %v", gotNS, wantNS)
 	}
 	mustf(t, ep.Leave(sb), "leave")
 	// Back to the sandbox's own files: the same as a fresh sandbox's.
@@ -309,4 +323,51 @@ func TestV07FilesRewrittenInPlace(t *testing.T) {
 			t.Errorf("after joining %s the bind-mounted hosts file lacks %q:\n%s", n.Name(), line, b)
 		}
 	}
+}
+
+// A restored endpoint has the addresses its record holds, reserved; the
+// bridge makes no IPv6 address at restore. An endpoint recorded without
+// one (made before deferred IPv6 addresses were given) stays without.
+func TestV07DeferIPv6AllocRestart(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "defer", NetworkOptionEnableIPv6(true), NetworkOptionDeferIPv6Alloc(true),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.83.0.0/24"}}, []*IpamConf{{PreferredPool: "fe91::/64"}}, nil))
+	mustf(t, err, "network")
+	macA, _ := net.ParseMAC("aa:bb:cc:dd:ee:01")
+	macB, _ := net.ParseMAC("aa:bb:cc:dd:ee:02")
+	a, err := n.CreateEndpoint("a", EndpointOptionGeneric(map[string]interface{}{netlabel.MacAddress: macA}))
+	mustf(t, err, "endpoint a")
+	b, err := n.CreateEndpoint("b", EndpointOptionGeneric(map[string]interface{}{netlabel.MacAddress: macB}))
+	mustf(t, err, "endpoint b")
+	// b's record as an older version wrote it: no IPv6 address.
+	mustf(t, c.state.Update(func(tx *datastore.Tx) error {
+		var r endpointRecord
+		if err := tx.Get(kindEndpoint, b.ID(), &r); err != nil {
+			return err
+		}
+		r.AddrV6 = ""
+		return tx.Put(kindEndpoint, b.ID(), r)
+	}), "rewriting b's record")
+	c.Stop()
+
+	c = e.start()
+	n2, err := c.NetworkByName("defer")
+	mustf(t, err, "network after restart")
+	a2, err := n2.EndpointByID(a.ID())
+	mustf(t, err, "endpoint a after restart")
+	if got := a2.Info().Iface().AddressIPv6(); got == nil || got.String() != "fe91::aabb:ccdd:ee01/64" {
+		t.Errorf("endpoint a after restart has IPv6 %v", got)
+	}
+	b2, err := n2.EndpointByID(b.ID())
+	mustf(t, err, "endpoint b after restart")
+	if got := b2.Info().Iface().AddressIPv6(); got != nil {
+		t.Errorf("endpoint b came back with an IPv6 address IPAM never gave it: %v", got)
+	}
+	if _, err := n2.CreateEndpoint("dupA", CreateOptionIpam(nil, net.ParseIP("fe91::aabb:ccdd:ee01"), nil)); err == nil {
+		t.Error("a's address is not reserved after restart")
+	}
+	// b's MAC address is free: nobody holds it.
+	_, err = n2.CreateEndpoint("takesB", CreateOptionIpam(nil, net.ParseIP("fe91::aabb:ccdd:ee02"), nil))
+	mustf(t, err, "the address no endpoint holds")
 }

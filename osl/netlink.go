@@ -40,8 +40,11 @@ const dumpRetries = 5
 // Dump runs a netlink listing (a dump), retrying while the kernel reports
 // it interrupted (netlink.ErrDumpInterrupted: the table changed while it
 // was dumped, common while the kernel tears down a dead process's
-// namespaces); after dumpRetries it returns the last, possibly
-// inconsistent, result. Every listing of kernel state should go through it.
+// namespaces). After dumpRetries it returns the last result, possibly
+// inconsistent, with the error: a caller that can use a partial listing
+// (orphan collection) tests for it with errors.Is, one that cannot
+// (choosing a free subnet) fails. Every listing of kernel state should go
+// through it.
 func Dump[T any](list func() ([]T, error)) ([]T, error) {
 	var (
 		res []T
@@ -53,7 +56,7 @@ func Dump[T any](list func() ([]T, error)) ([]T, error) {
 			return res, err
 		}
 	}
-	return res, nil
+	return res, err
 }
 
 func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {

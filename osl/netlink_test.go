@@ -27,8 +27,8 @@ func TestDumpRetriesInterrupted(t *testing.T) {
 		calls++
 		return []int{calls}, netlink.ErrDumpInterrupted
 	})
-	if err != nil || !slices.Equal(got, []int{dumpRetries}) || calls != dumpRetries {
-		t.Errorf("Dump always interrupted: %v, %v in %d calls; want [%d], nil in %d", got, err, calls, dumpRetries, dumpRetries)
+	if !errors.Is(err, netlink.ErrDumpInterrupted) || !slices.Equal(got, []int{dumpRetries}) || calls != dumpRetries {
+		t.Errorf("Dump always interrupted: %v, %v in %d calls; want [%d], ErrDumpInterrupted in %d", got, err, calls, dumpRetries, dumpRetries)
 	}
 
 	// Other errors are not retried.

@@ -24,9 +24,18 @@ type endpoint struct {
 // hostVethName returns the name of the host side of eid's veth.
 func hostVethName(eid string) string { return vethPrefix + shortID(eid, 11) }
 
-// CreateEndpoint records the endpoint and gives it a MAC when it has none.
-// It does no kernel work: the veth comes at Join.
+// CreateEndpoint records the endpoint and gives it a MAC when it has none,
+// and, on an IPv6 network whose IPAM gave it no IPv6 address
+// (NetworkOptionDeferIPv6Alloc), the address made of the network's prefix
+// and its MAC, as v0.7 does; the controller reserves it in IPAM. It does no
+// kernel work: the veth comes at Join.
 func (d *Driver) CreateEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, _ map[string]interface{}) error {
+	return d.createEndpoint(nid, eid, ifInfo, true)
+}
+
+// createEndpoint is CreateEndpoint; RestoreEndpoint passes derive=false,
+// since a restored endpoint has exactly the addresses its record holds.
+func (d *Driver) createEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, derive bool) error {
 	if ifInfo == nil {
 		return types.BadRequestErrorf("create endpoint %s on bridge network %s: no interface info", eid, nid)
 	}
@@ -52,35 +61,34 @@ func (d *Driver) CreateEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo,
 		d.mu.Unlock()
 		return types.ForbiddenErrorf("create endpoint %s on bridge network %s: it exists", eid, nid)
 	}
-	n.endpoints[eid] = ep
 	d.mu.Unlock()
 
-	fail := func(err error) error {
-		d.mu.Lock()
-		delete(n.endpoints, eid)
-		d.mu.Unlock()
-		return err
-	}
+	// The endpoint is complete before it is registered: its fields never
+	// change after.
 	if setMAC {
 		if err := ifInfo.SetMacAddress(ep.mac); err != nil {
-			return fail(types.InternalErrorf("create endpoint %s on bridge network %s: setting MAC %s: %w", eid, nid, ep.mac, err))
+			return types.InternalErrorf("create endpoint %s on bridge network %s: setting MAC %s: %w", eid, nid, ep.mac, err)
 		}
 	}
-	if n.config.enableIPv6 && ep.addrV6 == nil {
-		// IPAM gave no IPv6 address (NetworkOptionDeferIPv6Alloc): as in
-		// v0.7, the address is the network's prefix with the MAC in its
-		// low 48 bits, and the controller reserves it.
+	if derive && n.config.enableIPv6 && ep.addrV6 == nil {
 		addr, err := macIPv6(n.config.subnets, ep.mac)
 		if err != nil {
-			return fail(types.Errorf("create endpoint %s on bridge network %s: %w", eid, nid, err))
+			return types.Errorf("create endpoint %s on bridge network %s: %w", eid, nid, err)
 		}
 		if addr != nil {
 			if err := ifInfo.SetIPAddress(addr); err != nil {
-				return fail(types.Errorf("create endpoint %s on bridge network %s: setting IPv6 address %s: %w", eid, nid, addr, err))
+				return types.Errorf("create endpoint %s on bridge network %s: setting IPv6 address %s: %w", eid, nid, addr, err)
 			}
 			ep.addrV6 = addr
 		}
 	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.networks[nid] != n || n.endpoints[eid] != nil {
+		return types.ForbiddenErrorf("create endpoint %s on bridge network %s: the network changed meanwhile", eid, nid)
+	}
+	n.endpoints[eid] = ep
 	return nil
 }
 

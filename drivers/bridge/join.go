@@ -145,7 +145,15 @@ func (d *Driver) retireSandboxLink(nsFd int, name string) {
 		return
 	}
 	defer ns.Close()
-	if _, err := ns.Handle().LinkByName(name); err != nil {
+	l, err := ns.Handle().LinkByName(name)
+	if err != nil {
+		return
+	}
+	// The namespace may be the runtime's (external key): only a veth whose
+	// peer is one of this driver's host-side veths is the library's to
+	// move; anything else is left, and the join fails on the name.
+	if !d.ownsPeer(l) {
+		d.logger.Warn("a link not made by the library holds the interface name asked for in the sandbox; leaving it", "link", name, "type", l.Type())
 		return
 	}
 	var b [5]byte
@@ -153,6 +161,20 @@ func (d *Driver) retireSandboxLink(nsFd int, name string) {
 	if err := ns.RetireInterface(name, retiredPrefix+hex.EncodeToString(b[:])); err != nil {
 		d.logger.Warn("moving a leftover link in the sandbox out of the way", "link", name, "error", err)
 	}
+}
+
+// ownsPeer reports whether l is a veth whose peer is a host-side veth of
+// this driver (under its own or a retired name).
+func (d *Driver) ownsPeer(l netlink.Link) bool {
+	if l.Type() != "veth" || l.Attrs().ParentIndex == 0 {
+		return false
+	}
+	peer, err := d.host.LinkByIndex(l.Attrs().ParentIndex)
+	if err != nil || peer.Type() != "veth" {
+		return false
+	}
+	name := peer.Attrs().Name
+	return isOwnName(name, vethPrefix, 11) || isOwnName(name, retiredPrefix, 10)
 }
 
 // deleteVeth deletes a host-side veth (and so its peer) now.
@@ -195,7 +217,7 @@ func (d *Driver) Leave(nid, eid string) error {
 // still a port of the bridge and, when it is gone, recreates the pair
 // through jinfo as Join does.
 func (d *Driver) RestoreEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, sboxKey string, jinfo driverapi.JoinInfo, opts map[string]interface{}) error {
-	if err := d.CreateEndpoint(nid, eid, ifInfo, opts); err != nil {
+	if err := d.createEndpoint(nid, eid, ifInfo, false); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if jinfo == nil {
