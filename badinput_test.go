@@ -24,6 +24,13 @@ func TestBadInput(t *testing.T) {
 	sb, err := c.NewSandbox("ctr")
 	mustf(t, err, "sandbox")
 	mustf(t, ep.Join(sb), "join")
+	// A sandbox awaiting its key, with an endpoint to set up in it.
+	xsb, err := c.NewSandbox("xctr", OptionUseExternalKey())
+	mustf(t, err, "external-key sandbox")
+	xep, err := web.CreateEndpoint("xep")
+	mustf(t, err, "endpoint for the external-key sandbox")
+	mustf(t, xep.Join(xsb), "join the external-key sandbox")
+	isSetKeyRefusal := func(err error) bool { return types.IsBadRequest(err) && xsb.Key() == "" }
 
 	cases := []struct {
 		name  string
@@ -93,6 +100,15 @@ func TestBadInput(t *testing.T) {
 		{"unknown network ID", func() error { _, err := c.NetworkByID("feed"); return err }, types.IsNotFound, "NotFound"},
 		{"unknown endpoint ID", func() error { _, err := web.EndpointByID("feed"); return err }, types.IsNotFound, "NotFound"},
 		{"unknown sandbox ID", func() error { _, err := c.SandboxByID("feed"); return err }, types.IsNotFound, "NotFound"},
+		{"SetKey to the process's own namespace", func() error { return xsb.SetKey("/proc/self/ns/net") },
+			func(err error) bool { return types.IsForbidden(err) && xsb.Key() == "" }, "Forbidden"},
+		{"SetKey to the namespace the controller programs", func() error { return xsb.SetKey(e.host.Path()) },
+			func(err error) bool { return types.IsForbidden(err) && xsb.Key() == "" }, "Forbidden"},
+		{"relative SetKey", func() error { return xsb.SetKey("../../../proc/self/ns/net") }, isSetKeyRefusal, "BadRequest"},
+		{"SetKey with a .. element", func() error { return xsb.SetKey("/proc/../proc/self/ns/net") }, isSetKeyRefusal, "BadRequest"},
+		{"relative key through the set-key socket", func() error {
+			return SetExternalKeyAt(e.execRoot, c.ID(), "xctr", "../../../proc/self/ns/net")
+		}, isSetKeyRefusal, "BadRequest"},
 		{"host sandbox joining a bridge network", func() error {
 			hsb, err := c.NewSandbox("hostctr", OptionUseDefaultSandbox())
 			if err != nil {

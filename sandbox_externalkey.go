@@ -9,8 +9,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/moby/sys/reexec"
 
@@ -191,10 +194,14 @@ func (c *controller) serveSetKey(conn net.Conn) {
 // /proc/<pid>/ns/net of the container's first process) as the sandbox's
 // namespace: it is bind-mounted under the exec root so it outlives the
 // process, and endpoints joined while the key was awaited are set up in it.
+// The key must be an absolute path without ".." elements (a BadRequestError
+// otherwise) and must not name the namespace the controller programs or
+// the process's own (a ForbiddenError): adopting either would configure
+// the host's interfaces and routes as a container's.
 func (sb *sandbox) SetKey(key string) error {
 	c := sb.ctrl
-	if key == "" {
-		return types.BadRequestErrorf("sandbox %s: empty key", sb.id)
+	if err := checkKeyPath(key); err != nil {
+		return types.Errorf("sandbox %s: %w", sb.id, err)
 	}
 	if !sb.externalKey {
 		return types.ForbiddenErrorf("sandbox %s was not created with OptionUseExternalKey; its namespace is the library's", sb.id)
@@ -211,6 +218,11 @@ func (sb *sandbox) SetKey(key string) error {
 	}
 	old := sb.ns
 	sb.mu.Unlock()
+	// Refused before the old namespace is given up; adopt checks again on
+	// the file it mounts.
+	if err := osl.CheckAdoptable(key, c.hostNS); err != nil {
+		return types.Errorf("sandbox %s: setting key %s: %w", sb.id, key, err)
+	}
 
 	eps := sb.joined()
 	if old != nil {
@@ -245,7 +257,7 @@ func (sb *sandbox) adopt(key string, eps []*endpoint) (err error) {
 	u := c.newUndo()
 	defer u.rollback(&err)
 	path := c.sandboxKeyPath(sb.id)
-	ns, err := osl.AdoptNamespace(key, path)
+	ns, err := osl.AdoptNamespace(key, path, c.hostNS)
 	if err != nil {
 		return types.Errorf("adopting namespace %s: %w", key, err)
 	}
@@ -295,6 +307,24 @@ func (sb *sandbox) adopt(key string, eps []*endpoint) (err error) {
 		}
 		return nil
 	})
+}
+
+// checkKeyPath refuses a sandbox key that is not an absolute path to
+// adopt: a relative key would be resolved against the controller's working
+// directory (../../../proc/self/ns/net names the controller's own
+// namespace), and ".." elements hide where an absolute one leads.
+func checkKeyPath(key string) error {
+	switch {
+	case key == "":
+		return types.BadRequestErrorf("empty key")
+	case strings.ContainsFunc(key, unicode.IsControl):
+		return types.BadRequestErrorf("key %q: a namespace path has no control characters", key)
+	case !filepath.IsAbs(key):
+		return types.BadRequestErrorf("key %q is relative: give the absolute path of the container's network namespace, such as /proc/<pid>/ns/net", key)
+	case slices.Contains(strings.Split(key, "/"), ".."):
+		return types.BadRequestErrorf("key %q has a \"..\" element: give the path of the container's network namespace without one", key)
+	}
+	return nil
 }
 
 // nextIfNameExcept returns the lowest "ethN" not used by the endpoints in

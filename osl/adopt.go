@@ -15,12 +15,16 @@ import (
 // it, so the namespace stays reachable under path after the process is
 // gone, as the namespaces NewNamespace makes do. Destroy unmounts path. On
 // failure nothing is left behind.
-func AdoptNamespace(src, path string) (_ *Namespace, retErr error) {
-	probe, err := OpenNamespace(src)
+//
+// src is refused as CheckAdoptable refuses it; the checks are made on the
+// opened file and the bind mount is made from that same file, so a path
+// swapped between the check and the mount cannot slip another namespace in.
+func AdoptNamespace(src, path string, refuse ...*Namespace) (_ *Namespace, retErr error) {
+	fd, err := openAdoptable(src, refuse)
 	if err != nil {
 		return nil, err
 	}
-	probe.Close()
+	defer unix.Close(fd)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, types.InternalErrorf("adopting network namespace %s: %w", src, err)
 	}
@@ -38,7 +42,9 @@ func AdoptNamespace(src, path string) (_ *Namespace, retErr error) {
 			_ = os.Remove(path)
 		}
 	}()
-	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
+	// The fd's magic link names the very inode that was checked.
+	fdPath := fmt.Sprintf("/proc/thread-self/fd/%d", fd)
+	if err := unix.Mount(fdPath, path, "", unix.MS_BIND, ""); err != nil {
 		return nil, types.InternalErrorf("adopting network namespace %s: bind-mounting onto %s: %w", src, path, err)
 	}
 	mounted = true
@@ -48,6 +54,74 @@ func AdoptNamespace(src, path string) (_ *Namespace, retErr error) {
 	}
 	ns.owned = true
 	return ns, nil
+}
+
+// CheckAdoptable reports whether AdoptNamespace would take src: it must be
+// a network namespace file (a BadRequestError otherwise, a NotFoundError if
+// it does not exist), and neither one of the namespaces in refuse nor the
+// process's own network namespace (a ForbiddenError), compared by the
+// device and inode of the opened file.
+func CheckAdoptable(src string, refuse ...*Namespace) error {
+	fd, err := openAdoptable(src, refuse)
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// openAdoptable opens src and returns its descriptor if AdoptNamespace
+// may take it.
+func openAdoptable(src string, refuse []*Namespace) (_ int, retErr error) {
+	fd, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return -1, types.NotFoundErrorf("opening network namespace %s: %w", src, err)
+		}
+		return -1, types.InternalErrorf("opening network namespace %s: %w", src, err)
+	}
+	defer func() {
+		if retErr != nil {
+			unix.Close(fd)
+		}
+	}()
+	if err := checkNetns(fd); err != nil {
+		return -1, types.BadRequestErrorf("opening network namespace %s: %w", src, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return -1, types.InternalErrorf("opening network namespace %s: %w", src, err)
+	}
+	for _, n := range refuse {
+		if n == nil {
+			continue
+		}
+		var own unix.Stat_t
+		if err := n.fstat(&own); err != nil {
+			return -1, types.InternalErrorf("adopting network namespace %s: comparing with %s: %w", src, n, err)
+		}
+		if own.Dev == st.Dev && own.Ino == st.Ino {
+			return -1, types.ForbiddenErrorf("adopting network namespace %s: it is the %s the controller programs, never a sandbox's", src, n)
+		}
+	}
+	var self unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
+		return -1, types.InternalErrorf("adopting network namespace %s: comparing with the process's own: %w", src, err)
+	}
+	if self.Dev == st.Dev && self.Ino == st.Ino {
+		return -1, types.ForbiddenErrorf("adopting network namespace %s: it is the process's own network namespace, never a sandbox's", src)
+	}
+	return fd, nil
+}
+
+// fstat stats the namespace's open file.
+func (n *Namespace) fstat(st *unix.Stat_t) error {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.fd < 0 {
+		return ErrClosed
+	}
+	return unix.Fstat(n.fd, st)
 }
 
 // RemoveNamespaceFile unmounts a namespace bind mount at path, if it is
