@@ -238,12 +238,21 @@ func boolOption(m map[string]interface{}, key string, def bool) (bool, error) {
 	return v, nil
 }
 
+// validIfaceName accepts only names the kernel keeps verbatim: 1 to 15
+// bytes (IFNAMSIZ-1) of printable ASCII without '/', ':', '%' or spaces,
+// and not "." or "..". The kernel expands a '%' ("a%d" becomes "a0"), so a
+// link created under such a name could not be found again to delete.
 func validIfaceName(name string) error {
-	if name == "" || len(name) > 15 || name == "." || name == ".." {
-		return fmt.Errorf("%q is not a valid interface name (1 to 15 characters)", name)
+	if name == "" || len(name) > 15 {
+		return fmt.Errorf("%q is not a valid interface name: it must be 1 to 15 bytes long", name)
 	}
-	if strings.ContainsAny(name, "/: \t\n") {
+	if name == "." || name == ".." {
 		return fmt.Errorf("%q is not a valid interface name", name)
+	}
+	for _, r := range name {
+		if r <= ' ' || r > '~' || r == '/' || r == ':' || r == '%' {
+			return fmt.Errorf("%q is not a valid interface name: only printable ASCII without '/', ':', '%%' or whitespace", name)
+		}
 	}
 	return nil
 }
