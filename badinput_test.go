@@ -2,6 +2,9 @@ package libnetwork
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/netkit/libnetwork/ipamapi"
@@ -109,6 +112,49 @@ func TestBadInput(t *testing.T) {
 		{"relative key through the set-key socket", func() error {
 			return SetExternalKeyAt(e.execRoot, c.ID(), "xctr", "../../../proc/self/ns/net")
 		}, isSetKeyRefusal, "BadRequest"},
+		{"bridge name with %", func() error { return newBridge(c, "x", "a%d") }, types.IsBadRequest, "BadRequest"},
+		{"bridge name with a control character", func() error { return newBridge(c, "x", "br\x01") }, types.IsBadRequest, "BadRequest"},
+		{"bridge name not ASCII", func() error { return newBridge(c, "x", "brü") }, types.IsBadRequest, "BadRequest"},
+		{"bridge name of 16 bytes", func() error { return newBridge(c, "x", "abcdefghijklmnop") }, types.IsBadRequest, "BadRequest"},
+		{"hostname with a newline", func() error { return newSandbox(c, OptionHostname("web\n10.0.0.1 evil")) }, types.IsBadRequest, "BadRequest"},
+		{"hostname with a space", func() error { return newSandbox(c, OptionHostname("web evil")) }, types.IsBadRequest, "BadRequest"},
+		{"hostname with a label of 64 bytes", func() error { return newSandbox(c, OptionHostname(strings.Repeat("a", 64))) }, types.IsBadRequest, "BadRequest"},
+		{"hostname of 254 bytes", func() error {
+			return newSandbox(c, OptionHostname(strings.Repeat(strings.Repeat("a", 50)+".", 5)+"abcd"))
+		}, types.IsBadRequest, "BadRequest"},
+		{"hostname with an underscore", func() error { return newSandbox(c, OptionHostname("web_1")) }, types.IsBadRequest, "BadRequest"},
+		{"domain name starting with -", func() error {
+			return newSandbox(c, OptionHostname("web"), OptionDomainname("-bad.example"))
+		}, types.IsBadRequest, "BadRequest"},
+		{"domain name with an empty label", func() error {
+			return newSandbox(c, OptionHostname("web"), OptionDomainname("a..example"))
+		}, types.IsBadRequest, "BadRequest"},
+		{"DNS search entry with a newline", func() error {
+			return newSandbox(c, OptionDNSSearch("example.org\nnameserver 192.0.2.66"))
+		}, types.IsBadRequest, "BadRequest"},
+		{"DNS search entry with a space", func() error { return newSandbox(c, OptionDNSSearch("a.example b.example")) }, types.IsBadRequest, "BadRequest"},
+		{"DNS search entry with a NUL", func() error { return newSandbox(c, OptionDNSSearch("example.org\x00")) }, types.IsBadRequest, "BadRequest"},
+		{"DNS option with a vertical tab", func() error { return newSandbox(c, OptionDNSOptions("ndots:1\vrotate")) }, types.IsBadRequest, "BadRequest"},
+		{"DNS option with a newline", func() error { return newSandbox(c, OptionDNSOptions("ndots:1\nnameserver 192.0.2.66")) }, types.IsBadRequest, "BadRequest"},
+		{"relative OptionHostsPath", func() error {
+			return relativeFile(t, func(p string) error { return newSandbox(c, OptionHostsPath(p)) })
+		},
+			types.IsBadRequest, "BadRequest"},
+		{"relative OptionResolvConfPath", func() error {
+			return relativeFile(t, func(p string) error { return newSandbox(c, OptionResolvConfPath(p)) })
+		}, types.IsBadRequest, "BadRequest"},
+		{"relative OptionOriginHostsPath", func() error { return newSandbox(c, OptionOriginHostsPath("etc/hosts")) }, types.IsBadRequest, "BadRequest"},
+		{"relative OptionOriginResolvConfPath", func() error { return newSandbox(c, OptionOriginResolvConfPath("etc/resolv.conf")) }, types.IsBadRequest, "BadRequest"},
+		{"refresh with a bad hostname", func() error { return sb.Refresh(OptionHostname("web\nevil")) },
+			func(err error) bool { return types.IsBadRequest(err) && ep.Info().Sandbox() != nil }, "BadRequest, still joined"},
+		{"endpoint name of 256 bytes", func() error { _, err := web.CreateEndpoint(strings.Repeat("e", 256)); return err }, types.IsBadRequest, "BadRequest"},
+		{"endpoint name with a control character", func() error { _, err := web.CreateEndpoint("ep\n2"); return err }, types.IsBadRequest, "BadRequest"},
+		{"alias with a control character", func() error { _, err := web.CreateEndpoint("al", CreateOptionMyAlias("www\x00")); return err },
+			types.IsBadRequest, "BadRequest"},
+		{"link alias of 256 bytes", func() error {
+			_, err := web.CreateEndpoint("al", CreateOptionAlias("db", strings.Repeat("d", 256)))
+			return err
+		}, types.IsBadRequest, "BadRequest"},
 		{"host sandbox joining a bridge network", func() error {
 			hsb, err := c.NewSandbox("hostctr", OptionUseDefaultSandbox())
 			if err != nil {
@@ -202,4 +248,38 @@ func TestFailureHalfWay(t *testing.T) {
 	_, err = c.NewNetwork("bridge", "half", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.7.0.0/24"}}, nil, nil))
 	mustf(t, err, "network after injected failure")
 	mustf(t, ep.Join(sb), "join after injected failures")
+}
+
+// newBridge tries a bridge network with the given bridge name.
+func newBridge(c *controller, name, bridgeName string) error {
+	_, err := c.NewNetwork("bridge", name, NetworkOptionDriverOpts(map[string]string{"com.docker.network.bridge.name": bridgeName}),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.5.0.0/24"}}, nil, nil))
+	return err
+}
+
+// newSandbox tries a sandbox with the given options and deletes it if it
+// was made.
+func newSandbox(c *controller, opts ...SandboxOption) error {
+	sb, err := c.NewSandbox("bad-input", opts...)
+	if err == nil {
+		_ = sb.Delete()
+	}
+	return err
+}
+
+// relativeFile calls do with a relative path that leads from the working
+// directory into a directory of the test, and fails the test if do wrote
+// a file there.
+func relativeFile(t *testing.T, do func(path string) error) error {
+	t.Helper()
+	dir := t.TempDir()
+	wd, err := os.Getwd()
+	mustf(t, err, "working directory")
+	rel, err := filepath.Rel(wd, filepath.Join(dir, "file"))
+	mustf(t, err, "relative path")
+	err = do(rel)
+	if _, serr := os.Lstat(filepath.Join(dir, "file")); serr == nil {
+		t.Errorf("%s was written", rel)
+	}
+	return err
 }

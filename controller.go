@@ -531,6 +531,9 @@ func (c *controller) NewSandbox(containerID string, options ...SandboxOption) (_
 			o(sb)
 		}
 	}
+	if err := sb.config.validate(); err != nil {
+		return nil, types.Errorf("sandbox for container %s: %w", containerID, err)
+	}
 	sb.hostNet, sb.externalKey = sb.config.UseDefaultSandbox, sb.config.UseExternalKey
 	if err := c.createSandbox(sb, u); err != nil {
 		return nil, types.Errorf("sandbox for container %s: %w", containerID, err)

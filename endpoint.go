@@ -262,6 +262,9 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (_ Endpoin
 	if name == "" {
 		return nil, ErrInvalidName(name)
 	}
+	if err := checkEndpointName("endpoint name", name); err != nil {
+		return nil, err
+	}
 	c := n.ctrl
 	if err := c.begin(); err != nil {
 		return nil, err

@@ -58,9 +58,19 @@ func CreateOptionDisableResolution() EndpointOption {
 }
 
 // CreateOptionAlias function returns an option setter for setting endpoint
-// alias: alias resolves to the endpoint called name (a link alias).
+// alias: alias resolves to the endpoint called name (a link alias). Names
+// and aliases longer than 255 bytes or with control characters are refused
+// with an InvalidParameter error.
 func CreateOptionAlias(name string, alias string) EndpointOption {
 	return func(ep *endpoint) {
+		if err := checkEndpointName("alias target", name); err != nil {
+			ep.optErr = err
+			return
+		}
+		if err := checkEndpointName("alias", alias); err != nil {
+			ep.optErr = err
+			return
+		}
 		if ep.aliases == nil {
 			ep.aliases = map[string]string{}
 		}
@@ -69,9 +79,14 @@ func CreateOptionAlias(name string, alias string) EndpointOption {
 }
 
 // CreateOptionMyAlias function returns an option setter for setting
-// endpoint's self alias.
+// endpoint's self alias. An alias longer than 255 bytes or with control
+// characters is refused with an InvalidParameter error.
 func CreateOptionMyAlias(alias string) EndpointOption {
 	return func(ep *endpoint) {
+		if err := checkEndpointName("alias", alias); err != nil {
+			ep.optErr = err
+			return
+		}
 		ep.myAliases = append(ep.myAliases, alias)
 	}
 }

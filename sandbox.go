@@ -409,6 +409,15 @@ func (ep *endpoint) dropName(old, name string) {
 // again stays detached and is named in the error.
 func (sb *sandbox) Refresh(options ...SandboxOption) error {
 	c := sb.ctrl
+	fresh := &sandbox{config: sandboxConfig{UseDefaultSandbox: sb.hostNet, UseExternalKey: sb.externalKey}}
+	for _, o := range options {
+		if o != nil {
+			o(fresh)
+		}
+	}
+	if err := fresh.config.validate(); err != nil {
+		return types.Errorf("sandbox %s: refresh: %w", sb.id, err)
+	}
 	unlock, err := sb.lockOp()
 	if err != nil {
 		return err
@@ -418,12 +427,6 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 		if err := sb.leaveLocked(eps[i], true); err != nil {
 			unlock()
 			return types.Errorf("sandbox %s: refresh: %w", sb.id, err)
-		}
-	}
-	fresh := &sandbox{config: sandboxConfig{UseDefaultSandbox: sb.hostNet, UseExternalKey: sb.externalKey}}
-	for _, o := range options {
-		if o != nil {
-			o(fresh)
 		}
 	}
 	sb.mu.Lock()

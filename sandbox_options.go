@@ -2,7 +2,10 @@ package libnetwork
 
 import (
 	"maps"
+	"path/filepath"
 	"slices"
+	"strings"
+	"unicode"
 
 	"github.com/netkit/libnetwork/types"
 )
@@ -56,26 +59,80 @@ func (c sandboxConfig) clone() sandboxConfig {
 	return d
 }
 
+// validate refuses sandbox option values that would reach the sandbox's
+// files mangled or be resolved against the working directory. NewSandbox
+// and Refresh call it before they change anything.
+func (c sandboxConfig) validate() error {
+	if c.HostName != "" {
+		if err := checkDNSName("hostname", c.HostName); err != nil {
+			return err
+		}
+	}
+	if c.DomainName != "" {
+		if err := checkDNSName("domain name", c.DomainName); err != nil {
+			return err
+		}
+	}
+	for _, p := range []struct{ option, path string }{
+		{"OptionHostsPath", c.HostsPath},
+		{"OptionOriginHostsPath", c.OriginHostsPath},
+		{"OptionResolvConfPath", c.ResolvConfPath},
+		{"OptionOriginResolvConfPath", c.OriginResolvConfPath},
+	} {
+		if p.path != "" && !filepath.IsAbs(p.path) {
+			return types.InvalidParameterErrorf("%s %q: must be an absolute path", p.option, p.path)
+		}
+	}
+	for _, s := range c.DNSSearchList {
+		if err := checkResolvEntry("DNS search domain", s); err != nil {
+			return err
+		}
+	}
+	for _, o := range c.DNSOptionsList {
+		if err := checkResolvEntry("DNS option", o); err != nil {
+			return err
+		}
+	}
+	for _, h := range c.ExtraHosts {
+		if strings.ContainsFunc(h.Name, unicode.IsControl) {
+			return types.InvalidParameterErrorf("extra host %q: control characters are not allowed", h.Name)
+		}
+	}
+	return nil
+}
+
 // OptionHostname function returns an option setter for hostname option to
-// be passed to NewSandbox method.
+// be passed to NewSandbox method. The name must follow RFC 1123 (labels of
+// letters, digits and '-', at most 63 bytes each, 253 in all); NewSandbox
+// refuses another with an InvalidParameter error.
 func OptionHostname(name string) SandboxOption {
 	return func(sb *sandbox) { sb.config.HostName = name }
 }
 
 // OptionDomainname function returns an option setter for domainname option
-// to be passed to NewSandbox method.
+// to be passed to NewSandbox method. The name must follow RFC 1123, as for
+// OptionHostname.
 func OptionDomainname(name string) SandboxOption {
 	return func(sb *sandbox) { sb.config.DomainName = name }
 }
 
 // OptionHostsPath function returns an option setter for hostspath option to
 // be passed to NewSandbox method.
+//
+// path is trusted: the library, running as root, creates and writes the
+// file there (and a path+".hash" beside it) and removes them with the
+// sandbox. Give a path only the runtime controls. It must be absolute;
+// NewSandbox refuses a relative one with an InvalidParameter error.
 func OptionHostsPath(path string) SandboxOption {
 	return func(sb *sandbox) { sb.config.HostsPath = path }
 }
 
 // OptionOriginHostsPath function returns an option setter for origin hosts
 // file path to be passed to NewSandbox method.
+//
+// path is trusted: the library, running as root, reads it and copies its
+// content into the sandbox's hosts file. It must be absolute; NewSandbox
+// refuses a relative one with an InvalidParameter error.
 func OptionOriginHostsPath(path string) SandboxOption {
 	return func(sb *sandbox) { sb.config.OriginHostsPath = path }
 }
@@ -98,12 +155,22 @@ func OptionParentUpdate(cid string, name, ip string) SandboxOption {
 
 // OptionResolvConfPath function returns an option setter for resolvconfpath
 // option to be passed to net container methods.
+//
+// path is trusted: the library, running as root, creates and writes the
+// file there (and a path+".hash" beside it). Give a path only the runtime
+// controls. It must be absolute; NewSandbox refuses a relative one with an
+// InvalidParameter error.
 func OptionResolvConfPath(path string) SandboxOption {
 	return func(sb *sandbox) { sb.config.ResolvConfPath = path }
 }
 
 // OptionOriginResolvConfPath function returns an option setter to set the
 // path to the origin resolv.conf file to be passed to net container methods.
+//
+// path is trusted: the library, running as root, reads it and copies its
+// nameservers, search domains and options into the sandbox's resolv.conf.
+// It must be absolute; NewSandbox refuses a relative one with an
+// InvalidParameter error.
 func OptionOriginResolvConfPath(path string) SandboxOption {
 	return func(sb *sandbox) { sb.config.OriginResolvConfPath = path }
 }
@@ -115,13 +182,15 @@ func OptionDNS(dns string) SandboxOption {
 }
 
 // OptionDNSSearch function returns an option setter for dns search entry
-// option to be passed to container Create method.
+// option to be passed to container Create method. An entry with whitespace
+// or control characters is refused with an InvalidParameter error.
 func OptionDNSSearch(search string) SandboxOption {
 	return func(sb *sandbox) { sb.config.DNSSearchList = append(sb.config.DNSSearchList, search) }
 }
 
 // OptionDNSOptions function returns an option setter for dns options entry
-// option to be passed to container Create method.
+// option to be passed to container Create method. An entry with whitespace
+// or control characters is refused with an InvalidParameter error.
 func OptionDNSOptions(options string) SandboxOption {
 	return func(sb *sandbox) { sb.config.DNSOptionsList = append(sb.config.DNSOptionsList, options) }
 }
