@@ -20,17 +20,19 @@ import (
 // recreate their networks and endpoints, sandboxes reopen their
 // namespaces, and kernel objects nothing owns any more are removed. A
 // record that cannot be restored is logged and dropped, so one bad record
-// never keeps the controller from starting.
+// never keeps the controller from starting; one that does not decode, or
+// that the API could not have made (store.go's checks), is moved to the
+// store's quarantine with a log line naming it before anything uses it.
 func (c *controller) restore() error {
-	nets, err := datastore.List[networkRecord](c.store, kindNetwork)
+	nets, err := datastore.Load(c.store, kindNetwork, checkNetworkRecord)
 	if err != nil {
 		return types.Errorf("restoring networks: %w", err)
 	}
-	eps, err := datastore.List[endpointRecord](c.state, kindEndpoint)
+	eps, err := datastore.Load(c.state, kindEndpoint, checkEndpointRecord)
 	if err != nil {
 		return types.Errorf("restoring endpoints: %w", err)
 	}
-	sbs, err := datastore.List[sandboxRecord](c.state, kindSandbox)
+	sbs, err := datastore.Load(c.state, kindSandbox, c.checkSandboxRecord)
 	if err != nil {
 		return types.Errorf("restoring sandboxes: %w", err)
 	}
