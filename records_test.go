@@ -106,7 +106,7 @@ func checkQuarantined(t *testing.T, c *controller, logs string, recs []badRecord
 		}
 		n := 0
 		for _, line := range strings.Split(logs, "\n") {
-			if strings.Contains(line, "quarantine") && strings.Contains(line, "id="+quoteIfNeeded(r.key)) {
+			if strings.Contains(line, "quarantine") && strings.Contains(line, " kind="+r.kind+" id="+quoteIfNeeded(r.key)+" ") {
 				n++
 			}
 		}
@@ -168,10 +168,18 @@ func goodState(t *testing.T, c *controller) func(c *controller) {
 // good state.
 func restartWith(t *testing.T, e *testEnv, recs []badRecord) (*controller, string) {
 	t.Helper()
+	return restartWithFunc(t, e, func(*controller) []badRecord { return recs })
+}
+
+// restartWithFunc is restartWith with records made from the controller
+// that holds the good state.
+func restartWithFunc(t *testing.T, e *testEnv, forged func(c *controller) []badRecord) (*controller, string) {
+	t.Helper()
 	nc, err := New(e.options()...)
 	mustf(t, err, "New")
 	c := nc.(*controller)
 	check := goodState(t, c)
+	recs := forged(c)
 	c.Stop()
 	e.forge(t, recs)
 
@@ -267,5 +275,21 @@ func TestRestoreQuarantinesBadEndpoints(t *testing.T) {
 		{kind: kindEndpoint, key: "ep", rec: endpointRecord{ID: "ep", Name: "x", NetworkID: idE}, reason: "hex"},
 		{kind: kindEndpoint, key: idA[:63] + "0", rec: endpointRecord{ID: idA[:63] + "0", Name: "", NetworkID: idE}, reason: "endpoint name"},
 		{kind: kindEndpoint, key: idA[:63] + "1", raw: `{"v":1,"data":{"ID":7}}`, reason: "corrupt"},
+	})
+}
+
+// TestRestoreQuarantinesDuplicates: a second record with the name of a
+// network, of an endpoint in its network, or with the container of a
+// sandbox (which the API refuses) is quarantined; the first stays.
+func TestRestoreQuarantinesDuplicates(t *testing.T) {
+	e := newEnv(t)
+	last := strings.Repeat("f", 64) // after every other ID: the good ones come first
+	restartWithFunc(t, e, func(c *controller) []badRecord {
+		n := mustNetwork(t, c, "good")
+		return []badRecord{
+			{kind: kindNetwork, key: last, rec: networkRecord{ID: last, Name: "good", Type: "bridge"}, reason: "second network name"},
+			{kind: kindEndpoint, key: last, rec: endpointRecord{ID: last, Name: "a", NetworkID: n.ID()}, reason: "second endpoint name"},
+			{kind: kindSandbox, key: last, rec: sandboxRecord{ID: last, ContainerID: "ctr-a", Config: sandboxConfig{UseExternalKey: true}}, reason: "second container"},
+		}
 	})
 }
