@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,14 +30,14 @@ func (e *testEnv) forge(t *testing.T, recs []badRecord) {
 		path  string
 		kinds []string
 	}{
-		{filepath.Join(e.dataDir, "network.db"), []string{kindNetwork}},
+		{filepath.Join(e.dataDir, "network.db"), []string{kindNetwork, "controller"}},
 		{filepath.Join(e.execRoot, "state.db"), []string{kindEndpoint, kindSandbox}},
 	} {
 		s, err := datastore.Open(db.path, datastore.Options{})
 		mustf(t, err, "opening %s", db.path)
 		err = s.Update(func(tx *datastore.Tx) error {
 			for _, r := range recs {
-				if !strings.Contains(strings.Join(db.kinds, " "), r.kind) {
+				if !slices.Contains(db.kinds, r.kind) {
 					continue
 				}
 				var err error
@@ -292,4 +293,14 @@ func TestRestoreQuarantinesDuplicates(t *testing.T) {
 			{kind: kindSandbox, key: last, rec: sandboxRecord{ID: last, ContainerID: "ctr-a", Config: sandboxConfig{UseExternalKey: true}}, reason: "second container"},
 		}
 	})
+}
+
+// TestRestoreQuarantinesBadControllerID: a controller ID record that does
+// not decode no longer keeps New from starting; it is quarantined and a
+// new ID is made.
+func TestRestoreQuarantinesBadControllerID(t *testing.T) {
+	for _, raw := range []string{`{"v":2}`, `{"v":1,"data":"../x"}`} {
+		e := newEnv(t)
+		restartWith(t, e, []badRecord{{kind: "controller", key: "id", raw: raw, reason: map[bool]string{true: "version", false: "hex"}[raw == `{"v":2}`]}})
+	}
 }

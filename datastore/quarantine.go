@@ -28,21 +28,20 @@ type Quarantined struct {
 
 // Load returns every record of kind in s, decoded into T and keyed by ID,
 // like List, except that a record that does not decode, or that check
-// refuses, does not fail the call: it is moved whole, in the same Update,
+// refuses, does not fail the call: it is moved whole (one Update for all)
 // to the QuarantineKind bucket with the reason, and a Warn line names it.
 // Stored records are input like any other: check should refuse whatever
 // the caller could not have created through its API. check may be nil.
 func Load[T any](s *Store, kind string, check func(id string, rec *T) error) (map[string]T, error) {
 	out := make(map[string]T)
 	var bad []Quarantined
-	err := s.Update(func(tx *Tx) error {
-		clear(out)
-		bad = bad[:0]
+	// Read in a View: a start with nothing to quarantine writes nothing.
+	err := s.View(func(tx *Tx) error {
 		b := tx.tx.Bucket([]byte(kind))
 		if b == nil {
 			return nil
 		}
-		err := b.ForEach(func(k, v []byte) error {
+		return b.ForEach(func(k, v []byte) error {
 			if v == nil {
 				return nil
 			}
@@ -60,22 +59,36 @@ func Load[T any](s *Store, kind string, check func(id string, rec *T) error) (ma
 			out[id] = rec
 			return nil
 		})
-		if err != nil {
-			return err
-		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) == 0 {
+		return out, nil
+	}
+	moved := bad[:0:0]
+	err = s.Update(func(tx *Tx) error {
+		moved = moved[:0]
 		now := time.Now().UnixNano()
-		for i := range bad {
-			bad[i].Time = now
-			if err := tx.quarantine(&bad[i]); err != nil {
+		b := tx.tx.Bucket([]byte(kind))
+		for _, q := range bad {
+			// Move only what was read: a record rewritten since is
+			// left to the next Load.
+			if b == nil || !bytes.Equal(b.Get([]byte(q.ID)), q.Raw) {
+				continue
+			}
+			q.Time = now
+			if err := tx.quarantine(&q); err != nil {
 				return err
 			}
+			moved = append(moved, q)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, q := range bad {
+	for _, q := range moved {
 		s.log.Warn("datastore: bad record moved to quarantine", "store", s.path, "kind", q.Kind, "id", q.ID, "reason", q.Reason)
 	}
 	return out, nil
