@@ -227,18 +227,23 @@ func (c *controller) open() error {
 	return c.makeDrivers()
 }
 
-// loadID reads the controller's ID from the data store, or makes one.
+// loadID reads the controller's ID from the data store, or makes one. A
+// stored ID that does not decode or is not an ID is quarantined.
 func (c *controller) loadID() error {
+	recs, err := datastore.Load(c.store, "controller", func(key string, id *string) error {
+		if key == "id" && !isID(*id) {
+			return types.InvalidParameterErrorf("controller ID %q is not 64 lowercase hex digits", *id)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if id, ok := recs["id"]; ok {
+		c.id = id
+		return nil
+	}
 	return c.store.Update(func(tx *datastore.Tx) error {
-		var id string
-		err := tx.Get("controller", "id", &id)
-		if err == nil && id != "" {
-			c.id = id
-			return nil
-		}
-		if err != nil && !types.IsNotFound(err) {
-			return err
-		}
 		c.id = c.newID()
 		return tx.Put("controller", "id", c.id)
 	})

@@ -20,17 +20,30 @@ import (
 // recreate their networks and endpoints, sandboxes reopen their
 // namespaces, and kernel objects nothing owns any more are removed. A
 // record that cannot be restored is logged and dropped, so one bad record
-// never keeps the controller from starting.
+// never keeps the controller from starting; one that does not decode, or
+// that the API could not have made (store.go's checks), is moved to the
+// store's quarantine with a log line naming it before anything uses it.
 func (c *controller) restore() error {
-	nets, err := datastore.List[networkRecord](c.store, kindNetwork)
+	// Names are unique as the API keeps them: of two records with one
+	// name, the first in ID order is kept.
+	netNames := map[string]bool{}
+	nets, err := datastore.Load(c.store, kindNetwork, func(id string, r *networkRecord) error {
+		return checkUnique(netNames, r.Name, "network name", checkNetworkRecord(id, r))
+	})
 	if err != nil {
 		return types.Errorf("restoring networks: %w", err)
 	}
-	eps, err := datastore.List[endpointRecord](c.state, kindEndpoint)
+	epNames := map[string]bool{}
+	eps, err := datastore.Load(c.state, kindEndpoint, func(id string, r *endpointRecord) error {
+		return checkUnique(epNames, r.NetworkID+"/"+r.Name, "endpoint name in its network", checkEndpointRecord(id, r))
+	})
 	if err != nil {
 		return types.Errorf("restoring endpoints: %w", err)
 	}
-	sbs, err := datastore.List[sandboxRecord](c.state, kindSandbox)
+	containers := map[string]bool{}
+	sbs, err := datastore.Load(c.state, kindSandbox, func(id string, r *sandboxRecord) error {
+		return checkUnique(containers, r.ContainerID, "container's sandbox", c.checkSandboxRecord(id, r))
+	})
 	if err != nil {
 		return types.Errorf("restoring sandboxes: %w", err)
 	}
@@ -73,6 +86,19 @@ func (c *controller) restore() error {
 		}
 	}
 	c.collectOrphans()
+	return nil
+}
+
+// checkUnique passes on err, or refuses a second record of the same key and
+// notes the key of one that passes.
+func checkUnique(seen map[string]bool, key, what string, err error) error {
+	if err != nil {
+		return err
+	}
+	if seen[key] {
+		return types.InvalidParameterErrorf("a second %s %q", what, key)
+	}
+	seen[key] = true
 	return nil
 }
 

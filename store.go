@@ -2,7 +2,10 @@ package libnetwork
 
 import (
 	"net"
+	"path/filepath"
+	"strings"
 
+	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/options"
 	"github.com/netkit/libnetwork/types"
 )
@@ -160,4 +163,173 @@ func (sb *sandbox) record() *sandboxRecord {
 		ID: sb.id, ContainerID: sb.containerID, Key: sb.key,
 		Config: sb.config.clone(), Labels: storableGeneric(sb.labels),
 	}
+}
+
+// Stored records are input like any other: a record forged or damaged on
+// disk must not name paths outside the exec root, panic the restore, or
+// keep the controller from starting. The checks below refuse what the API
+// could not have created; restore moves a refused record to quarantine
+// (datastore.Load) and starts with the rest.
+
+// isID reports whether s has the form of the IDs the library makes (newID):
+// 64 lowercase hex digits. Only such IDs reach paths and kernel names.
+func isID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if ch := s[i]; (ch < '0' || ch > '9') && (ch < 'a' || ch > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRecordID checks a record's ID and that it is the key it is stored
+// under.
+func checkRecordID(key, id string) error {
+	if !isID(id) {
+		return types.InvalidParameterErrorf("ID %q is not 64 lowercase hex digits", id)
+	}
+	if key != id {
+		return types.InvalidParameterErrorf("record of ID %s is stored under key %q", id, key)
+	}
+	return nil
+}
+
+// checkIfName checks a stored interface name the way the kernel keeps it
+// verbatim: 1 to 15 bytes of printable ASCII without '/', '%' or spaces.
+func checkIfName(name string) error {
+	if name == "" || len(name) > 15 {
+		return types.InvalidParameterErrorf("interface name %q is not 1 to 15 bytes", name)
+	}
+	for i := 0; i < len(name); i++ {
+		if ch := name[i]; ch <= ' ' || ch > '~' || ch == '/' || ch == '%' {
+			return types.InvalidParameterErrorf("interface name %q has a character the kernel does not keep", name)
+		}
+	}
+	return nil
+}
+
+// checkCIDR checks an address in CIDR form, when there is one.
+func checkCIDR(what, s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := types.ParseCIDR(s); err != nil {
+		return types.InvalidParameterErrorf("%s: %v", what, err)
+	}
+	return nil
+}
+
+// checkIP checks a bare address, when there is one.
+func checkIP(what, s string) error {
+	if s != "" && net.ParseIP(s) == nil {
+		return types.InvalidParameterErrorf("%s %q is not an IP address", what, s)
+	}
+	return nil
+}
+
+// checkNetworkRecord refuses a network record the API could not have made.
+func checkNetworkRecord(key string, r *networkRecord) error {
+	if err := checkRecordID(key, r.ID); err != nil {
+		return err
+	}
+	if !config.IsValidName(r.Name) {
+		return types.InvalidParameterErrorf("invalid network name %q", r.Name)
+	}
+	if r.Type == "" {
+		return types.InvalidParameterErrorf("no network driver")
+	}
+	for _, confs := range [][]*IpamConf{r.IpamV4Config, r.IpamV6Config} {
+		for _, conf := range confs {
+			if conf == nil {
+				return types.InvalidParameterErrorf("empty IPAM configuration")
+			}
+			if err := conf.Validate(); err != nil {
+				return err
+			}
+		}
+	}
+	// IpamInfo's decoder has parsed the addresses; only holes are left.
+	for _, infos := range [][]*IpamInfo{r.IpamV4Info, r.IpamV6Info} {
+		for _, info := range infos {
+			if info == nil || info.Pool == nil {
+				return types.InvalidParameterErrorf("IPAM pool without an address")
+			}
+		}
+	}
+	return nil
+}
+
+// checkEndpointRecord refuses an endpoint record the API could not have
+// made. Whether its network and sandbox exist is restore's business.
+func checkEndpointRecord(key string, r *endpointRecord) error {
+	if err := checkRecordID(key, r.ID); err != nil {
+		return err
+	}
+	if !isID(r.NetworkID) {
+		return types.InvalidParameterErrorf("network ID %q is not 64 lowercase hex digits", r.NetworkID)
+	}
+	if r.Name == "" || len(r.Name) > 255 {
+		return types.InvalidParameterErrorf("invalid endpoint name %q", r.Name)
+	}
+	if r.MAC != "" {
+		if _, err := net.ParseMAC(r.MAC); err != nil {
+			return types.InvalidParameterErrorf("MAC %q: %v", r.MAC, err)
+		}
+	}
+	if err := checkCIDR("address", r.Addr); err != nil {
+		return err
+	}
+	if err := checkCIDR("IPv6 address", r.AddrV6); err != nil {
+		return err
+	}
+	j := r.Join
+	if j == nil {
+		return nil
+	}
+	if !isID(j.SandboxID) {
+		return types.InvalidParameterErrorf("joined sandbox ID %q is not 64 lowercase hex digits", j.SandboxID)
+	}
+	if j.IfName != "" {
+		if err := checkIfName(j.IfName); err != nil {
+			return err
+		}
+	}
+	if err := checkIP("gateway", j.Gateway); err != nil {
+		return err
+	}
+	if err := checkIP("IPv6 gateway", j.GatewayV6); err != nil {
+		return err
+	}
+	for _, rt := range j.StaticRoutes {
+		if rt == nil || rt.Destination == nil {
+			return types.InvalidParameterErrorf("static route without a destination")
+		}
+	}
+	return nil
+}
+
+// checkSandboxRecord refuses a sandbox record the API could not have made:
+// its ID and key become paths under the exec root, so the key must be the
+// one the library derives from the ID (or none yet).
+func (c *controller) checkSandboxRecord(key string, r *sandboxRecord) error {
+	if err := checkRecordID(key, r.ID); err != nil {
+		return err
+	}
+	if r.ContainerID == "" {
+		return types.InvalidParameterErrorf("no container ID")
+	}
+	if !r.Config.UseDefaultSandbox && r.Key != "" && r.Key != c.sandboxKeyPath(r.ID) {
+		return types.InvalidParameterErrorf("key %q is not the sandbox's path under the exec root", r.Key)
+	}
+	// The caller's own file paths are trusted, but not relative ones: they
+	// would resolve against whatever the working directory is now.
+	for _, p := range []string{r.Config.HostsPath, r.Config.OriginHostsPath, r.Config.ResolvConfPath, r.Config.OriginResolvConfPath} {
+		if p != "" && (!filepath.IsAbs(p) || strings.ContainsRune(p, 0)) {
+			return types.InvalidParameterErrorf("file path %q is not absolute", p)
+		}
+	}
+	return nil
 }

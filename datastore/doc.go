@@ -16,4 +16,9 @@
 // timeout, so a second process fails fast with ErrLocked, and a corrupt or
 // unreadable database is moved aside (with a Warn log line naming both paths)
 // and replaced by an empty one.
+//
+// Stored records are input too: Load decodes a kind's records and runs the
+// caller's check on each, and a record that fails either is moved, bytes
+// and reason, to the QuarantineKind bucket (with a Warn log line naming it)
+// instead of failing the caller's start.
 package datastore

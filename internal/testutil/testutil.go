@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -31,6 +32,11 @@ func Main(m *testing.M) {
 	}
 	if os.Getenv(envInNS) == "" {
 		os.Exit(reexec())
+	}
+	if slices.Contains(os.Args[1:], "-test.fuzzworker") {
+		// `go test -fuzz` starts its workers from the re-executed
+		// binary, so they are in its namespaces, already set up.
+		os.Exit(m.Run())
 	}
 	if err := setupNamespace(); err != nil {
 		fmt.Fprintf(os.Stderr, "testutil: setting up the test namespace: %v\n", err)
