@@ -2,10 +2,13 @@ package libnetwork
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/ipamapi"
 	"github.com/netkit/libnetwork/types"
@@ -169,6 +172,53 @@ func TestBadInput(t *testing.T) {
 			return x.Join(hsb)
 		}, types.IsForbidden, "Forbidden"},
 	}
+	// Issue 14, items 5 and 6: a bridge of the host's is never taken over,
+	// and pools that cannot be right are refused.
+	hostBr := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "hostbr0"}}
+	mustf(t, e.host.Handle().LinkAdd(hostBr), "host bridge")
+	mustf(t, e.host.Handle().AddrAdd(hostBr, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(192, 0, 2, 1), Mask: net.CIDRMask(24, 32)}}), "host bridge address")
+	mustf(t, e.host.Handle().LinkSetUp(hostBr), "host bridge up")
+	withPool := func(v4, v6 []*IpamConf) func() error {
+		return func() error {
+			_, err := c.NewNetwork("bridge", "x", NetworkOptionEnableIPv6(len(v6) > 0), NetworkOptionIpam("", "", v4, v6, nil))
+			return err
+		}
+	}
+	pool := func(p string) []*IpamConf { return []*IpamConf{{PreferredPool: p}} }
+	isBadRequestNaming := func(what string) func(error) bool {
+		return func(err error) bool { return types.IsBadRequest(err) && strings.Contains(err.Error(), what) }
+	}
+	cases = append(cases, []struct {
+		name  string
+		do    func() error
+		check func(error) bool
+		class string
+	}{
+		{"bridge name of a host bridge", func() error {
+			_, err := c.NewNetwork("bridge", "x", NetworkOptionDriverOpts(map[string]string{"com.docker.network.bridge.name": "hostbr0"}),
+				NetworkOptionIpam("", "", pool("10.8.0.0/24"), nil, nil))
+			return err
+		}, func(err error) bool { return types.IsForbidden(err) && strings.Contains(err.Error(), "hostbr0") }, "Forbidden naming hostbr0"},
+		{"pool 0.0.0.0/0", withPool(pool("0.0.0.0/0"), nil), isBadRequestNaming("0.0.0.0/0"), "BadRequest naming the pool"},
+		{"pool ::/0", withPool(pool("10.8.0.0/24"), pool("::/0")), isBadRequestNaming("::/0"), "BadRequest naming the pool"},
+		{"loopback pool", withPool(pool("127.0.0.0/24"), nil), isBadRequestNaming("loopback"), "BadRequest: loopback"},
+		{"IPv6 loopback pool", withPool(pool("10.8.0.0/24"), pool("::1/128")), isBadRequestNaming("::1"), "BadRequest: loopback"},
+		{"multicast pool", withPool(pool("224.0.0.0/24"), nil), isBadRequestNaming("multicast"), "BadRequest: multicast"},
+		{"IPv6 multicast pool", withPool(pool("10.8.0.0/24"), pool("ff05::/64")), isBadRequestNaming("multicast"), "BadRequest: multicast"},
+		{"link-local pool", withPool(pool("169.254.0.0/24"), nil), isBadRequestNaming("link-local"), "BadRequest: link-local"},
+		{"IPv6 link-local pool", withPool(pool("10.8.0.0/24"), pool("fe80::/64")), isBadRequestNaming("link-local"), "BadRequest: link-local"},
+		{"unspecified pool", withPool(pool("0.0.0.0/8"), nil), isBadRequestNaming("unspecified"), "BadRequest: unspecified"},
+		{"IPv4 /32 pool", withPool(pool("10.8.0.1/32"), nil), isBadRequestNaming("no room"), "BadRequest: no room"},
+		{"IPv6 /128 pool", withPool(pool("10.8.0.0/24"), pool("fd08::1/128")), isBadRequestNaming("no room"), "BadRequest: no room"},
+		{"sub-pool of the broadcast address", withPool([]*IpamConf{{PreferredPool: "10.8.0.0/24", SubPool: "10.8.0.255/32"}}, nil),
+			isBadRequestNaming("10.8.0.255/32"), "BadRequest naming the sub-pool"},
+		{"sub-pool of one address the gateway takes", withPool([]*IpamConf{{PreferredPool: "10.8.0.0/24", SubPool: "10.8.0.7/32"}}, nil),
+			isBadRequestNaming("no room"), "BadRequest: no room"},
+		{"gateway on the network address", withPool([]*IpamConf{{PreferredPool: "10.8.0.0/24", Gateway: "10.8.0.0"}}, nil),
+			isBadRequestNaming("10.8.0.0"), "BadRequest naming the gateway"},
+		{"gateway on the broadcast address", withPool([]*IpamConf{{PreferredPool: "10.8.0.0/24", Gateway: "10.8.0.255"}}, nil),
+			isBadRequestNaming("10.8.0.255"), "BadRequest naming the gateway"},
+	}...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.snapshot(c)

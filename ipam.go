@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"maps"
 	"net"
+	"net/netip"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/ipamutils"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -23,9 +25,12 @@ type IpamConf struct {
 	AuxAddresses map[string]string
 }
 
-// Validate checks whether the configuration is valid: a pool is a CIDR, a
-// sub-pool lies inside the pool, and the gateway and auxiliary addresses
-// are addresses inside the pool.
+// Validate checks whether the configuration is valid: a pool is a CIDR
+// that can be right for a network (ipamutils.CheckPool: no /0, no
+// loopback, link-local, multicast or unspecified range, room for a host
+// beside the gateway), a sub-pool lies inside the pool and leaves a host
+// room, the gateway is an address of the pool that can be given out, and
+// auxiliary addresses are addresses inside the pool.
 func (c *IpamConf) Validate() error {
 	if c.PreferredPool == "" {
 		if c.SubPool != "" || c.Gateway != "" || len(c.AuxAddresses) > 0 {
@@ -37,17 +42,14 @@ func (c *IpamConf) Validate() error {
 	if err != nil {
 		return types.BadRequestErrorf("ipam configuration: invalid pool %q: %v", c.PreferredPool, err)
 	}
-	if c.SubPool != "" {
-		_, sub, err := net.ParseCIDR(c.SubPool)
-		if err != nil {
-			return types.BadRequestErrorf("ipam configuration: invalid sub-pool %q: %v", c.SubPool, err)
-		}
-		pl, _ := pool.Mask.Size()
-		sl, _ := sub.Mask.Size()
-		if !pool.Contains(sub.IP) || sl < pl {
-			return types.BadRequestErrorf("ipam configuration: sub-pool %s is not inside pool %s", c.SubPool, c.PreferredPool)
-		}
+	poolPrefix, err := netip.ParsePrefix(c.PreferredPool)
+	if err != nil {
+		return types.BadRequestErrorf("ipam configuration: invalid pool %q: %v", c.PreferredPool, err)
 	}
+	if err := ipamutils.CheckPool(poolPrefix); err != nil {
+		return types.BadRequestErrorf("ipam configuration: %w", err)
+	}
+	var gw netip.Addr
 	if c.Gateway != "" {
 		ip := net.ParseIP(c.Gateway)
 		if ip == nil {
@@ -55,6 +57,29 @@ func (c *IpamConf) Validate() error {
 		}
 		if !pool.Contains(ip) {
 			return types.BadRequestErrorf("ipam configuration: gateway %s is outside pool %s", c.Gateway, c.PreferredPool)
+		}
+		gw, _ = netip.AddrFromSlice(ip)
+		gw = gw.Unmap()
+		if first, last := ipamutils.HostRange(poolPrefix); gw.Less(first) || last.Less(gw) {
+			return types.BadRequestErrorf("ipam configuration: gateway %s is the network or broadcast address of pool %s", c.Gateway, c.PreferredPool)
+		}
+	}
+	if c.SubPool != "" {
+		_, sub, err := net.ParseCIDR(c.SubPool)
+		if err != nil {
+			return types.BadRequestErrorf("ipam configuration: invalid sub-pool %q: %v", c.SubPool, err)
+		}
+		pl, _ := pool.Mask.Size()
+		sl, _ := sub.Mask.Size()
+		if !pool.Contains(sub.IP) || sl < pl || len(sub.IP) != len(pool.IP) {
+			return types.BadRequestErrorf("ipam configuration: sub-pool %s is not inside pool %s", c.SubPool, c.PreferredPool)
+		}
+		subPrefix, err := netip.ParsePrefix(c.SubPool)
+		if err != nil {
+			return types.BadRequestErrorf("ipam configuration: invalid sub-pool %q: %v", c.SubPool, err)
+		}
+		if err := ipamutils.CheckSubPool(poolPrefix, subPrefix, gw); err != nil {
+			return types.BadRequestErrorf("ipam configuration: %w", err)
 		}
 	}
 	for name, a := range c.AuxAddresses {

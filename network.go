@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"sort"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/ipamapi"
+	"github.com/netkit/libnetwork/ipamutils"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
 	"github.com/netkit/libnetwork/types"
@@ -366,6 +368,13 @@ func (n *network) allocateFamily(confs []*IpamConf, v6 bool) ([]*IpamInfo, error
 			return nil, types.Errorf("network %s: %s: %w", n.name, describePoolRequest(conf, v6), err)
 		}
 		info.PoolID, info.Pool, info.Meta = poolID, pool, meta
+		// Whatever IPAM gave (a remote one, a default pool) must be a
+		// pool that can be right; the null IPAM gives no addresses.
+		if n.ipamType != ipamapi.NullIPAM {
+			if err := checkIPAMPool(pool); err != nil {
+				return nil, types.Errorf("network %s: IPAM %s gave %w", n.name, n.ipamType, err)
+			}
+		}
 
 		gwOpts := map[string]string{ipamapi.RequestAddressType: netlabel.Gateway}
 		var prefGW net.IP
@@ -389,6 +398,23 @@ func (n *network) allocateFamily(confs []*IpamConf, v6 bool) ([]*IpamInfo, error
 		}
 	}
 	return infos, nil
+}
+
+// checkIPAMPool applies ipamutils.CheckPool to a pool IPAM returned.
+func checkIPAMPool(pool *net.IPNet) error {
+	if pool == nil {
+		return types.BadRequestErrorf("no pool")
+	}
+	ip := pool.IP
+	if len(pool.Mask) == net.IPv4len {
+		ip = ip.To4()
+	}
+	p, ok := netip.AddrFromSlice(ip)
+	ones, bits := pool.Mask.Size()
+	if !ok || bits != p.BitLen() {
+		return types.BadRequestErrorf("pool %v: not a valid prefix", pool)
+	}
+	return ipamutils.CheckPool(netip.PrefixFrom(p, ones))
 }
 
 func describePoolRequest(conf *IpamConf, v6 bool) string {

@@ -154,7 +154,13 @@ func (c *controller) restoreNetwork(r *networkRecord) error {
 		return err
 	}
 	n.ipamV6Info = v6
-	if err := drv.CreateNetwork(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
+	// The store says the network is ours: a driver that can tell adopts
+	// what it left in the kernel.
+	create := drv.CreateNetwork
+	if nr, ok := drv.(driverapi.NetworkRestorer); ok {
+		create = nr.RestoreNetwork
+	}
+	if err := create(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
 		n.releasePools()
 		return types.Errorf("driver %s: %w", n.networkType, err)
 	}

@@ -26,7 +26,7 @@ type Driver interface {
 	// network options (netlabel.GenericData, netlabel.EnableIPv6,
 	// netlabel.Internal, ...). On restart the controller calls it again for
 	// every stored network, so it must adopt kernel objects that already
-	// exist.
+	// exist, unless the driver is a NetworkRestorer.
 	CreateNetwork(nid string, options map[string]interface{}, ipV4Data, ipV6Data []IPAMData) error
 
 	// DeleteNetwork deletes the network nid and its kernel objects.
@@ -70,6 +70,15 @@ type Driver interface {
 // Join would. jinfo is nil for an endpoint that was not joined.
 type Restorer interface {
 	RestoreEndpoint(nid, eid string, ifInfo InterfaceInfo, sboxKey string, jinfo JoinInfo, options map[string]interface{}) error
+}
+
+// NetworkRestorer is implemented by drivers that must tell a network being
+// restored from one being created. At restart the controller calls
+// RestoreNetwork, instead of CreateNetwork, for every stored network: the
+// driver adopts the kernel objects the network left, which CreateNetwork
+// may then refuse to take over (a bridge of the host's, say).
+type NetworkRestorer interface {
+	RestoreNetwork(nid string, options map[string]interface{}, ipV4Data, ipV6Data []IPAMData) error
 }
 
 // OrphanCollector is implemented by drivers that can find and remove kernel

@@ -34,10 +34,15 @@ func TestValidatePoolSpec(t *testing.T) {
 	}{
 		{config.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 24}, true},
 		{config.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 8}, true},
-		{config.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 32}, true},
+		{config.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 31}, true},
+		{config.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 32}, false}, // no room beside the gateway
+		{config.PoolSpec{Base: netip.MustParsePrefix("127.0.0.0/8"), Size: 24}, false},
+		{config.PoolSpec{Base: netip.MustParsePrefix("0.0.0.0/0"), Size: 24}, false},
+		{config.PoolSpec{Base: netip.MustParsePrefix("fe80::/16"), Size: 64}, false},
 		{config.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 7}, false},
 		{config.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 33}, false},
-		{config.PoolSpec{Base: netip.MustParsePrefix("fd00::/8"), Size: 128}, true},
+		{config.PoolSpec{Base: netip.MustParsePrefix("fd00::/8"), Size: 127}, true},
+		{config.PoolSpec{Base: netip.MustParsePrefix("fd00::/8"), Size: 128}, false},
 		{config.PoolSpec{Base: netip.MustParsePrefix("::ffff:10.0.0.0/104"), Size: 120}, false},
 		{config.PoolSpec{Size: 24}, false},
 	}

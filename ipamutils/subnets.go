@@ -8,8 +8,10 @@ import (
 	"github.com/netkit/libnetwork/types"
 )
 
-// ValidatePoolSpec checks that spec has a valid base and a subnet size
-// between the base's prefix length and the address length.
+// ValidatePoolSpec checks that spec has a valid base that CheckPool accepts
+// and a subnet size between the base's prefix length and one less than the
+// address length (a /32 or /128 subnet leaves no room for a host beside
+// the gateway).
 func ValidatePoolSpec(spec config.PoolSpec) error {
 	if !spec.Base.IsValid() {
 		return types.InvalidParameterErrorf("default address pool %v: invalid base prefix", spec.Base)
@@ -17,9 +19,12 @@ func ValidatePoolSpec(spec config.PoolSpec) error {
 	if spec.Base.Addr().Is4In6() || spec.Base.Addr().Zone() != "" {
 		return types.InvalidParameterErrorf("default address pool %v: base must be a plain IPv4 or IPv6 prefix", spec.Base)
 	}
-	if spec.Size < spec.Base.Bits() || spec.Size > spec.Base.Addr().BitLen() {
+	if spec.Size < spec.Base.Bits() || spec.Size > spec.Base.Addr().BitLen()-1 {
 		return types.InvalidParameterErrorf("default address pool %v: size %d must be between %d and %d",
-			spec.Base, spec.Size, spec.Base.Bits(), spec.Base.Addr().BitLen())
+			spec.Base, spec.Size, spec.Base.Bits(), spec.Base.Addr().BitLen()-1)
+	}
+	if err := CheckPool(spec.Base); err != nil {
+		return types.InvalidParameterErrorf("default address pool %v: %w", spec.Base, err)
 	}
 	return nil
 }

@@ -5,9 +5,12 @@
 // inside the sandbox's namespace, in one netlink request.
 //
 // The driver keeps only in-memory bookkeeping. On restart the controller
-// calls CreateNetwork and RestoreEndpoint again, and the driver adopts the
+// calls RestoreNetwork and RestoreEndpoint, and the driver adopts the
 // kernel objects that survived; CollectOrphans removes those nobody owns,
 // recognised by their names ("br-" + 12 hex digits, "veth" + 11).
+// CreateNetwork adopts nothing: a link that exists under the bridge's name
+// is not the library's (the store does not say so), and it is refused and
+// left alone.
 package bridge
 
 import (
@@ -96,6 +99,7 @@ type Driver struct {
 var (
 	_ driverapi.Driver          = (*Driver)(nil)
 	_ driverapi.Restorer        = (*Driver)(nil)
+	_ driverapi.NetworkRestorer = (*Driver)(nil)
 	_ driverapi.OrphanCollector = (*Driver)(nil)
 )
 
@@ -175,9 +179,24 @@ func (d *Driver) Capability() driverapi.Capability {
 	return driverapi.Capability{DataScope: driverapi.LocalScope}
 }
 
-// CreateNetwork creates (or, on restart, adopts) the network's bridge and
-// programs its rules. A failure at any step undoes the steps before it.
+// CreateNetwork creates the network's bridge and programs its rules. A
+// link that exists under the bridge's name is refused with a
+// types.ForbiddenError naming it, and left as it is. A failure at any step
+// undoes the steps before it.
 func (d *Driver) CreateNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) error {
+	return d.createNetwork(nid, opts, ipV4Data, ipV6Data, false)
+}
+
+// RestoreNetwork is CreateNetwork for a network the store holds, at
+// restart: a bridge of its name is the network's own and is adopted, with
+// its stale addresses removed.
+func (d *Driver) RestoreNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) error {
+	return d.createNetwork(nid, opts, ipV4Data, ipV6Data, true)
+}
+
+// createNetwork creates the network, adopting an existing bridge only when
+// adopt is set.
+func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData, adopt bool) error {
 	cfg, err := parseNetworkConfig(nid, opts, ipV4Data, ipV6Data)
 	if err != nil {
 		return err
@@ -186,7 +205,7 @@ func (d *Driver) CreateNetwork(nid string, opts map[string]interface{}, ipV4Data
 		return err
 	}
 	n := &network{id: nid, config: cfg, endpoints: map[string]*endpoint{}}
-	if err := d.setupNetwork(n); err != nil {
+	if err := d.setupNetwork(n, adopt); err != nil {
 		d.mu.Lock()
 		delete(d.bridges, cfg.bridgeName)
 		d.mu.Unlock()

@@ -126,20 +126,20 @@ func TestCreateNetwork(t *testing.T) {
 	}
 }
 
-func TestCreateNetworkAdoptsBridge(t *testing.T) {
+func TestRestoreNetworkAdoptsBridge(t *testing.T) {
 	d, host := testDriver(t)
 	const nid = "ab00000000000000000000000000000000000000000000000000000000000001"
 	createNetwork(t, d, nid, 102, false, nil)
-	// A restarted controller has a fresh driver and calls CreateNetwork
-	// again; the bridge and its address are there already.
+	// A restarted controller has a fresh driver and calls RestoreNetwork;
+	// the bridge and its address are there already.
 	d2, err := New(Config{Firewall: d.fw, Host: host.Handle()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d2.Close()
 	v4 := []driverapi.IPAMData{ipamData(t, "10.102.0.0/24", "10.102.0.1")}
-	if err := d2.CreateNetwork(nid, nil, v4, nil); err != nil {
-		t.Fatalf("CreateNetwork on restart: %v", err)
+	if err := d2.RestoreNetwork(nid, nil, v4, nil); err != nil {
+		t.Fatalf("RestoreNetwork on restart: %v", err)
 	}
 	d2.mu.Lock()
 	idx := d2.networks[nid].bridgeIndex
@@ -482,7 +482,7 @@ func TestRestoreEndpoint(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = d2.Close() })
 		v4 := []driverapi.IPAMData{ipamData(t, "10.112.0.0/24", "10.112.0.1")}
-		if err := d2.CreateNetwork(nid, nil, v4, nil); err != nil {
+		if err := d2.RestoreNetwork(nid, nil, v4, nil); err != nil {
 			t.Fatal(err)
 		}
 		return d2

@@ -77,8 +77,8 @@ func TestPortsAddNoPerPortState(t *testing.T) {
 	}
 	defer d2.Close()
 	v4 := []driverapi.IPAMData{ipamData(t, "10.130.0.0/24", "10.130.0.1")}
-	if err := d2.CreateNetwork(nid, nil, v4, nil); err != nil {
-		t.Fatalf("CreateNetwork on restart: %v", err)
+	if err := d2.RestoreNetwork(nid, nil, v4, nil); err != nil {
+		t.Fatalf("RestoreNetwork on restart: %v", err)
 	}
 	if snooping() {
 		t.Error("multicast snooping is on for an adopted bridge")

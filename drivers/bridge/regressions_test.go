@@ -7,6 +7,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
 	"github.com/netkit/libnetwork/types"
@@ -41,7 +42,7 @@ func TestFailedRestoreEndpointForgetsIt(t *testing.T) {
 	}
 }
 
-// A bridge adopted by CreateNetwork must carry exactly the network's
+// A bridge adopted by RestoreNetwork must carry exactly the network's
 // gateway addresses: a stale address (from a non-persistent network that
 // used the same bridge name before a crash) keeps a host route to a subnet
 // the network does not own.
@@ -57,7 +58,12 @@ func TestAdoptedBridgeDropsStaleAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := map[string]interface{}{netlabel.GenericData: options.Generic{BridgeName: "review2br"}}
-	createNetwork(t, d, "c200000000000001", 122, false, opts)
+	const nid = "c200000000000001"
+	v4 := []driverapi.IPAMData{ipamData(t, "10.122.0.0/24", "10.122.0.1")}
+	if err := d.RestoreNetwork(nid, opts, v4, nil); err != nil {
+		t.Fatalf("RestoreNetwork: %v", err)
+	}
+	defer d.DeleteNetwork(nid)
 	addrs, err := h.AddrList(br, netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatal(err)

@@ -37,8 +37,9 @@ func (u undoList) run() error {
 }
 
 // setupNetwork brings n's kernel objects into being and sets
-// n.bridgeIndex. On failure everything it did is undone.
-func (d *Driver) setupNetwork(n *network) (err error) {
+// n.bridgeIndex, adopting an existing bridge only when adopt is set. On
+// failure everything it did is undone.
+func (d *Driver) setupNetwork(n *network, adopt bool) (err error) {
 	var undo undoList
 	defer func() {
 		if err == nil {
@@ -53,7 +54,7 @@ func (d *Driver) setupNetwork(n *network) (err error) {
 		name string
 		do   func() (func() error, error)
 	}{
-		{stepBridge, func() (func() error, error) { return d.setupBridge(n) }},
+		{stepBridge, func() (func() error, error) { return d.setupBridge(n, adopt) }},
 		{stepAddresses, func() (func() error, error) { return d.setupAddresses(n) }},
 		{stepUp, func() (func() error, error) { return nil, d.host.LinkSetUp(d.bridgeLink(n)) }},
 		{stepFirewall, func() (func() error, error) { return d.setupFirewall(n) }},
@@ -78,11 +79,17 @@ func (d *Driver) bridgeLink(n *network) netlink.Link {
 	return &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: n.bridgeIndex, Name: n.config.bridgeName}}
 }
 
-// setupBridge creates the bridge, or adopts an existing bridge of that
-// name (the restart path). Only a bridge it created is deleted on undo.
-func (d *Driver) setupBridge(n *network) (func() error, error) {
+// setupBridge creates the bridge or, when adopt is set (the restart path,
+// for a network the store holds), adopts an existing bridge of that name.
+// Without adopt, an existing link of that name is not the library's: it
+// is refused and left untouched. Only a bridge it created is deleted on
+// undo.
+func (d *Driver) setupBridge(n *network, adopt bool) (func() error, error) {
 	name := n.config.bridgeName
 	if l, err := d.host.LinkByName(name); err == nil {
+		if !adopt {
+			return nil, errLinkExists(name, l.Type())
+		}
 		if l.Type() != "bridge" {
 			return nil, types.ForbiddenErrorf("link %s exists and is a %s, not a bridge", name, l.Type())
 		}
@@ -114,6 +121,10 @@ func (d *Driver) setupBridge(n *network) (func() error, error) {
 	noSnooping := false
 	br := &netlink.Bridge{LinkAttrs: attrs, MulticastSnooping: &noSnooping}
 	if err := d.host.LinkAdd(br); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			// Created by someone else since the lookup.
+			return nil, errLinkExists(name, "link")
+		}
 		return nil, fmt.Errorf("creating bridge %s: %w", name, err)
 	}
 	undo := func() error {
@@ -128,6 +139,12 @@ func (d *Driver) setupBridge(n *network) (func() error, error) {
 		return undo, fmt.Errorf("bridge %s created but has no index", name)
 	}
 	return undo, nil
+}
+
+// errLinkExists is the error of a new network whose bridge name is taken
+// by a link the library did not create for it.
+func errLinkExists(name, kind string) error {
+	return types.ForbiddenErrorf("bridge name %s: a %s of that name exists and is not this library's; it is left alone", name, kind)
 }
 
 // setSnooping turns multicast snooping on n's bridge on or off. Only the

@@ -28,14 +28,8 @@ type pool struct {
 // pools (IPv4 /31 and /32, IPv6 /127 and /128, RFC 3021 and RFC 6164) have
 // no reserved address.
 func newPool(id PoolID) *pool {
-	p := &pool{id: id, first: id.Pool.Addr(), last: ipamutils.LastAddr(id.Pool)}
-	bitLen := id.Pool.Addr().BitLen()
-	if id.Pool.Bits() < bitLen-1 {
-		p.first = p.first.Next()
-		if id.Pool.Addr().Is4() {
-			p.last = p.last.Prev()
-		}
-	}
+	p := &pool{id: id}
+	p.first, p.last = ipamutils.HostRange(id.Pool)
 	p.dynFirst, p.dynLast = p.first, p.last
 	if id.SubPool.IsValid() {
 		if s := id.SubPool.Addr(); p.dynFirst.Less(s) {

@@ -63,9 +63,6 @@ func TestRequestAddress(t *testing.T) {
 		{name: "v4 /31", pool: "10.4.0.0/31", reqs: []req{
 			{want: "10.4.0.0/31"}, {want: "10.4.0.1/31"}, {wantErr: ipamapi.ErrNoAvailableIPs},
 		}},
-		{name: "v4 /32", pool: "10.5.0.1/32", reqs: []req{
-			{want: "10.5.0.1/32"}, {wantErr: ipamapi.ErrNoAvailableIPs},
-		}},
 		{name: "v6", pool: "2001:db8::/64", reqs: []req{
 			{opts: gw, want: "2001:db8::1/64"},
 			{want: "2001:db8::2/64"},

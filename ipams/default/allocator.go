@@ -140,6 +140,9 @@ func parsePoolRequest(space, pool, subPool string, v6 bool) (PoolID, error) {
 		return PoolID{}, fmt.Errorf("request for pool %q in %s: not an %s pool: %w", pool, space, family(v6), ipamapi.ErrInvalidPool)
 	}
 	id.Pool = p.Masked()
+	if err := ipamutils.CheckPool(id.Pool); err != nil {
+		return PoolID{}, fmt.Errorf("request for pool %q in %s: %v: %w", pool, space, err, ipamapi.ErrInvalidPool)
+	}
 	if subPool == "" {
 		return id, nil
 	}
@@ -150,6 +153,12 @@ func parsePoolRequest(space, pool, subPool string, v6 bool) (PoolID, error) {
 	sp = sp.Masked()
 	if sp.Addr().BitLen() != p.Addr().BitLen() || sp.Addr().Is4In6() || sp.Bits() < id.Pool.Bits() || !id.Pool.Contains(sp.Addr()) {
 		return PoolID{}, fmt.Errorf("request for sub-pool %v of pool %v in %s: not inside the pool: %w", sp, id.Pool, space, ipamapi.ErrInvalidSubPool)
+	}
+	// Whether a single address leaves room beside the gateway depends on
+	// a gateway IPAM is not told about yet (IpamConf.Validate checks it);
+	// a sub-pool of reserved addresses only is wrong whatever it is.
+	if first, last := ipamutils.HostRange(id.Pool); ipamutils.LastAddr(sp).Less(first) || last.Less(sp.Addr()) {
+		return PoolID{}, fmt.Errorf("request for sub-pool %v of pool %v in %s: it holds no address that can be given out: %w", sp, id.Pool, space, ipamapi.ErrInvalidSubPool)
 	}
 	id.SubPool = sp
 	return id, nil
@@ -191,7 +200,9 @@ func (a *Allocator) requestDefaultPool(space string, v6 bool) (string, *net.IPNe
 			return id.String(), prefixToIPNet(p), nil, nil
 		}
 	}
-	return "", nil, nil, fmt.Errorf("request for a default %s pool in %s: all %d default pools overlap pools in use or host routes: %w",
+	// types.Errorf: the error is a types.NoServiceError itself, for
+	// callers that assert the class rather than unwrap.
+	return "", nil, nil, types.Errorf("request for a default %s pool in %s: all %d default pools overlap pools in use or host routes: %w",
 		family(v6), space, len(sp.defaults), ipamapi.ErrNoAvailablePool)
 }
 

@@ -107,6 +107,24 @@ func TestRequestPool(t *testing.T) {
 		{name: "around a pool", pool: "10.0.0.0/8", wantErr: ipamapi.ErrOverlapPool},
 		{name: "v6 overlap", pool: "2001:db8:0:1::/64", v6: true, wantErr: ipamapi.ErrOverlapPool},
 		{name: "adjacent", pool: "10.0.1.0/24", wantID: "LocalDefault/10.0.1.0/24", wantPool: "10.0.1.0/24"},
+		// Pools that cannot be right (issue 14, item 6).
+		{name: "every v4 address", pool: "0.0.0.0/0", wantErr: ipamapi.ErrInvalidPool},
+		{name: "every v6 address", pool: "::/0", v6: true, wantErr: ipamapi.ErrInvalidPool},
+		{name: "this network", pool: "0.0.0.0/24", wantErr: ipamapi.ErrInvalidPool},
+		{name: "v4 loopback", pool: "127.0.0.0/24", wantErr: ipamapi.ErrInvalidPool},
+		{name: "around v4 loopback", pool: "120.0.0.0/5", wantErr: ipamapi.ErrInvalidPool},
+		{name: "v4 multicast", pool: "224.0.0.0/24", wantErr: ipamapi.ErrInvalidPool},
+		{name: "v4 link-local", pool: "169.254.0.0/24", wantErr: ipamapi.ErrInvalidPool},
+		{name: "v6 loopback", pool: "::/64", v6: true, wantErr: ipamapi.ErrInvalidPool},
+		{name: "v6 multicast", pool: "ff02::/64", v6: true, wantErr: ipamapi.ErrInvalidPool},
+		{name: "v6 link-local", pool: "fe80::/64", v6: true, wantErr: ipamapi.ErrInvalidPool},
+		{name: "v4 /32", pool: "10.200.0.1/32", wantErr: ipamapi.ErrInvalidPool},
+		{name: "v6 /128", pool: "2001:db8:5::1/128", v6: true, wantErr: ipamapi.ErrInvalidPool},
+		{name: "sub-pool of the network address", pool: "10.201.0.0/24", subPool: "10.201.0.0/32", wantErr: ipamapi.ErrInvalidSubPool},
+		{name: "sub-pool of the broadcast address", pool: "10.201.0.0/24", subPool: "10.201.0.255/32", wantErr: ipamapi.ErrInvalidSubPool},
+		{name: "v4 /31 as docker", pool: "10.202.0.0/31", wantID: "LocalDefault/10.202.0.0/31", wantPool: "10.202.0.0/31"},
+		{name: "v6 /127 as docker", pool: "2001:db8:6::/127", v6: true, wantID: "LocalDefault/2001:db8:6::/127", wantPool: "2001:db8:6::/127"},
+		{name: "sub-pool of one address", pool: "10.203.0.0/24", subPool: "10.203.0.7/32", wantID: "LocalDefault/10.203.0.0/24/10.203.0.7/32", wantPool: "10.203.0.0/24"},
 	}
 	a := newAllocator(t, Config{})
 	for _, tt := range tests { // in order: later cases see earlier pools
@@ -189,6 +207,9 @@ func TestDefaultPools(t *testing.T) {
 	}
 	_, _, _, err := a.RequestPool(ipamapi.LocalDefault, "", "", nil, false)
 	checkErr(t, "RequestPool when all are used", err, ipamapi.ErrNoAvailablePool)
+	if _, ok := err.(types.NoServiceError); !ok {
+		t.Errorf("RequestPool when all are used = %T, want a types.NoServiceError itself", err)
+	}
 	if calls != len(want)+1 {
 		t.Fatalf("HostRoutes called %d times, want %d", calls, len(want)+1)
 	}
