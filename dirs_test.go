@@ -172,3 +172,99 @@ func TestNewEnforcesDirModes(t *testing.T) {
 		mustBeOwnDir(t, p)
 	}
 }
+
+// TestOrphanCollectionStaysInExecRoot: links in netns/ and files/ are
+// removed as links. Neither a mount they point to nor the files there are
+// touched, and a live sandbox's files directory replaced by a link is not
+// written through.
+func TestOrphanCollectionStaysInExecRoot(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.105.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, err := n.CreateEndpoint("ep")
+	mustf(t, err, "endpoint")
+	sb, err := c.NewSandbox("ctr", OptionHostname("web"))
+	mustf(t, err, "sandbox")
+	c.Stop()
+
+	// A mount outside the exec root, and a link to it in netns/.
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	mustf(t, os.Mkdir(mnt, 0o755), "mount point")
+	mustf(t, unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"), "mounting tmpfs")
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	mustf(t, os.WriteFile(filepath.Join(mnt, "marker"), []byte("x"), 0o644), "marker")
+	mustf(t, os.Symlink(mnt, filepath.Join(e.execRoot, "netns", "junk")), "netns link")
+	victimFile := filepath.Join(victimDir(t), "passwd")
+	mustf(t, os.Symlink(victimFile, filepath.Join(e.execRoot, "netns", "junk2")), "netns link")
+
+	// Links in files/: an orphan one, one inside an orphan directory, and
+	// one at the live sandbox's place pointing at a copy of its files.
+	victim := victimDir(t)
+	before := treeOf(t, victim)
+	files := filepath.Join(e.execRoot, "files")
+	mustf(t, os.Symlink(victim, filepath.Join(files, "orphan")), "files link")
+	mustf(t, os.Mkdir(filepath.Join(files, "orphan2"), 0o755), "orphan dir")
+	mustf(t, os.Symlink(victimFile, filepath.Join(files, "orphan2", "link")), "link in orphan dir")
+	live := filepath.Join(files, sb.ID())
+	liveCopy := victimDir(t)
+	for _, name := range []string{"hosts", "hosts.hash", "resolv.conf", "resolv.conf.hash"} {
+		b, err := os.ReadFile(filepath.Join(live, name))
+		mustf(t, err, "reading %s", name)
+		mustf(t, os.WriteFile(filepath.Join(liveCopy, name), b, 0o644), "copying %s", name)
+	}
+	copyBefore := treeOf(t, liveCopy)
+	mustf(t, os.RemoveAll(live), "removing live files")
+	mustf(t, os.Symlink(liveCopy, live), "live link")
+
+	c = e.start()
+	if _, err := os.Stat(filepath.Join(mnt, "marker")); err != nil {
+		t.Errorf("the mount a netns/ link pointed to was unmounted: %v", err)
+	}
+	if _, err := os.Stat(victimFile); err != nil {
+		t.Errorf("the file a netns/ link pointed to was removed: %v", err)
+	}
+	for _, name := range []string{"netns/junk", "netns/junk2", "files/orphan", "files/orphan2"} {
+		if _, err := os.Lstat(filepath.Join(e.execRoot, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("orphan %s left: %v", name, err)
+		}
+	}
+	if after := treeOf(t, victim); !slices.Equal(before, after) {
+		t.Errorf("target of a files/ link changed:\nbefore %q\nafter  %q", before, after)
+	}
+	if fi, err := os.Lstat(live); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		t.Errorf("live sandbox's files directory is still a link")
+	}
+	// A join writes the sandbox's hosts record: not through the link.
+	rsb, err := c.SandboxByID(sb.ID())
+	mustf(t, err, "restored sandbox")
+	rn, err := c.NetworkByID(n.ID())
+	mustf(t, err, "restored network")
+	rep, err := rn.EndpointByID(ep.ID())
+	mustf(t, err, "restored endpoint")
+	mustf(t, rep.Join(rsb), "join")
+	if after := treeOf(t, liveCopy); !slices.Equal(copyBefore, after) {
+		t.Errorf("sandbox files written through a link:\nbefore %q\nafter  %q", copyBefore, after)
+	}
+}
+
+// TestSandboxFilesDirNotFollowed: a link at a sandbox's files directory
+// (files/<id>) is replaced, not written through.
+func TestSandboxFilesDirNotFollowed(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	sb := &sandbox{ctrl: c, id: strings.Repeat("ab", 32), containerID: "ctr"}
+	victim := victimDir(t)
+	before := treeOf(t, victim)
+	mustf(t, os.MkdirAll(filepath.Dir(sb.filesDir()), 0o700), "files/")
+	mustf(t, os.Symlink(victim, sb.filesDir()), "link")
+	mustf(t, sb.setupFiles(), "setupFiles")
+	t.Cleanup(sb.dropFiles)
+	if after := treeOf(t, victim); !slices.Equal(before, after) {
+		t.Errorf("files written through a link:\nbefore %q\nafter  %q", before, after)
+	}
+	mustBeOwnDir(t, sb.filesDir())
+	if _, err := os.Stat(filepath.Join(sb.filesDir(), "hosts")); err != nil {
+		t.Errorf("hosts not written: %v", err)
+	}
+}
