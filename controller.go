@@ -175,6 +175,9 @@ func New(cfgOptions ...config.Option) (NetworkController, error) {
 			c.close()
 		}
 	}()
+	if err := c.checkDirs(); err != nil {
+		return nil, err
+	}
 	if err := c.open(); err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package libnetwork
 import (
 	"errors"
 	"net"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -440,31 +439,61 @@ func (c *controller) collectOrphans() {
 	for _, sb := range c.sandboxes {
 		keepKeys[sb.key] = true
 	}
-	dir := filepath.Join(c.execRoot, "netns")
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		c.logger.Warn("listing sandbox namespaces", "dir", dir, "error", err)
+	c.collectOrphanNamespaces(keepKeys)
+	c.collectOrphanFiles()
+}
+
+// collectOrphanNamespaces unmounts and removes the files in netns/ no
+// sandbox owns. It works through a descriptor of netns/ opened without
+// following links, and removes a link as a link: nothing outside the exec
+// root is unmounted or removed.
+func (c *controller) collectOrphanNamespaces(keepKeys map[string]bool) {
+	dir, err := c.openExecSubdir(netnsDirName)
+	if err != nil {
+		c.logger.Warn("listing sandbox namespaces", "error", err)
+		return
 	}
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		c.logger.Warn("listing sandbox namespaces", "dir", dir.Name(), "error", err)
+	}
+	for _, name := range names {
+		p := filepath.Join(dir.Name(), name)
 		if keepKeys[p] {
 			continue
 		}
 		c.logger.Info("removing orphaned sandbox namespace", "key", p)
-		if err := osl.RemoveNamespaceFile(p); err != nil {
+		if err := removeNamespaceFileAt(dir, name); err != nil {
 			c.logger.Warn("removing orphaned sandbox namespace", "key", p, "error", err)
 		}
 	}
-	filesDir := filepath.Join(c.execRoot, "files")
-	entries, err = os.ReadDir(filesDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		c.logger.Warn("listing sandbox files", "dir", filesDir, "error", err)
+}
+
+// collectOrphanFiles removes the directories in files/ no sandbox owns,
+// and whatever stands at a live sandbox's place that is not a directory of
+// the controller's (a link, say), so that no write follows it. Like
+// collectOrphanNamespaces it never follows a link.
+func (c *controller) collectOrphanFiles() {
+	dir, err := c.openExecSubdir(filesDirName)
+	if err != nil {
+		c.logger.Warn("listing sandbox files", "error", err)
+		return
 	}
-	for _, e := range entries {
-		if _, ok := c.sandboxes[e.Name()]; !ok {
-			if err := os.RemoveAll(filepath.Join(filesDir, e.Name())); err != nil {
-				c.logger.Warn("removing orphaned sandbox files", "sandbox", e.Name(), "error", err)
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		c.logger.Warn("listing sandbox files", "dir", dir.Name(), "error", err)
+	}
+	for _, name := range names {
+		if _, live := c.sandboxes[name]; live {
+			if c.checkFilesDirAt(dir, name) {
+				continue
 			}
+			c.logger.Warn("sandbox files directory is not a directory of the controller's; removing it", "sandbox", name)
+		}
+		if err := removeAllAt(dir, name); err != nil {
+			c.logger.Warn("removing orphaned sandbox files", "sandbox", name, "error", err)
 		}
 	}
 }

@@ -133,15 +133,20 @@ type setKeyServer struct {
 }
 
 func (c *controller) startSetKeyServer() error {
+	// sk/ is root's (or the controller user's) 0700 directory: New made
+	// or fixed it (checkDirs).
 	path := setKeySocketPath(c.execRoot, c.id)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return types.Errorf("set-key socket: %w", err)
-	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return types.Errorf("set-key socket: removing stale %s: %w", path, err)
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
+		return types.Errorf("set-key socket: %w", err)
+	}
+	// The socket's mode follows the umask; the directory keeps others out
+	// until it is set.
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = ln.Close()
 		return types.Errorf("set-key socket: %w", err)
 	}
 	s := &setKeyServer{ln: ln}
@@ -174,6 +179,16 @@ func (s *setKeyServer) close() {
 func (c *controller) serveSetKey(conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(setKeyTimeout))
+	if uid, err := peerUID(conn); err != nil || !trustedOwner(uid) {
+		// Only root, or the controller's own user, may hand a sandbox a
+		// namespace.
+		c.logger.Warn("set-key socket: refusing a peer", "uid", int64(uid), "error", err)
+		// Read the request first, so the peer is not cut off mid-write
+		// and reads the reply.
+		_, _ = io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
+		_, _ = io.WriteString(conn, "permission denied: only root or the controller's user may set a key")
+		return
+	}
 	var req setKeyRequest
 	var err error
 	if err = json.NewDecoder(io.LimitReader(conn, 64<<10)).Decode(&req); err == nil {

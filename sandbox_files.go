@@ -41,6 +41,43 @@ func (sb *sandbox) resolvConfPath() string {
 	return filepath.Join(sb.filesDir(), "resolv.conf")
 }
 
+// makeDirOf makes the directory of the sandbox file path. A path the
+// caller chose (OptionHostsPath, OptionResolvConfPath) is the caller's,
+// trusted as given, and its directory is made as any. The sandbox's own
+// directory, files/<id>/ under the exec root, is made with mode 0700 by
+// one mkdir, which never follows a link: one found there (only root can
+// put it, files/ being root's 0700 directory checked by New) is removed
+// and the directory made again, so no file is written through it.
+func (sb *sandbox) makeDirOf(path string) error {
+	dir := filepath.Dir(path)
+	if dir != sb.filesDir() {
+		return os.MkdirAll(dir, 0o755)
+	}
+	err := os.Mkdir(dir, dirMode)
+	if errors.Is(err, os.ErrNotExist) {
+		// files/ itself is gone (removed by hand since New).
+		if err := os.Mkdir(filepath.Dir(dir), dirMode); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		err = os.Mkdir(dir, dirMode)
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return nil
+	}
+	sb.ctrl.logger.Warn("replacing a symbolic link or file with the sandbox's files directory", "sandbox", sb.id, "path", dir)
+	if err := os.Remove(dir); err != nil {
+		return err
+	}
+	return os.Mkdir(dir, dirMode)
+}
+
 // setupFiles writes the sandbox's /etc/hosts and resolv.conf.
 func (sb *sandbox) setupFiles() error {
 	if err := sb.buildHostsFile(); err != nil {
@@ -51,7 +88,7 @@ func (sb *sandbox) setupFiles() error {
 
 func (sb *sandbox) buildHostsFile() error {
 	path := sb.hostsPath()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := sb.makeDirOf(path); err != nil {
 		return err
 	}
 	var extra []etchosts.Record
@@ -73,7 +110,7 @@ func (sb *sandbox) buildHostsFile() error {
 
 func (sb *sandbox) buildResolvConf() error {
 	path := sb.resolvConfPath()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := sb.makeDirOf(path); err != nil {
 		return err
 	}
 	if origin := sb.config.OriginResolvConfPath; origin != "" {

@@ -1,0 +1,270 @@
+package libnetwork
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netkit/libnetwork/types"
+	"golang.org/x/sys/unix"
+)
+
+// victimDir makes a directory outside the controller's directories, with
+// a file and a subdirectory in it, standing for /etc: nothing the
+// controller does may change it.
+func victimDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "victim")
+	mustf(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755), "victim dir")
+	mustf(t, os.WriteFile(filepath.Join(dir, "passwd"), []byte("root:x:0:0\n"), 0o644), "victim file")
+	mustf(t, os.WriteFile(filepath.Join(dir, "sub", "shadow"), []byte("root:*:1\n"), 0o600), "victim file")
+	return dir
+}
+
+// treeOf lists every path under dir with its content, to compare before
+// and after.
+func treeOf(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		line := strings.TrimPrefix(p, dir)
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			line += "=" + string(b)
+		}
+		out = append(out, line)
+		return nil
+	})
+	mustf(t, err, "walking %s", dir)
+	return out
+}
+
+func mustBeOwnDir(t *testing.T, path string) {
+	t.Helper()
+	var st unix.Stat_t
+	mustf(t, unix.Lstat(path, &st), "lstat %s", path)
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		t.Errorf("%s is not a directory (mode %#o)", path, st.Mode)
+		return
+	}
+	if st.Mode&0o7777 != 0o700 || st.Uid != 0 {
+		t.Errorf("%s has mode %#o, uid %d; want 0700, uid 0", path, st.Mode&0o7777, st.Uid)
+	}
+}
+
+// TestNewRefusesUnsafeDirs: a data dir or exec root that is a symbolic
+// link, a file, or a directory of another user is refused with an
+// UnsafeDirError (a Forbidden error) and nothing is written where it
+// leads.
+func TestNewRefusesUnsafeDirs(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(e *testEnv, victim string) string // returns the bad path
+	}{
+		{"exec root is a symlink", func(e *testEnv, victim string) string {
+			mustf(t, os.Symlink(victim, e.execRoot), "symlink")
+			return e.execRoot
+		}},
+		{"data dir is a symlink", func(e *testEnv, victim string) string {
+			mustf(t, os.Symlink(victim, e.dataDir), "symlink")
+			return e.dataDir
+		}},
+		{"exec root owned by nobody", func(e *testEnv, victim string) string {
+			mustf(t, os.Mkdir(e.execRoot, 0o700), "mkdir")
+			mustf(t, os.Chown(e.execRoot, 65534, 65534), "chown")
+			return e.execRoot
+		}},
+		{"data dir owned by nobody", func(e *testEnv, victim string) string {
+			mustf(t, os.Mkdir(e.dataDir, 0o700), "mkdir")
+			mustf(t, os.Chown(e.dataDir, 65534, 65534), "chown")
+			return e.dataDir
+		}},
+		{"exec root is a file", func(e *testEnv, victim string) string {
+			mustf(t, os.WriteFile(e.execRoot, nil, 0o600), "file")
+			return e.execRoot
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			victim := victimDir(t)
+			before := treeOf(t, victim)
+			bad := tc.setup(e, victim)
+			nc, err := New(e.options()...)
+			if err == nil {
+				nc.Stop()
+				t.Fatalf("New succeeded")
+			}
+			var ue *UnsafeDirError
+			if !errors.As(err, &ue) || !types.IsForbidden(err) || ue.Path != bad {
+				t.Fatalf("New: %v (%T), want an UnsafeDirError for %s classed Forbidden", err, err, bad)
+			}
+			if after := treeOf(t, victim); !slices.Equal(before, after) {
+				t.Errorf("target of the bad path changed:\nbefore %q\nafter  %q", before, after)
+			}
+			if fi, err := os.Lstat(bad); err == nil && fi.IsDir() {
+				if entries, _ := os.ReadDir(bad); len(entries) != 0 {
+					t.Errorf("New wrote into the refused directory: %v", entries)
+				}
+			}
+		})
+	}
+}
+
+// TestNewReplacesSymlinkedSubdirs: netns/, files/ and sk/ as symbolic
+// links (to a directory standing for /etc) are replaced by the library's
+// own directories; orphan collection removes nothing in their targets.
+func TestNewReplacesSymlinkedSubdirs(t *testing.T) {
+	e := newEnv(t)
+	mustf(t, os.Mkdir(e.execRoot, 0o700), "exec root")
+	var victims []string
+	var before [][]string
+	for _, name := range []string{"netns", "files", "sk"} {
+		v := victimDir(t)
+		victims = append(victims, v)
+		before = append(before, treeOf(t, v))
+		mustf(t, os.Symlink(v, filepath.Join(e.execRoot, name)), "symlink %s", name)
+	}
+	c := e.start()
+	sb, err := c.NewSandbox("ctr", OptionHostname("web"))
+	mustf(t, err, "sandbox")
+	for i, name := range []string{"netns", "files", "sk"} {
+		mustBeOwnDir(t, filepath.Join(e.execRoot, name))
+		if after := treeOf(t, victims[i]); !slices.Equal(before[i], after) {
+			t.Errorf("target of %s changed:\nbefore %q\nafter  %q", name, before[i], after)
+		}
+	}
+	if !strings.HasPrefix(sb.Key(), filepath.Join(e.execRoot, "netns")+"/") {
+		t.Errorf("sandbox key %s is not under the exec root's netns/", sb.Key())
+	}
+	mustBeOwnDir(t, filepath.Join(e.execRoot, "files", sb.ID()))
+}
+
+// TestNewEnforcesDirModes: directories that exist with loose modes, or
+// owned by another user, are root's 0700 directories after New.
+func TestNewEnforcesDirModes(t *testing.T) {
+	e := newEnv(t)
+	mustf(t, os.Mkdir(e.dataDir, 0o777), "data dir")
+	mustf(t, os.Chmod(e.dataDir, 0o777), "chmod") // whatever the umask
+	mustf(t, os.Mkdir(e.execRoot, 0o755), "exec root")
+	mustf(t, os.Chmod(e.execRoot, 0o755), "chmod")
+	for _, name := range []string{"netns", "files", "sk"} {
+		p := filepath.Join(e.execRoot, name)
+		mustf(t, os.Mkdir(p, 0o777), "mkdir")
+		mustf(t, os.Chmod(p, 0o777), "chmod")
+		mustf(t, os.Chown(p, 65534, 65534), "chown")
+	}
+	c := e.start()
+	sb, err := c.NewSandbox("ctr")
+	mustf(t, err, "sandbox")
+	for _, p := range []string{e.dataDir, e.execRoot,
+		filepath.Join(e.execRoot, "netns"), filepath.Join(e.execRoot, "files"), filepath.Join(e.execRoot, "sk"),
+		filepath.Join(e.execRoot, "files", sb.ID())} {
+		mustBeOwnDir(t, p)
+	}
+}
+
+// TestOrphanCollectionStaysInExecRoot: links in netns/ and files/ are
+// removed as links. Neither a mount they point to nor the files there are
+// touched, and a live sandbox's files directory replaced by a link is not
+// written through.
+func TestOrphanCollectionStaysInExecRoot(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.105.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, err := n.CreateEndpoint("ep")
+	mustf(t, err, "endpoint")
+	sb, err := c.NewSandbox("ctr", OptionHostname("web"))
+	mustf(t, err, "sandbox")
+	c.Stop()
+
+	// A mount outside the exec root, and a link to it in netns/.
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	mustf(t, os.Mkdir(mnt, 0o755), "mount point")
+	mustf(t, unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"), "mounting tmpfs")
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	mustf(t, os.WriteFile(filepath.Join(mnt, "marker"), []byte("x"), 0o644), "marker")
+	mustf(t, os.Symlink(mnt, filepath.Join(e.execRoot, "netns", "junk")), "netns link")
+	victimFile := filepath.Join(victimDir(t), "passwd")
+	mustf(t, os.Symlink(victimFile, filepath.Join(e.execRoot, "netns", "junk2")), "netns link")
+
+	// Links in files/: an orphan one, one inside an orphan directory, and
+	// one at the live sandbox's place pointing at a copy of its files.
+	victim := victimDir(t)
+	before := treeOf(t, victim)
+	files := filepath.Join(e.execRoot, "files")
+	mustf(t, os.Symlink(victim, filepath.Join(files, "orphan")), "files link")
+	mustf(t, os.Mkdir(filepath.Join(files, "orphan2"), 0o755), "orphan dir")
+	mustf(t, os.Symlink(victimFile, filepath.Join(files, "orphan2", "link")), "link in orphan dir")
+	live := filepath.Join(files, sb.ID())
+	liveCopy := victimDir(t)
+	for _, name := range []string{"hosts", "hosts.hash", "resolv.conf", "resolv.conf.hash"} {
+		b, err := os.ReadFile(filepath.Join(live, name))
+		mustf(t, err, "reading %s", name)
+		mustf(t, os.WriteFile(filepath.Join(liveCopy, name), b, 0o644), "copying %s", name)
+	}
+	copyBefore := treeOf(t, liveCopy)
+	mustf(t, os.RemoveAll(live), "removing live files")
+	mustf(t, os.Symlink(liveCopy, live), "live link")
+
+	c = e.start()
+	if _, err := os.Stat(filepath.Join(mnt, "marker")); err != nil {
+		t.Errorf("the mount a netns/ link pointed to was unmounted: %v", err)
+	}
+	if _, err := os.Stat(victimFile); err != nil {
+		t.Errorf("the file a netns/ link pointed to was removed: %v", err)
+	}
+	for _, name := range []string{"netns/junk", "netns/junk2", "files/orphan", "files/orphan2"} {
+		if _, err := os.Lstat(filepath.Join(e.execRoot, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("orphan %s left: %v", name, err)
+		}
+	}
+	if after := treeOf(t, victim); !slices.Equal(before, after) {
+		t.Errorf("target of a files/ link changed:\nbefore %q\nafter  %q", before, after)
+	}
+	if fi, err := os.Lstat(live); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		t.Errorf("live sandbox's files directory is still a link")
+	}
+	// A join writes the sandbox's hosts record: not through the link.
+	rsb, err := c.SandboxByID(sb.ID())
+	mustf(t, err, "restored sandbox")
+	rn, err := c.NetworkByID(n.ID())
+	mustf(t, err, "restored network")
+	rep, err := rn.EndpointByID(ep.ID())
+	mustf(t, err, "restored endpoint")
+	mustf(t, rep.Join(rsb), "join")
+	if after := treeOf(t, liveCopy); !slices.Equal(copyBefore, after) {
+		t.Errorf("sandbox files written through a link:\nbefore %q\nafter  %q", copyBefore, after)
+	}
+}
+
+// TestSandboxFilesDirNotFollowed: a link at a sandbox's files directory
+// (files/<id>) is replaced, not written through.
+func TestSandboxFilesDirNotFollowed(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	sb := &sandbox{ctrl: c, id: strings.Repeat("ab", 32), containerID: "ctr"}
+	victim := victimDir(t)
+	before := treeOf(t, victim)
+	mustf(t, os.MkdirAll(filepath.Dir(sb.filesDir()), 0o700), "files/")
+	mustf(t, os.Symlink(victim, sb.filesDir()), "link")
+	mustf(t, sb.setupFiles(), "setupFiles")
+	t.Cleanup(sb.dropFiles)
+	if after := treeOf(t, victim); !slices.Equal(before, after) {
+		t.Errorf("files written through a link:\nbefore %q\nafter  %q", before, after)
+	}
+	mustBeOwnDir(t, sb.filesDir())
+	if _, err := os.Stat(filepath.Join(sb.filesDir(), "hosts")); err != nil {
+		t.Errorf("hosts not written: %v", err)
+	}
+}
