@@ -44,8 +44,9 @@ func TestConcurrentAttachDetach(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	// Deleted namespaces are released in a batch; wait for the batch.
-	time.Sleep(nsReleaseMaxWait / 4)
+	// Deleted namespaces are released in a batch and the kernel frees
+	// their veths asynchronously: wait for that, not a fixed time.
+	e.settle(c, before)
 	e.requireSame(before, e.snapshot(c), "concurrent lifecycles")
 	// A /28 holds 13 endpoints besides the gateway: all free again.
 	for i := 0; i < 13; i++ {
