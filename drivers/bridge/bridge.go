@@ -32,7 +32,8 @@
 // turns it on, it also has the firewall drop forwarded packets of that
 // family that neither enter nor leave one of its bridges, as docker does
 // since 28.0, so that the host does not start routing between its other
-// interfaces (Config.ForwardingNoDrop turns that off; forwarding found on
+// interfaces (Config.ForwardingNoDrop turns that off, and so does
+// EnableIPTables false, which programs no firewall; forwarding found on
 // is left alone, with the traffic it carries). The firewall keeps that
 // fact in its table, so the drop outlives the controller.
 package bridge
