@@ -32,7 +32,10 @@ func (c *controller) makeDrivers() error {
 		AddVeth:     c.hostNS.AddVeth,
 		DeleteLinks: c.hostNS.DeleteLinks,
 		SetSysctl:   c.hostNS.SetSysctl,
-		Generic:     generic,
+		Sysctl:      c.hostNS.Sysctl,
+		// The sysctls the library writes are listed in package bridge's doc.
+		ForwardingNoDrop: d.ForwardingNoDrop,
+		Generic:          generic,
 	})
 	if err != nil {
 		return types.Errorf("bridge driver: %w", err)

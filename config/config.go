@@ -66,6 +66,10 @@ type DaemonCfg struct {
 	// programs (bridges, firewall rules, host-network sandboxes); "" means
 	// the namespace the process runs in.
 	NetworkNamespace string
+	// ForwardingNoDrop keeps the bridge driver from dropping forwarded
+	// traffic that neither enters nor leaves one of its bridges when it
+	// turns IP forwarding on itself (see OptionForwardingNoDrop).
+	ForwardingNoDrop bool
 }
 
 // Option sets a configuration value.
@@ -169,6 +173,24 @@ func OptionLogger(l *slog.Logger) Option {
 // live there; tests use it to give each controller a namespace of its own.
 func OptionNetworkNamespace(path string) Option {
 	return func(c *Config) { c.Daemon.NetworkNamespace = path }
+}
+
+// OptionForwardingNoDrop, with noDrop set, keeps the library from
+// dropping other forwarded traffic when it turns IP forwarding on (docker's
+// --ip-forward-no-drop).
+//
+// A bridge network needs net.ipv4.ip_forward (and, with IPv6,
+// net.ipv6.conf.all.forwarding) on in the controller's namespace. When the
+// bridge driver finds a family's forwarding off and turns it on, the host
+// would start routing between all its interfaces; so by default the
+// library's nftables table then drops, for that family, forwarded packets
+// that neither enter nor leave one of its bridges. Forwarding that was
+// already on is left as it was found, and other traffic with it. The fact
+// that the library turned forwarding on is kept in its nftables table, so
+// the drop survives a restart of the controller; with noDrop set, New
+// removes a drop an earlier run installed.
+func OptionForwardingNoDrop(noDrop bool) Option {
+	return func(c *Config) { c.Daemon.ForwardingNoDrop = noDrop }
 }
 
 // IsValidName reports whether name is usable as a network or endpoint name.

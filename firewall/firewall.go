@@ -18,6 +18,7 @@
 //		map fwd_out { type ifname : verdict }            # oifname -> jump fwd-out-<br>
 //		map masq4   { type ipv4_addr : verdict; flags interval }  # subnet -> jump nat-<br>
 //		map masq6   { type ipv6_addr : verdict; flags interval }
+//		set forward_drop { type nf_proto }               # families whose forwarding we turned on
 //		chain forward     { type filter hook forward priority filter; policy accept; ... }
 //		chain postrouting { type nat hook postrouting priority srcnat; policy accept; ... }
 //		chain prerouting  { type nat hook prerouting priority dstnat; policy accept; }
@@ -26,6 +27,13 @@
 //
 // prerouting and output are reserved for port publishing; this package
 // creates them and otherwise leaves their content alone.
+//
+// The forward chain ends with a drop of the packets that neither enter nor
+// leave one of our bridges, for the families in forward_drop
+// (SetForwardDrop): the bridge driver puts a family there when it turns IP
+// forwarding on itself, so that a host that did not route before does not
+// start routing between its other interfaces. The set is also the record
+// of that fact for a later process, which finds forwarding on.
 package firewall
 
 import (
@@ -75,6 +83,7 @@ type Firewall struct {
 	fwdOut      *nftables.Set
 	masq4       *nftables.Set
 	masq6       *nftables.Set
+	forwardDrop *nftables.Set
 
 	mu sync.Mutex
 	// conn carries one batch at a time; mu must be held from the first
@@ -85,6 +94,8 @@ type Firewall struct {
 	// elements (which DeleteNetwork must remove but cannot derive from the
 	// bridge name alone).
 	networks map[string]installed
+	// dropFamilies are the families in the forward_drop set.
+	dropFamilies map[Family]bool
 	// initialized is set by Init; closed by Close.
 	initialized, closed bool
 }
@@ -121,19 +132,21 @@ func New(nsFd int, logger *slog.Logger) (*Firewall, error) {
 	// Set IDs only need to be unique within a batch; fixing them here keeps
 	// google/nftables from allocating them from its package-level counter.
 	f := &Firewall{
-		logger:      logger,
-		table:       table,
-		forward:     baseChain(chainForward, nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter),
-		postrouting: baseChain(chainPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource),
-		prerouting:  baseChain(chainPrerouting, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest),
-		output:      baseChain(chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest),
-		bridges:     &nftables.Set{Table: table, ID: 1, Name: setBridges, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian},
-		fwdIn:       &nftables.Set{Table: table, ID: 2, Name: mapFwdIn, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian, IsMap: true, DataType: nftables.TypeVerdict},
-		fwdOut:      &nftables.Set{Table: table, ID: 3, Name: mapFwdOut, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian, IsMap: true, DataType: nftables.TypeVerdict},
-		masq4:       &nftables.Set{Table: table, ID: 4, Name: mapMasq4, KeyType: nftables.TypeIPAddr, IsMap: true, Interval: true, DataType: nftables.TypeVerdict},
-		masq6:       &nftables.Set{Table: table, ID: 5, Name: mapMasq6, KeyType: nftables.TypeIP6Addr, IsMap: true, Interval: true, DataType: nftables.TypeVerdict},
-		conn:        conn,
-		networks:    map[string]installed{},
+		logger:       logger,
+		table:        table,
+		forward:      baseChain(chainForward, nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter),
+		postrouting:  baseChain(chainPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource),
+		prerouting:   baseChain(chainPrerouting, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest),
+		output:       baseChain(chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest),
+		bridges:      &nftables.Set{Table: table, ID: 1, Name: setBridges, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian},
+		fwdIn:        &nftables.Set{Table: table, ID: 2, Name: mapFwdIn, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian, IsMap: true, DataType: nftables.TypeVerdict},
+		fwdOut:       &nftables.Set{Table: table, ID: 3, Name: mapFwdOut, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian, IsMap: true, DataType: nftables.TypeVerdict},
+		masq4:        &nftables.Set{Table: table, ID: 4, Name: mapMasq4, KeyType: nftables.TypeIPAddr, IsMap: true, Interval: true, DataType: nftables.TypeVerdict},
+		masq6:        &nftables.Set{Table: table, ID: 5, Name: mapMasq6, KeyType: nftables.TypeIP6Addr, IsMap: true, Interval: true, DataType: nftables.TypeVerdict},
+		forwardDrop:  &nftables.Set{Table: table, ID: 6, Name: setForwardDrop, KeyType: nftables.TypeNFProto},
+		conn:         conn,
+		networks:     map[string]installed{},
+		dropFamilies: map[Family]bool{},
 	}
 	return f, nil
 }

@@ -118,6 +118,9 @@ func (f *Firewall) Reconcile(keep []NetworkRules) error {
 	if err := f.queueElementsLocked(all, false); err != nil {
 		return queueError(what, err)
 	}
+	if err := f.queueForwardDropLocked(); err != nil {
+		return queueError(what, err)
+	}
 	if err := f.flushLocked(what); err != nil {
 		return err
 	}

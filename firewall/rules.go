@@ -112,6 +112,7 @@ func (f *Firewall) forwardRules() []*nftables.Rule {
 			verdict(expr.VerdictAccept)),
 		f.rule(f.forward, nil, loadMeta(expr.MetaKeyIIFNAME), vmapLookup(f.fwdIn)),
 		f.rule(f.forward, nil, loadMeta(expr.MetaKeyOIFNAME), vmapLookup(f.fwdOut)),
+		f.forwardDropRule(),
 	}
 }
 

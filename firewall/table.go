@@ -33,9 +33,16 @@ func (f *Firewall) Init() error {
 		// or damaged by hand): start from an empty one. The networks it
 		// held are gone until Reconcile or AddNetwork puts them back.
 		f.logger.Warn("firewall: existing nftables table is incompatible, recreating it empty", "table", "inet "+TableName, "error", err)
+		// Whether the library turned forwarding on is not rebuilt by
+		// anyone: carry it over if the old table says.
+		f.dropFamilies = map[Family]bool{}
+		_ = f.loadForwardDropLocked()
 		f.conn.AddTable(f.table)
 		f.conn.DelTable(f.table)
 		f.queueBaseLocked()
+		if err := f.queueForwardDropLocked(); err != nil {
+			return queueError("init: recreate table", err)
+		}
 		if err := f.flushLocked("init: recreate table"); err != nil {
 			return err
 		}
@@ -44,6 +51,10 @@ func (f *Firewall) Init() error {
 	f.networks = map[string]installed{}
 	if existed {
 		if err := f.loadNetworksLocked(); err != nil {
+			return err
+		}
+		f.dropFamilies = map[Family]bool{}
+		if err := f.loadForwardDropLocked(); err != nil {
 			return err
 		}
 	}
@@ -75,7 +86,7 @@ func (f *Firewall) queueBaseLocked() {
 	for _, c := range []*nftables.Chain{f.forward, f.postrouting, f.prerouting, f.output} {
 		f.conn.AddChain(c)
 	}
-	for _, s := range []*nftables.Set{f.bridges, f.fwdIn, f.fwdOut, f.masq4, f.masq6} {
+	for _, s := range []*nftables.Set{f.bridges, f.fwdIn, f.fwdOut, f.masq4, f.masq6, f.forwardDrop} {
 		// AddSet fails only for anonymous, non-constant sets.
 		_ = f.conn.AddSet(s, nil)
 	}

@@ -125,6 +125,32 @@ func (n *Namespace) SetSysctl(key, value string) error {
 	return nil
 }
 
+// Sysctl reads the network sysctl key of the namespace, as SetSysctl
+// names it, and returns its value without the trailing newline.
+func (n *Namespace) Sysctl(key string) (string, error) {
+	p, err := sysctlPath(key)
+	if err != nil {
+		return "", err
+	}
+	var value []byte
+	err = n.Do(func() error {
+		// /proc/sys/net shows the namespace of the thread that opens it.
+		var err error
+		value, err = os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return types.NotFoundErrorf("no such sysctl: %w", err)
+		}
+		return err
+	})
+	if err != nil {
+		if types.IsNotFound(err) || types.IsForbidden(err) {
+			return "", fmt.Errorf("reading %s in %s: %w", key, n, err)
+		}
+		return "", types.InternalErrorf("reading %s in %s: %w", key, n, err)
+	}
+	return strings.TrimRight(string(value), "\n"), nil
+}
+
 // sysctlPath turns a network sysctl key into its file under /proc/sys.
 func sysctlPath(key string) (string, error) {
 	parts := strings.Split(key, ".")

@@ -11,6 +11,31 @@
 // CreateNetwork adopts nothing: a link that exists under the bridge's name
 // is not the library's (the store does not say so), and it is refused and
 // left alone.
+//
+// # Sysctls
+//
+// These are all the sysctls the driver writes, all of them in the
+// controller's namespace:
+//
+//   - net.ipv4.ip_forward = 1, when the first network is created, unless
+//     the driver option EnableIPForwarding is false.
+//   - net.ipv6.conf.all.forwarding = 1, when the first network with IPv6
+//     is created, on the same condition. The kernel copies it to
+//     net.ipv6.conf.default.forwarding and to every interface's
+//     forwarding, and a forwarding interface ignores router
+//     advertisements (accept_ra = 1 acts as 0).
+//   - net.ipv6.conf.<veth>.disable_ipv6 = 1 on the host side of each
+//     endpoint's veth (see noIPv6), which is the driver's own link.
+//
+// Forwarding is never turned off again: other networks and other programs
+// may rely on it. When the driver finds a family's forwarding off and
+// turns it on, it also has the firewall drop forwarded packets of that
+// family that neither enter nor leave one of its bridges, as docker does
+// since 28.0, so that the host does not start routing between its other
+// interfaces (Config.ForwardingNoDrop turns that off, and so does
+// EnableIPTables false, which programs no firewall; forwarding found on
+// is left alone, with the traffic it carries). The firewall keeps that
+// fact in its table, so the drop outlives the controller.
 package bridge
 
 import (
@@ -57,6 +82,14 @@ type Config struct {
 	// SetSysctl writes a sysctl of the controller's namespace (key like
 	// "net.ipv4.ip_forward"); nil writes none.
 	SetSysctl func(key, value string) error
+	// Sysctl reads a sysctl of the controller's namespace; the driver
+	// reads the forwarding sysctls before it turns them on. nil: they
+	// are taken to be off.
+	Sysctl func(key string) (string, error)
+	// ForwardingNoDrop keeps the driver from having the firewall drop
+	// other forwarded traffic when it turns IP forwarding on, and removes
+	// such a drop an earlier run installed (config.OptionForwardingNoDrop).
+	ForwardingNoDrop bool
 	// Generic holds the driver-wide options (EnableIPForwarding,
 	// EnableIPTables); may be nil.
 	Generic map[string]interface{}
@@ -68,6 +101,11 @@ type Driver struct {
 	fw        *firewall.Firewall // nil when rules are not programmed
 	host      *netlink.Handle
 	setSysctl func(key, value string) error
+	// readSysctl reads sysctls of the controller's namespace; nil when not
+	// given.
+	readSysctl func(key string) (string, error)
+	// forwardingNoDrop is Config.ForwardingNoDrop.
+	forwardingNoDrop bool
 	// hostSysctl writes sysctls of the controller's namespace whether or
 	// not IP forwarding is managed (setSysctl); nil when not given.
 	hostSysctl func(key, value string) error
@@ -159,6 +197,11 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if dc.enableIPForwarding {
 		d.setSysctl = cfg.SetSysctl
+	}
+	d.readSysctl = cfg.Sysctl
+	d.forwardingNoDrop = cfg.ForwardingNoDrop
+	if err := d.removeForwardDrop(); err != nil {
+		return nil, err
 	}
 	d.reaper = newReaper(cfg.Host, reapGrace, logger)
 	return d, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/netkit/libnetwork/firewall"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
@@ -238,7 +239,8 @@ func (d *Driver) setupFirewall(n *network) (func() error, error) {
 	}, nil
 }
 
-// setupForwarding turns IP forwarding on, once per family.
+// setupForwarding turns IP forwarding on, once per family (see "Sysctls"
+// in the package doc).
 func (d *Driver) setupForwarding(v6 bool) error {
 	if d.setSysctl == nil {
 		return nil
@@ -247,12 +249,12 @@ func (d *Driver) setupForwarding(v6 bool) error {
 	needV4, needV6 := !d.forwardingV4, v6 && !d.forwardingV6
 	d.mu.Unlock()
 	if needV4 {
-		if err := d.setSysctl("net.ipv4.ip_forward", "1"); err != nil {
+		if err := d.enableForwarding(firewall.IPv4, "net.ipv4.ip_forward"); err != nil {
 			return fmt.Errorf("enabling IPv4 forwarding: %w", err)
 		}
 	}
 	if needV6 {
-		if err := d.setSysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
+		if err := d.enableForwarding(firewall.IPv6, "net.ipv6.conf.all.forwarding"); err != nil {
 			return fmt.Errorf("enabling IPv6 forwarding: %w", err)
 		}
 	}
@@ -260,6 +262,59 @@ func (d *Driver) setupForwarding(v6 bool) error {
 	d.forwardingV4 = d.forwardingV4 || needV4
 	d.forwardingV6 = d.forwardingV6 || needV6
 	d.mu.Unlock()
+	return nil
+}
+
+// enableForwarding turns the forwarding sysctl key of family fam on. If
+// it was off, the firewall first drops the family's forwarded packets that
+// neither enter nor leave one of our bridges (unless forwardingNoDrop), so
+// that at no moment does the host route between its other interfaces; if
+// the sysctl cannot be written, the drop goes again. Forwarding found on
+// is left alone, and so is whatever drop an earlier run installed.
+func (d *Driver) enableForwarding(fam firewall.Family, key string) error {
+	if d.readSysctl != nil {
+		was, err := d.readSysctl(key)
+		if err != nil {
+			return err
+		}
+		if was != "0" {
+			return nil
+		}
+	}
+	drop := d.fw != nil && !d.forwardingNoDrop
+	if drop {
+		if err := d.fw.SetForwardDrop(fam, true); err != nil {
+			return fmt.Errorf("dropping other forwarded traffic before turning forwarding on: %w", err)
+		}
+	}
+	if err := d.setSysctl(key, "1"); err != nil {
+		if drop {
+			if uerr := d.fw.SetForwardDrop(fam, false); uerr != nil {
+				err = fmt.Errorf("%w (and removing the drop failed: %v)", err, uerr)
+			}
+		}
+		return err
+	}
+	d.logger.Info("turned IP forwarding on", "sysctl", key,
+		"dropping_other_forwarded_traffic", drop)
+	return nil
+}
+
+// removeForwardDrop removes, under forwardingNoDrop, the drop of other
+// forwarded traffic that an earlier run installed.
+func (d *Driver) removeForwardDrop() error {
+	if d.fw == nil || !d.forwardingNoDrop {
+		return nil
+	}
+	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
+		if !d.fw.ForwardDrop(fam) {
+			continue
+		}
+		if err := d.fw.SetForwardDrop(fam, false); err != nil {
+			return fmt.Errorf("bridge driver: removing the drop of other forwarded %s traffic: %w", fam, err)
+		}
+		d.logger.Info("removed the drop of other forwarded traffic (ForwardingNoDrop)", "family", fam.String())
+	}
 	return nil
 }
 
