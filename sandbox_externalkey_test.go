@@ -26,7 +26,9 @@ func containerProcess(t *testing.T) (pid int, key string) {
 	// is in ours.
 	self, err := os.Stat("/proc/self/ns/net")
 	mustf(t, err, "stat own netns")
-	for i := 0; i < 500; i++ {
+	// Creating a namespace waits for the kernel's lock, which a busy
+	// machine's namespace clean-up can hold for seconds.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		if st, err := os.Stat(key); err == nil && !os.SameFile(st, self) {
 			return cmd.Process.Pid, key
 		}
