@@ -477,6 +477,29 @@ func TestInitReplacesIncompatibleTable(t *testing.T) {
 	mustAdd(t, f, netDefault)
 }
 
+// TestInitReplacesOlderLayout: a table of the layout with per-network
+// forward chains (fwd-in-<bridge> reached by jumps) is recreated, not
+// kept half-used beside the fixed rules.
+func TestInitReplacesOlderLayout(t *testing.T) {
+	testutil.RequireRoot(t)
+	resetTable(t)
+	openFirewall(t)
+	want := dump(t)
+	resetTable(t)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader("table inet " + TableName + " {\n\tset bridges { type ifname; elements = { \"br-a\" }; }\n" +
+		"\tmap fwd_in { type ifname : verdict; }\n\tchain fwd-in-br-a { accept; }\n}\n" +
+		"add element inet " + TableName + " fwd_in { \"br-a\" : jump fwd-in-br-a }\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
+	}
+	f := openFirewall(t)
+	if got := dump(t); got != want {
+		t.Errorf("after Init on an older layout:\n%s\nwant:\n%s", got, want)
+	}
+	mustAdd(t, f, netDefault)
+}
+
 func TestOwnersOfIntervals(t *testing.T) {
 	a := NetworkRules{Bridge: "br-a", Subnets: []netip.Prefix{pfx("10.0.0.0/24"), pfx("10.0.2.0/24")}, Masquerade: true}
 	b := NetworkRules{Bridge: "br-b", Subnets: []netip.Prefix{pfx("10.0.1.0/24"), pfx("255.255.255.0/24")}, Masquerade: true}
