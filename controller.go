@@ -146,6 +146,9 @@ type controller struct {
 	// ops counts the operations in progress (begin/end); Adds happen under
 	// mu and only before stopped is set, so Stop may Wait.
 	ops sync.WaitGroup
+	// subnets indexes the pools of networks, for checkOverlapLocked; it
+	// changes with networks.
+	subnets subnetIndex
 }
 
 var _ NetworkController = (*controller)(nil)
@@ -429,12 +432,15 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	}
 	c.mu.Lock()
 	c.networks[n.id] = n
+	c.subnets.add(n)
 	c.mu.Unlock()
 	return n, nil
 }
 
 // checkOverlapLocked refuses a requested pool that overlaps a pool of
-// another network, naming that network. c.mu must be held.
+// another network, naming that network. It looks the pools up in
+// c.subnets, so its cost does not grow with the number of networks. c.mu
+// must be held.
 func (c *controller) checkOverlapLocked(n *network) error {
 	for _, conf := range n.ipamConfigs() {
 		if conf.PreferredPool == "" {
@@ -444,15 +450,12 @@ func (c *controller) checkOverlapLocked(n *network) error {
 		if err != nil {
 			continue // Validate reported it
 		}
-		for _, other := range c.networks {
-			if other.ipamType != n.ipamType || (n.addrSpace != "" && other.addrSpace != n.addrSpace) {
-				continue
-			}
-			for _, have := range other.subnets() {
-				if have != nil && (have.Contains(want.IP) || want.Contains(have.IP)) {
-					return types.ForbiddenErrorf("network %s: subnet %s overlaps network %s (%s)", n.name, want, other.name, have)
-				}
-			}
+		p, ok := ipNetPrefix(want)
+		if !ok {
+			continue
+		}
+		if other, have := c.subnets.overlapping(n.ipamType, n.addrSpace, p); other != nil {
+			return types.ForbiddenErrorf("network %s: subnet %s overlaps network %s (%s)", n.name, want, other.name, have)
 		}
 	}
 	return nil

@@ -296,6 +296,7 @@ func (n *network) Delete() error {
 	// stays reserved until the pools are back.
 	c.mu.Lock()
 	delete(c.networks, n.id)
+	c.subnets.remove(n)
 	c.mu.Unlock()
 	n.releasePools()
 	c.mu.Lock()

@@ -164,6 +164,7 @@ func (c *controller) restoreNetwork(r *networkRecord) error {
 		return types.Errorf("driver %s: %w", n.networkType, err)
 	}
 	c.networks[n.id] = n
+	c.subnets.add(n)
 	c.netNames[n.name] = true
 	return nil
 }

@@ -193,7 +193,7 @@ func TestDeleteNetworkLeavesInitTable(t *testing.T) {
 		t.Errorf("after deleting every network:\n%s\nwant the table as after Init:\n%s", got, empty)
 	}
 	// nft hides a stray interval end element; ask the kernel.
-	for _, s := range []*nftables.Set{f.bridges, f.fwdIn, f.fwdOut, f.masq4, f.masq6} {
+	for _, s := range f.sets() {
 		elems, err := f.conn.GetSetElements(s)
 		if err != nil {
 			t.Fatal(err)
@@ -370,8 +370,8 @@ func TestOtherNamespace(t *testing.T) {
 	}
 	mustAdd(t, f, netDefault)
 	got := nftList(t, ns, "list", "table", "inet", TableName)
-	if !strings.Contains(got, "chain fwd-in-br-default") {
-		t.Errorf("table in the other namespace lacks the network's chain:\n%s", got)
+	if !strings.Contains(got, `"br-default" . "br-default" : accept`) {
+		t.Errorf("table in the other namespace lacks the network's icc element:\n%s", got)
 	}
 	if out := nftList(t, nil, "list", "tables"); strings.Contains(out, TableName) {
 		t.Errorf("the test's own namespace got a table: %s", out)
@@ -473,6 +473,29 @@ func TestInitReplacesIncompatibleTable(t *testing.T) {
 	f := openFirewall(t)
 	if got := dump(t); got != want {
 		t.Errorf("after Init on an incompatible table:\n%s\nwant:\n%s", got, want)
+	}
+	mustAdd(t, f, netDefault)
+}
+
+// TestInitReplacesOlderLayout: a table of the layout with per-network
+// forward chains (fwd-in-<bridge> reached by jumps) is recreated, not
+// kept half-used beside the fixed rules.
+func TestInitReplacesOlderLayout(t *testing.T) {
+	testutil.RequireRoot(t)
+	resetTable(t)
+	openFirewall(t)
+	want := dump(t)
+	resetTable(t)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader("table inet " + TableName + " {\n\tset bridges { type ifname; elements = { \"br-a\" }; }\n" +
+		"\tmap fwd_in { type ifname : verdict; }\n\tchain fwd-in-br-a { accept; }\n}\n" +
+		"add element inet " + TableName + " fwd_in { \"br-a\" : jump fwd-in-br-a }\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
+	}
+	f := openFirewall(t)
+	if got := dump(t); got != want {
+		t.Errorf("after Init on an older layout:\n%s\nwant:\n%s", got, want)
 	}
 	mustAdd(t, f, netDefault)
 }

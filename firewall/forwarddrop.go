@@ -38,7 +38,7 @@ const setForwardDrop = "forward_drop"
 
 // forwardDropRule is the last rule of the forward chain: a packet of a
 // family in forward_drop that reaches it did not enter through a bridge of
-// ours (whose fwd-in chain always decides), and is dropped unless it leaves
+// ours (the rules before decide for those), and is dropped unless it leaves
 // through one. Traffic that neither enters nor leaves one of our bridges
 // is routed by a host that did not route before the library turned
 // forwarding on; the drop keeps it from routing.

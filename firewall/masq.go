@@ -19,7 +19,7 @@ func masqElements(r NetworkRules) (v4, v6 []nftables.SetElement) {
 	if !r.Masquerade || r.Internal {
 		return nil, nil
 	}
-	jump := &expr.Verdict{Kind: expr.VerdictJump, Chain: natChain(r.Bridge)}
+	jump := &expr.Verdict{Kind: expr.VerdictJump, Chain: natChainPrefix + r.Bridge}
 	for _, p := range r.Subnets {
 		elems := []nftables.SetElement{{Key: p.Addr().AsSlice(), VerdictData: jump, Comment: r.Bridge}}
 		if next := lastAddr(p).Next(); next.IsValid() {

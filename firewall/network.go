@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -23,14 +24,14 @@ func (f *Firewall) AddNetwork(r NetworkRules) error {
 	if err := f.checkReadyLocked(what); err != nil {
 		return err
 	}
-	// The subnets may have changed: drop the old intervals first (in the
+	// The network may have changed: drop its old elements first (in the
 	// same batch, so traffic never sees the network without them).
 	if old, ok := f.networks[r.Bridge]; ok {
-		if err := f.queueElementsLocked(elements{masq4: old.masq4, masq6: old.masq6}, true); err != nil {
+		if err := f.queueElementsLocked(installedElements(r.Bridge, old), true); err != nil {
 			return queueError(what, err)
 		}
 	}
-	f.queueChainsLocked(r, true)
+	f.queueNATChainLocked(r, true)
 	elems := networkElements(r)
 	if err := f.queueElementsLocked(elems, false); err != nil {
 		return queueError(what, err)
@@ -38,14 +39,14 @@ func (f *Firewall) AddNetwork(r NetworkRules) error {
 	if err := f.flushLocked(what); err != nil {
 		return err
 	}
-	f.networks[r.Bridge] = installed{masq4: elems.masq4, masq6: elems.masq6}
+	f.networks[r.Bridge] = installedOf(r, elems)
 	f.logger.Debug("firewall: network added", "bridge", r.Bridge, "subnets", r.Subnets,
 		"icc", r.ICC, "masquerade", r.Masquerade, "internal", r.Internal)
 	return nil
 }
 
-// DeleteNetwork removes every rule, chain and set element of the network on
-// bridge in one batch. Deleting a bridge that has no rules is not an error.
+// DeleteNetwork removes every set and map element of the network on bridge
+// in one batch. Deleting a bridge that has no rules is not an error.
 func (f *Firewall) DeleteNetwork(bridge string) error {
 	if err := validateBridge(bridge); err != nil {
 		return err
@@ -64,11 +65,9 @@ func (f *Firewall) DeleteNetwork(bridge string) error {
 	if err := f.queueElementsLocked(installedElements(bridge, inst), true); err != nil {
 		return queueError(what, err)
 	}
-	in, out, nat := f.networkChains(bridge)
-	for _, c := range []*nftables.Chain{in, out, nat} {
-		f.conn.FlushChain(c)
-		f.conn.DelChain(c)
-	}
+	nat := f.natChain(bridge)
+	f.conn.FlushChain(nat)
+	f.conn.DelChain(nat)
 	if err := f.flushLocked(what); err != nil {
 		return err
 	}
@@ -80,7 +79,8 @@ func (f *Firewall) DeleteNetwork(bridge string) error {
 // Reconcile makes the table hold exactly the networks in keep, removing
 // whatever an earlier run left behind (a crash between the kernel change and
 // the caller's record of it). It deletes and recreates the whole table in
-// one batch, so packets see either the old rules or the new ones. Rules in
+// one batch, so packets see either the old rules or the new ones; the
+// batch holds one message per set whatever the number of networks. Rules in
 // the prerouting and output chains, which belong to port publishing, are
 // removed too: re-add them after Reconcile.
 func (f *Firewall) Reconcile(keep []NetworkRules) error {
@@ -110,10 +110,10 @@ func (f *Firewall) Reconcile(keep []NetworkRules) error {
 	networks := make(map[string]installed, len(nets))
 	var all elements
 	for _, r := range nets {
-		f.queueChainsLocked(r, false)
+		f.queueNATChainLocked(r, false)
 		elems := networkElements(r)
 		all.append(elems)
-		networks[r.Bridge] = installed{masq4: elems.masq4, masq6: elems.masq6}
+		networks[r.Bridge] = installedOf(r, elems)
 	}
 	if err := f.queueElementsLocked(all, false); err != nil {
 		return queueError(what, err)
@@ -137,54 +137,62 @@ func (f *Firewall) Reconcile(keep []NetworkRules) error {
 
 // elements lists set and map elements by the set or map they belong to.
 type elements struct {
-	bridges, fwdIn, fwdOut, masq4, masq6 []nftables.SetElement
+	bridges, icc, internal, masq4, masq6 []nftables.SetElement
 }
 
 func (e *elements) append(o elements) {
 	e.bridges = append(e.bridges, o.bridges...)
-	e.fwdIn = append(e.fwdIn, o.fwdIn...)
-	e.fwdOut = append(e.fwdOut, o.fwdOut...)
+	e.icc = append(e.icc, o.icc...)
+	e.internal = append(e.internal, o.internal...)
 	e.masq4 = append(e.masq4, o.masq4...)
 	e.masq6 = append(e.masq6, o.masq6...)
 }
 
 // networkElements returns the set and map elements of network r.
 func networkElements(r NetworkRules) elements {
-	name := ifname(r.Bridge)
-	jump := func(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
-	e := elements{
-		bridges: []nftables.SetElement{{Key: name}},
-		fwdIn:   []nftables.SetElement{{Key: name, VerdictData: jump(fwdInChain(r.Bridge))}},
-		fwdOut:  []nftables.SetElement{{Key: name, VerdictData: jump(fwdOutChain(r.Bridge))}},
+	v := expr.VerdictDrop
+	if r.ICC {
+		v = expr.VerdictAccept
 	}
-	e.masq4, e.masq6 = masqElements(r)
+	inst := installed{icc: r.ICC, internal: r.Internal}
+	inst.masq4, inst.masq6 = masqElements(r)
+	e := installedElements(r.Bridge, inst)
+	e.icc[0].VerdictData = &expr.Verdict{Kind: v}
 	return e
 }
 
+// installedOf returns what the kernel holds for r once elems, its
+// elements, are added.
+func installedOf(r NetworkRules, elems elements) installed {
+	return installed{icc: r.ICC, internal: r.Internal, masq4: elems.masq4, masq6: elems.masq6}
+}
+
 // installedElements returns the elements the kernel holds for inst on
-// bridge.
+// bridge (the icc element without its verdict, which a delete does not
+// need).
 func installedElements(bridge string, inst installed) elements {
 	name := ifname(bridge)
-	return elements{
+	e := elements{
 		bridges: []nftables.SetElement{{Key: name}},
-		fwdIn:   []nftables.SetElement{{Key: name}},
-		fwdOut:  []nftables.SetElement{{Key: name}},
+		icc:     []nftables.SetElement{{Key: append(slices.Clone(name), name...)}},
 		masq4:   inst.masq4,
 		masq6:   inst.masq6,
 	}
+	if inst.internal {
+		e.internal = []nftables.SetElement{{Key: name}}
+	}
+	return e
 }
 
-// queueChainsLocked queues the chains and rules of network r; with flush,
-// chains that may exist are emptied first. f.mu must be held.
-func (f *Firewall) queueChainsLocked(r NetworkRules, flush bool) {
-	in, out, nat := f.networkChains(r.Bridge)
-	for _, c := range []*nftables.Chain{in, out, nat} {
-		f.conn.AddChain(c)
-		if flush {
-			f.conn.FlushChain(c)
-		}
+// queueNATChainLocked queues the nat chain of network r and its rule; with
+// flush, a chain that may exist is emptied first. f.mu must be held.
+func (f *Firewall) queueNATChainLocked(r NetworkRules, flush bool) {
+	nat := f.natChain(r.Bridge)
+	f.conn.AddChain(nat)
+	if flush {
+		f.conn.FlushChain(nat)
 	}
-	for _, rule := range f.networkRules(r, in, out, nat) {
+	for _, rule := range f.natRules(r, nat) {
 		f.conn.AddRule(rule)
 	}
 }
@@ -196,7 +204,9 @@ func (f *Firewall) queueElementsLocked(e elements, del bool) error {
 	for _, m := range []struct {
 		s     *nftables.Set
 		elems []nftables.SetElement
-	}{{f.masq4, e.masq4}, {f.masq6, e.masq6}, {f.fwdIn, e.fwdIn}, {f.fwdOut, e.fwdOut}, {f.bridges, e.bridges}} {
+	}{
+		{f.masq4, e.masq4}, {f.masq6, e.masq6}, {f.icc, e.icc}, {f.internal, e.internal}, {f.bridges, e.bridges},
+	} {
 		if len(m.elems) == 0 {
 			continue
 		}

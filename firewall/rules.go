@@ -68,11 +68,6 @@ func (r NetworkRules) normalize() (NetworkRules, error) {
 	return r, nil
 }
 
-// Names of the per-network chains.
-func fwdInChain(bridge string) string  { return "fwd-in-" + bridge }
-func fwdOutChain(bridge string) string { return "fwd-out-" + bridge }
-func natChain(bridge string) string    { return "nat-" + bridge }
-
 // ifname returns name as the kernel compares interface names.
 func ifname(name string) []byte {
 	b := make([]byte, ifNameSize)
@@ -93,15 +88,36 @@ func cmpReg(op expr.CmpOp, data []byte) *expr.Cmp {
 	return &expr.Cmp{Op: op, Register: 1, Data: data}
 }
 
-// vmapLookup jumps through the verdict map s with the key in register 1.
-func vmapLookup(s *nftables.Set) *expr.Lookup {
-	return &expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, DestRegister: 0, IsDestRegSet: true}
+// lookup matches when the key in register reg is in set s, or with
+// invert when it is not.
+func lookup(s *nftables.Set, reg uint32, invert bool) *expr.Lookup {
+	return &expr.Lookup{SourceRegister: reg, SetName: s.Name, SetID: s.ID, Invert: invert}
 }
 
+// vmapLookup takes the verdict of the key in register reg from the verdict
+// map s.
+func vmapLookup(s *nftables.Set, reg uint32) *expr.Lookup {
+	return &expr.Lookup{SourceRegister: reg, SetName: s.Name, SetID: s.ID, DestRegister: 0, IsDestRegSet: true}
+}
+
+// Registers: reg1 and reg2 are the first two 16-byte registers; a
+// concatenated key of two interface names is loaded into both, as nft
+// itself does.
+const (
+	reg1 = 1
+	reg2 = 2
+)
+
 // forwardRules are the rules of the base forward chain: accept replies,
-// then dispatch to the chains of the bridge a packet comes from or goes to.
+// then decide by the sets what a packet entering or leaving a bridge of
+// ours may do. Between the two ends of one bridge the icc map decides;
+// nothing enters or leaves an internal network's bridge; nothing goes from
+// one of our bridges to another (isolation); the rest from a bridge goes
+// out. Traffic into a bridge from elsewhere is left to what follows.
 func (f *Firewall) forwardRules() []*nftables.Rule {
 	zero := []byte{0, 0, 0, 0}
+	iifname := func() *expr.Meta { return loadMeta(expr.MetaKeyIIFNAME) }
+	oifname := func(reg uint32) *expr.Meta { return &expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg} }
 	return []*nftables.Rule{
 		f.rule(f.forward, nil, // ct state established,related accept
 			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
@@ -110,8 +126,12 @@ func (f *Firewall) forwardRules() []*nftables.Rule {
 				Xor:  zero},
 			cmpReg(expr.CmpOpNeq, zero),
 			verdict(expr.VerdictAccept)),
-		f.rule(f.forward, nil, loadMeta(expr.MetaKeyIIFNAME), vmapLookup(f.fwdIn)),
-		f.rule(f.forward, nil, loadMeta(expr.MetaKeyOIFNAME), vmapLookup(f.fwdOut)),
+		f.rule(f.forward, nil, iifname(), oifname(reg2), vmapLookup(f.icc, reg1)),
+		f.rule(f.forward, comment("internal network"), iifname(), lookup(f.internal, reg1, false), verdict(expr.VerdictDrop)),
+		f.rule(f.forward, comment("internal network"), oifname(reg1), lookup(f.internal, reg1, false), verdict(expr.VerdictDrop)),
+		f.rule(f.forward, comment("isolate networks"), iifname(), lookup(f.bridges, reg1, false),
+			oifname(reg1), lookup(f.bridges, reg1, false), verdict(expr.VerdictDrop)),
+		f.rule(f.forward, nil, iifname(), lookup(f.bridges, reg1, false), verdict(expr.VerdictAccept)),
 		f.forwardDropRule(),
 	}
 }
@@ -123,8 +143,8 @@ func (f *Firewall) postroutingRules() []*nftables.Rule {
 		return f.rule(f.postrouting, nil,
 			loadMeta(expr.MetaKeyNFPROTO),
 			cmpReg(expr.CmpOpEq, []byte{family}),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: length},
-			vmapLookup(m))
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: length},
+			vmapLookup(m, reg1))
 	}
 	return []*nftables.Rule{
 		saddr(unix.NFPROTO_IPV4, 12, 4, f.masq4),
@@ -132,40 +152,22 @@ func (f *Firewall) postroutingRules() []*nftables.Rule {
 	}
 }
 
-// networkChains returns the three regular chains of a network.
-func (f *Firewall) networkChains(bridge string) (in, out, nat *nftables.Chain) {
-	return &nftables.Chain{Name: fwdInChain(bridge), Table: f.table},
-		&nftables.Chain{Name: fwdOutChain(bridge), Table: f.table},
-		&nftables.Chain{Name: natChain(bridge), Table: f.table}
+// natChainPrefix starts the name of a network's nat chain.
+const natChainPrefix = "nat-"
+
+// natChain returns the nat chain of the network on bridge.
+func (f *Firewall) natChain(bridge string) *nftables.Chain {
+	return &nftables.Chain{Name: natChainPrefix + bridge, Table: f.table}
 }
 
-// networkRules returns the rules of the chains of network r.
-//
-// fwd-in-<br> sees every forwarded packet that entered through the bridge
-// and always ends in a verdict; fwd-out-<br> sees the packets that leave
-// through the bridge after entering elsewhere; nat-<br> sees packets whose
-// source is in one of the network's subnets.
-func (f *Firewall) networkRules(r NetworkRules, in, out, nat *nftables.Chain) []*nftables.Rule {
-	br := ifname(r.Bridge)
-	var rules []*nftables.Rule
-	if r.ICC {
-		rules = append(rules, f.rule(in, nil, loadMeta(expr.MetaKeyOIFNAME), cmpReg(expr.CmpOpEq, br), verdict(expr.VerdictAccept)))
-	} else {
-		rules = append(rules, f.rule(in, comment("icc disabled"), loadMeta(expr.MetaKeyOIFNAME), cmpReg(expr.CmpOpEq, br), verdict(expr.VerdictDrop)))
+// natRules returns the rules of r's nat chain, which sees the packets whose
+// source is in one of r's subnets: masquerade unless they leave through
+// r's own bridge.
+func (f *Firewall) natRules(r NetworkRules, nat *nftables.Chain) []*nftables.Rule {
+	if !r.Masquerade || r.Internal {
+		return nil
 	}
-	if r.Internal {
-		rules = append(rules,
-			f.rule(in, comment("internal network"), verdict(expr.VerdictDrop)),
-			f.rule(out, comment("internal network"), verdict(expr.VerdictDrop)))
-	} else {
-		rules = append(rules,
-			f.rule(in, comment("isolate networks"), loadMeta(expr.MetaKeyOIFNAME), &expr.Lookup{SourceRegister: 1, SetName: f.bridges.Name, SetID: f.bridges.ID}, verdict(expr.VerdictDrop)),
-			f.rule(in, nil, verdict(expr.VerdictAccept)))
-	}
-	if r.Masquerade && !r.Internal {
-		rules = append(rules, f.rule(nat, nil, loadMeta(expr.MetaKeyOIFNAME), cmpReg(expr.CmpOpNeq, br), &expr.Masq{}))
-	}
-	return rules
+	return []*nftables.Rule{f.rule(nat, nil, loadMeta(expr.MetaKeyOIFNAME), cmpReg(expr.CmpOpNeq, ifname(r.Bridge)), &expr.Masq{})}
 }
 
 func (f *Firewall) rule(c *nftables.Chain, udata []byte, exprs ...expr.Any) *nftables.Rule {

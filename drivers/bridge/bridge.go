@@ -129,6 +129,10 @@ type Driver struct {
 	// bridges maps a bridge name to the ID of the network that owns or is
 	// creating it.
 	bridges map[string]string
+	// restoreAddrs holds the addresses of the namespace's links, by link
+	// index, from the first adoption of a restore to CollectOrphans (see
+	// restoredAddrs); nil otherwise. Read only, once set.
+	restoreAddrs map[int][]netlink.Addr
 	// forwardingV4 and forwardingV6 record that IP forwarding was turned
 	// on.
 	forwardingV4, forwardingV6 bool

@@ -13,7 +13,8 @@ import (
 // CollectOrphans deletes, in one batch, the bridges ("br-" + 12 hex digits) of networks
 // not in keepNetworks and the veths ("veth" + 11 hex digits) of endpoints
 // not in keepEndpoints, and makes the firewall hold only the rules of the
-// networks the driver knows. A bridge name matches a network when the
+// networks the driver knows, in one batch: RestoreNetwork leaves the rules
+// to it, so call it once the networks are restored. A bridge name matches a network when the
 // network ID starts with its 12 digits; likewise for veths.
 //
 // A failed listing of links is reported but does not keep the firewall
@@ -32,6 +33,8 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 	keptVeths := prefixSet(keepEndpoints, 11)
 
 	d.mu.Lock()
+	// The restore is over: adoptions list addresses afresh.
+	d.restoreAddrs = nil
 	// Networks the driver knows, and the veths of endpoints it knows as
 	// joined, are never orphans, whatever the caller passed. The veth of an
 	// endpoint that left before a crash is one.
