@@ -500,23 +500,62 @@ func TestInitReplacesOlderLayout(t *testing.T) {
 	mustAdd(t, f, netDefault)
 }
 
-func TestOwnersOfIntervals(t *testing.T) {
-	a := NetworkRules{Bridge: "br-a", Subnets: []netip.Prefix{pfx("10.0.0.0/24"), pfx("10.0.2.0/24")}, Masquerade: true}
-	b := NetworkRules{Bridge: "br-b", Subnets: []netip.Prefix{pfx("10.0.1.0/24"), pfx("255.255.255.0/24")}, Masquerade: true}
-	a4, _ := masqElements(a)
-	b4, _ := masqElements(b)
-	// The kernel dumps elements in its own order and without the verdict.
-	var dumped []nftables.SetElement
-	for _, e := range append(b4, a4...) {
-		dumped = append([]nftables.SetElement{{Key: e.Key, IntervalEnd: e.IntervalEnd, Comment: e.Comment}}, dumped...)
+// TestInitReplacesNATChainLayout: a table of the layout with one
+// nat-<bridge> chain per network, reached through the masq4 interval
+// verdict map, is recreated too.
+func TestInitReplacesNATChainLayout(t *testing.T) {
+	testutil.RequireRoot(t)
+	resetTable(t)
+	openFirewall(t)
+	want := dump(t)
+	resetTable(t)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader("table inet " + TableName + " {\n\tset bridges { type ifname; elements = { \"br-a\" }; }\n" +
+		"\tmap masq4 { type ipv4_addr : verdict; flags interval; }\n\tchain nat-br-a { oifname != \"br-a\" masquerade; }\n}\n" +
+		"add element inet " + TableName + " masq4 { 10.0.0.0/24 : jump nat-br-a }\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
 	}
-	got := ownersOfIntervals(dumped)
-	for bridge, want := range map[string][]nftables.SetElement{"br-a": keysOnly(a4), "br-b": keysOnly(b4)} {
-		if fmt.Sprint(got[bridge]) != fmt.Sprint(want) {
-			t.Errorf("%s owns %v, want %v", bridge, got[bridge], want)
+	f := openFirewall(t)
+	if got := dump(t); got != want {
+		t.Errorf("after Init on the nat chain layout:\n%s\nwant:\n%s", got, want)
+	}
+	mustAdd(t, f, netDefault)
+}
+
+func TestParseMasqSetName(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		k     masqLen
+		pairs bool
+		ok    bool
+	}{
+		{"subnets4_24", masqLen{bits: 24}, false, true},
+		{"masq4_0", masqLen{bits: 0}, true, true},
+		{"masq6_64", masqLen{v6: true, bits: 64}, true, true},
+		{"subnets6_128", masqLen{v6: true, bits: 128}, false, true},
+		{"masq4", masqLen{}, false, false},
+		{"masq6", masqLen{}, false, false},
+		{"masq4_33", masqLen{}, false, false},
+		{"masq6_129", masqLen{}, false, false},
+		{"masq4_024", masqLen{}, false, false},
+		{"subnets5_24", masqLen{}, false, false},
+		{"bridges", masqLen{}, false, false},
+	} {
+		k, pairs, ok := parseMasqSetName(tc.name)
+		if k != tc.k || pairs != tc.pairs || ok != tc.ok {
+			t.Errorf("parseMasqSetName(%q) = %v, %v, %v; want %v, %v, %v", tc.name, k, pairs, ok, tc.k, tc.pairs, tc.ok)
 		}
 	}
-	if len(got) != 2 {
-		t.Errorf("owners %v, want br-a and br-b", got)
+	// Every name masqSets gives parses back.
+	f := &Firewall{table: &nftables.Table{Name: TableName}}
+	for _, k := range []masqLen{{bits: 8}, {v6: true, bits: 48}} {
+		s, p := f.masqSets(k)
+		if got, pairs, ok := parseMasqSetName(s.Name); got != k || pairs || !ok {
+			t.Errorf("%s parses as %v, %v, %v", s.Name, got, pairs, ok)
+		}
+		if got, pairs, ok := parseMasqSetName(p.Name); got != k || !pairs || !ok {
+			t.Errorf("%s parses as %v, %v, %v", p.Name, got, pairs, ok)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/google/nftables"
@@ -26,20 +27,27 @@ func (f *Firewall) AddNetwork(r NetworkRules) error {
 	}
 	// The network may have changed: drop its old elements first (in the
 	// same batch, so traffic never sees the network without them).
+	var oldMasq []netip.Prefix
 	if old, ok := f.networks[r.Bridge]; ok {
-		if err := f.queueElementsLocked(installedElements(r.Bridge, old), true); err != nil {
+		if err := f.queueAllElementsLocked(r.Bridge, old, true); err != nil {
 			return queueError(what, err)
 		}
+		oldMasq = old.masq
 	}
-	f.queueNATChainLocked(r, true)
-	elems := networkElements(r)
-	if err := f.queueElementsLocked(elems, false); err != nil {
+	inst := installedOf(r)
+	next := f.countAfter(oldMasq, inst.masq)
+	f.queueMasqCountLocked(next)
+	if err := f.queueElementsLocked(networkElements(r), false); err != nil {
+		return queueError(what, err)
+	}
+	if err := f.queueMasqElementsLocked(masqElemsOf(r.Bridge, inst.masq), false); err != nil {
 		return queueError(what, err)
 	}
 	if err := f.flushLocked(what); err != nil {
 		return err
 	}
-	f.networks[r.Bridge] = installedOf(r, elems)
+	f.networks[r.Bridge] = inst
+	f.masqCount = next
 	f.logger.Debug("firewall: network added", "bridge", r.Bridge, "subnets", r.Subnets,
 		"icc", r.ICC, "masquerade", r.Masquerade, "internal", r.Internal)
 	return nil
@@ -61,17 +69,16 @@ func (f *Firewall) DeleteNetwork(bridge string) error {
 	if !ok {
 		return nil
 	}
-	// Elements first: a chain that a map element jumps to cannot go.
-	if err := f.queueElementsLocked(installedElements(bridge, inst), true); err != nil {
+	if err := f.queueAllElementsLocked(bridge, inst, true); err != nil {
 		return queueError(what, err)
 	}
-	nat := f.natChain(bridge)
-	f.conn.FlushChain(nat)
-	f.conn.DelChain(nat)
+	next := f.countAfter(inst.masq, nil)
+	f.queueMasqCountLocked(next)
 	if err := f.flushLocked(what); err != nil {
 		return err
 	}
 	delete(f.networks, bridge)
+	f.masqCount = next
 	f.logger.Debug("firewall: network deleted", "bridge", bridge)
 	return nil
 }
@@ -104,18 +111,26 @@ func (f *Firewall) Reconcile(keep []NetworkRules) error {
 		return err
 	}
 	// Adding first makes the delete succeed whether or not the table exists.
+	networks := make(map[string]installed, len(nets))
+	count := map[masqLen]int{}
+	var all elements
+	masq := masqElems{}
+	for _, r := range nets {
+		inst := installedOf(r)
+		all.append(networkElements(r))
+		masq.add(r.Bridge, inst.masq)
+		for _, p := range inst.masq {
+			count[lenOf(p)]++
+		}
+		networks[r.Bridge] = inst
+	}
 	f.conn.AddTable(f.table)
 	f.conn.DelTable(f.table)
-	f.queueBaseLocked()
-	networks := make(map[string]installed, len(nets))
-	var all elements
-	for _, r := range nets {
-		f.queueNATChainLocked(r, false)
-		elems := networkElements(r)
-		all.append(elems)
-		networks[r.Bridge] = installedOf(r, elems)
-	}
+	f.queueBaseLocked(masqLens(count))
 	if err := f.queueElementsLocked(all, false); err != nil {
+		return queueError(what, err)
+	}
+	if err := f.queueMasqElementsLocked(masq, false); err != nil {
 		return queueError(what, err)
 	}
 	if err := f.queueForwardDropLocked(); err != nil {
@@ -131,21 +146,20 @@ func (f *Firewall) Reconcile(keep []NetworkRules) error {
 		}
 	}
 	f.networks = networks
+	f.masqCount = count
 	f.logger.Debug("firewall: reconciled", "networks", len(networks), "removed", removed)
 	return nil
 }
 
 // elements lists set and map elements by the set or map they belong to.
 type elements struct {
-	bridges, icc, internal, masq4, masq6 []nftables.SetElement
+	bridges, icc, internal []nftables.SetElement
 }
 
 func (e *elements) append(o elements) {
 	e.bridges = append(e.bridges, o.bridges...)
 	e.icc = append(e.icc, o.icc...)
 	e.internal = append(e.internal, o.internal...)
-	e.masq4 = append(e.masq4, o.masq4...)
-	e.masq6 = append(e.masq6, o.masq6...)
 }
 
 // networkElements returns the set and map elements of network r.
@@ -154,17 +168,32 @@ func networkElements(r NetworkRules) elements {
 	if r.ICC {
 		v = expr.VerdictAccept
 	}
-	inst := installed{icc: r.ICC, internal: r.Internal}
-	inst.masq4, inst.masq6 = masqElements(r)
-	e := installedElements(r.Bridge, inst)
+	e := installedElements(r.Bridge, installedOf(r))
 	e.icc[0].VerdictData = &expr.Verdict{Kind: v}
 	return e
 }
 
-// installedOf returns what the kernel holds for r once elems, its
-// elements, are added.
-func installedOf(r NetworkRules, elems elements) installed {
-	return installed{icc: r.ICC, internal: r.Internal, masq4: elems.masq4, masq6: elems.masq6}
+// installedOf returns what the kernel holds for r once its elements are
+// added.
+func installedOf(r NetworkRules) installed {
+	return installed{icc: r.ICC, internal: r.Internal, masq: masqSubnets(r)}
+}
+
+// masqElemsOf returns the elements of the per-length masquerade sets for
+// subnets masqueraded on bridge.
+func masqElemsOf(bridge string, subnets []netip.Prefix) masqElems {
+	m := masqElems{}
+	m.add(bridge, subnets)
+	return m
+}
+
+// queueAllElementsLocked queues the addition, or with del the deletion,
+// of every element inst has on bridge. f.mu must be held.
+func (f *Firewall) queueAllElementsLocked(bridge string, inst installed, del bool) error {
+	if err := f.queueElementsLocked(installedElements(bridge, inst), del); err != nil {
+		return err
+	}
+	return f.queueMasqElementsLocked(masqElemsOf(bridge, inst.masq), del)
 }
 
 // installedElements returns the elements the kernel holds for inst on
@@ -175,26 +204,11 @@ func installedElements(bridge string, inst installed) elements {
 	e := elements{
 		bridges: []nftables.SetElement{{Key: name}},
 		icc:     []nftables.SetElement{{Key: append(slices.Clone(name), name...)}},
-		masq4:   inst.masq4,
-		masq6:   inst.masq6,
 	}
 	if inst.internal {
 		e.internal = []nftables.SetElement{{Key: name}}
 	}
 	return e
-}
-
-// queueNATChainLocked queues the nat chain of network r and its rule; with
-// flush, a chain that may exist is emptied first. f.mu must be held.
-func (f *Firewall) queueNATChainLocked(r NetworkRules, flush bool) {
-	nat := f.natChain(r.Bridge)
-	f.conn.AddChain(nat)
-	if flush {
-		f.conn.FlushChain(nat)
-	}
-	for _, rule := range f.natRules(r, nat) {
-		f.conn.AddRule(rule)
-	}
 }
 
 // queueElementsLocked queues the addition, or with del the deletion, of e:
@@ -205,7 +219,7 @@ func (f *Firewall) queueElementsLocked(e elements, del bool) error {
 		s     *nftables.Set
 		elems []nftables.SetElement
 	}{
-		{f.masq4, e.masq4}, {f.masq6, e.masq6}, {f.icc, e.icc}, {f.internal, e.internal}, {f.bridges, e.bridges},
+		{f.icc, e.icc}, {f.internal, e.internal}, {f.bridges, e.bridges},
 	} {
 		if len(m.elems) == 0 {
 			continue
@@ -221,4 +235,14 @@ func (f *Firewall) queueElementsLocked(e elements, del bool) error {
 		}
 	}
 	return nil
+}
+
+// keysOnly strips the data of elements about to be deleted: the kernel
+// finds elements by key.
+func keysOnly(elems []nftables.SetElement) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(elems))
+	for i, e := range elems {
+		out[i] = nftables.SetElement{Key: e.Key}
+	}
+	return out
 }

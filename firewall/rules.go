@@ -136,40 +136,6 @@ func (f *Firewall) forwardRules() []*nftables.Rule {
 	}
 }
 
-// postroutingRules dispatch by source address to the nat chain of the
-// network whose subnet it is in.
-func (f *Firewall) postroutingRules() []*nftables.Rule {
-	saddr := func(family byte, offset, length uint32, m *nftables.Set) *nftables.Rule {
-		return f.rule(f.postrouting, nil,
-			loadMeta(expr.MetaKeyNFPROTO),
-			cmpReg(expr.CmpOpEq, []byte{family}),
-			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: length},
-			vmapLookup(m, reg1))
-	}
-	return []*nftables.Rule{
-		saddr(unix.NFPROTO_IPV4, 12, 4, f.masq4),
-		saddr(unix.NFPROTO_IPV6, 8, 16, f.masq6),
-	}
-}
-
-// natChainPrefix starts the name of a network's nat chain.
-const natChainPrefix = "nat-"
-
-// natChain returns the nat chain of the network on bridge.
-func (f *Firewall) natChain(bridge string) *nftables.Chain {
-	return &nftables.Chain{Name: natChainPrefix + bridge, Table: f.table}
-}
-
-// natRules returns the rules of r's nat chain, which sees the packets whose
-// source is in one of r's subnets: masquerade unless they leave through
-// r's own bridge.
-func (f *Firewall) natRules(r NetworkRules, nat *nftables.Chain) []*nftables.Rule {
-	if !r.Masquerade || r.Internal {
-		return nil
-	}
-	return []*nftables.Rule{f.rule(nat, nil, loadMeta(expr.MetaKeyOIFNAME), cmpReg(expr.CmpOpNeq, ifname(r.Bridge)), &expr.Masq{})}
-}
-
 func (f *Firewall) rule(c *nftables.Chain, udata []byte, exprs ...expr.Any) *nftables.Rule {
 	return &nftables.Rule{Table: f.table, Chain: c, Exprs: exprs, UserData: udata}
 }

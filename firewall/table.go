@@ -2,7 +2,7 @@ package firewall
 
 import (
 	"bytes"
-	"strings"
+	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -28,13 +28,20 @@ func (f *Firewall) Init() error {
 	}
 	older := false
 	if existed {
-		if older, err = f.hasOtherChainsLocked(); err != nil {
+		if older, err = f.isOlderLayoutLocked(); err != nil {
 			return err
 		}
 	}
+	f.networks = map[string]installed{}
+	f.masqCount = map[masqLen]int{}
 	if !older {
-		f.queueBaseLocked()
-		err = f.flushLocked("init")
+		if existed {
+			err = f.loadNetworksLocked()
+		}
+		if err == nil {
+			f.queueBaseLocked(masqLens(f.masqCount))
+			err = f.flushLocked("init")
+		}
 	}
 	if older || err != nil {
 		if !existed {
@@ -49,9 +56,11 @@ func (f *Firewall) Init() error {
 		// anyone: carry it over if the old table says.
 		f.dropFamilies = map[Family]bool{}
 		_ = f.loadForwardDropLocked()
+		f.networks = map[string]installed{}
+		f.masqCount = map[masqLen]int{}
 		f.conn.AddTable(f.table)
 		f.conn.DelTable(f.table)
-		f.queueBaseLocked()
+		f.queueBaseLocked(nil)
 		if err := f.queueForwardDropLocked(); err != nil {
 			return queueError("init: recreate table", err)
 		}
@@ -60,11 +69,7 @@ func (f *Firewall) Init() error {
 		}
 		existed = false
 	}
-	f.networks = map[string]installed{}
 	if existed {
-		if err := f.loadNetworksLocked(); err != nil {
-			return err
-		}
 		f.dropFamilies = map[Family]bool{}
 		if err := f.loadForwardDropLocked(); err != nil {
 			return err
@@ -90,10 +95,10 @@ func (f *Firewall) tableExistsLocked() (bool, error) {
 }
 
 // queueBaseLocked queues the table, its base chains, sets and maps (all
-// created if missing, kept if present) and the rules of the base chains that
-// dispatch to the networks' chains. prerouting and output belong to port
-// publishing and keep their rules. f.mu must be held.
-func (f *Firewall) queueBaseLocked() {
+// created if missing, kept if present), the masquerade sets of lens, and
+// the rules of the forward and postrouting chains. prerouting and output
+// belong to port publishing and keep their rules. f.mu must be held.
+func (f *Firewall) queueBaseLocked(lens []masqLen) {
 	f.conn.AddTable(f.table)
 	for _, c := range []*nftables.Chain{f.forward, f.postrouting, f.prerouting, f.output} {
 		f.conn.AddChain(c)
@@ -103,25 +108,24 @@ func (f *Firewall) queueBaseLocked() {
 		_ = f.conn.AddSet(s, nil)
 	}
 	f.conn.FlushChain(f.forward)
-	f.conn.FlushChain(f.postrouting)
 	for _, r := range f.forwardRules() {
 		f.conn.AddRule(r)
 	}
-	for _, r := range f.postroutingRules() {
-		f.conn.AddRule(r)
-	}
+	f.queueMasqRulesLocked(lens)
 }
 
 // sets returns the sets and maps of the table, in the order they are
 // created.
 func (f *Firewall) sets() []*nftables.Set {
-	return []*nftables.Set{f.bridges, f.icc, f.internal, f.masq4, f.masq6, f.forwardDrop}
+	return []*nftables.Set{f.bridges, f.icc, f.internal, f.forwardDrop}
 }
 
-// hasOtherChainsLocked reports whether the table holds a chain that is
-// neither a base chain nor a network's nat chain: the per-network forward
-// chains of an older layout. f.mu must be held.
-func (f *Firewall) hasOtherChainsLocked() (bool, error) {
+// isOlderLayoutLocked reports whether the table holds a chain that is not
+// a base chain (the per-network chains of an older layout: forward chains,
+// or nat-<bridge> masquerade chains), or a set that is neither a base set
+// nor a per-length masquerade set (the masq4 and masq6 verdict maps of the
+// layout with nat chains). f.mu must be held.
+func (f *Firewall) isOlderLayoutLocked() (bool, error) {
 	chains, err := f.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return false, types.InternalErrorf("firewall: init: listing nftables chains: %w", err)
@@ -130,10 +134,22 @@ func (f *Firewall) hasOtherChainsLocked() (bool, error) {
 		if c.Table.Name != TableName {
 			continue
 		}
-		switch {
-		case c.Name == chainForward, c.Name == chainPostrouting, c.Name == chainPrerouting, c.Name == chainOutput:
-		case strings.HasPrefix(c.Name, natChainPrefix):
+		switch c.Name {
+		case chainForward, chainPostrouting, chainPrerouting, chainOutput:
 		default:
+			return true, nil
+		}
+	}
+	sets, err := f.conn.GetSets(f.table)
+	if err != nil {
+		return false, types.InternalErrorf("firewall: init: listing nftables sets: %w", err)
+	}
+	base := map[string]bool{}
+	for _, s := range f.sets() {
+		base[s.Name] = true
+	}
+	for _, s := range sets {
+		if _, _, ok := parseMasqSetName(s.Name); !ok && !base[s.Name] {
 			return true, nil
 		}
 	}
@@ -142,8 +158,8 @@ func (f *Firewall) hasOtherChainsLocked() (bool, error) {
 
 // loadNetworksLocked learns the networks of a table kept from an earlier
 // run: the bridges set names them, the icc map and the internal set tell
-// how they were made, and the comments of the masquerade intervals tell
-// whose they are. f.mu must be held.
+// how they were made, and the subnet . bridge elements of the masquerade
+// sets which subnets they masquerade. f.mu must be held.
 func (f *Firewall) loadNetworksLocked() error {
 	read := func(s *nftables.Set) ([]nftables.SetElement, error) {
 		elems, err := f.conn.GetSetElements(s)
@@ -181,25 +197,40 @@ func (f *Firewall) loadNetworksLocked() error {
 			f.networks[name(e.Key)] = n
 		}
 	}
-	for _, m := range []*nftables.Set{f.masq4, f.masq6} {
-		elems, err := read(m)
+	sets, err := f.conn.GetSets(f.table)
+	if err != nil {
+		return types.InternalErrorf("firewall: init: listing nftables sets: %w", err)
+	}
+	for _, s := range sets {
+		k, pairs, ok := parseMasqSetName(s.Name)
+		if !ok || !pairs {
+			continue
+		}
+		_, s := f.masqSets(k)
+		elems, err := read(s)
 		if err != nil {
 			return err
 		}
-		for bridge, owned := range ownersOfIntervals(elems) {
+		size := 4
+		if k.v6 {
+			size = 16
+		}
+		for _, e := range elems {
+			if len(e.Key) < size {
+				return types.InternalErrorf("firewall: init: element of %s with a %d-byte key", s.Name, len(e.Key))
+			}
+			addr, _ := netip.AddrFromSlice(e.Key[:size])
+			bridge := name(e.Key[size:])
 			n, ok := f.networks[bridge]
 			if !ok {
 				// Cannot happen with batches of ours; DeleteNetwork could
-				// not find these elements, so say so.
-				f.logger.Warn("firewall: masquerade elements of an unknown bridge, Reconcile will remove them", "bridge", bridge, "set", m.Name)
+				// not find this element, so say so.
+				f.logger.Warn("firewall: masquerade element of an unknown bridge, Reconcile will remove it", "bridge", bridge, "set", s.Name)
 				continue
 			}
-			if m == f.masq4 {
-				n.masq4 = owned
-			} else {
-				n.masq6 = owned
-			}
+			n.masq = append(n.masq, netip.PrefixFrom(addr, k.bits))
 			f.networks[bridge] = n
+			f.masqCount[k]++
 		}
 	}
 	return nil
