@@ -32,7 +32,7 @@ func benchFirewall(b *testing.B, present int) *Firewall {
 // BenchmarkAddDeleteNetwork measures one AddNetwork and one DeleteNetwork
 // with some networks already present: the cost must not grow with them.
 func BenchmarkAddDeleteNetwork(b *testing.B) {
-	for _, present := range []int{0, 100, 1000} {
+	for _, present := range []int{0, 100, 1000, 4000} {
 		b.Run(fmt.Sprintf("present=%d", present), func(b *testing.B) {
 			f := benchFirewall(b, present)
 			r := benchNetwork(present)
