@@ -35,15 +35,17 @@ type Config struct {
 	// GlobalPools are the default pools of ipamapi.GlobalDefault; nil
 	// means ipamutils.GlobalDefaultPools.
 	GlobalPools []config.PoolSpec
-	// HostRoutes returns the routes of the host's namespace; default pools
-	// overlapping one are skipped. Nil means no routes. It is called once
-	// per request for a default pool, without the allocator's lock held.
-	HostRoutes func() ([]netip.Prefix, error)
+	// HostRoutes returns the routes of the host's namespace, of IPv6 if v6
+	// is true and of IPv4 otherwise; default pools overlapping one are
+	// skipped. Nil means no routes. It is called once per request for a
+	// default pool, with the family of the request, without the
+	// allocator's lock held.
+	HostRoutes func(v6 bool) ([]netip.Prefix, error)
 }
 
 // Allocator is the built-in allocator. It is safe for concurrent use.
 type Allocator struct {
-	hostRoutes func() ([]netip.Prefix, error)
+	hostRoutes func(v6 bool) ([]netip.Prefix, error)
 
 	mu sync.Mutex
 	// spaces maps an address space name to its state.
@@ -176,12 +178,12 @@ func family(v6 bool) string {
 func (a *Allocator) requestDefaultPool(space string, v6 bool) (string, *net.IPNet, map[string]string, error) {
 	var routes []netip.Prefix
 	if a.hostRoutes != nil {
-		all, err := a.hostRoutes()
+		all, err := a.hostRoutes(v6)
 		if err != nil {
 			return "", nil, nil, types.InternalErrorf("request for a default %s pool in %s: reading host routes: %w", family(v6), space, err)
 		}
 		for _, r := range all {
-			if r.IsValid() && r.Bits() > 0 {
+			if r.IsValid() && r.Bits() > 0 && r.Addr().Is6() == v6 {
 				routes = append(routes, r.Masked())
 			}
 		}

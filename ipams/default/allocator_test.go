@@ -184,7 +184,7 @@ func TestDefaultPools(t *testing.T) {
 			{Base: netip.MustParsePrefix("192.168.0.0/23"), Size: 24},
 			{Base: netip.MustParsePrefix("fd00::/48"), Size: 64},
 		},
-		HostRoutes: func() ([]netip.Prefix, error) { calls++; return routes, nil },
+		HostRoutes: func(bool) ([]netip.Prefix, error) { calls++; return routes, nil },
 	}
 	a := newAllocator(t, cfg)
 	mustPool(t, a, "10.0.1.0/24", "")
@@ -233,7 +233,7 @@ func TestDefaultPools(t *testing.T) {
 }
 
 func TestDefaultPoolsBuiltIn(t *testing.T) {
-	a := newAllocator(t, Config{HostRoutes: func() ([]netip.Prefix, error) {
+	a := newAllocator(t, Config{HostRoutes: func(bool) ([]netip.Prefix, error) {
 		return []netip.Prefix{netip.MustParsePrefix("172.17.0.0/16")}, nil
 	}})
 	for _, tt := range []struct {
@@ -272,7 +272,7 @@ func mustDefault(t *testing.T, a *Allocator) *net.IPNet {
 
 func TestHostRoutesError(t *testing.T) {
 	boom := errors.New("netlink: boom")
-	a := newAllocator(t, Config{HostRoutes: func() ([]netip.Prefix, error) { return nil, boom }})
+	a := newAllocator(t, Config{HostRoutes: func(bool) ([]netip.Prefix, error) { return nil, boom }})
 	_, _, _, err := a.RequestPool(ipamapi.LocalDefault, "", "", nil, false)
 	if !errors.Is(err, boom) || !types.IsInternal(err) {
 		t.Fatalf("error %v, want internal wrapping %v", err, boom)
