@@ -50,7 +50,7 @@ const (
 	masqSetPrefix    = "masq"
 )
 
-// sets returns the subnets set and the subnet . bridge set of k. Their
+// masqSets returns the subnets set and the subnet . bridge set of k. Their
 // IDs only need to be unique within a batch: they sit above the base
 // sets' IDs.
 func (f *Firewall) masqSets(k masqLen) (subnets, pairs *nftables.Set) {
