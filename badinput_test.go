@@ -138,6 +138,8 @@ func TestBadInput(t *testing.T) {
 		{"DNS search entry with a space", func() error { return newSandbox(c, OptionDNSSearch("a.example b.example")) }, types.IsBadRequest, "BadRequest"},
 		{"DNS search entry with a NUL", func() error { return newSandbox(c, OptionDNSSearch("example.org\x00")) }, types.IsBadRequest, "BadRequest"},
 		{"DNS option with a vertical tab", func() error { return newSandbox(c, OptionDNSOptions("ndots:1\vrotate")) }, types.IsBadRequest, "BadRequest"},
+		{"DNS server that is not an address", func() error { return newSandbox(c, OptionDNS("bogus")) }, types.IsBadRequest, "BadRequest"},
+		{"extra host whose address is not one", func() error { return newSandbox(c, OptionExtraHost("db", "not-an-ip")) }, types.IsBadRequest, "BadRequest"},
 		{"DNS option with a newline", func() error { return newSandbox(c, OptionDNSOptions("ndots:1\nnameserver 192.0.2.66")) }, types.IsBadRequest, "BadRequest"},
 		{"relative OptionHostsPath", func() error {
 			return relativeFile(t, func(p string) error { return newSandbox(c, OptionHostsPath(p)) })

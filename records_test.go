@@ -304,3 +304,52 @@ func TestRestoreQuarantinesBadControllerID(t *testing.T) {
 		restartWith(t, e, []badRecord{{kind: "controller", key: "id", raw: raw, reason: map[bool]string{true: "version", false: "hex"}[raw == `{"v":2}`]}})
 	}
 }
+
+// TestQuarantinedNetworkKeepsItsEndpoints: the endpoints of a network whose
+// record is quarantined keep their records, so putting the network's
+// record back (datastore PutRaw) brings the network back with them.
+func TestQuarantinedNetworkKeepsItsEndpoints(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "qnet", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.84.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, err := n.CreateEndpoint("qep")
+	mustf(t, err, "endpoint")
+	nid := n.ID()
+	var good networkRecord
+	mustf(t, c.store.View(func(tx *datastore.Tx) error { return tx.Get(kindNetwork, nid, &good) }), "reading the network's record")
+	c.Stop()
+	// A record this build cannot read.
+	e.forge(t, []badRecord{{kind: kindNetwork, key: nid, raw: `{"v":2}`}})
+
+	c = e.start()
+	if _, err := c.NetworkByID(nid); err == nil {
+		t.Fatal("the network with a bad record was restored")
+	}
+	eps, err := datastore.List[map[string]any](c.state, kindEndpoint)
+	mustf(t, err, "listing endpoint records")
+	if _, ok := eps[ep.ID()]; !ok {
+		t.Fatal("the endpoint of the quarantined network lost its record")
+	}
+	c.Stop()
+
+	// The operator puts the good record back.
+	e.forge(t, []badRecord{{kind: kindNetwork, key: nid, rec: good}})
+	c = e.start()
+	n2, err := c.NetworkByID(nid)
+	mustf(t, err, "network after its record came back")
+	if _, err := n2.EndpointByID(ep.ID()); err != nil {
+		t.Errorf("endpoint after its network's record came back: %v", err)
+	}
+}
+
+// TestRestoreQuarantinesInjectingRecords: a stored hostname, DNS entry or
+// alias that would inject lines into a sandbox's files is quarantined.
+func TestRestoreQuarantinesInjectingRecords(t *testing.T) {
+	e := newEnv(t)
+	restartWith(t, e, []badRecord{
+		{kind: kindSandbox, key: idA, rec: sandboxRecord{ID: idA, ContainerID: "ctr-nl", Config: sandboxConfig{UseExternalKey: true, HostName: "web\n10.0.0.1 victim"}}, reason: "control characters"},
+		{kind: kindSandbox, key: idB, rec: sandboxRecord{ID: idB, ContainerID: "ctr-dns", Config: sandboxConfig{UseExternalKey: true, DNSSearchList: []string{"a.example nameserver"}}}, reason: "whitespace"},
+		{kind: kindEndpoint, key: idC, rec: endpointRecord{ID: idC, NetworkID: idD, Name: "ep", MyAliases: []string{"x\ny"}}, reason: "control characters"},
+	})
+}

@@ -66,11 +66,23 @@ func (c *controller) restore() error {
 	sort.SliceStable(epIDs, func(i, j int) bool {
 		return ifIndexOf(eps[epIDs[i]].Join) < ifIndexOf(eps[epIDs[j]].Join)
 	})
+	// Endpoints of a quarantined network keep their records too: putting
+	// the network's record back must bring its endpoints back.
+	quarantinedNets := map[string]bool{}
+	if qs, err := datastore.ListQuarantined(c.store); err != nil {
+		c.logger.Warn("listing quarantined network records", "error", err)
+	} else {
+		for _, q := range qs {
+			if q.Kind == kindNetwork {
+				quarantinedNets[q.ID] = true
+			}
+		}
+	}
 	for _, id := range epIDs {
 		r := eps[id]
-		if _, stored := nets[r.NetworkID]; stored && c.networks[r.NetworkID] == nil {
-			// Its network is recorded but failed to come back (logged
-			// above); keep the record for the next start.
+		if _, stored := nets[r.NetworkID]; (stored || quarantinedNets[r.NetworkID]) && c.networks[r.NetworkID] == nil {
+			// Its network is recorded (or quarantined) but did not come
+			// back (logged above); keep the record for the next start.
 			c.logger.Error("endpoint not restored: its network failed to restore", "endpoint", r.Name, "network", r.NetworkID)
 			continue
 		}

@@ -2,6 +2,7 @@ package libnetwork
 
 import (
 	"maps"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,6 +97,14 @@ func (c sandboxConfig) validate() error {
 	for _, h := range c.ExtraHosts {
 		if strings.ContainsFunc(h.Name, unicode.IsControl) {
 			return types.InvalidParameterErrorf("extra host %q: control characters are not allowed", h.Name)
+		}
+		if _, err := netip.ParseAddr(h.IP); err != nil {
+			return types.InvalidParameterErrorf("extra host %q: %q is not an IP address", h.Name, h.IP)
+		}
+	}
+	for _, ns := range c.DNSList {
+		if _, err := netip.ParseAddr(ns); err != nil {
+			return types.InvalidParameterErrorf("DNS server %q is not an IP address", ns)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/options"
@@ -246,7 +247,7 @@ func checkNetworkRecord(key string, r *networkRecord) error {
 			if conf == nil {
 				return types.InvalidParameterErrorf("empty IPAM configuration")
 			}
-			if err := conf.Validate(); err != nil {
+			if err := checkStoredIpamConf(conf); err != nil {
 				return err
 			}
 		}
@@ -257,6 +258,31 @@ func checkNetworkRecord(key string, r *networkRecord) error {
 			if info == nil || info.Pool == nil {
 				return types.InvalidParameterErrorf("IPAM pool without an address")
 			}
+		}
+	}
+	return nil
+}
+
+// checkStoredIpamConf checks that a stored IPAM configuration parses. The
+// pool policy of IpamConf.Validate (no loopback, no /32, ...) is not
+// applied here: a network a previous version created under a looser
+// policy is a record to restore or to fail restoring (and keep, with its
+// endpoints, for the next start), not a forgery to quarantine.
+func checkStoredIpamConf(c *IpamConf) error {
+	for what, v := range map[string]string{"pool": c.PreferredPool, "sub-pool": c.SubPool} {
+		if v == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(v); err != nil {
+			return types.InvalidParameterErrorf("ipam configuration: invalid %s %q", what, v)
+		}
+	}
+	if c.Gateway != "" && net.ParseIP(c.Gateway) == nil {
+		return types.InvalidParameterErrorf("ipam configuration: invalid gateway %q", c.Gateway)
+	}
+	for name, a := range c.AuxAddresses {
+		if net.ParseIP(a) == nil {
+			return types.InvalidParameterErrorf("ipam configuration: invalid auxiliary address %s=%q", name, a)
 		}
 	}
 	return nil
@@ -273,6 +299,20 @@ func checkEndpointRecord(key string, r *endpointRecord) error {
 	}
 	if r.Name == "" || len(r.Name) > 255 {
 		return types.InvalidParameterErrorf("invalid endpoint name %q", r.Name)
+	}
+	// Names and aliases reach the sandboxes' files and the resolver.
+	for _, a := range r.MyAliases {
+		if err := checkEndpointName("alias", a); err != nil {
+			return err
+		}
+	}
+	for name, alias := range r.Aliases {
+		if err := checkEndpointName("link name", name); err != nil {
+			return err
+		}
+		if err := checkEndpointName("link alias", alias); err != nil {
+			return err
+		}
 	}
 	if r.MAC != "" {
 		if _, err := net.ParseMAC(r.MAC); err != nil {
@@ -329,6 +369,32 @@ func (c *controller) checkSandboxRecord(key string, r *sandboxRecord) error {
 	for _, p := range []string{r.Config.HostsPath, r.Config.OriginHostsPath, r.Config.ResolvConfPath, r.Config.OriginResolvConfPath} {
 		if p != "" && (!filepath.IsAbs(p) || strings.ContainsRune(p, 0)) {
 			return types.InvalidParameterErrorf("file path %q is not absolute", p)
+		}
+	}
+	return checkStoredSandboxConfig(&r.Config)
+}
+
+// checkStoredSandboxConfig refuses what would inject lines into a
+// sandbox's hosts or resolv.conf when they are rebuilt: control characters
+// anywhere, whitespace inside a name or an entry. The API's stricter
+// rules (RFC 1123 hostnames) are not applied to stored records, so a
+// sandbox a previous version accepted is not quarantined for them.
+func checkStoredSandboxConfig(c *sandboxConfig) error {
+	words := []string{c.HostName, c.DomainName}
+	words = append(words, c.DNSSearchList...)
+	words = append(words, c.DNSOptionsList...)
+	words = append(words, c.DNSList...)
+	for _, h := range c.ExtraHosts {
+		words = append(words, h.IP)
+	}
+	for _, w := range words {
+		if strings.ContainsFunc(w, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
+			return types.InvalidParameterErrorf("sandbox configuration: %q has whitespace or control characters", w)
+		}
+	}
+	for _, h := range c.ExtraHosts {
+		if strings.ContainsFunc(h.Name, unicode.IsControl) {
+			return types.InvalidParameterErrorf("sandbox configuration: extra host %q has control characters", h.Name)
 		}
 	}
 	return nil

@@ -55,9 +55,12 @@ func (f *Firewall) forwardDropRule() *nftables.Rule {
 // family fam that neither enter nor leave a bridge of its networks; with
 // drop unset, it stops. It is what Docker (since 28.0) does when it turns
 // forwarding on itself, except that it never changes the policy of a
-// chain: the drop is a rule of the library's own forward chain, so other
-// tables still see, and may accept, those packets, and a packet they drop
-// stays dropped.
+// chain: the drop is a rule of the library's own forward chain. In
+// nftables a drop in any base chain is final, so, unlike docker's iptables
+// policy, another table's accept cannot let such a packet through; a host
+// that routes for others (libvirt, a router) sets
+// config.OptionForwardingNoDrop, or turns forwarding on before the
+// library starts, which leaves it alone.
 //
 // The setting is an element of the set forward_drop, kept with the table:
 // it survives Close, a later process's Init and Reconcile. Setting what is

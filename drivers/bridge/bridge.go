@@ -136,6 +136,10 @@ type Driver struct {
 	// forwardingV4 and forwardingV6 record that IP forwarding was turned
 	// on.
 	forwardingV4, forwardingV6 bool
+	// forwardingMu serialises setupForwarding, so two first networks
+	// created at once cannot both turn forwarding on, one of them then
+	// undoing the drop the other relies on. Taken before mu.
+	forwardingMu sync.Mutex
 }
 
 var (

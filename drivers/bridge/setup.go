@@ -285,6 +285,8 @@ func (d *Driver) setupForwarding(v6 bool) error {
 	if d.setSysctl == nil {
 		return nil
 	}
+	d.forwardingMu.Lock()
+	defer d.forwardingMu.Unlock()
 	d.mu.Lock()
 	needV4, needV6 := !d.forwardingV4, v6 && !d.forwardingV6
 	d.mu.Unlock()
