@@ -122,6 +122,9 @@ type Driver struct {
 	// orphan collection, to make the kernel's interrupted dumps happen on
 	// demand (kernels since 6.x rarely interrupt link dumps).
 	linkList func() ([]netlink.Link, error)
+	// reconcile, when set by tests, replaces the firewall's Reconcile in
+	// orphan collection, to make it fail on demand.
+	reconcile func([]firewall.NetworkRules) error
 
 	mu sync.Mutex
 	// networks by ID.

@@ -75,14 +75,38 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 		errs = append(errs, fmt.Errorf("deleting %d orphaned links: %w", len(orphans), err))
 	}
 	if d.fw != nil {
-		if err := d.fw.Reconcile(rules); err != nil {
-			errs = append(errs, fmt.Errorf("reconciling firewall rules: %w", err))
+		if err := d.reconcileRules(rules); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
 		return types.InternalErrorf("collect orphans of the bridge driver: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// reconcileRules makes the table hold exactly rules, in one batch. At
+// restart that batch is what installs the restored networks' rules, so if
+// it fails the networks are not left without them (not isolated, not
+// internal, no masquerade): each network's rules are then installed on
+// their own, and a network whose rules cannot be is logged as an error.
+func (d *Driver) reconcileRules(rules []firewall.NetworkRules) error {
+	reconcile := d.fw.Reconcile
+	if d.reconcile != nil {
+		reconcile = d.reconcile
+	}
+	err := reconcile(rules)
+	if err == nil {
+		return nil
+	}
+	errs := []error{fmt.Errorf("reconciling firewall rules: %w", err)}
+	for _, r := range rules {
+		if aerr := d.fw.AddNetwork(r); aerr != nil {
+			d.logger.Error("bridge network left without its firewall rules", "bridge", r.Bridge, "error", aerr)
+			errs = append(errs, fmt.Errorf("rules of bridge %s: %w", r.Bridge, aerr))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // prefixSet returns the set of the first n characters of the keys of m

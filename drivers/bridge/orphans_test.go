@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netkit/libnetwork/firewall"
 	"github.com/vishvananda/netlink"
 )
 
@@ -61,5 +62,30 @@ func TestCollectOrphansReconcilesWhenListingFails(t *testing.T) {
 	}
 	if !strings.Contains(table, "br-b70000000000") {
 		t.Errorf("rules of the kept network are gone:\n%s", table)
+	}
+}
+
+// TestCollectOrphansInstallsRulesWhenReconcileFails: at restart the one
+// Reconcile batch installs the restored networks' rules; if it fails,
+// each network's rules are installed on their own instead of the networks
+// being left open.
+func TestCollectOrphansInstallsRulesWhenReconcileFails(t *testing.T) {
+	d, _ := testDriver(t)
+	const nid = "b900000000000001"
+	createNetwork(t, d, nid, 119, false, nil)
+	bridge := "br-b90000000000"
+	if err := d.fw.DeleteNetwork(bridge); err != nil {
+		t.Fatalf("emptying the table as a reboot would: %v", err)
+	}
+	if strings.Contains(nftTable(t), bridge) {
+		t.Fatal("the network's rules survived DeleteNetwork")
+	}
+	failed := errors.New("reconcile failed")
+	d.SetReconcile(func([]firewall.NetworkRules) error { return failed })
+	if err := d.CollectOrphans(map[string]bool{nid: true}, nil); !errors.Is(err, failed) {
+		t.Errorf("CollectOrphans: %v, want the reconcile's error reported", err)
+	}
+	if table := nftTable(t); !strings.Contains(table, bridge) {
+		t.Errorf("the restored network was left without rules:\n%s", table)
 	}
 }
