@@ -78,19 +78,28 @@ func (sb *sandbox) makeDirOf(path string) error {
 	return os.Mkdir(dir, dirMode)
 }
 
-// setupFiles writes the sandbox's /etc/hosts and resolv.conf.
+// setupFiles writes the sandbox's /etc/hosts and resolv.conf, making the
+// directory of each first (once when they share one, as they do unless the
+// caller chose paths).
 func (sb *sandbox) setupFiles() error {
+	hosts, resolv := sb.hostsPath(), sb.resolvConfPath()
+	if err := sb.makeDirOf(hosts); err != nil {
+		return err
+	}
+	if filepath.Dir(resolv) != filepath.Dir(hosts) {
+		if err := sb.makeDirOf(resolv); err != nil {
+			return err
+		}
+	}
 	if err := sb.buildHostsFile(); err != nil {
 		return err
 	}
 	return sb.buildResolvConf()
 }
 
+// buildHostsFile writes /etc/hosts; its directory exists (setupFiles).
 func (sb *sandbox) buildHostsFile() error {
 	path := sb.hostsPath()
-	if err := sb.makeDirOf(path); err != nil {
-		return err
-	}
 	var extra []etchosts.Record
 	for _, h := range sb.config.ExtraHosts {
 		extra = append(extra, etchosts.Record{Hosts: h.Name, IP: h.IP})
@@ -108,11 +117,9 @@ func (sb *sandbox) buildHostsFile() error {
 	return etchosts.Build(path, extra)
 }
 
+// buildResolvConf writes resolv.conf; its directory exists (setupFiles).
 func (sb *sandbox) buildResolvConf() error {
 	path := sb.resolvConfPath()
-	if err := sb.makeDirOf(path); err != nil {
-		return err
-	}
 	if origin := sb.config.OriginResolvConfPath; origin != "" {
 		content, err := os.ReadFile(origin)
 		if err != nil {
