@@ -1,13 +1,10 @@
 package libnetwork
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/driverapi"
@@ -303,34 +300,15 @@ func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 	ep.mu.Unlock()
 }
 
-// retiredName returns a name for an interface retired at Leave: "gone" and
-// 10 random hex digits. Retired interfaces stay in the sandbox until their
-// peer or the namespace goes, possibly across restarts, so the name must be
-// unique without a counter, which would start again at 0 after a restart
-// and collide with one a crashed controller left.
-func retiredName() string {
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	return retiredIfPrefix + hex.EncodeToString(b[:])
-}
-
-// retiredIfPrefix starts the names retiredName makes.
+// retiredIfPrefix starts the names of interfaces retired from a sandbox
+// at Leave (osl.TombstoneName).
 const retiredIfPrefix = "gone"
 
-// isRetiredName reports whether name has the form retiredName gives: the
-// prefix and 10 lowercase hex digits.
-func isRetiredName(name string) bool {
-	rest, ok := strings.CutPrefix(name, retiredIfPrefix)
-	if !ok || len(rest) != 10 {
-		return false
-	}
-	for _, c := range rest {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+// retiredName returns a name for an interface retired at Leave.
+func retiredName() string { return osl.TombstoneName(retiredIfPrefix) }
+
+// isRetiredName reports whether name is one retiredName gives.
+func isRetiredName(name string) bool { return osl.IsTombstone(name, retiredIfPrefix) }
 
 // updateGateways points the sandbox's default routes at the endpoints that
 // should provide them: among endpoints with a gateway, highest priority

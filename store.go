@@ -8,6 +8,7 @@ import (
 
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/options"
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -174,17 +175,7 @@ func (sb *sandbox) record() *sandboxRecord {
 
 // isID reports whether s has the form of the IDs the library makes (newID):
 // 64 lowercase hex digits. Only such IDs reach paths and kernel names.
-func isID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if ch := s[i]; (ch < '0' || ch > '9') && (ch < 'a' || ch > 'f') {
-			return false
-		}
-	}
-	return true
-}
+func isID(s string) bool { return osl.HasHexSuffix(s, "", 64) }
 
 // checkRecordID checks a record's ID and that it is the key it is stored
 // under.

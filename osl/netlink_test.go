@@ -38,3 +38,25 @@ func TestDumpRetriesInterrupted(t *testing.T) {
 		t.Errorf("Dump with an error: %v in %d calls; want boom in 1", err, calls)
 	}
 }
+
+func TestTombstoneNames(t *testing.T) {
+	a, b := TombstoneName("gone"), TombstoneName("gone")
+	if a == b || !IsTombstone(a, "gone") || !IsTombstone(b, "gone") || len(a) != len("gone")+10 {
+		t.Errorf("TombstoneName gave %q and %q", a, b)
+	}
+	for _, tc := range []struct {
+		name, prefix string
+		n            int
+		want         bool
+	}{
+		{"gone0123456789", "gone", 10, true},
+		{"gone012345678", "gone", 10, false},
+		{"gone012345678A", "gone", 10, false},
+		{"eth0", "gone", 10, false},
+		{"0123abcd", "", 8, true},
+	} {
+		if got := HasHexSuffix(tc.name, tc.prefix, tc.n); got != tc.want {
+			t.Errorf("HasHexSuffix(%q, %q, %d) = %v", tc.name, tc.prefix, tc.n, got)
+		}
+	}
+}

@@ -1,8 +1,6 @@
 package bridge
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -123,9 +121,7 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 // endpoint out of the way: renamed (about 1 ms) rather than deleted (about
 // 20 ms), and handed to the reaper. If the rename fails it is deleted.
 func (d *Driver) retireVeth(old netlink.Link) {
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	tomb := retiredPrefix + hex.EncodeToString(b[:])
+	tomb := osl.TombstoneName(retiredPrefix)
 	if err := d.host.LinkSetDown(old); err == nil {
 		if err := d.host.LinkSetName(old, tomb); err == nil {
 			d.reaper.add(tomb, old.Attrs().Index)
@@ -156,9 +152,7 @@ func (d *Driver) retireSandboxLink(nsFd int, name string) {
 		d.logger.Warn("a link not made by the library holds the interface name asked for in the sandbox; leaving it", "link", name, "type", l.Type())
 		return
 	}
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	if err := ns.RetireInterface(name, retiredPrefix+hex.EncodeToString(b[:])); err != nil {
+	if err := ns.RetireInterface(name, osl.TombstoneName(retiredPrefix)); err != nil {
 		d.logger.Warn("moving a leftover link in the sandbox out of the way", "link", name, "error", err)
 	}
 }

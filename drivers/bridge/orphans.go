@@ -123,15 +123,4 @@ func prefixSet(m map[string]bool, n int) map[string]bool {
 
 // isOwnName reports whether name is prefix followed by n lowercase hex
 // digits, the form of the links this driver names.
-func isOwnName(name, prefix string, n int) bool {
-	rest, ok := strings.CutPrefix(name, prefix)
-	if !ok || len(rest) != n {
-		return false
-	}
-	for _, c := range rest {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func isOwnName(name, prefix string, n int) bool { return osl.HasHexSuffix(name, prefix, n) }
