@@ -58,3 +58,12 @@ func checkResolvEntry(what, entry string) error {
 	}
 	return nil
 }
+
+// checkExtraHostName refuses control characters in the names of an extra
+// hosts line, which would start another line of /etc/hosts.
+func checkExtraHostName(name string) error {
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		return types.InvalidParameterErrorf("extra host %q: control characters are not allowed", name)
+	}
+	return nil
+}

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
-	"strings"
-	"unicode"
 
 	"github.com/netkit/libnetwork/types"
 )
@@ -95,8 +93,8 @@ func (c sandboxConfig) validate() error {
 		}
 	}
 	for _, h := range c.ExtraHosts {
-		if strings.ContainsFunc(h.Name, unicode.IsControl) {
-			return types.InvalidParameterErrorf("extra host %q: control characters are not allowed", h.Name)
+		if err := checkExtraHostName(h.Name); err != nil {
+			return err
 		}
 		if _, err := netip.ParseAddr(h.IP); err != nil {
 			return types.InvalidParameterErrorf("extra host %q: %q is not an IP address", h.Name, h.IP)

@@ -4,7 +4,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"unicode"
 
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/options"
@@ -379,13 +378,13 @@ func checkStoredSandboxConfig(c *sandboxConfig) error {
 		words = append(words, h.IP)
 	}
 	for _, w := range words {
-		if strings.ContainsFunc(w, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
-			return types.InvalidParameterErrorf("sandbox configuration: %q has whitespace or control characters", w)
+		if err := checkResolvEntry("sandbox configuration: entry", w); err != nil {
+			return err
 		}
 	}
 	for _, h := range c.ExtraHosts {
-		if strings.ContainsFunc(h.Name, unicode.IsControl) {
-			return types.InvalidParameterErrorf("sandbox configuration: extra host %q has control characters", h.Name)
+		if err := checkExtraHostName(h.Name); err != nil {
+			return err
 		}
 	}
 	return nil
