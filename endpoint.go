@@ -431,12 +431,14 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 // registry.
 func (ep *endpoint) releaseAddresses() {
 	n := ep.network
-	if ep.iface.addr != nil {
+	// An address without a pool ID was never given by IPAM (a driver set
+	// it, and its reservation had not been made): nothing to give back.
+	if ep.iface.addr != nil && ep.iface.poolID != "" {
 		if err := n.ipam.ReleaseAddress(ep.iface.poolID, ep.iface.addr.IP); err != nil {
 			n.ctrl.logger.Warn("releasing address", "endpoint", ep.Name(), "address", ep.iface.addr, "error", err)
 		}
 	}
-	if ep.iface.addrv6 != nil {
+	if ep.iface.addrv6 != nil && ep.iface.poolIDv6 != "" {
 		if err := n.ipam.ReleaseAddress(ep.iface.poolIDv6, ep.iface.addrv6.IP); err != nil {
 			n.ctrl.logger.Warn("releasing address", "endpoint", ep.Name(), "address", ep.iface.addrv6, "error", err)
 		}
