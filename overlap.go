@@ -3,57 +3,35 @@ package libnetwork
 import (
 	"net"
 	"net/netip"
-	"slices"
+
+	"github.com/netkit/libnetwork/ipamutils"
 )
 
 // subnetIndex holds the pools of the registered networks by IPAM driver and
 // address space, so that checkOverlapLocked costs the same whatever the
 // number of networks: walking every network's subnets made NewNetwork
 // O(networks). It is guarded by controller.mu and changes with
-// controller.networks.
+// controller.networks. Pools may nest or repeat: IPAM drivers other than
+// the default one may give overlapping pools.
 type subnetIndex struct {
-	// spaces maps an IPAM driver name and an address space to its pools.
-	spaces map[subnetSpace]*prefixIndex
+	spaces map[subnetSpace]*ipamutils.PrefixIndex[*network]
 }
 
 type subnetSpace struct{ ipamType, addrSpace string }
 
-// prefixIndex holds prefixes that may nest or repeat (IPAM drivers other
-// than the default one may give overlapping pools), each with its network.
-type prefixIndex struct {
-	// exact finds a prefix containing another, by its value.
-	exact map[netip.Prefix][]*network
-	// sorted finds a prefix inside another, by its address.
-	sorted []subnetEntry
-}
-
-type subnetEntry struct {
-	p netip.Prefix
-	n *network
-}
-
-func comparePrefixes(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
-}
-
 // add indexes n's pools.
 func (x *subnetIndex) add(n *network) {
+	k := subnetSpace{n.ipamType, n.addrSpace}
 	for _, p := range poolPrefixes(n) {
 		if x.spaces == nil {
-			x.spaces = map[subnetSpace]*prefixIndex{}
+			x.spaces = map[subnetSpace]*ipamutils.PrefixIndex[*network]{}
 		}
-		k := subnetSpace{n.ipamType, n.addrSpace}
 		pi := x.spaces[k]
 		if pi == nil {
-			pi = &prefixIndex{exact: map[netip.Prefix][]*network{}}
+			pi = &ipamutils.PrefixIndex[*network]{}
 			x.spaces[k] = pi
 		}
-		pi.exact[p] = append(pi.exact[p], n)
-		i, _ := slices.BinarySearchFunc(pi.sorted, p, func(e subnetEntry, p netip.Prefix) int { return comparePrefixes(e.p, p) })
-		pi.sorted = slices.Insert(pi.sorted, i, subnetEntry{p, n})
+		pi.Add(p, n)
 	}
 }
 
@@ -65,13 +43,9 @@ func (x *subnetIndex) remove(n *network) {
 		return
 	}
 	for _, p := range poolPrefixes(n) {
-		pi.exact[p] = slices.DeleteFunc(pi.exact[p], func(o *network) bool { return o == n })
-		if len(pi.exact[p]) == 0 {
-			delete(pi.exact, p)
-		}
-		pi.sorted = slices.DeleteFunc(pi.sorted, func(e subnetEntry) bool { return e.n == n && e.p == p })
+		pi.Remove(p, n)
 	}
-	if len(pi.sorted) == 0 {
+	if pi.Len() == 0 {
 		delete(x.spaces, k)
 	}
 }
@@ -83,29 +57,9 @@ func (x *subnetIndex) overlapping(ipamType, addrSpace string, want netip.Prefix)
 		if k.ipamType != ipamType || (addrSpace != "" && k.addrSpace != addrSpace) {
 			continue
 		}
-		if n, p := pi.overlapping(want); n != nil {
+		if p, n, ok := pi.Overlapping(want); ok {
 			return n, p
 		}
-	}
-	return nil, netip.Prefix{}
-}
-
-// overlapping returns an entry overlapping want: one containing it (found
-// by its exact value for each length up to want's) or one starting inside
-// it (the first at or after want's address).
-func (pi *prefixIndex) overlapping(want netip.Prefix) (*network, netip.Prefix) {
-	for bits := 0; bits <= want.Bits(); bits++ {
-		q, err := want.Addr().Prefix(bits)
-		if err != nil {
-			continue
-		}
-		if ns := pi.exact[q]; len(ns) > 0 {
-			return ns[0], q
-		}
-	}
-	i, _ := slices.BinarySearchFunc(pi.sorted, want, func(e subnetEntry, p netip.Prefix) int { return e.p.Addr().Compare(p.Addr()) })
-	if i < len(pi.sorted) && want.Contains(pi.sorted[i].p.Addr()) {
-		return pi.sorted[i].n, pi.sorted[i].p
 	}
 	return nil, netip.Prefix{}
 }

@@ -188,7 +188,9 @@ func (a *Allocator) requestDefaultPool(space string, v6 bool) (string, *net.IPNe
 			}
 		}
 	}
-	rx := newPrefixIndex(routes)
+	// Scanning every route for every candidate made a default pool
+	// O(networks²) once each network's bridge had its route.
+	rx := ipamutils.NewPrefixIndex(routes, struct{}{})
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -213,13 +215,13 @@ func (a *Allocator) requestDefaultPool(space string, v6 bool) (string, *net.IPNe
 // sp nor a route. On a conflict it jumps past the conflicting prefix, so
 // the cost grows with the conflicts, not with the size of spec; each
 // conflict is found in O(log n).
-func (sp *addrSpace) firstFree(spec config.PoolSpec, routes *prefixIndex) (netip.Prefix, bool) {
+func (sp *addrSpace) firstFree(spec config.PoolSpec, routes *ipamutils.PrefixIndex[struct{}]) (netip.Prefix, bool) {
 	cand, ok := ipamutils.SubnetFrom(spec, spec.Base.Addr())
 	for ok {
 		var conflict netip.Prefix
 		if p := sp.overlapping(cand); p != nil {
 			conflict = p.id.Pool
-		} else if r, ok := routes.overlapping(cand); ok {
+		} else if r, _, ok := routes.Overlapping(cand); ok {
 			conflict = r
 		} else {
 			return cand, true
@@ -233,40 +235,6 @@ func (sp *addrSpace) firstFree(spec config.PoolSpec, routes *prefixIndex) (netip
 			return netip.Prefix{}, false
 		}
 		cand, ok = ipamutils.SubnetFrom(spec, next)
-	}
-	return netip.Prefix{}, false
-}
-
-// prefixIndex finds a prefix overlapping another among prefixes that may
-// nest (host routes), without a scan: scanning every route for every
-// candidate made a default pool cost O(networks²) once each network's
-// bridge had its route.
-type prefixIndex struct {
-	set    map[netip.Prefix]bool
-	sorted []netip.Prefix // by address
-}
-
-func newPrefixIndex(ps []netip.Prefix) *prefixIndex {
-	x := &prefixIndex{set: make(map[netip.Prefix]bool, len(ps)), sorted: slices.Clone(ps)}
-	for _, p := range ps {
-		x.set[p] = true
-	}
-	slices.SortFunc(x.sorted, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	return x
-}
-
-// overlapping returns a prefix of x overlapping p: one that contains p
-// (found by its exact value, for each shorter length) or one that starts
-// inside p (the first at or after p's address).
-func (x *prefixIndex) overlapping(p netip.Prefix) (netip.Prefix, bool) {
-	for bits := 0; bits <= p.Bits(); bits++ {
-		if q, err := p.Addr().Prefix(bits); err == nil && x.set[q] {
-			return q, true
-		}
-	}
-	i, _ := slices.BinarySearchFunc(x.sorted, p.Addr(), func(q netip.Prefix, a netip.Addr) int { return q.Addr().Compare(a) })
-	if i < len(x.sorted) && p.Contains(x.sorted[i].Addr()) {
-		return x.sorted[i], true
 	}
 	return netip.Prefix{}, false
 }
