@@ -1,6 +1,7 @@
 // Package firewall programs the library's nftables table, `inet libnetwork`,
 // over netlink with github.com/google/nftables: isolation between networks,
-// inter-container traffic on a bridge, internal networks and masquerade.
+// inter-container traffic on a bridge, internal networks, masquerade and
+// published ports.
 //
 // The package only ever touches its own table and never changes a global
 // policy. Every public operation is one atomic netlink batch. The forward
@@ -45,12 +46,14 @@
 //			ip saddr & 255.255.255.0 == @subnets4_24 ip saddr & 255.255.255.0 . oifname != @masq4_24 masquerade
 //			ip6 saddr & ffff:ffff:ffff:ffff:: == @subnets6_64 ip6 saddr & ffff:ffff:ffff:ffff:: . oifname != @masq6_64 masquerade
 //		}
-//		chain prerouting  { type nat hook prerouting priority dstnat; policy accept; }
-//		chain output      { type nat hook output priority dstnat; policy accept; }
+//		chain prerouting  { type nat hook prerouting priority dstnat; policy accept; ... }
+//		chain output      { type nat hook output priority dstnat; policy accept; ... }
 //	}
 //
-// prerouting and output are reserved for port publishing; this package
-// creates them and otherwise leaves their content alone.
+// prerouting and output publish ports: four maps from a host address,
+// protocol and port to a container's address and port, looked up by a
+// fixed set of rules, so publishing a port adds a map element (AddPorts,
+// see ports.go).
 //
 // The forward chain ends with a drop of the packets that neither enter nor
 // leave one of our bridges, for the families in forward_drop
@@ -105,6 +108,10 @@ type Firewall struct {
 	icc         *nftables.Set
 	internal    *nftables.Set
 	forwardDrop *nftables.Set
+	ports4      *nftables.Set
+	ports4Any   *nftables.Set
+	ports6      *nftables.Set
+	ports6Any   *nftables.Set
 
 	mu sync.Mutex
 	// conn carries one batch at a time; mu must be held from the first
@@ -117,6 +124,9 @@ type Firewall struct {
 	// masqCount is the number of masqueraded subnets installed per prefix
 	// length: exactly the lengths whose sets and rule are in the table.
 	masqCount map[masqLen]int
+	// ports holds the published ports: exactly the elements of the port
+	// maps.
+	ports map[portKey]PortRule
 	// dropFamilies are the families in the forward_drop set.
 	dropFamilies map[Family]bool
 	// initialized is set by Init; closed by Close.
@@ -173,7 +183,9 @@ func New(nsFd int, logger *slog.Logger) (*Firewall, error) {
 		networks:     map[string]installed{},
 		masqCount:    map[masqLen]int{},
 		dropFamilies: map[Family]bool{},
+		ports:        map[portKey]PortRule{},
 	}
+	f.ports4, f.ports4Any, f.ports6, f.ports6Any = newPortMaps(table)
 	return f, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -174,7 +175,9 @@ func (f *Firewall) queueMasqRulesLocked(lens []masqLen) {
 		_ = f.conn.AddSet(pairs, nil)
 	}
 	f.conn.FlushChain(f.postrouting)
+	f.conn.AddRule(f.loopbackMasqRule())
 	for _, k := range lens {
+		f.conn.AddRule(f.hairpinRule(k))
 		f.conn.AddRule(f.masqRule(k))
 	}
 }
@@ -221,6 +224,28 @@ func (f *Firewall) countAfter(old, new []netip.Prefix) map[masqLen]int {
 
 // masqRule returns the postrouting rule of length k.
 func (f *Firewall) masqRule(k masqLen) *nftables.Rule {
+	return f.rule(f.postrouting, nil, append(f.masqMatch(k, true), &expr.Masq{})...)
+}
+
+// hairpinRule returns the postrouting rule of length k that masquerades a
+// connection to a published port sent back into the network it came from:
+// ct status dnat ip saddr & <mask> . oifname @masq4_<bits> masquerade.
+func (f *Firewall) hairpinRule(k masqLen) *nftables.Rule {
+	zero := []byte{0, 0, 0, 0}
+	exprs := []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ctStatusDNAT), Xor: zero},
+		cmpReg(expr.CmpOpNeq, zero),
+	}
+	exprs = append(exprs, f.masqMatch(k, false)...)
+	return f.rule(f.postrouting, comment("hairpin to a published port"), append(exprs, &expr.Masq{})...)
+}
+
+// masqMatch returns the match of the masquerade rule of length k: with
+// outside, a packet from one of the subnets leaving through another
+// interface than the subnet's bridge; without, one leaving through it.
+func (f *Firewall) masqMatch(k masqLen, outside bool) []expr.Any {
 	family, offset, size := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
 	// The bridge name follows the address in the concatenation: in the
 	// next 4-byte register after an IPv4 address (NFT_REG32_01), in the
@@ -244,6 +269,10 @@ func (f *Firewall) masqRule(k masqLen) *nftables.Rule {
 	exprs = append(exprs, masked()...)
 	exprs = append(exprs, lookup(subnets, reg1, false))
 	exprs = append(exprs, masked()...)
-	exprs = append(exprs, &expr.Meta{Key: expr.MetaKeyOIFNAME, Register: oifReg}, lookup(pairs, reg1, true), &expr.Masq{})
-	return f.rule(f.postrouting, nil, exprs...)
+	exprs = append(exprs, &expr.Meta{Key: expr.MetaKeyOIFNAME, Register: oifReg}, lookup(pairs, reg1, outside))
+	return exprs
 }
+
+// ctStatusDNAT is IPS_DST_NAT, the conntrack status bit of a connection
+// whose destination was translated.
+const ctStatusDNAT = 1 << 5

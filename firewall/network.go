@@ -87,9 +87,9 @@ func (f *Firewall) DeleteNetwork(bridge string) error {
 // whatever an earlier run left behind (a crash between the kernel change and
 // the caller's record of it). It deletes and recreates the whole table in
 // one batch, so packets see either the old rules or the new ones; the
-// batch holds one message per set whatever the number of networks. Rules in
-// the prerouting and output chains, which belong to port publishing, are
-// removed too: re-add them after Reconcile.
+// batch holds one message per set whatever the number of networks. The
+// published ports are carried over into the new table in the same batch;
+// ReconcilePorts then makes them match the caller's records.
 func (f *Firewall) Reconcile(keep []NetworkRules) error {
 	const what = "reconcile"
 	nets := make([]NetworkRules, 0, len(keep))
@@ -134,6 +134,9 @@ func (f *Firewall) Reconcile(keep []NetworkRules) error {
 		return queueError(what, err)
 	}
 	if err := f.queueForwardDropLocked(); err != nil {
+		return queueError(what, err)
+	}
+	if err := f.queuePortElementsLocked(); err != nil {
 		return queueError(what, err)
 	}
 	if err := f.flushLocked(what); err != nil {

@@ -37,6 +37,9 @@ func (f *Firewall) Init() error {
 	if !older {
 		if existed {
 			err = f.loadNetworksLocked()
+			if err == nil {
+				err = f.loadPortsLocked()
+			}
 		}
 		if err == nil {
 			f.queueBaseLocked(masqLens(f.masqCount))
@@ -58,6 +61,7 @@ func (f *Firewall) Init() error {
 		_ = f.loadForwardDropLocked()
 		f.networks = map[string]installed{}
 		f.masqCount = map[masqLen]int{}
+		f.ports = map[portKey]PortRule{}
 		f.conn.AddTable(f.table)
 		f.conn.DelTable(f.table)
 		f.queueBaseLocked(nil)
@@ -96,8 +100,8 @@ func (f *Firewall) tableExistsLocked() (bool, error) {
 
 // queueBaseLocked queues the table, its base chains, sets and maps (all
 // created if missing, kept if present), the masquerade sets of lens, and
-// the rules of the forward and postrouting chains. prerouting and output
-// belong to port publishing and keep their rules. f.mu must be held.
+// the rules of the base chains (see ports.go for those of prerouting and
+// output). f.mu must be held.
 func (f *Firewall) queueBaseLocked(lens []masqLen) {
 	f.conn.AddTable(f.table)
 	for _, c := range []*nftables.Chain{f.forward, f.postrouting, f.prerouting, f.output} {
@@ -111,13 +115,14 @@ func (f *Firewall) queueBaseLocked(lens []masqLen) {
 	for _, r := range f.forwardRules() {
 		f.conn.AddRule(r)
 	}
+	f.queuePortRulesLocked()
 	f.queueMasqRulesLocked(lens)
 }
 
 // sets returns the sets and maps of the table, in the order they are
 // created.
 func (f *Firewall) sets() []*nftables.Set {
-	return []*nftables.Set{f.bridges, f.icc, f.internal, f.forwardDrop}
+	return []*nftables.Set{f.bridges, f.icc, f.internal, f.forwardDrop, f.ports4, f.ports4Any, f.ports6, f.ports6Any}
 }
 
 // isOlderLayoutLocked reports whether the table holds a chain that is not
