@@ -268,3 +268,159 @@ func TestSandboxFilesDirNotFollowed(t *testing.T) {
 		t.Errorf("hosts not written: %v", err)
 	}
 }
+
+// tmpfsDir mounts a tmpfs of its own (in the test's private mount
+// namespace) with the given mode at a fresh directory, so a test can give
+// the directories on the way to a data dir or exec root any owner and
+// mode. Its path is short (not t.TempDir's, which holds the test's
+// name), for the set-key socket under it.
+func tmpfsDir(t *testing.T, mode uint32) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tmpfs")
+	mustf(t, err, "mount point")
+	t.Cleanup(func() { _ = os.Remove(dir) })
+	mustf(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"), "mounting tmpfs")
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	chmod(t, dir, mode)
+	return dir
+}
+
+// chmod sets the mode of path, sticky bit included, as chmod(2) takes it
+// (os.Chmod spells the sticky bit differently).
+func chmod(t *testing.T, path string, mode uint32) {
+	t.Helper()
+	mustf(t, unix.Chmod(path, mode), "chmod %s", path)
+}
+
+// mkdirOwned makes dir with mode (umask aside) and owner uid.
+func mkdirOwned(t *testing.T, dir string, mode uint32, uid int) {
+	t.Helper()
+	mustf(t, os.MkdirAll(dir, 0o755), "mkdir %s", dir)
+	chmod(t, dir, mode)
+	mustf(t, os.Chown(dir, uid, uid), "chown %s", dir)
+}
+
+// TestNewChecksDirAncestors: every directory on the way to the data dir
+// and the exec root must be root's and writable by root only, or sticky
+// with root's entries (like /tmp); links on the way must be root's and
+// are followed. Anything else is refused with an UnsafeDirError naming the
+// culprit, and New makes neither directory.
+func TestNewChecksDirAncestors(t *testing.T) {
+	const nobody = 65534
+	cases := []struct {
+		name string
+		// setup returns the data dir and exec root to use (empty for the
+		// environment's own), the one expected to be refused (empty if
+		// New must succeed), and a part of the reason expected.
+		setup func(t *testing.T, base string) (data, exec, bad, reason string)
+	}{
+		{"group-writable ancestor of the exec root", func(t *testing.T, base string) (string, string, string, string) {
+			mkdirOwned(t, filepath.Join(base, "gw"), 0o775, 0)
+			exec := filepath.Join(base, "gw", "exec")
+			return "", exec, exec, filepath.Join(base, "gw") + " is writable by group or others"
+		}},
+		{"world-writable ancestor of the data dir", func(t *testing.T, base string) (string, string, string, string) {
+			mkdirOwned(t, filepath.Join(base, "ww", "sub"), 0o755, 0)
+			chmod(t, filepath.Join(base, "ww"), 0o777)
+			data := filepath.Join(base, "ww", "sub", "data")
+			return data, "", data, filepath.Join(base, "ww") + " is writable by group or others"
+		}},
+		{"ancestor owned by nobody", func(t *testing.T, base string) (string, string, string, string) {
+			mkdirOwned(t, filepath.Join(base, "u"), 0o755, nobody)
+			exec := filepath.Join(base, "u", "exec")
+			return "", exec, exec, filepath.Join(base, "u") + " is owned by uid 65534"
+		}},
+		{"tmpfs root group-writable", func(t *testing.T, base string) (string, string, string, string) {
+			chmod(t, base, 0o770)
+			exec := filepath.Join(base, "exec")
+			return "", exec, exec, base + " is writable by group or others"
+		}},
+		{"sticky ancestor with a root child", func(t *testing.T, base string) (string, string, string, string) {
+			chmod(t, base, 0o1777)
+			mkdirOwned(t, filepath.Join(base, "exec"), 0o700, 0)
+			// The data dir is missing: New makes it, root's.
+			return filepath.Join(base, "data"), filepath.Join(base, "exec"), "", ""
+		}},
+		{"sticky ancestor with a child of nobody", func(t *testing.T, base string) (string, string, string, string) {
+			chmod(t, base, 0o1777)
+			mkdirOwned(t, filepath.Join(base, "u"), 0o755, nobody)
+			exec := filepath.Join(base, "u", "exec")
+			return "", exec, exec, filepath.Join(base, "u") + " is owned by uid 65534"
+		}},
+		{"sticky ancestor with a link of nobody", func(t *testing.T, base string) (string, string, string, string) {
+			chmod(t, base, 0o1777)
+			mkdirOwned(t, filepath.Join(base, "real"), 0o755, 0)
+			mustf(t, os.Symlink(filepath.Join(base, "real"), filepath.Join(base, "l")), "symlink")
+			mustf(t, os.Lchown(filepath.Join(base, "l"), nobody, nobody), "lchown")
+			data := filepath.Join(base, "l", "data")
+			return data, "", data, filepath.Join(base, "l") + " is a symbolic link owned by uid 65534"
+		}},
+		{"root's links on the way, relative and absolute", func(t *testing.T, base string) (string, string, string, string) {
+			mkdirOwned(t, filepath.Join(base, "run"), 0o755, 0)
+			mkdirOwned(t, filepath.Join(base, "var", "lib2"), 0o755, 0)
+			mustf(t, os.Symlink("../run", filepath.Join(base, "var", "run")), "symlink")
+			mustf(t, os.Symlink(filepath.Join(base, "var", "lib2"), filepath.Join(base, "var", "lib")), "symlink")
+			return filepath.Join(base, "var", "lib", "data"), filepath.Join(base, "var", "run", "exec"), "", ""
+		}},
+		{"link to a directory under a group-writable one", func(t *testing.T, base string) (string, string, string, string) {
+			mkdirOwned(t, filepath.Join(base, "gw", "real"), 0o755, 0)
+			chmod(t, filepath.Join(base, "gw"), 0o775)
+			mustf(t, os.Symlink("gw/real", filepath.Join(base, "l")), "symlink")
+			exec := filepath.Join(base, "l", "exec")
+			return "", exec, exec, filepath.Join(base, "gw") + " is writable by group or others"
+		}},
+		{"ancestor is a file", func(t *testing.T, base string) (string, string, string, string) {
+			mustf(t, os.WriteFile(filepath.Join(base, "f"), nil, 0o600), "file")
+			exec := filepath.Join(base, "f", "exec")
+			return "", exec, exec, filepath.Join(base, "f") + " is not a directory"
+		}},
+		{"link loop on the way", func(t *testing.T, base string) (string, string, string, string) {
+			mustf(t, os.Symlink("b", filepath.Join(base, "a")), "symlink")
+			mustf(t, os.Symlink("a", filepath.Join(base, "b")), "symlink")
+			exec := filepath.Join(base, "a", "exec")
+			return "", exec, exec, "too many symbolic links"
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			base := tmpfsDir(t, 0o755)
+			data, exec, bad, reason := tc.setup(t, base)
+			if data != "" {
+				e.dataDir = data
+			}
+			if exec != "" {
+				e.execRoot = exec
+			}
+			_, dataErr := os.Lstat(e.dataDir)
+			_, execErr := os.Lstat(e.execRoot)
+			nc, err := New(e.options()...)
+			if bad == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				nc.Stop()
+				mustBeOwnDir(t, e.dataDir)
+				mustBeOwnDir(t, e.execRoot)
+				return
+			}
+			if err == nil {
+				nc.Stop()
+				t.Fatalf("New succeeded")
+			}
+			var ue *UnsafeDirError
+			if !errors.As(err, &ue) || !types.IsForbidden(err) || ue.Path != bad || !strings.Contains(ue.Reason, reason) {
+				t.Fatalf("New: %v (%T), want an UnsafeDirError for %s classed Forbidden, saying %q", err, err, bad, reason)
+			}
+			// Nothing made: neither the refused directory nor the other.
+			for _, c := range []struct {
+				dir    string
+				before error
+			}{{e.dataDir, dataErr}, {e.execRoot, execErr}} {
+				if _, err := os.Lstat(c.dir); errors.Is(c.before, os.ErrNotExist) && err == nil {
+					t.Errorf("New made %s though it refused to start", c.dir)
+				}
+			}
+		})
+	}
+}
