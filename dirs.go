@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/netkit/libnetwork/types"
@@ -390,52 +391,108 @@ func (c *controller) openExecSubdir(name string) (*os.File, error) {
 
 // removeAllAt removes name in the directory dir and, when it is a
 // directory, everything in it. It never follows a symbolic link (a link is
-// removed, not its target) and never descends into another file system (a
-// mount point below dir is left, and its removal fails), so nothing
-// outside dir is ever removed.
+// removed, not its target) and never crosses a mount point: a directory
+// on another mount than dir (another file system, or a bind mount of a
+// directory of the same one, which st_dev would not tell apart) is left
+// with what is in it, and so is a file mounted over; each is reported in
+// the returned error as a *mountPointError. So nothing outside dir is ever
+// removed.
 func removeAllAt(dir *os.File, name string) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
-		return err
+	mnt, err := mountID(int(dir.Fd()))
+	if err != nil {
+		return &fs.PathError{Op: "statx", Path: dir.Name(), Err: err}
 	}
-	return removeAllAtDev(int(dir.Fd()), name, st.Dev)
+	return removeAllOnMount(int(dir.Fd()), name, filepath.Join(dir.Name(), name), mnt)
 }
 
-func removeAllAtDev(dirfd int, name string, dev uint64) error {
+// removeAllOnMount is removeAllAt for name in dirfd, at path (for errors),
+// staying on the mount mnt.
+func removeAllOnMount(dirfd int, name, path string, mnt uint64) error {
 	err := unix.Unlinkat(dirfd, name, 0)
-	if err == nil || errors.Is(err, unix.ENOENT) {
+	switch {
+	case err == nil, errors.Is(err, unix.ENOENT):
 		return nil
-	}
-	if !errors.Is(err, unix.EISDIR) {
-		return err
+	case errors.Is(err, unix.EBUSY):
+		// The kernel refuses to unlink a mount point of this mount
+		// namespace.
+		return &mountPointError{Path: path}
+	case !errors.Is(err, unix.EISDIR):
+		return &fs.PathError{Op: "unlink", Path: path, Err: err}
 	}
 	fd, err := openDirNoFollow(dirfd, name)
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	d := os.NewFile(uintptr(fd), name)
+	d := os.NewFile(uintptr(fd), path)
 	defer d.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
+	id, err := mountID(fd)
+	if err != nil {
+		return &fs.PathError{Op: "statx", Path: path, Err: err}
 	}
-	if st.Dev != dev {
-		return fmt.Errorf("%s is a mount point; left in place", name)
+	if id != mnt {
+		return &mountPointError{Path: path}
 	}
 	names, err := d.Readdirnames(-1)
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "readdir", Path: path, Err: err}
 	}
-	var first error
+	var errs []error
 	for _, n := range names {
-		if err := removeAllAtDev(fd, n, dev); err != nil && first == nil {
-			first = err
+		if err := removeAllOnMount(fd, n, filepath.Join(path, n), mnt); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if first != nil {
-		return first
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
-	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil {
+		if errors.Is(err, unix.EBUSY) {
+			return &mountPointError{Path: path}
+		}
+		return &fs.PathError{Op: "rmdir", Path: path, Err: err}
+	}
+	return nil
+}
+
+// mountPointError reports a mount point that removeAllAt left in place,
+// with what is mounted there.
+type mountPointError struct {
+	Path string
+}
+
+func (e *mountPointError) Error() string {
+	return e.Path + " is a mount point; left in place with what is mounted there"
+}
+
+// mountID returns the ID of the mount the file fd is on: it tells a bind
+// mount from the directory it sits in even when both are on one file
+// system.
+func mountID(fd int) (uint64, error) {
+	var stx unix.Statx_t
+	err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx)
+	if err == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
+		return stx.Mnt_id, nil
+	}
+	if err != nil && !errors.Is(err, unix.ENOSYS) {
+		return 0, err
+	}
+	// Kernels before 5.8 have no STATX_MNT_ID.
+	return mountIDFromFdinfo(fd)
+}
+
+// mountIDFromFdinfo reads the ID of the mount the file fd is on from
+// /proc/self/fdinfo, which shows it since Linux 3.15.
+func mountIDFromFdinfo(fd int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, errors.New("no mount ID in fdinfo")
 }
 
 // removeNamespaceFileAt unmounts the namespace bind mount name in the

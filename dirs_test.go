@@ -2,12 +2,17 @@ package libnetwork
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/internal/testutil"
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 	"golang.org/x/sys/unix"
 )
@@ -422,5 +427,118 @@ func TestNewChecksDirAncestors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOrphanCollectionLeavesBindMounts: a bind mount of a directory of the
+// exec root's own file system (same st_dev) inside an orphaned sandbox
+// files directory is left with everything in it, and reported; so is a
+// file bind mount. The rest of the orphan goes, and an orphaned namespace
+// mount in netns/ is still unmounted and removed.
+func TestOrphanCollectionLeavesBindMounts(t *testing.T) {
+	e := newEnv(t)
+	base := tmpfsDir(t, 0o755)
+	e.execRoot = filepath.Join(base, "exec")
+	c := e.start()
+	c.Stop()
+
+	// The victim lives on the exec root's tmpfs: st_dev cannot tell the
+	// bind mount from the directory it is in.
+	victim := filepath.Join(base, "victim")
+	mustf(t, os.MkdirAll(filepath.Join(victim, "sub"), 0o755), "victim dir")
+	mustf(t, os.WriteFile(filepath.Join(victim, "passwd"), []byte("root:x:0:0\n"), 0o644), "victim file")
+	mustf(t, os.WriteFile(filepath.Join(victim, "sub", "shadow"), []byte("root:*:1\n"), 0o600), "victim file")
+	before := treeOf(t, victim)
+
+	orphan := filepath.Join(e.execRoot, "files", "orphan")
+	mnt := filepath.Join(orphan, "x")
+	fileMnt := filepath.Join(orphan, "hosts")
+	mustf(t, os.MkdirAll(mnt, 0o700), "mount point")
+	mustf(t, os.WriteFile(fileMnt, nil, 0o644), "file mount point")
+	mustf(t, os.WriteFile(filepath.Join(orphan, "junk"), []byte("j"), 0o644), "junk")
+	mustf(t, unix.Mount(victim, mnt, "", unix.MS_BIND, ""), "bind mount")
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	mustf(t, unix.Mount(filepath.Join(victim, "passwd"), fileMnt, "", unix.MS_BIND, ""), "file bind mount")
+	t.Cleanup(func() { _ = unix.Unmount(fileMnt, unix.MNT_DETACH) })
+	var stVictim, stMnt unix.Stat_t
+	mustf(t, unix.Stat(victim, &stVictim), "stat")
+	mustf(t, unix.Stat(filepath.Join(e.execRoot, "files"), &stMnt), "stat")
+	if stVictim.Dev != stMnt.Dev {
+		t.Fatalf("the bind mount is on device %d, files/ on %d: the test needs one", stVictim.Dev, stMnt.Dev)
+	}
+
+	ns, err := osl.NewNamespace(filepath.Join(e.execRoot, "netns", "deadbeef0000"))
+	mustf(t, err, "orphaned namespace")
+	_ = ns.Close()
+
+	var logMu sync.Mutex
+	var logs strings.Builder
+	e.start(config.OptionLogger(slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))))
+
+	if after := treeOf(t, victim); !slices.Equal(before, after) {
+		t.Errorf("the bind-mounted directory changed:\nbefore %q\nafter  %q", before, after)
+	}
+	if after := treeOf(t, mnt); !slices.Equal(before, after) {
+		t.Errorf("the bind mount no longer shows the victim:\nbefore %q\nafter  %q", before, after)
+	}
+	if b, err := os.ReadFile(fileMnt); err != nil || string(b) != "root:x:0:0\n" {
+		t.Errorf("the file bind mount: %q, %v", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(orphan, "junk")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the rest of the orphan was not removed: %v", err)
+	}
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	for _, p := range []string{mnt, fileMnt} {
+		if !strings.Contains(out, p+" is a mount point") {
+			t.Errorf("mount point %s not reported; log:\n%s", p, out)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(e.execRoot, "netns", "deadbeef0000")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("orphaned namespace file left: %v", err)
+	}
+
+	// removeAllAt itself says which mount points it left.
+	dir, err := os.Open(filepath.Join(e.execRoot, "files"))
+	mustf(t, err, "files/")
+	defer dir.Close()
+	err = removeAllAt(dir, "orphan")
+	var mpe *mountPointError
+	if !errors.As(err, &mpe) {
+		t.Errorf("removeAllAt: %v, want a mountPointError", err)
+	}
+	if after := treeOf(t, victim); !slices.Equal(before, after) {
+		t.Errorf("the bind-mounted directory changed:\nbefore %q\nafter  %q", before, after)
+	}
+}
+
+// TestMountIDFallback: the mount ID read from fdinfo (kernels without
+// STATX_MNT_ID) is the one statx gives, and tells a bind mount of a
+// directory of one file system from that directory.
+func TestMountIDFallback(t *testing.T) {
+	testutil.RequireRoot(t)
+	base := tmpfsDir(t, 0o755)
+	src, dst := filepath.Join(base, "src"), filepath.Join(base, "dst")
+	mustf(t, os.Mkdir(src, 0o755), "src")
+	mustf(t, os.Mkdir(dst, 0o755), "dst")
+	mustf(t, unix.Mount(src, dst, "", unix.MS_BIND, ""), "bind mount")
+	t.Cleanup(func() { _ = unix.Unmount(dst, unix.MNT_DETACH) })
+	var ids [2]uint64
+	for i, p := range []string{src, dst} {
+		f, err := os.Open(p)
+		mustf(t, err, "open %s", p)
+		defer f.Close()
+		statx, err := mountID(int(f.Fd()))
+		mustf(t, err, "mountID %s", p)
+		fdinfo, err := mountIDFromFdinfo(int(f.Fd()))
+		mustf(t, err, "mountIDFromFdinfo %s", p)
+		if statx != fdinfo {
+			t.Errorf("%s: statx says mount %d, fdinfo %d", p, statx, fdinfo)
+		}
+		ids[i] = statx
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("the bind mount and its source share mount ID %d", ids[0])
 	}
 }
