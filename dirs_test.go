@@ -430,6 +430,17 @@ func TestNewChecksDirAncestors(t *testing.T) {
 	}
 }
 
+// victimDirIn is victimDir in the directory base (on the file system of
+// the exec root, say).
+func victimDirIn(t *testing.T, base string) string {
+	t.Helper()
+	dir := filepath.Join(base, "victim")
+	mustf(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755), "victim dir")
+	mustf(t, os.WriteFile(filepath.Join(dir, "passwd"), []byte("root:x:0:0\n"), 0o644), "victim file")
+	mustf(t, os.WriteFile(filepath.Join(dir, "sub", "shadow"), []byte("root:*:1\n"), 0o600), "victim file")
+	return dir
+}
+
 // TestOrphanCollectionLeavesBindMounts: a bind mount of a directory of the
 // exec root's own file system (same st_dev) inside an orphaned sandbox
 // files directory is left with everything in it, and reported; so is a
@@ -444,10 +455,7 @@ func TestOrphanCollectionLeavesBindMounts(t *testing.T) {
 
 	// The victim lives on the exec root's tmpfs: st_dev cannot tell the
 	// bind mount from the directory it is in.
-	victim := filepath.Join(base, "victim")
-	mustf(t, os.MkdirAll(filepath.Join(victim, "sub"), 0o755), "victim dir")
-	mustf(t, os.WriteFile(filepath.Join(victim, "passwd"), []byte("root:x:0:0\n"), 0o644), "victim file")
-	mustf(t, os.WriteFile(filepath.Join(victim, "sub", "shadow"), []byte("root:*:1\n"), 0o600), "victim file")
+	victim := victimDirIn(t, base)
 	before := treeOf(t, victim)
 
 	orphan := filepath.Join(e.execRoot, "files", "orphan")
@@ -540,5 +548,32 @@ func TestMountIDFallback(t *testing.T) {
 	}
 	if ids[0] == ids[1] {
 		t.Errorf("the bind mount and its source share mount ID %d", ids[0])
+	}
+}
+
+// TestSandboxDeleteLeavesBindMounts: deleting a sandbox removes its files
+// directory but not what is bind-mounted in it from the exec root's own
+// file system.
+func TestSandboxDeleteLeavesBindMounts(t *testing.T) {
+	e := newEnv(t)
+	base := tmpfsDir(t, 0o755)
+	e.execRoot = filepath.Join(base, "exec")
+	c := e.start()
+	sb, err := c.NewSandbox("ctr", OptionHostname("web"))
+	mustf(t, err, "sandbox")
+	victim := victimDirIn(t, base)
+	before := treeOf(t, victim)
+	files := filepath.Join(e.execRoot, "files", sb.ID())
+	mnt := filepath.Join(files, "x")
+	mustf(t, os.Mkdir(mnt, 0o700), "mount point")
+	mustf(t, unix.Mount(victim, mnt, "", unix.MS_BIND, ""), "bind mount")
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+
+	mustf(t, sb.Delete(), "delete")
+	if after := treeOf(t, victim); !slices.Equal(before, after) {
+		t.Errorf("the bind-mounted directory changed:\nbefore %q\nafter  %q", before, after)
+	}
+	if _, err := os.Lstat(filepath.Join(files, "hosts")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the sandbox's hosts file was not removed: %v", err)
 	}
 }
