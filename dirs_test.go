@@ -577,3 +577,25 @@ func TestSandboxDeleteLeavesBindMounts(t *testing.T) {
 		t.Errorf("the sandbox's hosts file was not removed: %v", err)
 	}
 }
+
+// TestNewMakesDirsAbsolute: relative data dir and exec root are resolved
+// against the working directory once, at New; a later chdir of the
+// embedding process does not move them.
+func TestNewMakesDirsAbsolute(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Dir(e.execRoot)
+	t.Chdir(dir)
+	e.dataDir, e.execRoot = "data", "exec"
+	c := e.start()
+	// The environment's clean-up runs after the working directory is
+	// restored; it needs the absolute paths.
+	e.dataDir, e.execRoot = filepath.Join(dir, "data"), filepath.Join(dir, "exec")
+	t.Chdir(t.TempDir())
+	sb, err := c.NewSandbox("ctr", OptionHostname("web"))
+	mustf(t, err, "sandbox")
+	if want := filepath.Join(dir, "exec", "netns") + "/"; !strings.HasPrefix(sb.Key(), want) {
+		t.Errorf("sandbox key %s, want one under %s", sb.Key(), want)
+	}
+	mustBeOwnDir(t, filepath.Join(dir, "data"))
+	mustBeOwnDir(t, filepath.Join(dir, "exec", "files", sb.ID()))
+}
