@@ -156,6 +156,19 @@ var _ NetworkController = (*controller)(nil)
 // New creates a new instance of network controller. It opens (or creates)
 // the stores, restores what they hold, reconciles the kernel with it, and
 // only then returns.
+//
+// The data dir and the exec root are made absolute once, against the
+// working directory, and checked before anything is written, in the
+// manner of ssh's StrictModes: every directory on the way to them, from
+// /, must be owned by root (or the controller's user) and not writable by
+// group or others unless it has the sticky bit (like /tmp), and each
+// component, symbolic links on the way included, must be owned by root
+// (or the controller's user); a symbolic link on the way (/var/run ->
+// /run) is followed and its target checked the same way. The data dir and
+// the exec root themselves must be directories, not symbolic links, owned
+// by root (or the controller's user); New makes them (and what is missing
+// on the way, mode 0700) if they do not exist and sets their mode to 0700.
+// Otherwise New fails with an UnsafeDirError and makes nothing.
 func New(cfgOptions ...config.Option) (NetworkController, error) {
 	cfg := config.New(cfgOptions...)
 	logger := cfg.Daemon.Logger
@@ -198,12 +211,12 @@ func New(cfgOptions ...config.Option) (NetworkController, error) {
 func (c *controller) open() error {
 	d := c.Config().Daemon
 	var err error
-	c.store, err = datastore.Open(filepath.Join(d.DataDir, "network.db"), datastore.Options{Logger: c.logger})
+	c.store, err = datastore.Open(filepath.Join(c.dataDir, "network.db"), datastore.Options{Logger: c.logger})
 	if err != nil {
 		return types.Errorf("opening the network store: %w", err)
 	}
 	c.closers = append(c.closers, c.store.Close)
-	c.state, err = datastore.Open(filepath.Join(d.ExecRoot, "state.db"), datastore.Options{NoSync: true, Logger: c.logger})
+	c.state, err = datastore.Open(filepath.Join(c.execRoot, "state.db"), datastore.Options{NoSync: true, Logger: c.logger})
 	if err != nil {
 		return types.Errorf("opening the runtime state store: %w", err)
 	}

@@ -264,7 +264,14 @@ func (sb *sandbox) fileError(what string, err error) {
 // at paths the caller chose are the caller's and stay.
 func (sb *sandbox) dropFiles() {
 	if sb.config.HostsPath == "" || sb.config.ResolvConfPath == "" {
-		if err := os.RemoveAll(sb.filesDir()); err != nil {
+		// removeAllAt, unlike os.RemoveAll, stays off mount points: a bind
+		// mount put in the directory keeps what is in it.
+		dir, err := sb.ctrl.openExecSubdir(filesDirName)
+		if err == nil {
+			err = removeAllAt(dir, sb.id)
+			dir.Close()
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			sb.ctrl.logger.Warn("removing sandbox files", "sandbox", sb.id, "error", err)
 		}
 	}

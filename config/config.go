@@ -110,12 +110,18 @@ func (c *Config) Clone() Config {
 	return Config{Daemon: d}
 }
 
-// OptionDataDir sets the directory of the durable store.
+// OptionDataDir sets the directory of the durable store. It and every
+// directory on the way to it must be safe from users other than root (or
+// the controller's own): libnetwork.New documents the rule and refuses a
+// directory that breaks it.
 func OptionDataDir(dataDir string) Option {
 	return func(c *Config) { c.Daemon.DataDir = dataDir }
 }
 
-// OptionExecRoot sets the directory of runtime state.
+// OptionExecRoot sets the directory of runtime state. It and every
+// directory on the way to it must be safe from users other than root (or
+// the controller's own): libnetwork.New documents the rule and refuses a
+// directory that breaks it.
 func OptionExecRoot(execRoot string) Option {
 	return func(c *Config) { c.Daemon.ExecRoot = execRoot }
 }
