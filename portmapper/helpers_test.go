@@ -327,8 +327,8 @@ func (p *pluginProc) unmaps(t *testing.T) []api.UnmapPortsRequest {
 	return out
 }
 
-// pluginDirs is the socket directory of the plugins of a test and a
-// registry searching it.
+// newPluginRegistry returns a plugin registry that finds the plugins of a
+// test in sockDir, retrying a plugin that does not listen for retry.
 func newPluginRegistry(t *testing.T, sockDir string, retry time.Duration) *plugins.Registry {
 	t.Helper()
 	r := plugins.NewRegistry(plugins.Config{
