@@ -243,7 +243,13 @@ func TestRestartReconciles(t *testing.T) {
 	orphan, err := osl.NewNamespace(e.execRoot + "/netns/deadbeef0000")
 	mustf(t, err, "orphan namespace")
 	orphan.Close()
-	stray := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0123456789a"}, PeerName: "veth0123456789b"}
+	// A network of a crashed run whose record is gone: its bridge, with
+	// the library's mark, and a stray veth on it. (A veth of our name on
+	// no bridge is not provably the library's and is left alone.)
+	strayBr := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br-0123456789ab"}}
+	mustf(t, h.LinkAdd(strayBr), "stray bridge")
+	mustf(t, h.LinkSetAlias(strayBr, "libnetwork:0123456789ab"+strings.Repeat("0", 52)), "marking the stray bridge")
+	stray := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0123456789a", MasterIndex: strayBr.Attrs().Index}, PeerName: "veth0123456789b"}
 	mustf(t, h.LinkAdd(stray), "stray veth")
 
 	c := e.start()
@@ -258,6 +264,9 @@ func TestRestartReconciles(t *testing.T) {
 	}
 	if _, err := h.LinkByName("veth0123456789a"); err == nil {
 		t.Error("stray veth survived")
+	}
+	if _, err := h.LinkByName("br-0123456789ab"); err == nil {
+		t.Error("stray bridge survived")
 	}
 	// The endpoint's veth went with the bridge; restore put it back, so the
 	// sandbox talks again.
@@ -401,9 +410,13 @@ func TestRestartJoinOverLeftoverInterface(t *testing.T) {
 	sb, err := c.NewSandbox("ctr")
 	mustf(t, err, "sandbox")
 	ns := nsOf(t, sb)
-	// The leftover pair: its host side under the driver's own name form,
-	// its sandbox side as eth0.
-	mustf(t, e.host.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0123456789a"},
+	// The leftover pair: its host side under the driver's own name form
+	// on the network's bridge (a join makes the pair there in one
+	// request; a veth of that name elsewhere is not the library's), its
+	// sandbox side as eth0.
+	br, err := e.host.Handle().LinkByName("br-" + n.ID()[:12])
+	mustf(t, err, "the network's bridge")
+	mustf(t, e.host.Handle().LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0123456789a", MasterIndex: br.Attrs().Index},
 		PeerName: "eth0", PeerNamespace: netlink.NsFd(ns.Fd())}), "leftover interface")
 
 	ep, err := n.CreateEndpoint("a")

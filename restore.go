@@ -50,6 +50,14 @@ func (c *controller) restore() error {
 	for _, id := range sortedKeys(nets) {
 		r := nets[id]
 		if err := c.restoreNetwork(&r); err != nil {
+			// The record is kept, not quarantined: it passed the
+			// checks, and the refusal may say more about the kernel
+			// than about the record (a bridge without the network's
+			// mark may be the host's, or the network's own with its
+			// mark removed). Kept, it is tried again at each start
+			// and comes back with its endpoints once the cause is
+			// gone; a forged one is refused each time and harms
+			// nothing.
 			c.logger.Error("network not restored", "network", r.Name, "id", id, "error", err)
 		}
 	}

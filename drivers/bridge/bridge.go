@@ -4,13 +4,17 @@
 // endpoint is a veth pair whose container side the driver creates directly
 // inside the sandbox's namespace, in one netlink request.
 //
-// The driver keeps only in-memory bookkeeping. On restart the controller
-// calls RestoreNetwork and RestoreEndpoint, and the driver adopts the
-// kernel objects that survived; CollectOrphans removes those nobody owns,
-// recognised by their names ("br-" + 12 hex digits, "veth" + 11).
-// CreateNetwork adopts nothing: a link that exists under the bridge's name
-// is not the library's (the store does not say so), and it is refused and
-// left alone.
+// The driver keeps only in-memory bookkeeping. Every bridge it creates
+// carries a mark, its alias "libnetwork:<network ID>" (see markPrefix).
+// On restart the controller calls RestoreNetwork and RestoreEndpoint, and
+// the driver adopts the kernel objects that survived: a bridge only if it
+// carries that very network's mark, since the store's records are not
+// trusted to say what is the library's. CollectOrphans removes those
+// nobody owns, recognised by their names ("br-" + 12 hex digits, "veth" +
+// 11) and the mark (a bridge's own, a veth's bridge's). CreateNetwork
+// adopts nothing: a link that exists under the bridge's name is not the
+// library's (the store does not say so), and it is refused and left
+// alone.
 //
 // # Sysctls
 //
@@ -242,8 +246,11 @@ func (d *Driver) CreateNetwork(nid string, opts map[string]interface{}, ipV4Data
 }
 
 // RestoreNetwork is CreateNetwork for a network the store holds, at
-// restart: a bridge of its name is the network's own and is adopted, with
-// its stale addresses removed.
+// restart: a bridge of its name that carries the network's mark is the
+// network's own and is adopted, with its stale addresses removed. A
+// bridge of its name without that mark (none, or another network's) is
+// refused with a types.ForbiddenError naming the bridge and the network,
+// and left untouched: no address, port, state or rule of it changes.
 func (d *Driver) RestoreNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) error {
 	return d.createNetwork(nid, opts, ipV4Data, ipV6Data, true)
 }
@@ -325,7 +332,10 @@ func (d *Driver) DeleteNetwork(nid string) error {
 }
 
 // bridgeVeths returns the indexes of the driver's veths on n's bridge and
-// takes them from the reaper.
+// takes them from the reaper. n's bridge is the library's (created with
+// n's mark, or adopted only with it), so a veth of the driver's name that
+// is its port is the library's too; a veth of that name elsewhere is not
+// taken.
 func (d *Driver) bridgeVeths(n *network) ([]int, error) {
 	links, err := d.host.LinkList()
 	if err != nil {

@@ -523,12 +523,14 @@ func TestCollectOrphans(t *testing.T) {
 	sb, _, _ := joinEndpoint(t, d, keepNID, "b5a0000000000002", "10.113.0.2/24")
 	_ = sb
 
-	// Leftovers of a crashed run: a bridge and a veth with our names.
+	// Leftovers of a crashed run: a bridge with our name and mark, and a
+	// veth with our name on it.
 	orphanBr := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br-b5ffffffffff"}}
 	if err := h.LinkAdd(orphanBr); err != nil {
 		t.Fatal(err)
 	}
-	orphanVeth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vethb5fffffffff"}, PeerName: "orphanpeer"}
+	markBridge(t, h, orphanBr, "b5ffffffffff0001")
+	orphanVeth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vethb5fffffffff", MasterIndex: orphanBr.Attrs().Index}, PeerName: "orphanpeer"}
 	if err := h.LinkAdd(orphanVeth); err != nil {
 		t.Fatal(err)
 	}

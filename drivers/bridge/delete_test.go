@@ -80,18 +80,21 @@ func TestCollectOrphansInOneBatch(t *testing.T) {
 	createNetwork(t, d, keepNID, 132, false, nil)
 	joinEndpoint(t, d, keepNID, "d2a0000000000000000000000000000000000000000000000000000000000001", "10.132.0.2/24")
 	want := map[int]bool{}
+	// A bridge of a network whose record was lost, with its mark, and
+	// veths left on it.
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br-d2ffffffffff"}}
+	if err := h.LinkAdd(br); err != nil {
+		t.Fatal(err)
+	}
+	markBridge(t, h, br, "d2ffffffffff0001")
+	want[br.Attrs().Index] = true
 	for i := range 100 {
-		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("vethd2f%08x", i)}, PeerName: fmt.Sprintf("orphan%d", i)}
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("vethd2f%08x", i), MasterIndex: br.Attrs().Index}, PeerName: fmt.Sprintf("orphan%d", i)}
 		if err := h.LinkAdd(v); err != nil {
 			t.Fatal(err)
 		}
 		want[v.Attrs().Index] = true
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br-d2ffffffffff"}}
-	if err := h.LinkAdd(br); err != nil {
-		t.Fatal(err)
-	}
-	want[br.Attrs().Index] = true
 
 	var batches [][]int
 	batch := d.deleteLinks

@@ -99,7 +99,10 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 	if errors.Is(err, unix.EEXIST) {
 		// A host side left from an earlier Leave; if the reaper took it
 		// meanwhile, the name is free and the retry just works.
-		if old, lerr := d.host.LinkByName(ep.hostVeth); lerr == nil {
+		// Only a veth that is a port of the network's bridge (the
+		// library's, by its mark) is taken for that; any other link of
+		// the name is left alone, and the join fails on the name.
+		if old, lerr := d.host.LinkByName(ep.hostVeth); lerr == nil && old.Type() == "veth" && old.Attrs().MasterIndex == n.bridgeIndex {
 			d.retireVeth(old)
 			idx, err = d.createVeth(spec)
 		}
@@ -158,17 +161,26 @@ func (d *Driver) retireSandboxLink(nsFd int, name string) {
 }
 
 // ownsPeer reports whether l is a veth whose peer is a host-side veth of
-// this driver (under its own or a retired name).
+// this driver (under its own or a retired name) on one of its bridges
+// (marked as the library's): the name alone proves nothing.
 func (d *Driver) ownsPeer(l netlink.Link) bool {
 	if l.Type() != "veth" || l.Attrs().ParentIndex == 0 {
 		return false
 	}
 	peer, err := d.host.LinkByIndex(l.Attrs().ParentIndex)
-	if err != nil || peer.Type() != "veth" {
+	if err != nil || peer.Type() != "veth" || peer.Attrs().MasterIndex == 0 {
 		return false
 	}
 	name := peer.Attrs().Name
-	return isOwnName(name, vethPrefix, 11) || isOwnName(name, retiredPrefix, 10)
+	if !isOwnName(name, vethPrefix, 11) && !isOwnName(name, retiredPrefix, 10) {
+		return false
+	}
+	br, err := d.host.LinkByIndex(peer.Attrs().MasterIndex)
+	if err != nil || br.Type() != "bridge" {
+		return false
+	}
+	_, marked := markedNetwork(br)
+	return marked
 }
 
 // deleteVeth deletes a host-side veth (and so its peer) now.
@@ -242,7 +254,14 @@ func (d *Driver) restoreJoined(n *network, ep *endpoint, sboxKey string, jinfo d
 	nid, eid := n.id, ep.id
 	l, err := d.host.LinkByName(ep.hostVeth)
 	switch {
+	case err == nil && l.Type() == "veth" && l.Attrs().MasterIndex != 0 && l.Attrs().MasterIndex != n.bridgeIndex:
+		// A port of another bridge is not this endpoint's veth: it is
+		// left where it is.
+		return types.ForbiddenErrorf("restore endpoint %s: veth %s is a port of another bridge (index %d), not of bridge %s; it is left alone",
+			eid, ep.hostVeth, l.Attrs().MasterIndex, n.config.bridgeName)
 	case err == nil && l.Type() == "veth":
+		// On the network's bridge, or on none: the bridge was deleted
+		// behind the library's back and recreated at this restore.
 		if l.Attrs().MasterIndex != n.bridgeIndex {
 			if err := d.host.LinkSetMasterByIndex(l, n.bridgeIndex); err != nil {
 				return types.InternalErrorf("restore endpoint %s: putting veth %s on bridge %s: %w", eid, ep.hostVeth, n.config.bridgeName, err)

@@ -14,8 +14,16 @@ import (
 // not in keepNetworks and the veths ("veth" + 11 hex digits) of endpoints
 // not in keepEndpoints, and makes the firewall hold only the rules of the
 // networks the driver knows, in one batch: RestoreNetwork leaves the rules
-// to it, so call it once the networks are restored. A bridge name matches a network when the
-// network ID starts with its 12 digits; likewise for veths.
+// to it, so call it once the networks are restored. A bridge belongs to
+// the network its mark names (see markPrefix); a veth name matches an
+// endpoint when the endpoint ID starts with its 11 digits.
+//
+// Names alone prove nothing (docker names its bridges "br-" + 12 hex
+// digits too): a bridge is deleted only if it also carries the library's
+// mark, and a veth (or a retired one, "vgone" + 10 digits) only if it is
+// also a port of a bridge that carries it. A veth of our name on no
+// bridge, or on a bridge not ours, is left alone: it may leak, but what
+// is not the library's is never deleted.
 //
 // A failed listing of links is reported but does not keep the firewall
 // from being reconciled.
@@ -29,7 +37,10 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing links: %w", err))
 	}
-	keptBridges := prefixSet(keepNetworks, 12)
+	keptNetworks := make(map[string]bool, len(keepNetworks))
+	for nid, keep := range keepNetworks {
+		keptNetworks[nid] = keep
+	}
 	keptVeths := prefixSet(keepEndpoints, 11)
 
 	d.mu.Lock()
@@ -40,7 +51,7 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 	// endpoint that left before a crash is one.
 	var rules []firewall.NetworkRules
 	for nid, n := range d.networks {
-		keptBridges[shortID(nid, 12)] = true
+		keptNetworks[nid] = true
 		rules = append(rules, n.rules())
 		for eid, ep := range n.endpoints {
 			if ep.hostIndex != 0 {
@@ -50,17 +61,28 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 	}
 	d.mu.Unlock()
 
+	// The library's bridges, by index: its veths are their ports.
+	ownBridges := map[int]bool{}
+	for _, l := range links {
+		if _, marked := markedNetwork(l); marked && l.Type() == "bridge" {
+			ownBridges[l.Attrs().Index] = true
+		}
+	}
 	var orphans []int
 	for _, l := range links {
 		name := l.Attrs().Name
+		onOwnBridge := ownBridges[l.Attrs().MasterIndex]
 		var orphan bool
 		switch {
 		case l.Type() == "bridge" && isOwnName(name, bridgePrefix, 12):
-			orphan = !keptBridges[strings.TrimPrefix(name, bridgePrefix)]
+			nid, marked := markedNetwork(l)
+			// Keyed on the mark, which says whose it is; a bridge
+			// named by the caller is never collected, as before.
+			orphan = marked && !keptNetworks[nid]
 		case l.Type() == "veth" && isOwnName(name, vethPrefix, 11):
-			orphan = !keptVeths[strings.TrimPrefix(name, vethPrefix)]
+			orphan = onOwnBridge && !keptVeths[strings.TrimPrefix(name, vethPrefix)]
 		case l.Type() == "veth" && isOwnName(name, retiredPrefix, 10):
-			orphan = true
+			orphan = onOwnBridge
 		}
 		if !orphan {
 			continue

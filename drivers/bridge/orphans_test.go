@@ -16,7 +16,13 @@ import (
 func TestCollectOrphansRetriesInterruptedDump(t *testing.T) {
 	d, host := testDriver(t)
 	h := host.Handle()
-	orphan := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vethb6fffffffff"}, PeerName: "orphanpeer6"}
+	const nid = "b600000000000001"
+	createNetwork(t, d, nid, 116, false, nil)
+	br, err := h.LinkByName("br-b60000000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vethb6fffffffff", MasterIndex: br.Attrs().Index}, PeerName: "orphanpeer6"}
 	if err := h.LinkAdd(orphan); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +35,7 @@ func TestCollectOrphansRetriesInterruptedDump(t *testing.T) {
 		}
 		return links, err
 	})
-	if err := d.CollectOrphans(nil, nil); err != nil {
+	if err := d.CollectOrphans(map[string]bool{nid: true}, nil); err != nil {
 		t.Fatalf("CollectOrphans with interrupted dumps: %v", err)
 	}
 	if linkExists(t, h, "vethb6fffffffff") {

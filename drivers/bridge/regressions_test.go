@@ -59,6 +59,8 @@ func TestAdoptedBridgeDropsStaleAddresses(t *testing.T) {
 	}
 	opts := map[string]interface{}{netlabel.GenericData: options.Generic{BridgeName: "review2br"}}
 	const nid = "c200000000000001"
+	// The network's own bridge, as a crashed run left it.
+	markBridge(t, h, br, nid)
 	v4 := []driverapi.IPAMData{ipamData(t, "10.122.0.0/24", "10.122.0.1")}
 	if err := d.RestoreNetwork(nid, opts, v4, nil); err != nil {
 		t.Fatalf("RestoreNetwork: %v", err)

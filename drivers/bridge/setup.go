@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -89,11 +90,14 @@ func (d *Driver) bridgeLink(n *network) netlink.Link {
 	return &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: n.bridgeIndex, Name: n.config.bridgeName}}
 }
 
-// setupBridge creates the bridge or, when adopt is set (the restart path,
-// for a network the store holds), adopts an existing bridge of that name.
-// Without adopt, an existing link of that name is not the library's: it
-// is refused and left untouched. Only a bridge it created is deleted on
-// undo.
+// setupBridge creates the bridge, marked as n's (see bridgeMark), or,
+// when adopt is set (the restart path, for a network the store holds),
+// adopts an existing bridge of that name that carries n's mark. Without
+// adopt, an existing link of that name is not the library's: it is
+// refused and left untouched. With adopt, so is a bridge without n's
+// mark: the store is not trusted to say what is the library's (a forged
+// or corrupt record may name the host's own bridge). Only a bridge it
+// created is deleted on undo.
 func (d *Driver) setupBridge(n *network, adopt bool) (func() error, error) {
 	name := n.config.bridgeName
 	if l, err := d.host.LinkByName(name); err == nil {
@@ -102,6 +106,9 @@ func (d *Driver) setupBridge(n *network, adopt bool) (func() error, error) {
 		}
 		if l.Type() != "bridge" {
 			return nil, types.ForbiddenErrorf("link %s exists and is a %s, not a bridge", name, l.Type())
+		}
+		if err := checkMark(l, n.id); err != nil {
+			return nil, err
 		}
 		n.bridgeIndex = l.Attrs().Index
 		n.bridgeMAC = l.Attrs().HardwareAddr
@@ -148,7 +155,63 @@ func (d *Driver) setupBridge(n *network, adopt bool) (func() error, error) {
 	if n.bridgeIndex == 0 {
 		return undo, fmt.Errorf("bridge %s created but has no index", name)
 	}
+	// The mark goes on right after the creation, in a request of its own:
+	// the kernel ignores IFLA_IFALIAS in the RTM_NEWLINK that creates a
+	// link (rtnl_create_link does not read it; checked on 6.18). If it
+	// fails the bridge goes with the step's undo. A crash between the two
+	// leaves an unmarked bridge that nothing adopts or deletes: a leak,
+	// never a deletion of what is not ours.
+	if err := d.host.LinkSetAlias(br, bridgeMark(n.id)); err != nil {
+		return undo, fmt.Errorf("marking bridge %s as network %s's: %w", name, n.id, err)
+	}
 	return undo, nil
+}
+
+// markPrefix starts the mark (the interface alias, IFLA_IFALIAS) of every
+// bridge the driver creates; the network's ID follows it.
+//
+// The alias is the mark rather than an altname: only CAP_NET_ADMIN over
+// the namespace can write it (RTM_SETLINK or /sys/class/net/*/ifalias);
+// it lasts as long as the link; it comes in every link dump and lookup
+// the driver already does (LinkAttrs.Alias), at no extra cost; it is free
+// text, so a full 64-digit network ID fits (IFALIASZ is 256); and an
+// altname would take a name from the namespace's one name space, so it
+// could collide with an interface or block a name another program wants.
+// The usual tools leave aliases alone (iproute2, NetworkManager, docker;
+// systemd-networkd and udev set one only when a .link file says Alias=).
+// A bridge whose mark someone changed or removed is not the library's any
+// more: its network is refused at restart and the bridge left alone.
+//
+// No release of the library predates the mark, so there are no unmarked
+// bridges of an older version to adopt.
+const markPrefix = "libnetwork:"
+
+// bridgeMark is the alias that marks a bridge as network nid's.
+func bridgeMark(nid string) string { return markPrefix + nid }
+
+// markedNetwork returns the network ID of a bridge's mark, and whether
+// the alias is a mark at all.
+func markedNetwork(l netlink.Link) (string, bool) {
+	alias := l.Attrs().Alias
+	nid, ok := strings.CutPrefix(alias, markPrefix)
+	return nid, ok && nid != ""
+}
+
+// checkMark refuses the adoption of bridge l by network nid unless the
+// bridge carries nid's mark. The error names the bridge, the network and
+// the mark found.
+func checkMark(l netlink.Link, nid string) error {
+	name := l.Attrs().Name
+	owner, ok := markedNetwork(l)
+	switch {
+	case !ok:
+		return types.ForbiddenErrorf("bridge %s is not marked as this library's (alias %q, want %q): it is left alone and network %s is not restored",
+			name, l.Attrs().Alias, bridgeMark(nid), nid)
+	case owner != nid:
+		return types.ForbiddenErrorf("bridge %s is marked as network %s's, not network %s's: it is left alone and network %s is not restored",
+			name, owner, nid, nid)
+	}
+	return nil
 }
 
 // errLinkExists is the error of a new network whose bridge name is taken
