@@ -8,6 +8,62 @@
 //
 //	netbench -n 200
 //	netbench -n 200 -json
+//
+// # Kernel-only baseline
+//
+// With -kernel, netbench makes no controller: it does, with netlink and
+// unix calls only and no library code in the measured path, the kernel
+// operations the library makes for each attach and detach of a container
+// on a default bridge network (ICC on, IPv4 only, MTU 1500), in the same
+// order and with the same flags, and reports them in the same form, under
+// steps named "kernel.*". Against a run without -kernel, it shows how
+// much of the time, and of its growth with the number of containers, is
+// the kernel's own and how much the library adds. The network is set up as
+// the bridge driver does (a bridge with a fixed MAC, multicast snooping
+// off, the MTU, the gateway address, up; IP forwarding on), except for its
+// firewall rules, which only act on packets. Each attach then does:
+//
+//   - kernel.new_netns (attach.new_sandbox): a namespace made as
+//     osl.NewNamespace makes it, held by a bind mount under an exec root on
+//     a tmpfs, with netlink sockets inside it and lo up;
+//   - kernel.veth: the veth pair in one RTM_NEWLINK with NLM_F_ECHO (host
+//     side up, on the bridge, with the bridge's MAC; peer eth0 born in the
+//     namespace with its 02:42 MAC), as osl.Namespace.AddVeth, then
+//     disable_ipv6 on the host side through /proc/sys on a thread switched
+//     into the host's namespace, as the bridge driver's noIPv6;
+//   - kernel.configure: osl.Namespace.ConfigureInterface (look eth0 up,
+//     addr_gen_mode none, the IPv4 address, up);
+//   - kernel.gateway: osl.Namespace.SetDefaultGateway (look eth0 up,
+//     replace the default route);
+//
+// and kernel.join is the three together (attach.join). Each detach does:
+//
+//   - kernel.unset_gateway: osl.Namespace.UnsetDefaultGateway (delete the
+//     default route until none is left);
+//   - kernel.retire: osl.Namespace.RetireInterface (look eth0 up, down,
+//     list and delete its addresses, rename it away); kernel.leave is the
+//     two together (detach.leave);
+//   - kernel.destroy_netns (detach.delete_sandbox): as
+//     osl.Namespace.DestroyHold (keep a descriptor, close the sockets and
+//     the namespace's descriptor, unmount, remove the file), with the
+//     descriptors released in batches as the controller's namespace
+//     reaper does.
+//
+// detach.delete_endpoint makes no kernel call and has no counterpart. In
+// the background, as the bridge driver's reaper does, each left host-side
+// veth is looked up 2 s after its leave and deleted if it still exists.
+// Left out, because they are not kernel work on the network: the store
+// writes, IPAM, the sandbox's files (hosts, resolv.conf) and the
+// library's bookkeeping and locks.
+//
+// -bridge-mtu-user, with -kernel, sets the bridge's MTU once more after
+// creating it (to one less and back), which makes the kernel take it as
+// set by the user (BROPT_MTU_SET_BY_USER), so that adding a port no longer
+// recomputes it over all ports (br_mtu_auto_adjust). The library does not
+// do this; the flag measures what it would save.
+//
+//	netbench -kernel -n 1000 -json
+//	netbench -kernel -bridge-mtu-user -n 1000 -json
 package main
 
 import (
@@ -33,6 +89,8 @@ func main() {
 	n := flag.Int("n", 200, "number of containers to attach and detach")
 	ports := flag.Int("ports", 0, "published ports per container (port publishing is a later issue; must be 0 for now)")
 	asJSON := flag.Bool("json", false, "print one JSON object")
+	kernel := flag.Bool("kernel", false, "make the library's kernel calls directly, without the library: the kernel-only baseline")
+	mtuUser := flag.Bool("bridge-mtu-user", false, "with -kernel: make the bridge's MTU count as set by the user")
 	flag.Parse()
 	if *n < 1 {
 		fail("-n must be at least 1")
@@ -40,10 +98,24 @@ func main() {
 	if *ports != 0 {
 		fail("-ports: port publishing is not built yet; run with -ports 0")
 	}
+	if *mtuUser && !*kernel {
+		fail("-bridge-mtu-user needs -kernel")
+	}
+	if *kernel && *n > maxKernelN {
+		fail(fmt.Sprintf("-kernel: -n is at most %d (one /16 of addresses)", maxKernelN))
+	}
 	if os.Getenv(inNSEnv) == "" {
 		os.Exit(reexecInNamespace())
 	}
-	res, err := run(*n, *ports)
+	var (
+		res *result
+		err error
+	)
+	if *kernel {
+		res, err = runKernel(*n, *mtuUser)
+	} else {
+		res, err = run(*n, *ports)
+	}
 	if err != nil {
 		fail(err.Error())
 	}
@@ -94,27 +166,46 @@ type result struct {
 	Attach stats            `json:"attach"`
 	Detach stats            `json:"detach"`
 	Steps  map[string]stats `json:"steps"`
+
+	// Kernel is set for a -kernel run, whose steps are the kernel.* ones;
+	// BridgeMTUUser for one with -bridge-mtu-user.
+	Kernel        bool `json:"kernel,omitempty"`
+	BridgeMTUUser bool `json:"bridge_mtu_user,omitempty"`
 }
 
-func run(n, ports int) (*result, error) {
+// prepare makes the mounts private, mounts sysfs, mounts a tmpfs on a new
+// temporary directory and brings lo up. It returns the directory and what
+// undoes it.
+func prepare() (string, func(), error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return nil, fmt.Errorf("making mounts private: %w", err)
+		return "", nil, fmt.Errorf("making mounts private: %w", err)
 	}
 	if err := unix.Mount("sysfs", "/sys", "sysfs", 0, ""); err != nil {
-		return nil, fmt.Errorf("mounting sysfs: %w", err)
+		return "", nil, fmt.Errorf("mounting sysfs: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "netbench-")
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	defer os.RemoveAll(dir)
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, ""); err != nil {
-		return nil, fmt.Errorf("mounting tmpfs: %w", err)
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("mounting tmpfs: %w", err)
 	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
 	if lo, err := netlink.LinkByName("lo"); err == nil {
 		_ = netlink.LinkSetUp(lo)
 	}
+	return dir, func() {
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		os.RemoveAll(dir)
+	}, nil
+}
+
+func run(n, ports int) (*result, error) {
+	dir, cleanup, err := prepare()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
 
 	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
 	if err != nil {
@@ -211,7 +302,17 @@ func percentile(d []time.Duration, p float64) float64 {
 }
 
 func (r *result) print() {
-	fmt.Printf("netbench: n=%d ports=%d\n", r.N, r.Ports)
+	attachSteps := []string{"attach.new_sandbox", "attach.create_endpoint", "attach.join"}
+	detachSteps := []string{"detach.leave", "detach.delete_endpoint", "detach.delete_sandbox"}
+	mode := ""
+	if r.Kernel {
+		attachSteps, detachSteps = kernelAttachSteps, kernelDetachSteps
+		mode = " kernel only"
+		if r.BridgeMTUUser {
+			mode += ", bridge MTU set by user"
+		}
+	}
+	fmt.Printf("netbench: n=%d ports=%d%s\n", r.N, r.Ports, mode)
 	fmt.Printf("%-24s %9s %9s %12s %12s  %s\n", "path/step", "median", "p99", "first20 med", "last20 med", "median of each tenth (ms)")
 	row := func(name string, s stats) {
 		fmt.Printf("%-24s %7.2fms %7.2fms %10.2fms %10.2fms ", name, s.MedianMs, s.P99Ms, s.First20MedianMs, s.Last20MedianMs)
@@ -221,11 +322,11 @@ func (r *result) print() {
 		fmt.Println()
 	}
 	row("attach", r.Attach)
-	for _, k := range []string{"attach.new_sandbox", "attach.create_endpoint", "attach.join"} {
+	for _, k := range attachSteps {
 		row("  "+k, r.Steps[k])
 	}
 	row("detach", r.Detach)
-	for _, k := range []string{"detach.leave", "detach.delete_endpoint", "detach.delete_sandbox"} {
+	for _, k := range detachSteps {
 		row("  "+k, r.Steps[k])
 	}
 }
