@@ -50,6 +50,7 @@ import (
 	"github.com/netkit/libnetwork/firewall"
 	"github.com/netkit/libnetwork/ipamapi"
 	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/plugins"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -119,6 +120,8 @@ type controller struct {
 	// host-network sandboxes live there.
 	hostNS *osl.Namespace
 	fw     *firewall.Firewall
+	// plugins finds and calls remote plugins (port mappers so far).
+	plugins *plugins.Registry
 	// drivers and ipams are filled in New and never change after.
 	drivers map[string]driverapi.Driver
 	ipams   map[string]ipamapi.Ipam

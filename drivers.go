@@ -10,6 +10,9 @@ import (
 	nullipam "github.com/netkit/libnetwork/ipams/null"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
+	"github.com/netkit/libnetwork/plugins"
+	"github.com/netkit/libnetwork/portallocator"
+	"github.com/netkit/libnetwork/portmapper"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -20,6 +23,18 @@ func (c *controller) makeDrivers() error {
 	generic, err := driverGeneric(d.DriverCfg, bridge.NetworkType)
 	if err != nil {
 		return err
+	}
+	// Plugins are looked up in the configured directories only, so an
+	// embedder (or a test) decides where they are.
+	c.plugins = plugins.NewRegistry(plugins.Config{SocketDirs: d.PluginSocketDirs, SpecDirs: d.PluginSpecDirs, Logger: c.logger})
+	ports, err := portallocator.New(c.hostNS)
+	if err != nil {
+		return types.Errorf("port allocator: %w", err)
+	}
+	c.closers = append(c.closers, ports.Close)
+	mappers, err := portmapper.New(portmapper.Config{Allocator: ports, Plugins: c.plugins, Logger: c.logger})
+	if err != nil {
+		return types.Errorf("port mappers: %w", err)
 	}
 	br, err := bridge.New(bridge.Config{
 		Logger:      c.logger,
@@ -32,6 +47,9 @@ func (c *controller) makeDrivers() error {
 		// The sysctls the library writes are listed in package bridge's doc.
 		ForwardingNoDrop: d.ForwardingNoDrop,
 		Generic:          generic,
+		PortMappers: func(name string) (bridge.PortMapper, error) {
+			return mappers.Mapper(name)
+		},
 	})
 	if err != nil {
 		return types.Errorf("bridge driver: %w", err)

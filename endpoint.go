@@ -179,6 +179,10 @@ type joinState struct {
 	priority     int
 	// populated is false while the sandbox waits for its external key.
 	populated bool
+	// published are the ports the driver published for the endpoint while
+	// it gives its sandbox external connectivity, with the host ports it
+	// got (see sandbox.updateExternal); a restart asks for the same.
+	published []types.PortBinding
 }
 
 func (ep *endpoint) ID() string { return ep.id }
@@ -239,7 +243,9 @@ func (ep *endpoint) Sandbox() Sandbox {
 }
 
 // DriverInfo returns the driver's operational data of the endpoint, with at
-// least netlabel.MacAddress for drivers that give the endpoint a MAC.
+// least netlabel.MacAddress for drivers that give the endpoint a MAC, and,
+// while the endpoint publishes its sandbox's ports, netlabel.PortMap: a
+// []types.PortBinding with the host port each binding got.
 func (ep *endpoint) DriverInfo() (map[string]interface{}, error) {
 	info, err := ep.network.driver.EndpointOperInfo(ep.network.id, ep.id)
 	if err != nil {
@@ -252,6 +258,13 @@ func (ep *endpoint) DriverInfo() (map[string]interface{}, error) {
 	if _, ok := out[netlabel.MacAddress]; !ok && ep.iface.mac != nil {
 		out[netlabel.MacAddress] = ep.iface.MacAddress()
 	}
+	// The ports published for the endpoint, with the host ports they got,
+	// whatever the driver reports.
+	ep.mu.Lock()
+	if ep.join != nil && len(ep.join.published) > 0 {
+		out[netlabel.PortMap] = slices.Clone(ep.join.published)
+	}
+	ep.mu.Unlock()
 	return out, nil
 }
 

@@ -101,7 +101,10 @@ func (c *controller) restore() error {
 	}
 	for _, sb := range c.sandboxes {
 		if err := sb.updateGateways(); err != nil {
-			c.logger.Warn("restoring default gateway", "sandbox", sb.id, "error", err)
+			c.logger.Warn("restoring default gateway and published ports", "sandbox", sb.id, "error", err)
+		}
+		if err := c.state.Update(sb.putExtChanged); err != nil {
+			c.logger.Warn("storing restored published ports", "sandbox", sb.id, "error", err)
 		}
 	}
 	c.collectOrphans()
@@ -326,7 +329,7 @@ func (c *controller) restoreEndpoint(r *endpointRecord) error {
 			c.storeUnjoined(ep)
 		} else {
 			js = &joinState{ifName: r.Join.IfName, staticRoutes: r.Join.StaticRoutes,
-				disableGW: r.Join.DisableGW, priority: r.Join.Priority}
+				disableGW: r.Join.DisableGW, priority: r.Join.Priority, published: r.Join.Published}
 			js.gw, js.gw6 = net.ParseIP(r.Join.Gateway), net.ParseIP(r.Join.GatewayV6)
 		}
 	}

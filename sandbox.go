@@ -104,7 +104,13 @@ type sandbox struct {
 	endpoints []*endpoint
 	// gw4 and gw6 are the endpoints that give the default routes.
 	gw4, gw6 *endpoint
-	deleted  bool
+	// ext is the endpoint whose driver gives the sandbox external
+	// connectivity (publishes its ports): gw4, or gw6 without one.
+	ext *endpoint
+	// extChanged are endpoints whose published ports changed since the
+	// last store update; the operation that changed them stores them.
+	extChanged []*endpoint
+	deleted    bool
 }
 
 var _ Sandbox = (*sandbox)(nil)

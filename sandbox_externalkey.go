@@ -320,7 +320,7 @@ func (sb *sandbox) adopt(key string, eps []*endpoint) (err error) {
 				return err
 			}
 		}
-		return nil
+		return sb.putExtChanged(tx)
 	})
 }
 

@@ -127,7 +127,7 @@ func (sb *sandbox) attach(ep *endpoint, js *joinState, u *undo) error {
 		}
 	})
 	if err := sb.updateGateways(); err != nil {
-		return types.Errorf("endpoint %s joining sandbox %s: default gateway: %w", ep.Name(), sb.id, err)
+		return types.Errorf("endpoint %s joining sandbox %s: %w", ep.Name(), sb.id, err)
 	}
 	return nil
 }
@@ -136,7 +136,10 @@ func (sb *sandbox) attach(ep *endpoint, js *joinState, u *undo) error {
 func (sb *sandbox) commitJoin(ep *endpoint, u *undo) error {
 	c := sb.ctrl
 	if err := c.state.Update(func(tx *datastore.Tx) error {
-		return tx.Put(kindEndpoint, ep.id, ep.record())
+		if err := tx.Put(kindEndpoint, ep.id, ep.record()); err != nil {
+			return err
+		}
+		return sb.putExtChanged(tx)
 	}); err != nil {
 		return types.Errorf("endpoint %s joining sandbox %s: storing: %w", ep.Name(), sb.id, err)
 	}
@@ -377,7 +380,7 @@ func (sb *sandbox) updateGateways() error {
 		}
 		sb.mu.Unlock()
 	}
-	return nil
+	return sb.updateExternal()
 }
 
 func (ep *endpoint) priority() int {
@@ -449,7 +452,10 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 	ep.sandboxID, ep.join, ep.busy = "", nil, false
 	ep.mu.Unlock()
 	if err := c.state.Update(func(tx *datastore.Tx) error {
-		return tx.Put(kindEndpoint, ep.id, ep.record())
+		if err := tx.Put(kindEndpoint, ep.id, ep.record()); err != nil {
+			return err
+		}
+		return sb.putExtChanged(tx)
 	}); err != nil {
 		return types.Errorf("endpoint %s leaving sandbox %s: storing: %w", ep.Name(), sb.id, err)
 	}

@@ -82,6 +82,7 @@ type joinRecord struct {
 	DisableGW    bool                 `json:",omitempty"`
 	Priority     int                  `json:",omitempty"`
 	Populated    bool                 `json:",omitempty"`
+	Published    []types.PortBinding  `json:",omitempty"`
 }
 
 func ipString(ip net.IP) string {
@@ -110,6 +111,7 @@ func (ep *endpoint) record() *endpointRecord {
 			Gateway: ipString(js.gw), GatewayV6: ipString(js.gw6),
 			StaticRoutes: js.staticRoutes, DisableGW: js.disableGW,
 			Priority: js.priority, Populated: js.populated,
+			Published: js.published,
 		}
 	}
 	return r

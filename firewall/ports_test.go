@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/netkit/libnetwork/types"
 )
@@ -203,14 +204,17 @@ func newPortLab(t *testing.T) *portLab {
 	must(h.LinkAdd(br), "bridge")
 	t.Cleanup(func() { _ = h.LinkDel(br) })
 	must(h.AddrAdd(br, mustAddr("10.77.0.1/24")), "bridge address")
+	must(h.AddrAdd(br, &netlink.Addr{IPNet: mustAddr("fd00:77::1/64").IPNet, Flags: unix.IFA_F_NODAD}), "bridge IPv6 address")
+	must(os.WriteFile("/proc/sys/net/ipv6/conf/brp0/accept_dad", []byte("0"), 0), "bridge DAD")
 	must(h.LinkSetUp(br), "bridge up")
 	for _, s := range []struct{ key, value string }{
 		{"net/ipv4/ip_forward", "1"},
 		{"net/ipv4/conf/brp0/route_localnet", "1"},
+		{"net/ipv6/conf/all/forwarding", "1"},
 	} {
 		must(os.WriteFile("/proc/sys/"+s.key, []byte(s.value), 0), s.key)
 	}
-	plug := func(ns *os.File, hostSide, addr, gw string, master netlink.Link) {
+	plug := func(ns *os.File, hostSide, addr, gw, addr6, gw6 string, master netlink.Link) {
 		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostSide}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns.Fd()))}
 		must(h.LinkAdd(v), "veth "+hostSide)
 		t.Cleanup(func() { _ = h.LinkDel(v) })
@@ -229,13 +233,16 @@ func newPortLab(t *testing.T) *portLab {
 		must(err, "lo")
 		must(in.LinkSetUp(lo), "lo up")
 		must(in.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: net.ParseIP(gw)}), "default route")
+		must(in.AddrAdd(eth, &netlink.Addr{IPNet: mustAddr(addr6).IPNet, Flags: unix.IFA_F_NODAD}), "address "+addr6)
+		must(in.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: net.ParseIP(gw6)}), "default IPv6 route")
 	}
-	plug(l.c1, "vc1", "10.77.0.2/24", "10.77.0.1", br)
-	plug(l.c2, "vc2", "10.77.0.3/24", "10.77.0.1", br)
-	plug(l.outside, "vout", "192.0.2.2/24", "192.0.2.1", nil)
+	plug(l.c1, "vc1", "10.77.0.2/24", "10.77.0.1", "fd00:77::2/64", "fd00:77::1", br)
+	plug(l.c2, "vc2", "10.77.0.3/24", "10.77.0.1", "fd00:77::3/64", "fd00:77::1", br)
+	plug(l.outside, "vout", "192.0.2.2/24", "192.0.2.1", "2001:db8::2/64", "2001:db8::1", nil)
 	out, err := h.LinkByName("vout")
 	must(err, "vout")
 	must(h.AddrAdd(out, mustAddr("192.0.2.1/24")), "host address")
+	must(h.AddrAdd(out, &netlink.Addr{IPNet: mustAddr("2001:db8::1/64").IPNet, Flags: unix.IFA_F_NODAD}), "host IPv6 address")
 	return l
 }
 
@@ -346,6 +353,10 @@ func TestPortsTraffic(t *testing.T) {
 		port(types.TCP, "0.0.0.0", 8080, "10.77.0.2", 80),
 		port(types.UDP, "0.0.0.0", 8080, "10.77.0.2", 80),
 		port(types.TCP, "192.0.2.1", 8081, "10.77.0.2", 80),
+		port(types.TCP, "::", 8080, "fd00:77::2", 80),
+		port(types.UDP, "2001:db8::1", 8082, "fd00:77::2", 80),
+		port(types.UDP, "::", 8083, "fd00:77::2", 80),
+		port(types.TCP, "2001:db8::1", 8084, "fd00:77::2", 80),
 	)
 	tests := []struct {
 		name, network, addr string
@@ -355,6 +366,10 @@ func TestPortsTraffic(t *testing.T) {
 		{"outside tcp", "tcp", "192.0.2.1:8080", l.outside, "192.0.2.2"},
 		{"outside udp", "udp", "192.0.2.1:8080", l.outside, "192.0.2.2"},
 		{"outside to the bound address", "tcp", "192.0.2.1:8081", l.outside, "192.0.2.2"},
+		{"outside tcp6", "tcp", "[2001:db8::1]:8080", l.outside, "2001:db8::2"},
+		{"outside udp6 to the bound address", "udp", "[2001:db8::1]:8082", l.outside, "2001:db8::2"},
+		{"outside udp6", "udp", "[2001:db8::1]:8083", l.outside, "2001:db8::2"},
+		{"outside tcp6 to the bound address", "tcp", "[2001:db8::1]:8084", l.outside, "2001:db8::2"},
 		{"host on its own address", "tcp", "192.0.2.1:8080", nil, "192.0.2.1"},
 		{"host on loopback", "tcp", "127.0.0.1:8080", nil, "10.77.0.1"},
 		{"hairpin from a sibling", "tcp", "192.0.2.1:8080", l.c2, "10.77.0.1"},

@@ -21,6 +21,11 @@ const (
 	// MacAddress is the key of an endpoint's MAC address (net.HardwareAddr).
 	MacAddress = Prefix + ".endpoint.macaddress"
 
+	// PortMapper is the label of an endpoint naming the port mapper that
+	// publishes its ports ("nat", "routed" or a plugin's name), over the
+	// network's.
+	PortMapper = Prefix + ".portmapper"
+
 	// ExposedPorts is the key of an endpoint's []types.TransportPort.
 	ExposedPorts = Prefix + ".endpoint.exposedports"
 

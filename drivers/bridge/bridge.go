@@ -30,6 +30,11 @@
 //     advertisements (accept_ra = 1 acts as 0).
 //   - net.ipv6.conf.<veth>.disable_ipv6 = 1 on the host side of each
 //     endpoint's veth (see noIPv6), which is the driver's own link.
+//   - net.ipv6.conf.<bridge>.accept_dad = 0 on the bridge of an IPv6
+//     network, before it comes up (see bringUp).
+//   - net.ipv4.conf.<bridge>.route_localnet = 1 on each bridge of a
+//     network that is not internal, when the firewall is on, so that the
+//     host reaches published ports on 127.0.0.1 (see routeLocalnet).
 //
 // Forwarding is never turned off again: other networks and other programs
 // may rely on it. When the driver finds a family's forwarding off and
@@ -97,6 +102,10 @@ type Config struct {
 	// Generic holds the driver-wide options (EnableIPForwarding,
 	// EnableIPTables); may be nil.
 	Generic map[string]interface{}
+	// PortMappers returns the port mapper of a name ("" or "nat" the
+	// built-in NAT mapper, "routed", or a plugin's name); nil publishes
+	// no ports (publishing is refused).
+	PortMappers func(name string) (PortMapper, error)
 }
 
 // Driver is the bridge network driver.
@@ -117,6 +126,8 @@ type Driver struct {
 	newVeth func(osl.Veth) (int, error)
 	// deleteLinks deletes host links in one batch.
 	deleteLinks func(indexes []int) error
+	// portMappers is Config.PortMappers.
+	portMappers func(name string) (PortMapper, error)
 	reaper      *reaper
 
 	// failAfter makes CreateNetwork fail right after the named step; set
@@ -205,6 +216,7 @@ func New(cfg Config) (*Driver, error) {
 		d.fw = cfg.Firewall
 	}
 	d.hostSysctl = cfg.SetSysctl
+	d.portMappers = cfg.PortMappers
 	d.newVeth = cfg.AddVeth
 	d.deleteLinks = cfg.DeleteLinks
 	if d.deleteLinks == nil {
@@ -272,10 +284,27 @@ func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data
 		d.mu.Unlock()
 		return fmt.Errorf("create bridge network %s (bridge %s): %w", nid, cfg.bridgeName, err)
 	}
+	d.routeLocalnet(n)
 	d.mu.Lock()
 	d.networks[nid] = n
 	d.mu.Unlock()
 	return nil
+}
+
+// routeLocalnet lets the host reach the network's published ports on
+// 127.0.0.1: the connection is sent out of the bridge with its loopback
+// source, which the kernel refuses without route_localnet (the firewall
+// then masquerades it, and drops anything from a bridge addressed to
+// 127.0.0.0/8, so containers do not reach the host's loopback services).
+// A failure only costs that access, so it is logged.
+func (d *Driver) routeLocalnet(n *network) {
+	if d.hostSysctl == nil || d.fw == nil || n.config.internal {
+		return
+	}
+	key := "net.ipv4.conf." + n.config.bridgeName + ".route_localnet"
+	if err := d.hostSysctl(key, "1"); err != nil {
+		d.logger.Warn("published ports will not answer on 127.0.0.1", "bridge", n.config.bridgeName, "error", err)
+	}
 }
 
 // reserveBridge claims bridgeName for nid, refusing a network that exists
@@ -364,16 +393,4 @@ func (d *Driver) deleteLinksOneByOne(indexes []int) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// ProgramExternalConnectivity does nothing yet; port publishing will hook
-// in here.
-func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]interface{}) error {
-	return nil
-}
-
-// RevokeExternalConnectivity does nothing yet; see
-// ProgramExternalConnectivity.
-func (d *Driver) RevokeExternalConnectivity(nid, eid string) error {
-	return nil
 }

@@ -93,6 +93,7 @@ type networkConfig struct {
 	enableMasq    bool
 	defaultBridge bool
 	hostBindingIP netip.Addr // invalid when not set
+	portMapper    string     // PortMapperOption; "" is nat
 	mtu           int
 	enableIPv6    bool
 	internal      bool
@@ -138,7 +139,7 @@ func parseNetworkConfig(nid string, opts map[string]interface{}, ipV4Data, ipV6D
 func (c *networkConfig) parseDriverOptions(gen map[string]interface{}) error {
 	for k := range gen {
 		switch k {
-		case BridgeName, EnableICC, EnableIPMasquerade, DefaultBridge, DefaultBindingIP, MTU:
+		case BridgeName, EnableICC, EnableIPMasquerade, DefaultBridge, DefaultBindingIP, MTU, PortMapperOption:
 		default:
 			if strings.HasPrefix(k, OptionPrefix) {
 				return types.InvalidParameterErrorf("unknown bridge option %s", k)
@@ -171,6 +172,11 @@ func (c *networkConfig) parseDriverOptions(gen map[string]interface{}) error {
 			return types.InvalidParameterErrorf("option %s: %q is not an IPv4 address", DefaultBindingIP, s)
 		}
 		c.hostBindingIP = ip
+	}
+	if name, _, err := options.GetString(gen, PortMapperOption); err != nil {
+		return err
+	} else {
+		c.portMapper = name
 	}
 	if mtu, ok, err := options.GetInt(gen, MTU); err != nil {
 		return err

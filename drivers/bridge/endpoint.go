@@ -19,6 +19,9 @@ type endpoint struct {
 	hostVeth string
 	// hostIndex is the ifindex of the host-side veth while joined, else 0.
 	hostIndex int
+	// published is what ProgramExternalConnectivity published, nil when
+	// nothing; guarded by Driver.mu.
+	published *published
 }
 
 // hostVethName returns the name of the host side of eid's veth.
@@ -123,6 +126,10 @@ func (d *Driver) DeleteEndpoint(nid, eid string) error {
 		delete(n.endpoints, eid)
 		idx, ep.hostIndex = ep.hostIndex, 0
 	}
+	var p *published
+	if err == nil {
+		p, ep.published = ep.published, nil
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return err
@@ -130,18 +137,34 @@ func (d *Driver) DeleteEndpoint(nid, eid string) error {
 	if idx != 0 {
 		d.reaper.add(ep.hostVeth, idx)
 	}
+	if p != nil {
+		// Not revoked before the delete: do it now rather than leak.
+		if err := d.unpublish(p); err != nil {
+			d.logger.Warn("unpublishing the ports of a deleted endpoint", "endpoint", eid, "error", err)
+		}
+	}
 	return nil
 }
 
-// EndpointOperInfo returns the endpoint's MAC under netlabel.MacAddress.
+// EndpointOperInfo returns the endpoint's MAC under netlabel.MacAddress
+// and, when it publishes ports, their bindings with the host ports they
+// got under netlabel.PortMap ([]types.PortBinding).
 func (d *Driver) EndpointOperInfo(nid, eid string) (map[string]interface{}, error) {
 	d.mu.Lock()
 	_, ep, err := d.endpointLocked(nid, eid)
+	var ports []types.PortBinding
+	if err == nil {
+		ports = ep.portMapLocked()
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return map[string]interface{}{netlabel.MacAddress: types.GetMacCopy(ep.mac)}, nil
+	info := map[string]interface{}{netlabel.MacAddress: types.GetMacCopy(ep.mac)}
+	if ports != nil {
+		info[netlabel.PortMap] = ports
+	}
+	return info, nil
 }
 
 // endpointLocked finds an endpoint. d.mu must be held.

@@ -118,6 +118,14 @@ func (d *Driver) reconcileRules(rules []firewall.NetworkRules) error {
 		reconcile = d.reconcile
 	}
 	err := reconcile(rules)
+	// The published ports of a crashed run that no restored endpoint
+	// publishes again go too.
+	d.mu.Lock()
+	ports := d.publishedRulesLocked()
+	d.mu.Unlock()
+	if perr := d.fw.ReconcilePorts(ports); perr != nil {
+		d.logger.Warn("reconciling published ports", "error", perr)
+	}
 	if err == nil {
 		return nil
 	}

@@ -58,7 +58,7 @@ func (d *Driver) setupNetwork(n *network, adopt bool) (err error) {
 	}{
 		{stepBridge, func() (func() error, error) { return d.setupBridge(n, adopt) }},
 		{stepAddresses, func() (func() error, error) { return d.setupAddresses(n, adopt) }},
-		{stepUp, func() (func() error, error) { return nil, d.host.LinkSetUp(d.bridgeLink(n)) }},
+		{stepUp, func() (func() error, error) { return nil, d.bringUp(n) }},
 		{stepFirewall, func() (func() error, error) {
 			if adopt {
 				// A restored network's rules are programmed with all
@@ -435,4 +435,21 @@ func randomMAC() net.HardwareAddr {
 	_, _ = rand.Read(mac)
 	mac[0] = (mac[0] &^ 0x01) | 0x02
 	return mac
+}
+
+// bringUp brings the bridge up. On an IPv6 network it first turns off
+// duplicate address detection on the bridge: the link-local address a new
+// bridge gets is tentative for about a second, and until then the host
+// cannot resolve its containers' neighbours for forwarded packets, so the
+// first IPv6 connections to a new network's containers (a published port
+// among them) stall. A new bridge of a random MAC shares its link with the
+// library's veths only; there is nothing to detect.
+func (d *Driver) bringUp(n *network) error {
+	if n.config.gatewayV6 != nil && d.hostSysctl != nil {
+		key := "net.ipv6.conf." + n.config.bridgeName + ".accept_dad"
+		if err := d.hostSysctl(key, "0"); err != nil && !types.IsNotFound(err) {
+			return fmt.Errorf("turning off IPv6 duplicate address detection on %s: %w", n.config.bridgeName, err)
+		}
+	}
+	return d.host.LinkSetUp(d.bridgeLink(n))
 }

@@ -1,0 +1,275 @@
+package libnetwork
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+)
+
+// serveOn starts, in ns, a TCP and a UDP server on port of every address
+// that answer with the address the client came from.
+func serveOn(t testing.TB, ns *osl.Namespace, port uint16) {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	addr := ":" + strconv.Itoa(int(port))
+	mustf(t, ns.Do(func() (err error) {
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return err
+		}
+		pc, err = net.ListenPacket("udp", addr)
+		return err
+	}), "servers on %s", addr)
+	t.Cleanup(func() { _ = ln.Close(); _ = pc.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			_, _ = io.WriteString(c, host)
+			_ = c.Close()
+		}
+	}()
+	go func() {
+		b := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(from.String())
+			_, _ = pc.WriteTo([]byte(host), from)
+		}
+	}()
+}
+
+// whoAmI connects from ns to addr over network and returns the client
+// address the server saw.
+func whoAmI(ns *osl.Namespace, network, addr string) (string, error) {
+	var c net.Conn
+	err := ns.Do(func() (err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if network == "udp" {
+		if _, err := c.Write([]byte("?")); err != nil {
+			return "", err
+		}
+	}
+	b := make([]byte, 64)
+	n, err := c.Read(b)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return string(b[:n]), nil
+}
+
+func mustSee(t *testing.T, ns *osl.Namespace, network, addr, want string) {
+	t.Helper()
+	got, err := whoAmI(ns, network, addr)
+	if err != nil {
+		t.Fatalf("%s to %s: %v", network, addr, err)
+	}
+	if got != want {
+		t.Errorf("%s to %s: the server saw the client as %s, want %s", network, addr, got, want)
+	}
+}
+
+func mustNotAnswer(t *testing.T, ns *osl.Namespace, network, addr string) {
+	t.Helper()
+	if got, err := whoAmI(ns, network, addr); err == nil {
+		t.Errorf("%s to %s answered (server saw %s); want nothing", network, addr, got)
+	}
+}
+
+// publishedPorts returns the host ports of the endpoint's published
+// bindings, by "proto/containerport/hostaddress".
+func publishedPorts(t *testing.T, ep Endpoint) map[string]uint16 {
+	t.Helper()
+	info, err := ep.DriverInfo()
+	mustf(t, err, "DriverInfo")
+	pbs, _ := info[netlabel.PortMap].([]types.PortBinding)
+	out := map[string]uint16{}
+	for _, b := range pbs {
+		out[fmt.Sprintf("%s/%d/%s", b.Proto, b.Port, b.HostIP)] = b.HostPort
+	}
+	return out
+}
+
+func hostPort(addr string, port uint16) string {
+	return net.JoinHostPort(addr, strconv.Itoa(int(port)))
+}
+
+// A container publishes ports as its users do, with OptionPortMapping, and
+// is reached from an outside host (its address intact), from the host on
+// its own address and on 127.0.0.1, and from a sibling through the host's
+// address; the bindings are in DriverInfo, come back with the same host
+// ports after a restart, and go at leave.
+func TestPublishPorts(t *testing.T) {
+	l := newForwardingLab(t)
+	e := l.e
+	c := e.start()
+	n := dualStackNetwork(t, c, "pub", "10.40.0.0/24", "fd00:40::/64")
+	bindings := []types.PortBinding{
+		{Proto: types.TCP, Port: 80},                                       // ephemeral, both families
+		{Proto: types.UDP, Port: 53, HostPort: 15353},                      // fixed
+		{Proto: types.TCP, Port: 443, HostPort: 18440, HostPortEnd: 18449}, // range
+		{Proto: types.TCP, Port: 80, HostIP: net.ParseIP("192.0.2.1"), HostPort: 18080},
+	}
+	ep, sb := joined(t, c, n, "web", OptionPortMapping(bindings))
+	ns := nsOf(t, sb)
+	for _, p := range []uint16{80, 53, 443} {
+		serveOn(t, ns, p)
+	}
+	ports := publishedPorts(t, ep)
+	eph4, eph6 := ports["tcp/80/0.0.0.0"], ports["tcp/80/::"]
+	if eph4 == 0 || eph4 != eph6 || ports["udp/53/0.0.0.0"] != 15353 || ports["udp/53/::"] != 15353 || ports["tcp/80/192.0.2.1"] != 18080 {
+		t.Fatalf("published ports %v: want one ephemeral port for tcp/80 on both families and 15353 for udp/53", ports)
+	}
+	if r := ports["tcp/443/0.0.0.0"]; r < 18440 || r > 18449 {
+		t.Errorf("tcp/443 got host port %d, want one of 18440-18449", r)
+	}
+	out := l.left // 192.0.2.2 / fd00:2::2, on the far side of the host's 192.0.2.1
+	t.Run("outside", func(t *testing.T) {
+		mustSee(t, out.ns, "tcp", hostPort("192.0.2.1", eph4), "192.0.2.2")
+		mustSee(t, out.ns, "tcp", hostPort("fd00:2::1", eph6), "fd00:2::2")
+		mustSee(t, out.ns, "udp", hostPort("192.0.2.1", 15353), "192.0.2.2")
+		mustSee(t, out.ns, "tcp", hostPort("192.0.2.1", ports["tcp/443/0.0.0.0"]), "192.0.2.2")
+		mustSee(t, out.ns, "tcp", hostPort("192.0.2.1", 18080), "192.0.2.2")
+	})
+	t.Run("host", func(t *testing.T) {
+		mustSee(t, e.host, "tcp", hostPort("192.0.2.1", eph4), "192.0.2.1")
+		mustSee(t, e.host, "tcp", hostPort("127.0.0.1", eph4), "10.40.0.1")
+		// Bound to 192.0.2.1 only.
+		mustNotAnswer(t, e.host, "tcp", hostPort("127.0.0.1", 18080))
+	})
+	t.Run("hairpin", func(t *testing.T) {
+		_, sb2 := joined(t, c, n, "client")
+		mustSee(t, nsOf(t, sb2), "tcp", hostPort("192.0.2.1", eph4), "10.40.0.1")
+	})
+
+	// The host ports are held: another program cannot take them.
+	if err := e.host.Do(func() error {
+		ln, err := net.Listen("tcp4", hostPort("0.0.0.0", eph4))
+		if err == nil {
+			ln.Close()
+			return fmt.Errorf("listening on published port %d succeeded", eph4)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+
+	// Restart: the same host ports, still answering.
+	c.Stop()
+	c = e.start()
+	ep2, err := c.NetworkByName("pub")
+	mustf(t, err, "network after restart")
+	rep, err := ep2.EndpointByName("web")
+	mustf(t, err, "endpoint after restart")
+	if got := publishedPorts(t, rep); !mapsEqual(got, ports) {
+		t.Fatalf("after restart published ports are %v, want %v", got, ports)
+	}
+	mustSee(t, out.ns, "tcp", hostPort("192.0.2.1", eph4), "192.0.2.2")
+
+	// Leave: nothing is published any more and the ports are free.
+	rsb, err := c.SandboxByID(sb.ID())
+	mustf(t, err, "sandbox after restart")
+	mustf(t, rep.Leave(rsb), "Leave")
+	if got := publishedPorts(t, rep); len(got) != 0 {
+		t.Errorf("after Leave DriverInfo still has ports %v", got)
+	}
+	listing := e.nft()
+	for _, p := range ports {
+		if strings.Contains(listing, ". "+strconv.Itoa(int(p))+" :") {
+			t.Errorf("port %d still in the table after Leave:\n%s", p, listing)
+		}
+	}
+	mustNotAnswer(t, out.ns, "tcp", hostPort("192.0.2.1", eph4))
+	mustf(t, e.host.Do(func() error {
+		ln, err := net.Listen("tcp4", hostPort("0.0.0.0", eph4))
+		if err == nil {
+			ln.Close()
+		}
+		return err
+	}), "binding a port released at leave")
+}
+
+func mapsEqual(a, b map[string]uint16) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// A host port another program holds, or another container publishes, is
+// refused with an error naming it, and the join leaves nothing behind; the
+// container that has the port keeps answering.
+func TestPublishPortConflicts(t *testing.T) {
+	l := newForwardingLab(t)
+	e := l.e
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "pub", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.41.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+
+	// Another program on the host.
+	var held net.Listener
+	mustf(t, e.host.Do(func() (err error) { held, err = net.Listen("tcp4", "0.0.0.0:18500"); return err }), "other program")
+	defer held.Close()
+	ep, err := n.CreateEndpoint("a")
+	mustf(t, err, "endpoint")
+	sb, err := c.NewSandbox("ctr-a", OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 80, HostPort: 18500}}))
+	mustf(t, err, "sandbox")
+	before := e.snapshot(c)
+	err = ep.Join(sb)
+	if err == nil {
+		t.Fatal("join publishing a port another program holds succeeded")
+	}
+	if _, ok := err.(types.ForbiddenError); !ok {
+		t.Errorf("error %v (%T) is not a ForbiddenError", err, err)
+	}
+	if !strings.Contains(err.Error(), "18500/tcp") {
+		t.Errorf("error does not name the port: %v", err)
+	}
+	e.requireSame(before, e.snapshot(c), "a join refused for a port in use")
+
+	// Two containers, one host port.
+	epB, sbB := joined(t, c, n, "b", OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 80, HostPort: 18501}}))
+	serveOn(t, nsOf(t, sbB), 80)
+	_ = epB
+	epC, err := n.CreateEndpoint("c")
+	mustf(t, err, "endpoint c")
+	sbC, err := c.NewSandbox("ctr-c", OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 80, HostPort: 18501}}))
+	mustf(t, err, "sandbox c")
+	before = e.snapshot(c)
+	err = epC.Join(sbC)
+	if err == nil || !strings.Contains(err.Error(), "18501/tcp") {
+		t.Fatalf("second container on host port 18501: %v, want an error naming 18501/tcp", err)
+	}
+	e.requireSame(before, e.snapshot(c), "a join refused for a port another container publishes")
+	mustSee(t, l.left.ns, "tcp", "192.0.2.1:18501", "192.0.2.2")
+}

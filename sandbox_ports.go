@@ -1,0 +1,173 @@
+package libnetwork
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/types"
+)
+
+// External connectivity: as in v0.7, the endpoint that gives a sandbox its
+// default gateway (IPv4 first) is the one whose driver publishes the
+// sandbox's ports (ProgramExternalConnectivity); when another endpoint
+// takes the gateway over, the ports move with it. The ports published are
+// the endpoint's own (CreateOptionPortMapping) followed by the sandbox's
+// (OptionPortMapping). The driver reports what it published, with the host
+// ports it got, under netlabel.PortMap of its EndpointOperInfo; the
+// controller records that in the endpoint's join record, and a restart asks
+// the driver for exactly those bindings again, so an ephemeral host port
+// stays the same across restarts.
+
+// updateExternal gives external connectivity to the endpoint that should
+// have it, taking it from the one that had it. If the new endpoint's ports
+// cannot be published, the old one gets its ports back, as they were, and
+// the error is returned. The endpoints whose published ports changed are
+// queued in sb.extChanged for the caller's store update.
+func (sb *sandbox) updateExternal() error {
+	sb.mu.Lock()
+	want := sb.gw4
+	if want == nil {
+		want = sb.gw6
+	}
+	cur := sb.ext
+	sb.mu.Unlock()
+	if want == cur {
+		return nil
+	}
+	var before []types.PortBinding
+	if cur != nil {
+		before = sb.revokeExternal(cur)
+		sb.mu.Lock()
+		sb.ext = nil
+		sb.mu.Unlock()
+	}
+	if want == nil {
+		return nil
+	}
+	if err := sb.programExternal(want, nil); err != nil {
+		if cur != nil {
+			if rerr := sb.programExternal(cur, before); rerr != nil {
+				sb.ctrl.logger.Warn("publishing the ports of the previous gateway endpoint again", "sandbox", sb.id, "endpoint", cur.Name(), "error", rerr)
+			} else {
+				sb.mu.Lock()
+				sb.ext = cur
+				sb.mu.Unlock()
+			}
+		}
+		return err
+	}
+	sb.mu.Lock()
+	sb.ext = want
+	sb.mu.Unlock()
+	return nil
+}
+
+// programExternal has ep's driver publish the sandbox's ports. published,
+// when set, are the bindings to ask for instead (ports that were published
+// before, with their host ports); otherwise a restored endpoint asks for
+// what its record says it had.
+func (sb *sandbox) programExternal(ep *endpoint, published []types.PortBinding) error {
+	ep.mu.Lock()
+	js := ep.join
+	if js == nil {
+		ep.mu.Unlock()
+		return nil
+	}
+	if published == nil {
+		published = js.published
+	}
+	ep.mu.Unlock()
+	opts := sb.externalOptions(ep, published)
+	n := ep.network
+	if err := n.driver.ProgramExternalConnectivity(n.id, ep.id, opts); err != nil {
+		return types.Errorf("endpoint %s (network %s) in sandbox %s: %w", ep.Name(), n.name, sb.id, err)
+	}
+	var got []types.PortBinding
+	if info, err := n.driver.EndpointOperInfo(n.id, ep.id); err == nil {
+		got, _ = info[netlabel.PortMap].([]types.PortBinding)
+	} else {
+		sb.ctrl.logger.Warn("reading the published ports of an endpoint", "endpoint", ep.Name(), "error", err)
+	}
+	ep.mu.Lock()
+	if ep.join != nil {
+		ep.join.published = slices.Clone(got)
+	}
+	ep.mu.Unlock()
+	sb.markExtChanged(ep)
+	return nil
+}
+
+// revokeExternal has ep's driver unpublish its ports and returns what was
+// published. A failure is logged: the endpoint is leaving or losing the
+// gateway either way.
+func (sb *sandbox) revokeExternal(ep *endpoint) []types.PortBinding {
+	n := ep.network
+	if err := n.driver.RevokeExternalConnectivity(n.id, ep.id); err != nil {
+		sb.ctrl.logger.Warn("unpublishing the ports of an endpoint", "endpoint", ep.Name(), "network", n.name, "sandbox", sb.id, "error", err)
+	}
+	ep.mu.Lock()
+	var before []types.PortBinding
+	if ep.join != nil {
+		before = ep.join.published
+		ep.join.published = nil
+	}
+	ep.mu.Unlock()
+	sb.markExtChanged(ep)
+	return before
+}
+
+// externalOptions is the option map of ProgramExternalConnectivity for ep:
+// the endpoint's driver options, with netlabel.PortMap holding published,
+// or else the endpoint's port mappings followed by the sandbox's, and
+// netlabel.ExposedPorts likewise.
+func (sb *sandbox) externalOptions(ep *endpoint, published []types.PortBinding) map[string]interface{} {
+	opts := maps.Clone(ep.driverOptions())
+	sb.mu.Lock()
+	sbPorts := slices.Clone(sb.config.PortBindings)
+	sbExposed := slices.Clone(sb.config.ExposedPorts)
+	sb.mu.Unlock()
+	ports := published
+	if ports == nil {
+		ports = append(slices.Clone(ep.portMapping), sbPorts...)
+	}
+	delete(opts, netlabel.PortMap)
+	if len(ports) > 0 {
+		opts[netlabel.PortMap] = ports
+	}
+	if exposed := append(slices.Clone(ep.exposedPorts), sbExposed...); len(exposed) > 0 {
+		opts[netlabel.ExposedPorts] = exposed
+	}
+	return opts
+}
+
+// markExtChanged queues ep for the next store update.
+func (sb *sandbox) markExtChanged(ep *endpoint) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if !slices.Contains(sb.extChanged, ep) {
+		sb.extChanged = append(sb.extChanged, ep)
+	}
+}
+
+// putExtChanged stores, in tx, the records of the endpoints queued by
+// markExtChanged that are still joined to sb, and empties the queue.
+func (sb *sandbox) putExtChanged(tx *datastore.Tx) error {
+	sb.mu.Lock()
+	eps := sb.extChanged
+	sb.extChanged = nil
+	sb.mu.Unlock()
+	for _, ep := range eps {
+		ep.mu.Lock()
+		joined := ep.sandboxID == sb.id && ep.join != nil
+		ep.mu.Unlock()
+		if !joined {
+			continue
+		}
+		if err := tx.Put(kindEndpoint, ep.id, ep.record()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
