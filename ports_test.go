@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
@@ -134,6 +138,7 @@ func TestPublishPorts(t *testing.T) {
 		{Proto: types.UDP, Port: 53, HostPort: 15353},                      // fixed
 		{Proto: types.TCP, Port: 443, HostPort: 18440, HostPortEnd: 18449}, // range
 		{Proto: types.TCP, Port: 80, HostIP: net.ParseIP("192.0.2.1"), HostPort: 18080},
+		{Proto: types.SCTP, Port: 9000, HostPort: 19000}, // rules even where the kernel has no SCTP
 	}
 	ep, sb := joined(t, c, n, "web", OptionPortMapping(bindings))
 	ns := nsOf(t, sb)
@@ -147,6 +152,9 @@ func TestPublishPorts(t *testing.T) {
 	}
 	if r := ports["tcp/443/0.0.0.0"]; r < 18440 || r > 18449 {
 		t.Errorf("tcp/443 got host port %d, want one of 18440-18449", r)
+	}
+	if listing := e.nft(); !strings.Contains(listing, "sctp . 19000 : 10.40.0.2 . 9000") {
+		t.Errorf("no SCTP element for host port 19000:\n%s", listing)
 	}
 	out := l.left // 192.0.2.2 / fd00:2::2, on the far side of the host's 192.0.2.1
 	t.Run("outside", func(t *testing.T) {
@@ -190,6 +198,10 @@ func TestPublishPorts(t *testing.T) {
 		t.Fatalf("after restart published ports are %v, want %v", got, ports)
 	}
 	mustSee(t, out.ns, "tcp", hostPort("192.0.2.1", eph4), "192.0.2.2")
+	mustSee(t, out.ns, "udp", hostPort("192.0.2.1", 15353), "192.0.2.2")
+	if n := conntrackEntries(t, e, eph4, 15353); n == 0 {
+		t.Fatalf("no conntrack entry for published ports %d and 15353 after traffic", eph4)
+	}
 
 	// Leave: nothing is published any more and the ports are free.
 	rsb, err := c.SandboxByID(sb.ID())
@@ -204,6 +216,9 @@ func TestPublishPorts(t *testing.T) {
 			t.Errorf("port %d still in the table after Leave:\n%s", p, listing)
 		}
 	}
+	if n := conntrackEntries(t, e, eph4, 15353); n != 0 {
+		t.Errorf("%d conntrack entries of unpublished ports %d and 15353 are left", n, eph4)
+	}
 	mustNotAnswer(t, out.ns, "tcp", hostPort("192.0.2.1", eph4))
 	mustf(t, e.host.Do(func() error {
 		ln, err := net.Listen("tcp4", hostPort("0.0.0.0", eph4))
@@ -212,6 +227,47 @@ func TestPublishPorts(t *testing.T) {
 		}
 		return err
 	}), "binding a port released at leave")
+}
+
+// conntrackEntries counts the conntrack entries of the host's namespace
+// whose original destination port is one of ports.
+func conntrackEntries(t *testing.T, e *testEnv, ports ...uint16) int {
+	t.Helper()
+	n := 0
+	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		flows, err := e.host.Handle().ConntrackTableList(netlink.ConntrackTable, fam)
+		mustf(t, err, "listing conntrack entries")
+		for _, f := range flows {
+			if slices.Contains(ports, f.Forward.DstPort) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// An internal network publishes nothing: the join succeeds and no port is
+// programmed or held.
+func TestPublishOnInternalNetwork(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "inside", NetworkOptionInternalNetwork(),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.42.0.0/24"}}, nil, nil))
+	mustf(t, err, "internal network")
+	ep, _ := joined(t, c, n, "db", OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 5432, HostPort: 15432}}))
+	if got := publishedPorts(t, ep); len(got) != 0 {
+		t.Errorf("endpoint of an internal network published %v", got)
+	}
+	if listing := e.nft(); strings.Contains(listing, "15432") {
+		t.Errorf("internal network's port is in the table:\n%s", listing)
+	}
+	mustf(t, e.host.Do(func() error {
+		ln, err := net.Listen("tcp4", "0.0.0.0:15432")
+		if err == nil {
+			ln.Close()
+		}
+		return err
+	}), "host port 15432 must be free")
 }
 
 func mapsEqual(a, b map[string]uint16) bool {

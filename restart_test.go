@@ -8,14 +8,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/netkit/libnetwork/config"
-	"github.com/netkit/libnetwork/osl"
 	"github.com/vishvananda/netlink"
+
+	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
 )
 
 const childEnv = "LIBNETWORK_TEST_KILLED_CHILD"
@@ -41,9 +45,33 @@ func runKilledChild() bool {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
-	fmt.Println("READY")
+	fmt.Println("READY", publishedPort(c))
 	time.Sleep(time.Hour)
 	return true
+}
+
+// publishedPort returns the host port endpoint a of network keep got for
+// its published tcp/80, 0 if none.
+func publishedPort(c NetworkController) uint16 {
+	n, err := c.NetworkByName("keep")
+	if err != nil {
+		return 0
+	}
+	ep, err := n.EndpointByName("a")
+	if err != nil {
+		return 0
+	}
+	info, err := ep.DriverInfo()
+	if err != nil {
+		return 0
+	}
+	pbs, _ := info[netlabel.PortMap].([]types.PortBinding)
+	for _, b := range pbs {
+		if b.Proto == types.TCP && b.Port == 80 {
+			return b.HostPort
+		}
+	}
+	return 0
 }
 
 // buildState makes the state the restart tests check.
@@ -61,7 +89,12 @@ func buildState(c NetworkController) error {
 		if err != nil {
 			return err
 		}
-		sb, err := c.NewSandbox("ctr-"+name, OptionHostname(name))
+		// a publishes an ephemeral port, which must come back the same.
+		var opts []SandboxOption
+		if name == "a" {
+			opts = append(opts, OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 80}}))
+		}
+		sb, err := c.NewSandbox("ctr-"+name, append(opts, OptionHostname(name))...)
 		if err != nil {
 			return err
 		}
@@ -189,8 +222,29 @@ func TestRestartAfterKill(t *testing.T) {
 	}
 	mustf(t, cmd.Process.Signal(syscall.SIGKILL), "killing child")
 	_ = cmd.Wait()
+	port, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "READY")))
+	if err != nil || port == 0 {
+		t.Fatalf("child published no port: %q", line)
+	}
 
 	c := e.start()
+	// The published port comes back with the same host port, held again.
+	if got := publishedPort(c); got != uint16(port) {
+		t.Errorf("after kill -9 endpoint a publishes host port %d, want %d", got, port)
+	}
+	if listing := e.nft(); !strings.Contains(listing, "tcp . "+strconv.Itoa(port)+" :") {
+		t.Errorf("published port %d is not in the table after kill -9:\n%s", port, listing)
+	}
+	if err := e.host.Do(func() error {
+		ln, err := net.Listen("tcp4", "0.0.0.0:"+strconv.Itoa(port))
+		if err == nil {
+			ln.Close()
+			return fmt.Errorf("host port %d is not held after the restart", port)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
 	if len(c.Networks()) != 1 {
 		t.Errorf("networks after kill: %d, want 1", len(c.Networks()))
 	}

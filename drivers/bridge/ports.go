@@ -183,6 +183,7 @@ func (d *Driver) unpublish(p *published) error {
 		if err := d.fw.DeletePorts(p.rules); err != nil {
 			errs = append(errs, err)
 		}
+		d.flushConntrack(p.rules, true)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), portTimeout)
 	defer cancel()
@@ -346,12 +347,19 @@ func natRule(r api.NATRule) firewall.PortRule {
 // rules: entries of a mapping that was there before would keep sending a
 // client's datagrams where they went then.
 func (d *Driver) flushUDPConntrack(rules []firewall.PortRule) {
+	d.flushConntrack(rules, false)
+}
+
+// flushConntrack deletes the conntrack entries of the host ports of rules,
+// of UDP only or, with all, of every protocol: at unpublish, so that no
+// connection keeps going to a container whose port is no longer published.
+func (d *Driver) flushConntrack(rules []firewall.PortRule, all bool) {
 	for _, r := range rules {
-		if r.Proto != types.UDP {
+		if r.Proto != types.UDP && !all {
 			continue
 		}
 		f := &netlink.ConntrackFilter{}
-		_ = f.AddProtocol(unix.IPPROTO_UDP)
+		_ = f.AddProtocol(uint8(r.Proto))
 		_ = f.AddPort(netlink.ConntrackOrigDstPort, r.HostPort)
 		if !r.HostIP.IsUnspecified() {
 			_ = f.AddIP(netlink.ConntrackOrigDstIP, net.IP(r.HostIP.AsSlice()))
@@ -361,7 +369,7 @@ func (d *Driver) flushUDPConntrack(rules []firewall.PortRule) {
 			family = unix.AF_INET6
 		}
 		if _, err := d.host.ConntrackDeleteFilters(netlink.ConntrackTable, family, f); err != nil {
-			d.logger.Warn("flushing the conntrack entries of a published UDP port", "port", r.HostPort, "error", err)
+			d.logger.Warn("flushing the conntrack entries of a published port", "port", r.HostPort, "proto", r.Proto, "error", err)
 		}
 	}
 }
