@@ -329,3 +329,42 @@ func TestPublishPortConflicts(t *testing.T) {
 	e.requireSame(before, e.snapshot(c), "a join refused for a port another container publishes")
 	mustSee(t, l.left.ns, "tcp", "192.0.2.1:18501", "192.0.2.2")
 }
+
+// A sandbox whose namespace comes later (SetKey, as runc's hook gives it)
+// publishes its ports when the namespace arrives, and they answer.
+func TestPublishPortsExternalKey(t *testing.T) {
+	l := newForwardingLab(t)
+	e := l.e
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "pub", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.43.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, err := n.CreateEndpoint("ext")
+	mustf(t, err, "endpoint")
+	sb, err := c.NewSandbox("ext", OptionUseExternalKey(),
+		OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 80, HostPort: 18600}}))
+	mustf(t, err, "sandbox")
+	mustf(t, ep.Join(sb), "join before SetKey")
+	if got := publishedPorts(t, ep); len(got) != 0 {
+		t.Errorf("ports published before the sandbox has a namespace: %v", got)
+	}
+	_, key := containerProcess(t)
+	mustf(t, sb.SetKey(key), "SetKey")
+	if got := publishedPorts(t, ep); got["tcp/80/0.0.0.0"] != 18600 {
+		t.Fatalf("after SetKey published ports are %v, want tcp/80 on 18600", got)
+	}
+	ns, err := osl.OpenNamespace(key)
+	mustf(t, err, "container namespace")
+	defer ns.Close()
+	serveOn(t, ns, 80)
+	mustSee(t, l.left.ns, "tcp", "192.0.2.1:18600", "192.0.2.2")
+	// The record has them: a restart publishes the same.
+	c.Stop()
+	c = e.start()
+	rn, err := c.NetworkByName("pub")
+	mustf(t, err, "network after restart")
+	rep, err := rn.EndpointByName("ext")
+	mustf(t, err, "endpoint after restart")
+	if got := publishedPorts(t, rep); got["tcp/80/0.0.0.0"] != 18600 {
+		t.Errorf("after restart published ports are %v", got)
+	}
+}
