@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -198,4 +199,30 @@ func blocks(listing string) string {
 	b := strings.Split(listing, "\n\n")
 	slices.Sort(b)
 	return strings.Join(b, "\n\n")
+}
+
+// BenchmarkOpenClosePort measures one AddOpenPorts and one DeleteOpenPorts
+// of a port with some ports already open: the cost must not grow with
+// them.
+func BenchmarkOpenClosePort(b *testing.B) {
+	for _, present := range []int{0, 10000} {
+		b.Run(fmt.Sprintf("open=%d", present), func(b *testing.B) {
+			f := newFirewall(b)
+			mustAdd(b, f, netRouted)
+			ports := make([]OpenPort, present)
+			for i := range ports {
+				ports[i] = OpenPort{Proto: types.TCP, Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(2 + i/60000)}), Port: uint16(1 + i%60000)}
+			}
+			mustOpen(b, f, ports...)
+			p := []OpenPort{open(types.UDP, "192.0.2.200", 53)}
+			for b.Loop() {
+				if err := f.AddOpenPorts(p); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.DeleteOpenPorts(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
