@@ -31,6 +31,10 @@
 //		set subnets6_64 { type ipv6_addr }
 //		set masq6_64    { type ipv6_addr . ifname }
 //		set forward_drop { type nf_proto }            # families whose forwarding we turned on
+//		set routed4 { type ifname }                     # bridges routed (not NATed) for IPv4
+//		set routed6 { type ifname }
+//		set open4 { type ipv4_addr . inet_proto . inet_service } # ports opened on routed networks
+//		set open6 { type ipv6_addr . inet_proto . inet_service }
 //		chain forward {
 //			type filter hook forward priority filter; policy accept;
 //			ct state established,related accept
@@ -39,6 +43,9 @@
 //			oifname @internal drop
 //			iifname @bridges oifname @bridges drop   # isolation between networks
 //			iifname @bridges accept
+//			ct status dnat oifname @bridges accept    # published through NAT
+//			... @open4 accept, @open6 accept          # ports opened on routed networks
+//			... oifname @routed4 drop, @routed6 drop  # the rest into routed networks (routed.go)
 //			meta nfproto @forward_drop oifname != @bridges drop
 //		}
 //		chain postrouting {
@@ -112,6 +119,10 @@ type Firewall struct {
 	ports4Any   *nftables.Set
 	ports6      *nftables.Set
 	ports6Any   *nftables.Set
+	routed4     *nftables.Set
+	routed6     *nftables.Set
+	open4       *nftables.Set
+	open6       *nftables.Set
 
 	mu sync.Mutex
 	// conn carries one batch at a time; mu must be held from the first
@@ -127,6 +138,9 @@ type Firewall struct {
 	// ports holds the published ports: exactly the elements of the port
 	// maps.
 	ports map[portKey]PortRule
+	// open holds the open ports of routed networks: exactly the elements
+	// of open4 and open6.
+	open map[OpenPort]bool
 	// dropFamilies are the families in the forward_drop set.
 	dropFamilies map[Family]bool
 	// initialized is set by Init; closed by Close.
@@ -137,8 +151,9 @@ type Firewall struct {
 // element: its icc verdict, whether it is in internal, and its
 // masqueraded subnets, each an element of the sets of its prefix length.
 type installed struct {
-	icc, internal bool
-	masq          []netip.Prefix
+	icc, internal    bool
+	routed4, routed6 bool
+	masq             []netip.Prefix
 }
 
 // New returns a Firewall for the network namespace nsFd refers to, or for
@@ -184,8 +199,10 @@ func New(nsFd int, logger *slog.Logger) (*Firewall, error) {
 		masqCount:    map[masqLen]int{},
 		dropFamilies: map[Family]bool{},
 		ports:        map[portKey]PortRule{},
+		open:         map[OpenPort]bool{},
 	}
 	f.ports4, f.ports4Any, f.ports6, f.ports6Any = newPortMaps(table)
+	f.routed4, f.routed6, f.open4, f.open6 = newRoutedSets(table)
 	return f, nil
 }
 

@@ -96,12 +96,20 @@ func parseMasqSetName(name string) (k masqLen, pairs, ok bool) {
 	return k, pairs, true
 }
 
-// masqSubnets returns the subnets of r whose traffic is masqueraded.
+// masqSubnets returns the subnets of r whose traffic is masqueraded: none
+// of a routed family.
 func masqSubnets(r NetworkRules) []netip.Prefix {
 	if !r.Masquerade || r.Internal {
 		return nil
 	}
-	return r.Subnets
+	var out []netip.Prefix
+	for _, p := range r.Subnets {
+		if (p.Addr().Is4() && r.RoutedIPv4) || (p.Addr().Is6() && r.RoutedIPv6) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // masqElems holds elements of the per-length sets, by length.

@@ -49,7 +49,8 @@ func (f *Firewall) AddNetwork(r NetworkRules) error {
 	f.networks[r.Bridge] = inst
 	f.masqCount = next
 	f.logger.Debug("firewall: network added", "bridge", r.Bridge, "subnets", r.Subnets,
-		"icc", r.ICC, "masquerade", r.Masquerade, "internal", r.Internal)
+		"icc", r.ICC, "masquerade", r.Masquerade, "internal", r.Internal,
+		"routed_ipv4", r.RoutedIPv4, "routed_ipv6", r.RoutedIPv6)
 	return nil
 }
 
@@ -88,8 +89,9 @@ func (f *Firewall) DeleteNetwork(bridge string) error {
 // the caller's record of it). It deletes and recreates the whole table in
 // one batch, so packets see either the old rules or the new ones; the
 // batch holds one message per set whatever the number of networks. The
-// published ports are carried over into the new table in the same batch;
-// ReconcilePorts then makes them match the caller's records.
+// published ports and open ports are carried over into the new table in
+// the same batch; ReconcilePorts and ReconcileOpenPorts then make them
+// match the caller's records.
 func (f *Firewall) Reconcile(keep []NetworkRules) error {
 	const what = "reconcile"
 	nets := make([]NetworkRules, 0, len(keep))
@@ -139,6 +141,9 @@ func (f *Firewall) Reconcile(keep []NetworkRules) error {
 	if err := f.queuePortElementsLocked(); err != nil {
 		return queueError(what, err)
 	}
+	if err := f.queueOpenElementsLocked(); err != nil {
+		return queueError(what, err)
+	}
 	if err := f.flushLocked(what); err != nil {
 		return err
 	}
@@ -157,12 +162,15 @@ func (f *Firewall) Reconcile(keep []NetworkRules) error {
 // elements lists set and map elements by the set or map they belong to.
 type elements struct {
 	bridges, icc, internal []nftables.SetElement
+	routed4, routed6       []nftables.SetElement
 }
 
 func (e *elements) append(o elements) {
 	e.bridges = append(e.bridges, o.bridges...)
 	e.icc = append(e.icc, o.icc...)
 	e.internal = append(e.internal, o.internal...)
+	e.routed4 = append(e.routed4, o.routed4...)
+	e.routed6 = append(e.routed6, o.routed6...)
 }
 
 // networkElements returns the set and map elements of network r.
@@ -179,7 +187,7 @@ func networkElements(r NetworkRules) elements {
 // installedOf returns what the kernel holds for r once its elements are
 // added.
 func installedOf(r NetworkRules) installed {
-	return installed{icc: r.ICC, internal: r.Internal, masq: masqSubnets(r)}
+	return installed{icc: r.ICC, internal: r.Internal, routed4: r.RoutedIPv4, routed6: r.RoutedIPv6, masq: masqSubnets(r)}
 }
 
 // masqElemsOf returns the elements of the per-length masquerade sets for
@@ -211,6 +219,12 @@ func installedElements(bridge string, inst installed) elements {
 	if inst.internal {
 		e.internal = []nftables.SetElement{{Key: name}}
 	}
+	if inst.routed4 {
+		e.routed4 = []nftables.SetElement{{Key: name}}
+	}
+	if inst.routed6 {
+		e.routed6 = []nftables.SetElement{{Key: name}}
+	}
 	return e
 }
 
@@ -222,7 +236,7 @@ func (f *Firewall) queueElementsLocked(e elements, del bool) error {
 		s     *nftables.Set
 		elems []nftables.SetElement
 	}{
-		{f.icc, e.icc}, {f.internal, e.internal}, {f.bridges, e.bridges},
+		{f.icc, e.icc}, {f.internal, e.internal}, {f.routed4, e.routed4}, {f.routed6, e.routed6}, {f.bridges, e.bridges},
 	} {
 		if len(m.elems) == 0 {
 			continue

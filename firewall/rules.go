@@ -21,6 +21,10 @@ type NetworkRules struct {
 	ICC        bool           // inter-container traffic on the same bridge allowed
 	Masquerade bool           // masquerade traffic from the subnets leaving via another interface
 	Internal   bool           // internal network: nothing in or out except within the bridge
+	// RoutedIPv4 and RoutedIPv6 make the family routed: its subnets are
+	// not masqueraded, and from outside the bridge only the open ports
+	// (AddOpenPorts), ICMP and replies reach its containers (routed.go).
+	RoutedIPv4, RoutedIPv6 bool
 }
 
 // ifNameSize is IFNAMSIZ: interface names are compared as 16 zero-padded
@@ -118,7 +122,7 @@ func (f *Firewall) forwardRules() []*nftables.Rule {
 	zero := []byte{0, 0, 0, 0}
 	iifname := func() *expr.Meta { return loadMeta(expr.MetaKeyIIFNAME) }
 	oifname := func(reg uint32) *expr.Meta { return &expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg} }
-	return []*nftables.Rule{
+	rules := []*nftables.Rule{
 		f.rule(f.forward, nil, // ct state established,related accept
 			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
@@ -132,8 +136,9 @@ func (f *Firewall) forwardRules() []*nftables.Rule {
 		f.rule(f.forward, comment("isolate networks"), iifname(), lookup(f.bridges, reg1, false),
 			oifname(reg1), lookup(f.bridges, reg1, false), verdict(expr.VerdictDrop)),
 		f.rule(f.forward, nil, iifname(), lookup(f.bridges, reg1, false), verdict(expr.VerdictAccept)),
-		f.forwardDropRule(),
 	}
+	rules = append(rules, f.routedRules()...)
+	return append(rules, f.forwardDropRule())
 }
 
 func (f *Firewall) rule(c *nftables.Chain, udata []byte, exprs ...expr.Any) *nftables.Rule {

@@ -40,6 +40,9 @@ func (f *Firewall) Init() error {
 			if err == nil {
 				err = f.loadPortsLocked()
 			}
+			if err == nil {
+				err = f.loadRoutedLocked()
+			}
 		}
 		if err == nil {
 			f.queueBaseLocked(masqLens(f.masqCount))
@@ -62,6 +65,7 @@ func (f *Firewall) Init() error {
 		f.networks = map[string]installed{}
 		f.masqCount = map[masqLen]int{}
 		f.ports = map[portKey]PortRule{}
+		f.open = map[OpenPort]bool{}
 		f.conn.AddTable(f.table)
 		f.conn.DelTable(f.table)
 		f.queueBaseLocked(nil)
@@ -122,7 +126,8 @@ func (f *Firewall) queueBaseLocked(lens []masqLen) {
 // sets returns the sets and maps of the table, in the order they are
 // created.
 func (f *Firewall) sets() []*nftables.Set {
-	return []*nftables.Set{f.bridges, f.icc, f.internal, f.forwardDrop, f.ports4, f.ports4Any, f.ports6, f.ports6Any}
+	return []*nftables.Set{f.bridges, f.icc, f.internal, f.forwardDrop, f.ports4, f.ports4Any, f.ports6, f.ports6Any,
+		f.routed4, f.routed6, f.open4, f.open6}
 }
 
 // isOlderLayoutLocked reports whether the table holds a chain that is not
@@ -239,4 +244,43 @@ func (f *Firewall) loadNetworksLocked() error {
 		}
 	}
 	return nil
+}
+
+// loadRoutedLocked learns which networks of a table kept from an earlier
+// run are routed for a family, and its open ports. A table of a version
+// without routed networks lacks their sets, which Init then creates
+// empty. f.mu must be held.
+func (f *Firewall) loadRoutedLocked() error {
+	sets, err := f.conn.GetSets(f.table)
+	if err != nil {
+		return types.InternalErrorf("firewall: init: listing nftables sets: %w", err)
+	}
+	exists := map[string]bool{}
+	for _, s := range sets {
+		exists[s.Name] = true
+	}
+	for _, s := range []*nftables.Set{f.routed4, f.routed6} {
+		if !exists[s.Name] {
+			continue
+		}
+		elems, err := f.conn.GetSetElements(s)
+		if err != nil {
+			return types.InternalErrorf("firewall: init: reading the elements of %s: %w", s.Name, err)
+		}
+		for _, e := range elems {
+			bridge := string(bytes.TrimRight(e.Key, "\x00"))
+			n, ok := f.networks[bridge]
+			if !ok {
+				f.logger.Warn("firewall: routed element of an unknown bridge, Reconcile will remove it", "bridge", bridge, "set", s.Name)
+				continue
+			}
+			if s == f.routed4 {
+				n.routed4 = true
+			} else {
+				n.routed6 = true
+			}
+			f.networks[bridge] = n
+		}
+	}
+	return f.loadOpenLocked(exists)
 }

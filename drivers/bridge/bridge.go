@@ -188,6 +188,8 @@ func (n *network) rules() firewall.NetworkRules {
 		ICC:        n.config.enableICC,
 		Masquerade: n.config.enableMasq,
 		Internal:   n.config.internal,
+		RoutedIPv4: n.config.routedV4,
+		RoutedIPv6: n.config.routedV6,
 	}
 }
 

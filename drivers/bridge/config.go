@@ -33,6 +33,32 @@ const (
 	// MTU is the MTU of the bridge and its veths (int or string, default
 	// 1500, 68..65535); it is netlabel.DriverMTU.
 	MTU = netlabel.DriverMTU
+	// GatewayModeIPv4 and GatewayModeIPv6 are the network's gateway mode
+	// for each family, as docker 28 names them: GatewayModeNAT (the
+	// default), GatewayModeNATUnprotected (the same here) or
+	// GatewayModeRouted.
+	GatewayModeIPv4 = OptionPrefix + "gateway_mode_ipv4"
+	GatewayModeIPv6 = OptionPrefix + "gateway_mode_ipv6"
+)
+
+// Gateway modes (GatewayModeIPv4, GatewayModeIPv6).
+const (
+	// GatewayModeNAT masquerades the family's traffic leaving the network
+	// (if EnableIPMasquerade) and publishes ports through NAT (the nat
+	// port mapper). It does not filter traffic routed to the containers'
+	// own addresses: unlike docker 28's nat mode, which drops it for the
+	// ports that are not published, it behaves as docker's
+	// nat-unprotected.
+	GatewayModeNAT = "nat"
+	// GatewayModeNATUnprotected is accepted as docker names it, and is
+	// GatewayModeNAT.
+	GatewayModeNATUnprotected = "nat-unprotected"
+	// GatewayModeRouted masquerades nothing of the family; the network's
+	// default port mapper becomes "routed" for it (unless
+	// PortMapperOption names one), and from outside the bridge only the
+	// ports it opens, ICMP and replies reach the containers' addresses of
+	// the family.
+	GatewayModeRouted = "routed"
 )
 
 // Driver-wide option keys (under netlabel.GenericData of the driver's
@@ -94,6 +120,8 @@ type networkConfig struct {
 	defaultBridge bool
 	hostBindingIP netip.Addr // invalid when not set
 	portMapper    string     // PortMapperOption; "" is nat
+	routedV4      bool       // GatewayModeIPv4 is routed
+	routedV6      bool       // GatewayModeIPv6 is routed
 	mtu           int
 	enableIPv6    bool
 	internal      bool
@@ -139,7 +167,8 @@ func parseNetworkConfig(nid string, opts map[string]interface{}, ipV4Data, ipV6D
 func (c *networkConfig) parseDriverOptions(gen map[string]interface{}) error {
 	for k := range gen {
 		switch k {
-		case BridgeName, EnableICC, EnableIPMasquerade, DefaultBridge, DefaultBindingIP, MTU, PortMapperOption:
+		case BridgeName, EnableICC, EnableIPMasquerade, DefaultBridge, DefaultBindingIP, MTU, PortMapperOption,
+			GatewayModeIPv4, GatewayModeIPv6:
 		default:
 			if strings.HasPrefix(k, OptionPrefix) {
 				return types.InvalidParameterErrorf("unknown bridge option %s", k)
@@ -177,6 +206,12 @@ func (c *networkConfig) parseDriverOptions(gen map[string]interface{}) error {
 		return err
 	} else {
 		c.portMapper = name
+	}
+	if c.routedV4, err = gatewayModeOption(gen, GatewayModeIPv4); err != nil {
+		return err
+	}
+	if c.routedV6, err = gatewayModeOption(gen, GatewayModeIPv6); err != nil {
+		return err
 	}
 	if mtu, ok, err := options.GetInt(gen, MTU); err != nil {
 		return err
@@ -234,6 +269,23 @@ func (c *networkConfig) parseIPAM(ipV4Data, ipV6Data []driverapi.IPAMData) error
 		return types.InvalidParameterErrorf("no gateway address in the IPAM data")
 	}
 	return nil
+}
+
+// gatewayModeOption reports whether the gateway mode option key is
+// GatewayModeRouted.
+func gatewayModeOption(m map[string]interface{}, key string) (bool, error) {
+	s, _, err := options.GetString(m, key)
+	if err != nil {
+		return false, err
+	}
+	switch s {
+	case "", GatewayModeNAT, GatewayModeNATUnprotected:
+		return false, nil
+	case GatewayModeRouted:
+		return true, nil
+	}
+	return false, types.InvalidParameterErrorf("option %s: unknown gateway mode %q (want %s, %s or %s)",
+		key, s, GatewayModeNAT, GatewayModeNATUnprotected, GatewayModeRouted)
 }
 
 func boolOption(m map[string]interface{}, key string, def bool) (bool, error) {

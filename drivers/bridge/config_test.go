@@ -87,6 +87,23 @@ func TestParseNetworkConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "gateway modes",
+			opts: map[string]interface{}{netlabel.GenericData: map[string]string{GatewayModeIPv4: "nat-unprotected", GatewayModeIPv6: "routed"}},
+			check: func(t *testing.T, c networkConfig) {
+				if c.routedV4 || !c.routedV6 {
+					t.Errorf("got %+v, want IPv6 routed only", c)
+				}
+				if got := (&network{config: c}).mapperNames(""); got != [2]string{"", "routed"} {
+					t.Errorf("default mappers %q, want nat for IPv4 and routed for IPv6", got)
+				}
+				if got := (&network{config: c}).mapperNames("nat"); got != [2]string{"nat", "nat"} {
+					t.Errorf("mappers with an option %q, want nat for both", got)
+				}
+			},
+		},
+		{name: "gateway mode unknown", opts: map[string]interface{}{netlabel.GenericData: map[string]string{GatewayModeIPv4: "isolated"}}, wantErr: true},
+		{name: "gateway mode not a string", opts: map[string]interface{}{netlabel.GenericData: map[string]interface{}{GatewayModeIPv6: true}}, wantErr: true},
 		{name: "unknown bridge key", opts: map[string]interface{}{netlabel.GenericData: map[string]interface{}{OptionPrefix + "nope": "1"}}, wantErr: true},
 		{name: "generic of a wrong type", opts: map[string]interface{}{netlabel.GenericData: 42}, wantErr: true},
 		{name: "icc not a bool", opts: map[string]interface{}{netlabel.GenericData: map[string]interface{}{EnableICC: 1}}, wantErr: true},

@@ -121,10 +121,13 @@ func (d *Driver) reconcileRules(rules []firewall.NetworkRules) error {
 	// The published ports of a crashed run that no restored endpoint
 	// publishes again go too.
 	d.mu.Lock()
-	ports := d.publishedRulesLocked()
+	ports, open := d.publishedRulesLocked(), d.publishedOpenLocked()
 	d.mu.Unlock()
 	if perr := d.fw.ReconcilePorts(ports); perr != nil {
 		d.logger.Warn("reconciling published ports", "error", perr)
+	}
+	if perr := d.fw.ReconcileOpenPorts(open); perr != nil {
+		d.logger.Warn("reconciling open ports", "error", perr)
 	}
 	if err == nil {
 		return nil

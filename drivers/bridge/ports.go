@@ -15,6 +15,7 @@ import (
 	"github.com/netkit/libnetwork/firewall"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
+	"github.com/netkit/libnetwork/portmapper"
 	"github.com/netkit/libnetwork/portmapper/api"
 	"github.com/netkit/libnetwork/types"
 )
@@ -27,7 +28,11 @@ import (
 // holding bound sockets), and programs the NAT rules the mapper returns
 // into the firewall in one batch, then flushes the UDP conntrack entries of
 // the host ports, so a client that spoke to a container that was there
-// before reaches the new one. Any failure undoes everything before it.
+// before reaches the new one. A binding the mapper allows forwarding to
+// without NAT (the routed mapper) opens its container port in the firewall
+// instead, for routed networks (see GatewayModeRouted); a family the
+// network routes takes the routed mapper unless an option or label names
+// another. Any failure undoes everything before it.
 // RevokeExternalConnectivity undoes it all. Internal networks publish
 // nothing.
 
@@ -49,10 +54,16 @@ const portTimeout = 30 * time.Second
 
 // published is what ProgramExternalConnectivity did for an endpoint.
 type published struct {
-	mapper   PortMapper
-	groups   []api.UnmapPortsRequest
+	groups   []mappedGroup
 	rules    []firewall.PortRule
+	open     []firewall.OpenPort
 	bindings []types.PortBinding
+}
+
+// mappedGroup is one group of bindings a mapper mapped.
+type mappedGroup struct {
+	mapper PortMapper
+	unmap  api.UnmapPortsRequest
 }
 
 // ProgramExternalConnectivity publishes the endpoint's ports (options
@@ -89,13 +100,19 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 	if d.portMappers == nil {
 		return types.NotImplementedErrorf("publishing ports of endpoint %s: the bridge driver was given no port mappers", eid)
 	}
-	m, err := d.portMappers(mapperName)
-	if err != nil {
-		return types.Errorf("publishing ports of endpoint %s: port mapper %q: %w", eid, mapperName, err)
+	names := n.mapperNames(mapperName)
+	var mappers [2]PortMapper
+	for i, name := range names {
+		if mappers[i], err = d.portMappers(name); err != nil {
+			return types.Errorf("publishing ports of endpoint %s: port mapper %q: %w", eid, name, err)
+		}
 	}
 	groups, err := n.portRequests(ep, bindings)
 	if err != nil {
 		return types.Errorf("publishing ports of endpoint %s: %w", eid, err)
+	}
+	if names[0] != names[1] {
+		groups = splitByFamily(groups)
 	}
 	labels := stringLabels(opts)
 	for i := range groups {
@@ -104,7 +121,7 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 
 	ctx, cancel := context.WithTimeout(context.Background(), portTimeout)
 	defer cancel()
-	p := &published{mapper: m}
+	p := &published{}
 	ok := false
 	defer func() {
 		if !ok {
@@ -112,11 +129,16 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 		}
 	}()
 	for _, g := range groups {
+		fam := 0
+		if g.Reqs[0].BackendIP.Is6() {
+			fam = 1
+		}
+		m, mapperName := mappers[fam], names[fam]
 		res, err := m.MapPorts(ctx, g)
 		if err != nil {
 			return types.Errorf("publishing ports of endpoint %s (%s): %w", eid, describeGroup(g), err)
 		}
-		p.groups = append(p.groups, api.UnmapPortsRequest{PortBindings: res, Labels: g.Labels})
+		p.groups = append(p.groups, mappedGroup{m, api.UnmapPortsRequest{PortBindings: res, Labels: g.Labels}})
 		for _, b := range res {
 			if b.DiscardReq {
 				msg := ""
@@ -130,6 +152,8 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 			p.bindings = append(p.bindings, reportedBinding(b))
 			if b.NAT != nil {
 				p.rules = append(p.rules, natRule(*b.NAT))
+			} else if b.AllowForwarding {
+				p.open = appendOpen(p.open, b)
 			}
 		}
 	}
@@ -138,6 +162,11 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 			return types.NotImplementedErrorf("publishing ports of endpoint %s: the port mapper asks for NAT but the firewall is off (%s false)", eid, EnableIPTables)
 		}
 		if err := d.fw.AddPorts(p.rules); err != nil {
+			return types.Errorf("publishing ports of endpoint %s: %w", eid, err)
+		}
+	}
+	if len(p.open) > 0 && d.fw != nil {
+		if err := d.fw.AddOpenPorts(p.open); err != nil {
 			return types.Errorf("publishing ports of endpoint %s: %w", eid, err)
 		}
 	}
@@ -185,10 +214,15 @@ func (d *Driver) unpublish(p *published) error {
 		}
 		d.flushConntrack(p.rules, true)
 	}
+	if len(p.open) > 0 && d.fw != nil {
+		if err := d.fw.DeleteOpenPorts(p.open); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), portTimeout)
 	defer cancel()
 	for _, g := range p.groups {
-		if err := p.mapper.UnmapPorts(ctx, g); err != nil {
+		if err := g.mapper.UnmapPorts(ctx, g.unmap); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -207,6 +241,70 @@ func (d *Driver) publishedRulesLocked() []firewall.PortRule {
 		}
 	}
 	return rules
+}
+
+// publishedOpenLocked returns the open ports of every endpoint's
+// published ports. d.mu must be held.
+func (d *Driver) publishedOpenLocked() []firewall.OpenPort {
+	var open []firewall.OpenPort
+	for _, n := range d.networks {
+		for _, ep := range n.endpoints {
+			if ep.published != nil {
+				open = append(open, ep.published.open...)
+			}
+		}
+	}
+	return open
+}
+
+// mapperNames returns the port mapper of the endpoint's IPv4 and IPv6
+// bindings: name (an option or label) if set, else "routed" for a family
+// the network routes and "" (nat) for the other.
+func (n *network) mapperNames(name string) [2]string {
+	if name != "" {
+		return [2]string{name, name}
+	}
+	var names [2]string
+	if n.config.routedV4 {
+		names[0] = portmapper.Routed
+	}
+	if n.config.routedV6 {
+		names[1] = portmapper.Routed
+	}
+	return names
+}
+
+// splitByFamily splits each group into its IPv4 and its IPv6 requests,
+// for mappers that differ by family (which cannot share a host port).
+func splitByFamily(groups []api.MapPortsRequest) []api.MapPortsRequest {
+	var out []api.MapPortsRequest
+	for _, g := range groups {
+		var v4, v6 api.MapPortsRequest
+		for _, r := range g.Reqs {
+			if r.BackendIP.Is6() {
+				v6.Reqs = append(v6.Reqs, r)
+			} else {
+				v4.Reqs = append(v4.Reqs, r)
+			}
+		}
+		for _, h := range []api.MapPortsRequest{v4, v6} {
+			if len(h.Reqs) > 0 {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+// appendOpen appends the open port of binding b, which allows forwarding
+// to its backend without NAT, unless open holds it (two bindings of one
+// container port, on all addresses and on the container's).
+func appendOpen(open []firewall.OpenPort, b api.PortBinding) []firewall.OpenPort {
+	o := firewall.OpenPort{Proto: b.Proto, Addr: b.BackendIP.Unmap(), Port: b.BackendPort}
+	if slices.Contains(open, o) {
+		return open
+	}
+	return append(open, o)
 }
 
 // portBindingsOption returns the bindings under netlabel.PortMap.
