@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -91,7 +93,11 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 	}
 	m, err := d.portMappers(mapperName)
 	if err != nil {
-		return types.Errorf("publishing ports of endpoint %s: port mapper %q: %w", eid, mapperName, err)
+		if !strings.Contains(err.Error(), strconv.Quote(mapperName)) {
+			// Package portmapper's errors name the mapper already.
+			err = fmt.Errorf("port mapper %q: %w", mapperName, err)
+		}
+		return types.Errorf("publishing ports of endpoint %s: %w", eid, err)
 	}
 	groups, err := n.portRequests(ep, bindings)
 	if err != nil {
