@@ -26,13 +26,18 @@ func (c *controller) makeDrivers() error {
 	}
 	// Plugins are looked up in the configured directories only, so an
 	// embedder (or a test) decides where they are.
-	c.plugins = plugins.NewRegistry(plugins.Config{SocketDirs: d.PluginSocketDirs, SpecDirs: d.PluginSpecDirs, Logger: c.logger})
+	if d.PluginCallTimeout < 0 {
+		return types.BadRequestErrorf("plugin call timeout %v is negative", d.PluginCallTimeout)
+	}
+	c.plugins = plugins.NewRegistry(plugins.Config{SocketDirs: d.PluginSocketDirs, SpecDirs: d.PluginSpecDirs,
+		CallTimeout: d.PluginCallTimeout, Logger: c.logger})
 	ports, err := portallocator.New(c.hostNS)
 	if err != nil {
 		return types.Errorf("port allocator: %w", err)
 	}
 	c.closers = append(c.closers, ports.Close)
-	mappers, err := portmapper.New(portmapper.Config{Allocator: ports, Plugins: c.plugins, Logger: c.logger})
+	mappers, err := portmapper.New(portmapper.Config{Allocator: ports, Plugins: c.plugins, Logger: c.logger,
+		CallTimeout: d.PluginCallTimeout})
 	if err != nil {
 		return types.Errorf("port mappers: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Default locations. The data dir holds durable configuration (networks);
@@ -60,6 +61,9 @@ type DaemonCfg struct {
 	PluginSocketDirs []string
 	// PluginSpecDirs are searched for "<name>.spec" and "<name>.json".
 	PluginSpecDirs []string
+	// PluginCallTimeout bounds each call to a remote plugin (see
+	// OptionPluginCallTimeout); 0 means the default, 30 s.
+	PluginCallTimeout time.Duration
 	// Logger receives the library's logs.
 	Logger *slog.Logger
 	// NetworkNamespace is the path of the network namespace the controller
@@ -165,6 +169,15 @@ func OptionPluginSocketDirs(dirs ...string) Option {
 // OptionPluginSpecDirs sets the directories searched for plugin spec files.
 func OptionPluginSpecDirs(dirs ...string) Option {
 	return func(c *Config) { c.Daemon.PluginSpecDirs = slices.Clone(dirs) }
+}
+
+// OptionPluginCallTimeout bounds each call to a remote plugin, a port
+// mapper's MapPorts or UnmapPorts for one, so that a plugin that hangs
+// fails the operation waiting on it after d. 0 keeps the default, 30 s; a
+// negative d makes New fail with a types.BadRequestError. A plugin's
+// activation has its own bound (10 s, or d if shorter).
+func OptionPluginCallTimeout(d time.Duration) Option {
+	return func(c *Config) { c.Daemon.PluginCallTimeout = d }
 }
 
 // OptionLogger sets the logger the library logs through. Without it the

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -104,7 +106,11 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 	var mappers [2]PortMapper
 	for i, name := range names {
 		if mappers[i], err = d.portMappers(name); err != nil {
-			return types.Errorf("publishing ports of endpoint %s: port mapper %q: %w", eid, name, err)
+			if !strings.Contains(err.Error(), strconv.Quote(name)) {
+				// Package portmapper's errors name the mapper already.
+				err = fmt.Errorf("port mapper %q: %w", name, err)
+			}
+			return types.Errorf("publishing ports of endpoint %s: %w", eid, err)
 		}
 	}
 	groups, err := n.portRequests(ep, bindings)

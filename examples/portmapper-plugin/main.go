@@ -3,7 +3,11 @@
 // the port asked for when one is, the start of a range when a range is,
 // and the container port plus -offset for an ephemeral request. It asks
 // the library to NAT that port to the container and to allow forwarding
-// to it, and refuses a host port it already handed out.
+// to it, and refuses a host port it already handed out to another
+// container or asked for again without naming it. A request for exactly
+// a host port it already maps to the same container is granted again: the
+// library asks for exactly the bindings it had when it restarts, while the
+// plugin, still running, holds them.
 //
 // Run it where the library looks for plugin sockets (the directories set
 // with config.OptionPluginSocketDirs; /run/docker/plugins by default):
@@ -29,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -46,7 +51,7 @@ func main() {
 	delay := flag.Duration("delay", 0, "wait this long in every MapPorts before answering")
 	flag.Parse()
 
-	m := &offsetMapper{offset: *offset, delay: *delay, used: make(map[hostPort]bool)}
+	m := &offsetMapper{offset: *offset, delay: *delay, used: make(map[hostPort]backend)}
 	h := portmapper.NewHandler(m)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -76,17 +81,23 @@ type hostPort struct {
 	port  uint16
 }
 
+// backend is the container address and port a host port is mapped to.
+type backend struct {
+	ip   string
+	port uint16
+}
+
 // offsetMapper is the Driver.
 type offsetMapper struct {
 	offset int
 	delay  time.Duration
 
 	mu   sync.Mutex
-	used map[hostPort]bool
+	used map[hostPort]backend
 }
 
 func (m *offsetMapper) MapPorts(req portmapper.MapPortsRequest) (portmapper.MapPortsResponse, error) {
-	log.Printf("MapPorts: %d bindings, labels %v", len(req.Reqs), req.Labels)
+	log.Printf("MapPorts: %d bindings, labels %v: %s", len(req.Reqs), req.Labels, describe(req.Reqs))
 	time.Sleep(m.delay)
 	if len(req.Reqs) == 0 {
 		return portmapper.MapPortsResponse{}, nil
@@ -107,7 +118,10 @@ func (m *offsetMapper) MapPorts(req portmapper.MapPortsRequest) (portmapper.MapP
 	var res portmapper.MapPortsResponse
 	for _, r := range req.Reqs {
 		k := hostPort{r.Proto, r.FrontendIP.String(), uint16(port)}
-		if m.used[k] || slices.Contains(keys, k) {
+		be := backend{r.BackendIP.String(), r.BackendPort}
+		to, ok := m.used[k]
+		again := ok && to == be && fixed(r)
+		if (ok && !again) || slices.Contains(keys, k) {
 			return portmapper.MapPortsResponse{}, fmt.Errorf("host port %s/%d on %s is already mapped", r.Proto, port, hostIPText(r))
 		}
 		keys = append(keys, k)
@@ -127,8 +141,8 @@ func (m *offsetMapper) MapPorts(req portmapper.MapPortsRequest) (portmapper.MapP
 			},
 		})
 	}
-	for _, k := range keys {
-		m.used[k] = true
+	for i, k := range keys {
+		m.used[k] = backend{req.Reqs[i].BackendIP.String(), req.Reqs[i].BackendPort}
 	}
 	return res, nil
 }
@@ -140,13 +154,27 @@ func (m *offsetMapper) UnmapPorts(req portmapper.UnmapPortsRequest) error {
 	var errs []error
 	for _, pb := range req.PortBindings {
 		k := hostPort{pb.Proto, pb.FrontendIP.String(), pb.FrontendPort}
-		if !m.used[k] {
+		if _, ok := m.used[k]; !ok {
 			errs = append(errs, fmt.Errorf("host port %s/%d on %s is not mapped", pb.Proto, pb.FrontendPort, pb.FrontendIP))
 			continue
 		}
 		delete(m.used, k)
 	}
 	return errors.Join(errs...)
+}
+
+// fixed reports whether r asks for one host port.
+func fixed(r portmapper.PortBindingReq) bool {
+	return r.FrontendPort != 0 && (r.FrontendPortEnd == 0 || r.FrontendPortEnd == r.FrontendPort)
+}
+
+// describe lists the requests of a MapPorts for the log.
+func describe(reqs []portmapper.PortBindingReq) string {
+	var s []string
+	for _, r := range reqs {
+		s = append(s, fmt.Sprintf("%s %s:%d-%d -> %s:%d", r.Proto, r.FrontendIP, r.FrontendPort, r.FrontendPortEnd, r.BackendIP, r.BackendPort))
+	}
+	return strings.Join(s, ", ")
 }
 
 func hostIPText(r portmapper.PortBindingReq) string {
