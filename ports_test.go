@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
@@ -366,5 +367,40 @@ func TestPublishPortsExternalKey(t *testing.T) {
 	mustf(t, err, "endpoint after restart")
 	if got := publishedPorts(t, rep); got["tcp/80/0.0.0.0"] != 18600 {
 		t.Errorf("after restart published ports are %v", got)
+	}
+}
+
+// A port another program took while the controller was down cannot be
+// published again at restart: the endpoint then says it publishes nothing
+// (DriverInfo and its record), instead of reporting ports that do not
+// answer.
+func TestPublishRestartPortTaken(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "pub", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.44.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, _ := joined(t, c, n, "web", OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 80, HostPort: 18700}}))
+	if got := publishedPorts(t, ep); got["tcp/80/0.0.0.0"] != 18700 {
+		t.Fatalf("published %v, want tcp/80 on 18700", got)
+	}
+	c.Stop()
+	var held net.Listener
+	mustf(t, e.host.Do(func() (err error) { held, err = net.Listen("tcp4", "0.0.0.0:18700"); return err }), "another program takes 18700")
+	defer held.Close()
+	c = e.start()
+	rn, err := c.NetworkByName("pub")
+	mustf(t, err, "network after restart")
+	rep, err := rn.EndpointByName("web")
+	mustf(t, err, "endpoint after restart")
+	if got := publishedPorts(t, rep); len(got) != 0 {
+		t.Errorf("after a restart that could not publish, DriverInfo says %v", got)
+	}
+	if listing := e.nft(); strings.Contains(listing, "18700") {
+		t.Errorf("port 18700 is in the table although its host port could not be held:\n%s", listing)
+	}
+	var rec endpointRecord
+	mustf(t, c.state.View(func(tx *datastore.Tx) error { return tx.Get(kindEndpoint, rep.ID(), &rec) }), "endpoint record")
+	if rec.Join == nil || len(rec.Join.Published) != 0 {
+		t.Errorf("endpoint record after the failed re-publish: %+v", rec.Join)
 	}
 }

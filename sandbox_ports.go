@@ -82,6 +82,17 @@ func (sb *sandbox) programExternal(ep *endpoint, published []types.PortBinding) 
 	opts := sb.externalOptions(ep, published)
 	n := ep.network
 	if err := n.driver.ProgramExternalConnectivity(n.id, ep.id, opts); err != nil {
+		// Nothing is published now (the driver undid its part): the
+		// endpoint must not say otherwise, here or in its record.
+		ep.mu.Lock()
+		had := ep.join != nil && ep.join.published != nil
+		if had {
+			ep.join.published = nil
+		}
+		ep.mu.Unlock()
+		if had {
+			sb.markExtChanged(ep)
+		}
 		return types.Errorf("endpoint %s (network %s) in sandbox %s: %w", ep.Name(), n.name, sb.id, err)
 	}
 	var got []types.PortBinding
