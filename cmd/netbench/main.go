@@ -25,7 +25,12 @@
 // in the result's "published". The held host ports are one socket each,
 // so netbench raises its own open-file limit to fit them.
 //
+// -proto tcp or -proto udp publishes that protocol only, to tell the costs
+// of the two apart (the library flushes the conntrack entries of each
+// published UDP host port, so a UDP port costs more than a TCP one).
+//
 //	netbench -ports 2 -n 1000 -json
+//	netbench -ports 2 -proto tcp -n 1000 -json
 //
 // -throughput measures the data path instead; see throughput.go.
 //
@@ -108,6 +113,7 @@ const inNSEnv = "NETBENCH_IN_NETNS"
 func main() {
 	n := flag.Int("n", 200, "number of containers to attach and detach")
 	ports := flag.Int("ports", 0, "published ports per container: container ports 1..N, alternately tcp and udp, on ephemeral host ports")
+	proto := flag.String("proto", "mixed", "with -ports: the protocol of the published ports: mixed (alternately tcp and udp), tcp or udp")
 	asJSON := flag.Bool("json", false, "print one JSON object")
 	kernel := flag.Bool("kernel", false, "make the library's kernel calls directly, without the library: the kernel-only baseline")
 	mtuUser := flag.Bool("bridge-mtu-user", false, "with -kernel: make the bridge's MTU count as set by the user")
@@ -118,7 +124,7 @@ func main() {
 	if *throughput {
 		checkThroughputFlags(*duration, *rounds)
 	} else {
-		checkBenchFlags(*n, *ports, *kernel)
+		checkBenchFlags(*n, *ports, *kernel, *proto)
 	}
 	if *mtuUser && !*kernel {
 		fail("-bridge-mtu-user needs -kernel")
@@ -146,7 +152,7 @@ func main() {
 	if *kernel {
 		res, err = runKernel(*n, *mtuUser)
 	} else {
-		res, err = run(*n, *ports)
+		res, err = run(*n, *ports, *proto)
 	}
 	if err != nil {
 		fail(err.Error())
@@ -160,7 +166,7 @@ func main() {
 }
 
 // checkBenchFlags refuses what an attach and detach run cannot do.
-func checkBenchFlags(n, ports int, kernel bool) {
+func checkBenchFlags(n, ports int, kernel bool, proto string) {
 	switch {
 	case n < 1:
 		fail("-n must be at least 1")
@@ -168,6 +174,10 @@ func checkBenchFlags(n, ports int, kernel bool) {
 		fail(fmt.Sprintf("-ports %d: a container publishes 0 to 65535 ports (its ports 1..N)", ports))
 	case ports > 0 && kernel:
 		fail("-ports with -kernel: the kernel-only baseline has no port publishing to compare with; run -kernel with -ports 0")
+	case proto != "mixed" && proto != "tcp" && proto != "udp":
+		fail(fmt.Sprintf("-proto %q: mixed, tcp or udp", proto))
+	case ports == 0 && flagSet("proto"):
+		fail("-proto needs -ports")
 	case kernel && n > maxKernelN:
 		fail(fmt.Sprintf("-kernel: -n is at most %d (one /16 of addresses)", maxKernelN))
 	}
@@ -229,8 +239,9 @@ type result struct {
 	// published, all containers together: N times Ports. OpenFiles is how
 	// many files netbench had open with all containers attached (each
 	// published host port is held by a socket).
-	Published int `json:"published"`
-	OpenFiles int `json:"open_files_attached,omitempty"`
+	Published int    `json:"published"`
+	Proto     string `json:"proto,omitempty"`
+	OpenFiles int    `json:"open_files_attached,omitempty"`
 
 	// Kernel is set for a -kernel run, whose steps are the kernel.* ones;
 	// BridgeMTUUser for one with -bridge-mtu-user.
@@ -265,7 +276,7 @@ func prepare() (string, func(), error) {
 	}, nil
 }
 
-func run(n, ports int) (*result, error) {
+func run(n, ports int, proto string) (*result, error) {
 	dir, cleanup, err := prepare()
 	if err != nil {
 		return nil, err
@@ -276,7 +287,7 @@ func run(n, ports int) (*result, error) {
 	}
 	var sbOpts []libnetwork.SandboxOption
 	if ports > 0 {
-		sbOpts = append(sbOpts, libnetwork.OptionPortMapping(portBindings(ports)))
+		sbOpts = append(sbOpts, libnetwork.OptionPortMapping(portBindings(ports, proto)))
 	}
 
 	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
@@ -348,7 +359,10 @@ func run(n, ports int) (*result, error) {
 		}
 		detach = append(detach, time.Since(t0))
 	}
-	res := &result{N: n, Ports: ports, Published: published, OpenFiles: openFiles, Attach: summarize(attach), Detach: summarize(detach), Steps: map[string]stats{}}
+	if ports == 0 {
+		proto = ""
+	}
+	res := &result{N: n, Ports: ports, Proto: proto, Published: published, OpenFiles: openFiles, Attach: summarize(attach), Detach: summarize(detach), Steps: map[string]stats{}}
 	for k, v := range steps {
 		res.Steps[k] = summarize(v)
 	}
@@ -396,7 +410,7 @@ func (r *result) print() {
 	}
 	fmt.Printf("netbench: n=%d ports=%d%s\n", r.N, r.Ports, mode)
 	if r.Ports > 0 {
-		fmt.Printf("published: %d bindings\n", r.Published)
+		fmt.Printf("published: %d bindings (%s)\n", r.Published, r.Proto)
 	}
 	fmt.Printf("%-24s %9s %9s %12s %12s  %s\n", "path/step", "median", "p99", "first20 med", "last20 med", "median of each tenth (ms)")
 	row := func(name string, s stats) {

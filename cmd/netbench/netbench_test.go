@@ -148,8 +148,8 @@ func TestNetbenchPorts(t *testing.T) {
 	bin := buildNetbench(t)
 	var res result
 	runJSON(t, bin, &res, "-n", "20", "-ports", "3")
-	if res.N != 20 || res.Ports != 3 || res.Published != 60 {
-		t.Errorf("n=%d ports=%d published=%d, want 20, 3, 60", res.N, res.Ports, res.Published)
+	if res.N != 20 || res.Ports != 3 || res.Published != 60 || res.Proto != "mixed" {
+		t.Errorf("n=%d ports=%d published=%d proto=%q, want 20, 3, 60, mixed", res.N, res.Ports, res.Published, res.Proto)
 	}
 	// Each published port is held by a socket.
 	if res.OpenFiles < res.Published {
@@ -169,7 +169,17 @@ func TestNetbenchPorts(t *testing.T) {
 		t.Errorf("attach.join median %v > attach median %v", res.Steps["attach.join"].MedianMs, res.Attach.MedianMs)
 	}
 
+	for _, proto := range []string{"tcp", "udp"} {
+		var one result
+		runJSON(t, bin, &one, "-n", "10", "-ports", "2", "-proto", proto)
+		if one.Published != 20 || one.Proto != proto {
+			t.Errorf("-proto %s: published=%d proto=%q", proto, one.Published, one.Proto)
+		}
+	}
+
 	refused(t, bin, "-kernel", "-ports", "2", "-kernel")
+	refused(t, bin, "-proto", "-ports", "2", "-proto", "sctp")
+	refused(t, bin, "-proto needs -ports", "-proto", "tcp")
 	refused(t, bin, "-ports", "-ports", "-1")
 	refused(t, bin, "-ports", "-ports", "70000")
 }
@@ -211,6 +221,7 @@ func TestNetbenchThroughputRefusals(t *testing.T) {
 	refused(t, bin, "-n", "-throughput", "-n", "5")
 	refused(t, bin, "-ports", "-throughput", "-ports", "1")
 	refused(t, bin, "-kernel", "-throughput", "-kernel")
+	refused(t, bin, "-proto", "-throughput", "-proto", "tcp")
 	refused(t, bin, "-duration", "-throughput", "-duration", "0")
 	refused(t, bin, "-duration needs -throughput", "-duration", "2")
 	refused(t, bin, "-rounds needs -throughput", "-rounds", "2")

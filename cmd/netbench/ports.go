@@ -16,13 +16,13 @@ import (
 )
 
 // portBindings returns what each container publishes with -ports n:
-// container ports 1..n, odd ones TCP and even ones UDP, each on an
-// ephemeral host port of all host addresses.
-func portBindings(n int) []types.PortBinding {
+// container ports 1..n, each on an ephemeral host port of all host
+// addresses; with proto "mixed" odd ones TCP and even ones UDP.
+func portBindings(n int, p string) []types.PortBinding {
 	pbs := make([]types.PortBinding, 0, n)
 	for i := 1; i <= n; i++ {
 		proto := types.TCP
-		if i%2 == 0 {
+		if p == "udp" || p == "mixed" && i%2 == 0 {
 			proto = types.UDP
 		}
 		pbs = append(pbs, types.PortBinding{Proto: proto, Port: uint16(i)})
