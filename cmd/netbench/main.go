@@ -16,14 +16,16 @@
 // alternately TCP (odd) and UDP (even), each on an ephemeral host port
 // (HostPort 0) of all host addresses. Ephemeral ports because they are
 // what most containers ask for (docker run -P, or -p without a host
-// port), need no port plan for thousands of containers, and take the
-// allocator's search, the costlier path of a fixed port's. The ports are
+// port), need no port plan for thousands of containers, and go through
+// the allocator's search for a free port, which a fixed port skips. The
+// mix of TCP and UDP is what services publish. The ports are
 // published during Join, so their cost is in attach.join (and their
 // removal in detach.leave). After the attach loop, outside the timing,
 // netbench reads every endpoint's published bindings (DriverInfo) and
 // fails unless each has its N ports on distinct host ports; the total is
 // in the result's "published". The held host ports are one socket each,
-// so netbench raises its own open-file limit to fit them.
+// so netbench raises its own open-file limit to fit them when it may
+// (CAP_SYS_RESOURCE), and otherwise refuses a run that cannot fit.
 //
 // -proto tcp or -proto udp publishes that protocol only, to tell the costs
 // of the two apart (the library flushes the conntrack entries of each
