@@ -9,6 +9,33 @@
 //	netbench -n 200
 //	netbench -n 200 -json
 //
+// # Published ports
+//
+// With -ports N, each container's sandbox publishes N ports, as a user
+// does, with libnetwork.OptionPortMapping: container ports 1 to N,
+// alternately TCP (odd) and UDP (even), each on an ephemeral host port
+// (HostPort 0) of all host addresses. Ephemeral ports because they are
+// what most containers ask for (docker run -P, or -p without a host
+// port), need no port plan for thousands of containers, and go through
+// the allocator's search for a free port, which a fixed port skips. The
+// mix of TCP and UDP is what services publish. The ports are
+// published during Join, so their cost is in attach.join (and their
+// removal in detach.leave). After the attach loop, outside the timing,
+// netbench reads every endpoint's published bindings (DriverInfo) and
+// fails unless each has its N ports on distinct host ports; the total is
+// in the result's "published". The held host ports are one socket each,
+// so netbench raises its own open-file limit to fit them when it may
+// (CAP_SYS_RESOURCE), and otherwise refuses a run that cannot fit.
+//
+// -proto tcp or -proto udp publishes that protocol only, to tell the costs
+// of the two apart (the library flushes the conntrack entries of each
+// published UDP host port, so a UDP port costs more than a TCP one).
+//
+//	netbench -ports 2 -n 1000 -json
+//	netbench -ports 2 -proto tcp -n 1000 -json
+//
+// -throughput measures the data path instead; see throughput.go.
+//
 // # Kernel-only baseline
 //
 // With -kernel, netbench makes no controller: it does, with netlink and
@@ -87,25 +114,38 @@ const inNSEnv = "NETBENCH_IN_NETNS"
 
 func main() {
 	n := flag.Int("n", 200, "number of containers to attach and detach")
-	ports := flag.Int("ports", 0, "published ports per container (port publishing is a later issue; must be 0 for now)")
+	ports := flag.Int("ports", 0, "published ports per container: container ports 1..N, alternately tcp and udp, on ephemeral host ports")
+	proto := flag.String("proto", "mixed", "with -ports: the protocol of the published ports: mixed (alternately tcp and udp), tcp or udp")
 	asJSON := flag.Bool("json", false, "print one JSON object")
 	kernel := flag.Bool("kernel", false, "make the library's kernel calls directly, without the library: the kernel-only baseline")
 	mtuUser := flag.Bool("bridge-mtu-user", false, "with -kernel: make the bridge's MTU count as set by the user")
+	throughput := flag.Bool("throughput", false, "measure TCP throughput with iperf3 through a published port and straight to the container, instead of attach and detach")
+	duration := flag.Int("duration", 3, "with -throughput: seconds of each iperf3 run")
+	rounds := flag.Int("rounds", 1, "with -throughput: runs of each path, alternating which goes first; the median is reported")
 	flag.Parse()
-	if *n < 1 {
-		fail("-n must be at least 1")
-	}
-	if *ports != 0 {
-		fail("-ports: port publishing is not built yet; run with -ports 0")
+	if *throughput {
+		checkThroughputFlags(*duration, *rounds)
+	} else {
+		checkBenchFlags(*n, *ports, *kernel, *proto)
 	}
 	if *mtuUser && !*kernel {
 		fail("-bridge-mtu-user needs -kernel")
 	}
-	if *kernel && *n > maxKernelN {
-		fail(fmt.Sprintf("-kernel: -n is at most %d (one /16 of addresses)", maxKernelN))
-	}
 	if os.Getenv(inNSEnv) == "" {
 		os.Exit(reexecInNamespace())
+	}
+	if *throughput {
+		res, err := runThroughput(*duration, *rounds)
+		if err != nil {
+			fail(err.Error())
+		}
+		if *asJSON {
+			b, _ := json.Marshal(res)
+			fmt.Println(string(b))
+			return
+		}
+		res.print()
+		return
 	}
 	var (
 		res *result
@@ -114,7 +154,7 @@ func main() {
 	if *kernel {
 		res, err = runKernel(*n, *mtuUser)
 	} else {
-		res, err = run(*n, *ports)
+		res, err = run(*n, *ports, *proto)
 	}
 	if err != nil {
 		fail(err.Error())
@@ -125,6 +165,36 @@ func main() {
 		return
 	}
 	res.print()
+}
+
+// checkBenchFlags refuses what an attach and detach run cannot do.
+func checkBenchFlags(n, ports int, kernel bool, proto string) {
+	switch {
+	case n < 1:
+		fail("-n must be at least 1")
+	case ports < 0 || ports > 65535:
+		fail(fmt.Sprintf("-ports %d: a container publishes 0 to 65535 ports (its ports 1..N)", ports))
+	case ports > 0 && kernel:
+		fail("-ports with -kernel: the kernel-only baseline has no port publishing to compare with; run -kernel with -ports 0")
+	case proto != "mixed" && proto != "tcp" && proto != "udp":
+		fail(fmt.Sprintf("-proto %q: mixed, tcp or udp", proto))
+	case ports == 0 && flagSet("proto"):
+		fail("-proto needs -ports")
+	case kernel && n > maxKernelN:
+		fail(fmt.Sprintf("-kernel: -n is at most %d (one /16 of addresses)", maxKernelN))
+	}
+	for _, name := range []string{"duration", "rounds"} {
+		if flagSet(name) {
+			fail("-" + name + " needs -throughput")
+		}
+	}
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func fail(msg string) {
@@ -167,6 +237,14 @@ type result struct {
 	Detach stats            `json:"detach"`
 	Steps  map[string]stats `json:"steps"`
 
+	// Published is the number of bindings the endpoints reported as
+	// published, all containers together: N times Ports. OpenFiles is how
+	// many files netbench had open with all containers attached (each
+	// published host port is held by a socket).
+	Published int    `json:"published"`
+	Proto     string `json:"proto,omitempty"`
+	OpenFiles int    `json:"open_files_attached,omitempty"`
+
 	// Kernel is set for a -kernel run, whose steps are the kernel.* ones;
 	// BridgeMTUUser for one with -bridge-mtu-user.
 	Kernel        bool `json:"kernel,omitempty"`
@@ -200,12 +278,19 @@ func prepare() (string, func(), error) {
 	}, nil
 }
 
-func run(n, ports int) (*result, error) {
+func run(n, ports int, proto string) (*result, error) {
 	dir, cleanup, err := prepare()
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
+	if err := raiseFileLimit(n, n*ports); err != nil {
+		return nil, err
+	}
+	var sbOpts []libnetwork.SandboxOption
+	if ports > 0 {
+		sbOpts = append(sbOpts, libnetwork.OptionPortMapping(portBindings(ports, proto)))
+	}
 
 	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
 	if err != nil {
@@ -234,7 +319,7 @@ func run(n, ports int) (*result, error) {
 		var p pair
 		t0 := time.Now()
 		err := timed("attach.new_sandbox", func() (err error) {
-			p.sb, err = c.NewSandbox(fmt.Sprintf("ctr%d", i))
+			p.sb, err = c.NewSandbox(fmt.Sprintf("ctr%d", i), sbOpts...)
 			return err
 		})
 		if err == nil {
@@ -252,6 +337,16 @@ func run(n, ports int) (*result, error) {
 		attach = append(attach, time.Since(t0))
 		pairs = append(pairs, p)
 	}
+	openFiles := countOpenFiles()
+	published := 0
+	seen := map[string]int{}
+	for i, p := range pairs {
+		got, err := publishedOf(p.ep, ports, seen)
+		if err != nil {
+			return nil, fmt.Errorf("container %d: %w", i, err)
+		}
+		published += got
+	}
 	for i, p := range pairs {
 		t0 := time.Now()
 		err := timed("detach.leave", func() error { return p.ep.Leave(p.sb) })
@@ -266,7 +361,10 @@ func run(n, ports int) (*result, error) {
 		}
 		detach = append(detach, time.Since(t0))
 	}
-	res := &result{N: n, Ports: ports, Attach: summarize(attach), Detach: summarize(detach), Steps: map[string]stats{}}
+	if ports == 0 {
+		proto = ""
+	}
+	res := &result{N: n, Ports: ports, Proto: proto, Published: published, OpenFiles: openFiles, Attach: summarize(attach), Detach: summarize(detach), Steps: map[string]stats{}}
 	for k, v := range steps {
 		res.Steps[k] = summarize(v)
 	}
@@ -313,6 +411,9 @@ func (r *result) print() {
 		}
 	}
 	fmt.Printf("netbench: n=%d ports=%d%s\n", r.N, r.Ports, mode)
+	if r.Ports > 0 {
+		fmt.Printf("published: %d bindings (%s)\n", r.Published, r.Proto)
+	}
 	fmt.Printf("%-24s %9s %9s %12s %12s  %s\n", "path/step", "median", "p99", "first20 med", "last20 med", "median of each tenth (ms)")
 	row := func(name string, s stats) {
 		fmt.Printf("%-24s %7.2fms %7.2fms %10.2fms %10.2fms ", name, s.MedianMs, s.P99Ms, s.First20MedianMs, s.Last20MedianMs)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/netkit/libnetwork/internal/testutil"
@@ -42,9 +44,6 @@ func TestNetbenchJSON(t *testing.T) {
 		if res.Steps[step].MedianMs <= 0 {
 			t.Errorf("step %s missing: %+v", step, res.Steps)
 		}
-	}
-	if err := exec.Command(bin, "-ports", "2").Run(); err == nil {
-		t.Error("-ports 2 accepted before port publishing exists")
 	}
 }
 
@@ -98,4 +97,132 @@ func TestNetbenchKernelJSON(t *testing.T) {
 	if err := exec.Command(bin, "-bridge-mtu-user").Run(); err == nil {
 		t.Error("-bridge-mtu-user accepted without -kernel")
 	}
+}
+
+// buildNetbench builds netbench into a temporary directory.
+func buildNetbench(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "netbench")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runJSON runs netbench with args in new namespaces and decodes its JSON
+// into v.
+func runJSON(t *testing.T, bin string, v any, args ...string) {
+	t.Helper()
+	out, err := exec.Command("unshare", append([]string{"-n", "-m", bin, "-json"}, args...)...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("netbench %v: %v\n%s%s", args, err, out, stderr)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("netbench %v printed %q: %v", args, out, err)
+	}
+}
+
+// refused checks that netbench refuses args with a message that says so.
+func refused(t *testing.T, bin, wantMsg string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Errorf("netbench %v accepted", args)
+		return
+	}
+	if !strings.Contains(string(out), wantMsg) {
+		t.Errorf("netbench %v: %q, want it to mention %q", args, out, wantMsg)
+	}
+}
+
+// TestNetbenchPorts runs netbench briefly with published ports: every
+// container has its ports published on distinct host ports (netbench
+// checks that itself), the result counts them, and the figures are there.
+func TestNetbenchPorts(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := buildNetbench(t)
+	var res result
+	runJSON(t, bin, &res, "-n", "20", "-ports", "3")
+	if res.N != 20 || res.Ports != 3 || res.Published != 60 || res.Proto != "mixed" {
+		t.Errorf("n=%d ports=%d published=%d proto=%q, want 20, 3, 60, mixed", res.N, res.Ports, res.Published, res.Proto)
+	}
+	// Each published port is held by a socket.
+	if res.OpenFiles < res.Published {
+		t.Errorf("%d files open with %d ports published", res.OpenFiles, res.Published)
+	}
+	for name, s := range map[string]stats{"attach": res.Attach, "detach": res.Detach} {
+		if s.MedianMs <= 0 || s.P99Ms < s.MedianMs || s.First20MedianMs <= 0 || s.Last20MedianMs <= 0 || len(s.TenthsMedianMs) != 10 {
+			t.Errorf("%s figures %+v", name, s)
+		}
+	}
+	for _, step := range []string{"attach.new_sandbox", "attach.create_endpoint", "attach.join", "detach.leave", "detach.delete_endpoint", "detach.delete_sandbox"} {
+		if res.Steps[step].MedianMs <= 0 {
+			t.Errorf("step %s missing: %+v", step, res.Steps)
+		}
+	}
+	if res.Steps["attach.join"].MedianMs > res.Attach.MedianMs {
+		t.Errorf("attach.join median %v > attach median %v", res.Steps["attach.join"].MedianMs, res.Attach.MedianMs)
+	}
+
+	for _, proto := range []string{"tcp", "udp"} {
+		var one result
+		runJSON(t, bin, &one, "-n", "10", "-ports", "2", "-proto", proto)
+		if one.Published != 20 || one.Proto != proto {
+			t.Errorf("-proto %s: published=%d proto=%q", proto, one.Published, one.Proto)
+		}
+	}
+
+	refused(t, bin, "-kernel", "-ports", "2", "-kernel")
+	refused(t, bin, "-proto", "-ports", "2", "-proto", "sctp")
+	refused(t, bin, "-proto needs -ports", "-proto", "tcp")
+	refused(t, bin, "-ports", "-ports", "-1")
+	refused(t, bin, "-ports", "-ports", "70000")
+}
+
+// TestNetbenchThroughput measures both paths briefly. CI installs iperf3;
+// elsewhere the test skips without it.
+func TestNetbenchThroughput(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := exec.LookPath("iperf3"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip("needs iperf3 (Debian package iperf3)")
+	}
+	bin := buildNetbench(t)
+	var res throughputResult
+	runJSON(t, bin, &res, "-throughput", "-duration", "1", "-rounds", "2")
+	if res.PublishedGbps <= 0 || res.DirectGbps <= 0 || res.PublishedToDirect <= 0 {
+		t.Errorf("throughput %+v", res)
+	}
+	if len(res.PublishedRunsGbps) != 2 || len(res.DirectRunsGbps) != 2 || res.DurationS != 1 || res.Rounds != 2 {
+		t.Errorf("runs %+v, want 2 of 1 s per path", res)
+	}
+	if !strings.HasPrefix(res.PublishedAddr, "192.0.2.1:") || strings.HasSuffix(res.PublishedAddr, ":0") {
+		t.Errorf("published address %q, want the host's outside address and a host port", res.PublishedAddr)
+	}
+	if !strings.HasSuffix(res.DirectAddr, ":5201") || strings.HasPrefix(res.DirectAddr, "192.0.2.") {
+		t.Errorf("direct address %q, want the container's address and port 5201", res.DirectAddr)
+	}
+}
+
+// TestNetbenchThroughputRefusals: -throughput says what it needs and
+// refuses the attach benchmark's flags, and those refuse its own.
+func TestNetbenchThroughputRefusals(t *testing.T) {
+	bin := buildNetbench(t)
+	cmd := exec.Command(bin, "-throughput")
+	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "needs iperf3") {
+		t.Errorf("-throughput without iperf3 on PATH: %v %q, want a failure naming iperf3", err, out)
+	}
+	refused(t, bin, "-n", "-throughput", "-n", "5")
+	refused(t, bin, "-ports", "-throughput", "-ports", "1")
+	refused(t, bin, "-kernel", "-throughput", "-kernel")
+	refused(t, bin, "-proto", "-throughput", "-proto", "tcp")
+	refused(t, bin, "-duration", "-throughput", "-duration", "0")
+	refused(t, bin, "-duration needs -throughput", "-duration", "2")
+	refused(t, bin, "-rounds needs -throughput", "-rounds", "2")
 }
