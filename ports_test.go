@@ -217,8 +217,16 @@ func TestPublishPorts(t *testing.T) {
 			t.Errorf("port %d still in the table after Leave:\n%s", p, listing)
 		}
 	}
-	if n := conntrackEntries(t, e, eph4, 15353); n != 0 {
-		t.Errorf("%d conntrack entries of unpublished ports %d and 15353 are left", n, eph4)
+	// The entries are flushed in the background, at once.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		n := conntrackEntries(t, e, eph4, 15353)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d conntrack entries of unpublished ports %d and 15353 are left", n, eph4)
+			break
+		}
 	}
 	mustNotAnswer(t, out.ns, "tcp", hostPort("192.0.2.1", eph4))
 	mustf(t, e.host.Do(func() error {

@@ -128,6 +128,8 @@ type Driver struct {
 	deleteLinks func(indexes []int) error
 	// portMappers is Config.PortMappers.
 	portMappers func(name string) (PortMapper, error)
+	// conntrack flushes published ports' conntrack entries.
+	conntrack *conntrackFlusher
 	reaper      *reaper
 
 	// failAfter makes CreateNetwork fail right after the named step; set
@@ -233,6 +235,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d.reaper = newReaper(cfg.Host, reapGrace, logger)
+	d.conntrack = newConntrackFlusher(cfg.Host, logger)
 	return d, nil
 }
 
@@ -240,6 +243,7 @@ func New(cfg Config) (*Driver, error) {
 // Networks and joined endpoints stay in the kernel.
 func (d *Driver) Close() error {
 	d.reaper.close()
+	d.conntrack.close()
 	return nil
 }
 

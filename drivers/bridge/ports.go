@@ -11,9 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/netkit/libnetwork/firewall"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
@@ -176,7 +173,7 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 			return types.Errorf("publishing ports of endpoint %s: %w", eid, err)
 		}
 	}
-	d.flushUDPConntrack(p.rules)
+	d.conntrack.published(p.rules)
 	d.mu.Lock()
 	if cur, ok2 := n.endpoints[eid]; ok2 && cur == ep {
 		ep.published = p
@@ -218,7 +215,7 @@ func (d *Driver) unpublish(p *published) error {
 		if err := d.fw.DeletePorts(p.rules); err != nil {
 			errs = append(errs, err)
 		}
-		d.flushConntrack(p.rules, true)
+		d.conntrack.unpublished(p.rules)
 	}
 	if len(p.open) > 0 && d.fw != nil {
 		if err := d.fw.DeleteOpenPorts(p.open); err != nil {
@@ -445,37 +442,6 @@ func natRule(r api.NATRule) firewall.PortRule {
 		}
 	}
 	return firewall.PortRule{Proto: r.Proto, HostIP: host, HostPort: r.FrontendPort, ContainerIP: backend, ContainerPort: r.BackendPort}
-}
-
-// flushUDPConntrack deletes the conntrack entries of the UDP host ports of
-// rules: entries of a mapping that was there before would keep sending a
-// client's datagrams where they went then.
-func (d *Driver) flushUDPConntrack(rules []firewall.PortRule) {
-	d.flushConntrack(rules, false)
-}
-
-// flushConntrack deletes the conntrack entries of the host ports of rules,
-// of UDP only or, with all, of every protocol: at unpublish, so that no
-// connection keeps going to a container whose port is no longer published.
-func (d *Driver) flushConntrack(rules []firewall.PortRule, all bool) {
-	for _, r := range rules {
-		if r.Proto != types.UDP && !all {
-			continue
-		}
-		f := &netlink.ConntrackFilter{}
-		_ = f.AddProtocol(uint8(r.Proto))
-		_ = f.AddPort(netlink.ConntrackOrigDstPort, r.HostPort)
-		if !r.HostIP.IsUnspecified() {
-			_ = f.AddIP(netlink.ConntrackOrigDstIP, net.IP(r.HostIP.AsSlice()))
-		}
-		family := netlink.InetFamily(unix.AF_INET)
-		if r.HostIP.Is6() {
-			family = unix.AF_INET6
-		}
-		if _, err := d.host.ConntrackDeleteFilters(netlink.ConntrackTable, family, f); err != nil {
-			d.logger.Warn("flushing the conntrack entries of a published port", "port", r.HostPort, "proto", r.Proto, "error", err)
-		}
-	}
 }
 
 // portMapsOf returns a copy of the endpoint's reported bindings. d.mu must
