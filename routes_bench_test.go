@@ -10,30 +10,55 @@ import (
 
 // BenchmarkHostRoutes measures listing the IPv4 routes a default pool
 // request checks, with routes through one interface standing for other
-// networks' bridges.
+// networks' bridges: path=dump dumps them (as list does when its cache
+// cannot be trusted), path=cached answers from the cache, and
+// path=cached-change answers from the cache after a route (untimed) was
+// added or deleted, as a network's bridge does between two requests.
 func BenchmarkHostRoutes(b *testing.B) {
 	for _, n := range []int{100, 4000} {
-		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
-			e := newEnv(b)
-			h := e.host.Handle()
-			link := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "routed0"}}
-			mustf(b, h.LinkAdd(link), "link")
-			mustf(b, h.LinkSetUp(link), "up")
-			for i := range n {
-				dst := &net.IPNet{IP: net.IPv4(10, byte(i>>8), byte(i), 0), Mask: net.CIDRMask(24, 32)}
-				mustf(b, h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst}), "route %d", i)
-			}
-			l, err := newRouteLister(e.host)
-			mustf(b, err, "route lister")
-			b.Cleanup(func() { _ = l.close() })
-			b.ReportAllocs()
-			for b.Loop() {
-				routes, err := l.list(false)
-				mustf(b, err, "list")
-				if len(routes) != n {
-					b.Fatalf("%d routes, want %d", len(routes), n)
+		for _, path := range []string{"dump", "cached", "cached-change"} {
+			b.Run(fmt.Sprintf("routes=%d/path=%s", n, path), func(b *testing.B) {
+				e := newEnv(b)
+				h := e.host.Handle()
+				link := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "routed0"}}
+				mustf(b, h.LinkAdd(link), "link")
+				mustf(b, h.LinkSetUp(link), "up")
+				for i := range n {
+					dst := &net.IPNet{IP: net.IPv4(10, byte(i>>8), byte(i), 0), Mask: net.CIDRMask(24, 32)}
+					mustf(b, h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst}), "route %d", i)
 				}
-			}
-		})
+				l, err := newRouteLister(e.host)
+				mustf(b, err, "route lister")
+				b.Cleanup(func() { _ = l.close() })
+				extra := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: net.IPv4(11, 0, 0, 0), Mask: net.CIDRMask(24, 32)}}
+				added := false
+				want := n
+				b.ReportAllocs()
+				for b.Loop() {
+					switch path {
+					case "dump":
+						l.mu.Lock()
+						l.sets[0].valid = false
+						l.mu.Unlock()
+					case "cached-change":
+						b.StopTimer()
+						if added {
+							mustf(b, h.RouteDel(extra), "delete")
+							want = n
+						} else {
+							mustf(b, h.RouteAdd(extra), "add")
+							want = n + 1
+						}
+						added = !added
+						b.StartTimer()
+					}
+					routes, err := l.list(false)
+					mustf(b, err, "list")
+					if len(routes) != want {
+						b.Fatalf("%d routes, want %d", len(routes), want)
+					}
+				}
+			})
+		}
 	}
 }

@@ -36,11 +36,11 @@ func populate(b *testing.B, c *controller, n int) []Network {
 }
 
 // BenchmarkNewNetworkScaling measures NewNetwork of one bridge network
-// (its Delete is not timed) with 100, 1,000 and 4,000 networks present,
+// (its Delete is not timed) with 100, 250, 1,000 and 4,000 networks present,
 // with a default pool and with an explicit one. The cost must not grow
 // with the number of networks.
 func BenchmarkNewNetworkScaling(b *testing.B) {
-	for _, present := range []int{100, 1000, 4000} {
+	for _, present := range []int{100, 250, 1000, 4000} {
 		b.Run(fmt.Sprintf("networks=%d", present), func(b *testing.B) {
 			e := newEnv(b)
 			c := e.start(config.OptionDefaultAddressPools(scalePools))
