@@ -165,9 +165,11 @@ func (a *Allocator) AllocateGroups(groups ...[]Request) ([]*Allocation, error) {
 		todo[i] = checked{members, spec}
 	}
 	als := make([]*Allocation, 0, len(groups))
+	// The ephemeral range is read once for the whole call.
+	var eph *ephemeralRange
 	err := a.ns.Do(func() error {
 		for _, c := range todo {
-			al, err := a.search(c.members, c.spec)
+			al, err := a.search(c.members, c.spec, &eph)
 			if err != nil {
 				return err
 			}
@@ -247,16 +249,22 @@ func portText(r Request) string {
 }
 
 // search finds and reserves a port for members. It runs on a thread in
-// the namespace (inside Do) and starts no goroutines.
-func (a *Allocator) search(members []Request, spec portSpec) (*Allocation, error) {
+// the namespace (inside Do) and starts no goroutines. *cached is the
+// ephemeral range read earlier in the same call, or nil; search reads and
+// sets it when it needs it.
+func (a *Allocator) search(members []Request, spec portSpec, cached **ephemeralRange) (*Allocation, error) {
 	var eph ephemeralRange
 	if spec.ephemeral {
-		var err error
-		if eph, err = a.sysctls.read(); errors.Is(err, ErrClosed) {
-			return nil, types.ForbiddenErrorf("allocating an ephemeral host port: %w", err)
-		} else if err != nil {
-			return nil, types.InternalErrorf("allocating an ephemeral host port for %s: %w", describe(members), err)
+		if *cached == nil {
+			r, err := a.sysctls.read()
+			if errors.Is(err, ErrClosed) {
+				return nil, types.ForbiddenErrorf("allocating an ephemeral host port: %w", err)
+			} else if err != nil {
+				return nil, types.InternalErrorf("allocating an ephemeral host port for %s: %w", describe(members), err)
+			}
+			*cached = &r
 		}
+		eph = **cached
 		spec.begin, spec.end = eph.begin, eph.end
 	}
 	size := int(spec.end) - int(spec.begin) + 1

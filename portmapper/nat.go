@@ -54,65 +54,92 @@ func newNATMapper(alloc *portallocator.Allocator, log *slog.Logger) *natMapper {
 // nothing) and returns, per request, the reserved address and port with
 // the NAT rule to the backend.
 func (m *natMapper) MapPorts(ctx context.Context, req api.MapPortsRequest) ([]api.PortBinding, error) {
-	if err := ValidateRequest(req); err != nil {
+	out, err := m.MapPortGroups(ctx, []api.MapPortsRequest{req})
+	if err != nil {
 		return nil, err
 	}
-	if len(req.Reqs) == 0 {
-		return nil, nil
+	return out[0], nil
+}
+
+// MapPortGroups is MapPorts for several groups at once, all or nothing:
+// their host ports are reserved in one switch into the controller's
+// namespace, which costs as much as the rest of an allocation (an
+// endpoint publishing 100 ports paid it 100 times).
+func (m *natMapper) MapPortGroups(ctx context.Context, reqs []api.MapPortsRequest) ([][]api.PortBinding, error) {
+	groups := make([][]portallocator.Request, 0, len(reqs))
+	for _, req := range reqs {
+		if err := ValidateRequest(req); err != nil {
+			return nil, err
+		}
+		if len(req.Reqs) == 0 {
+			continue
+		}
+		group := make([]portallocator.Request, len(req.Reqs))
+		first := frontendRange(req.Reqs[0])
+		for i, r := range req.Reqs {
+			pr := frontendRange(r)
+			if pr != first {
+				return nil, types.BadRequestErrorf("port binding %d (%s): asks for %s but binding 0 of its group asks for %s; a group shares one host port",
+					i, describeReq(r), pr, first)
+			}
+			group[i] = portallocator.Request{Proto: r.Proto, HostIP: frontendAddr(r), HostPort: pr.begin}
+			if pr.end != pr.begin {
+				group[i].HostPortEnd = pr.end
+			}
+		}
+		groups = append(groups, group)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, types.Errorf("nat port mapper: %w", err)
 	}
-	group := make([]portallocator.Request, len(req.Reqs))
-	first := frontendRange(req.Reqs[0])
-	for i, r := range req.Reqs {
-		pr := frontendRange(r)
-		if pr != first {
-			return nil, types.BadRequestErrorf("port binding %d (%s): asks for %s but binding 0 of its group asks for %s; a group shares one host port",
-				i, describeReq(r), pr, first)
-		}
-		group[i] = portallocator.Request{Proto: r.Proto, HostIP: frontendAddr(r), HostPort: pr.begin}
-		if pr.end != pr.begin {
-			group[i].HostPortEnd = pr.end
-		}
+	out := make([][]api.PortBinding, len(reqs))
+	if len(groups) == 0 {
+		return out, nil
 	}
-	al, err := m.alloc.Allocate(group...)
+	als, err := m.alloc.AllocateGroups(groups...)
 	if err != nil {
 		return nil, err
 	}
-
-	out := make([]api.PortBinding, len(req.Reqs))
-	for i, r := range req.Reqs {
-		hb := al.Bindings[i]
-		out[i] = api.PortBinding{
-			Proto:           r.Proto,
-			BackendIP:       r.BackendIP,
-			BackendPort:     r.BackendPort,
-			FrontendIP:      hb.HostIP,
-			FrontendPort:    hb.Port,
-			AllowForwarding: true,
-			NAT: &api.NATRule{
-				Proto:        r.Proto,
-				FrontendIP:   hb.HostIP,
-				FrontendPort: hb.Port,
-				BackendIP:    r.BackendIP,
-				BackendPort:  r.BackendPort,
-			},
-		}
-		if hb.NoSocket {
-			m.log.Warn("host port reserved without a socket: the kernel has no SCTP, so another program could take the port if SCTP is loaded later",
-				"binding", describeBinding(out[i]))
-		}
-	}
-
-	g := &natGroup{al: al, live: len(out)}
+	next := 0
 	m.mu.Lock()
-	for _, b := range out {
-		// The allocator never hands out one host port twice, so no key
-		// of another live group can collide.
-		m.mapped[keyOf(b)] = g
+	defer m.mu.Unlock()
+	for gi, req := range reqs {
+		if len(req.Reqs) == 0 {
+			continue
+		}
+		al := als[next]
+		next++
+		bs := make([]api.PortBinding, len(req.Reqs))
+		for i, r := range req.Reqs {
+			hb := al.Bindings[i]
+			bs[i] = api.PortBinding{
+				Proto:           r.Proto,
+				BackendIP:       r.BackendIP,
+				BackendPort:     r.BackendPort,
+				FrontendIP:      hb.HostIP,
+				FrontendPort:    hb.Port,
+				AllowForwarding: true,
+				NAT: &api.NATRule{
+					Proto:        r.Proto,
+					FrontendIP:   hb.HostIP,
+					FrontendPort: hb.Port,
+					BackendIP:    r.BackendIP,
+					BackendPort:  r.BackendPort,
+				},
+			}
+			if hb.NoSocket {
+				m.log.Warn("host port reserved without a socket: the kernel has no SCTP, so another program could take the port if SCTP is loaded later",
+					"binding", describeBinding(bs[i]))
+			}
+		}
+		g := &natGroup{al: al, live: len(bs)}
+		for _, b := range bs {
+			// The allocator never hands out one host port twice, so no
+			// key of another live group can collide.
+			m.mapped[keyOf(b)] = g
+		}
+		out[gi] = bs
 	}
-	m.mu.Unlock()
 	return out, nil
 }
 

@@ -130,7 +130,7 @@ type Driver struct {
 	portMappers func(name string) (PortMapper, error)
 	// conntrack flushes published ports' conntrack entries.
 	conntrack *conntrackFlusher
-	reaper      *reaper
+	reaper    *reaper
 
 	// failAfter makes CreateNetwork fail right after the named step; set
 	// only by tests.

@@ -131,35 +131,83 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 			d.unpublish(p)
 		}
 	}()
+	// The groups of each mapper, mapped in one call when the mapper can
+	// (the nat mapper reserves all their host ports at once).
+	var byMapper [2][]api.MapPortsRequest
 	for _, g := range groups {
 		fam := 0
 		if g.Reqs[0].BackendIP.Is6() {
 			fam = 1
 		}
-		m, mapperName := mappers[fam], names[fam]
-		res, err := m.MapPorts(ctx, g)
-		if err != nil {
-			return types.Errorf("publishing ports of endpoint %s (%s): %w", eid, describeGroup(g), err)
+		byMapper[fam] = append(byMapper[fam], g)
+	}
+	for fam, gs := range byMapper {
+		if len(gs) == 0 {
+			continue
 		}
-		p.groups = append(p.groups, mappedGroup{m, api.UnmapPortsRequest{PortBindings: res, Labels: g.Labels}})
-		for _, b := range res {
-			if b.DiscardReq {
-				msg := ""
-				if b.Error != nil {
-					msg = *b.Error
-				}
-				d.logger.Warn("port mapper discarded a binding", "endpoint", eid, "mapper", mapperName,
-					"binding", fmt.Sprintf("%s/%d", b.Proto, b.BackendPort), "reason", msg)
-				continue
-			}
-			p.bindings = append(p.bindings, reportedBinding(b))
-			if b.NAT != nil {
-				p.rules = append(p.rules, natRule(*b.NAT))
-			} else if b.AllowForwarding {
-				p.open = appendOpen(p.open, b)
-			}
+		m, mapperName := mappers[fam], names[fam]
+		results, err := mapGroups(ctx, m, gs)
+		if err != nil {
+			return types.Errorf("publishing ports of endpoint %s: %w", eid, err)
+		}
+		for gi, res := range results {
+			p.groups = append(p.groups, mappedGroup{m, api.UnmapPortsRequest{PortBindings: res, Labels: gs[gi].Labels}})
+			d.addMapped(p, eid, mapperName, res)
 		}
 	}
+	return d.programPublished(n, ep, eid, p, &ok)
+}
+
+// groupMapper is a PortMapper that maps several groups in one call, all or
+// nothing (the built-in nat mapper).
+type groupMapper interface {
+	MapPortGroups(ctx context.Context, reqs []api.MapPortsRequest) ([][]api.PortBinding, error)
+}
+
+// mapGroups maps gs through m: in one call if m can, else group by group,
+// undoing the groups mapped before a failure.
+func mapGroups(ctx context.Context, m PortMapper, gs []api.MapPortsRequest) ([][]api.PortBinding, error) {
+	if gm, ok := m.(groupMapper); ok && len(gs) > 1 {
+		return gm.MapPortGroups(ctx, gs)
+	}
+	out := make([][]api.PortBinding, 0, len(gs))
+	for _, g := range gs {
+		res, err := m.MapPorts(ctx, g)
+		if err != nil {
+			for i, done := range out {
+				_ = m.UnmapPorts(ctx, api.UnmapPortsRequest{PortBindings: done, Labels: gs[i].Labels})
+			}
+			return nil, fmt.Errorf("%s: %w", describeGroup(g), err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// addMapped records the bindings a mapper returned in p.
+func (d *Driver) addMapped(p *published, eid, mapperName string, res []api.PortBinding) {
+	for _, b := range res {
+		if b.DiscardReq {
+			msg := ""
+			if b.Error != nil {
+				msg = *b.Error
+			}
+			d.logger.Warn("port mapper discarded a binding", "endpoint", eid, "mapper", mapperName,
+				"binding", fmt.Sprintf("%s/%d", b.Proto, b.BackendPort), "reason", msg)
+			continue
+		}
+		p.bindings = append(p.bindings, reportedBinding(b))
+		if b.NAT != nil {
+			p.rules = append(p.rules, natRule(*b.NAT))
+		} else if b.AllowForwarding {
+			p.open = appendOpen(p.open, b)
+		}
+	}
+}
+
+// programPublished programs p's firewall rules and records p as ep's; it
+// sets *ok when p is recorded (else the caller unpublishes it).
+func (d *Driver) programPublished(n *network, ep *endpoint, eid string, p *published, ok *bool) error {
 	if len(p.rules) > 0 {
 		if d.fw == nil {
 			return types.NotImplementedErrorf("publishing ports of endpoint %s: the port mapper asks for NAT but the firewall is off (%s false)", eid, EnableIPTables)
@@ -175,12 +223,12 @@ func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]in
 	}
 	d.conntrack.published(p.rules)
 	d.mu.Lock()
-	if cur, ok2 := n.endpoints[eid]; ok2 && cur == ep {
+	if cur, found := n.endpoints[eid]; found && cur == ep {
 		ep.published = p
-		ok = true
+		*ok = true
 	}
 	d.mu.Unlock()
-	if !ok {
+	if !*ok {
 		return types.NotFoundErrorf("publishing ports of endpoint %s: it was deleted meanwhile", eid)
 	}
 	return nil
