@@ -235,7 +235,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d.reaper = newReaper(cfg.Host, reapGrace, logger)
-	d.conntrack = newConntrackFlusher(cfg.Host, logger)
+	d.conntrack = newConntrackFlusher(cfg.Host, conntrackCount(cfg.Sysctl), flushInterval, logger)
 	return d, nil
 }
 

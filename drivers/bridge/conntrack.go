@@ -4,7 +4,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -17,17 +20,30 @@ import (
 // background. The kernel deletes entries by filter only through a dump of
 // its conntrack table, which walks every bucket of the table all
 // namespaces share (262,144 here) whatever the namespace holds: about
-// 13 ms a dump. Done inline, once per published UDP port, that made an
-// attach publishing two ports take 15 ms and one publishing 100 ports
-// 600 ms. So publishing and unpublishing queue their ports and return; the
-// flusher takes everything queued at once and deletes it in one dump per
-// address family. A flush queued at publish time runs a few milliseconds
-// after the port's NAT element is in, which is what it is for: entries a
-// client created while the port was not published (a container
-// restarting) would otherwise keep its datagrams away from the new one.
+// 13 ms of kernel time a dump. Done inline, once per published UDP port,
+// that made an attach publishing two ports take 15 ms and one publishing
+// 100 ports 600 ms; done in the background once per attach, it still took
+// most of the CPU. So publishing and unpublishing queue their ports and
+// return, and the flusher
+//   - skips the dump when the namespace has no conntrack entry at all
+//     (net.netfilter.nf_conntrack_count, per namespace), and
+//   - dumps at most once per flushInterval, for everything queued
+//     meanwhile, one dump per address family.
+//
+// A flush queued at publish time runs within flushInterval of the port's
+// NAT element going in, which is what it is for: entries a client created
+// while the port was not published (a container restarting) would
+// otherwise keep its datagrams away from the new one.
 type conntrackFlusher struct {
 	host   *netlink.Handle
 	logger *slog.Logger
+	// count returns the number of conntrack entries of the namespace; nil,
+	// or an error, means "maybe some".
+	count func() (int, error)
+	// interval is the least time between two dumps.
+	interval time.Duration
+	// lastDump is when the last dump started; only run uses it.
+	lastDump time.Time
 
 	mu sync.Mutex
 	// pending are the ports to flush, by protocol, host address and port.
@@ -38,7 +54,9 @@ type conntrackFlusher struct {
 	idle   *sync.Cond
 	closed bool
 	wake   chan struct{}
-	done   chan struct{}
+	// closing is closed by close, to cut a wait between dumps short.
+	closing chan struct{}
+	done    chan struct{}
 }
 
 type flushKey struct {
@@ -47,9 +65,12 @@ type flushKey struct {
 	port   uint16
 }
 
-func newConntrackFlusher(host *netlink.Handle, logger *slog.Logger) *conntrackFlusher {
-	f := &conntrackFlusher{host: host, logger: logger, pending: map[flushKey]bool{},
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+// flushInterval is the least time between two conntrack dumps.
+const flushInterval = time.Second
+
+func newConntrackFlusher(host *netlink.Handle, count func() (int, error), interval time.Duration, logger *slog.Logger) *conntrackFlusher {
+	f := &conntrackFlusher{host: host, count: count, interval: interval, logger: logger, pending: map[flushKey]bool{},
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 	f.idle = sync.NewCond(&f.mu)
 	go f.run()
 	return f
@@ -107,12 +128,39 @@ func (f *conntrackFlusher) run() {
 			<-f.wake
 			f.mu.Lock()
 		}
+		f.busy = true
+		closed := f.closed
+		f.mu.Unlock()
+		if f.nothingToFlush() {
+			f.mu.Lock()
+			f.pending = map[flushKey]bool{}
+			f.mu.Unlock()
+			continue
+		}
+		// Let more ports queue up before the next dump, unless closing.
+		if wait := time.Until(f.lastDump.Add(f.interval)); wait > 0 && !closed {
+			select {
+			case <-time.After(wait):
+			case <-f.closing:
+			}
+		}
+		f.mu.Lock()
 		batch := f.pending
 		f.pending = map[flushKey]bool{}
-		f.busy = true
 		f.mu.Unlock()
+		f.lastDump = time.Now()
 		f.flush(batch)
 	}
+}
+
+// nothingToFlush reports whether the namespace has no conntrack entry, so
+// no dump is needed.
+func (f *conntrackFlusher) nothingToFlush() bool {
+	if f.count == nil {
+		return false
+	}
+	n, err := f.count()
+	return err == nil && n == 0
 }
 
 // flush deletes the entries of batch: one dump per address family.
@@ -155,10 +203,26 @@ func (f *conntrackFlusher) close() {
 		return
 	}
 	f.closed = true
+	close(f.closing)
 	f.mu.Unlock()
 	select {
 	case f.wake <- struct{}{}:
 	default:
 	}
 	<-f.done
+}
+
+// conntrackCount returns a function reading the number of conntrack entries
+// of the namespace through sysctl; nil when sysctl is nil.
+func conntrackCount(sysctl func(string) (string, error)) func() (int, error) {
+	if sysctl == nil {
+		return nil
+	}
+	return func() (int, error) {
+		v, err := sysctl("net.netfilter.nf_conntrack_count")
+		if err != nil {
+			return 0, err
+		}
+		return strconv.Atoi(strings.TrimSpace(v))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -54,7 +55,7 @@ func TestConntrackFlusher(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	f := newConntrackFlusher(h, slog.New(slog.DiscardHandler))
+	f := newConntrackFlusher(h, nil, 10*time.Millisecond, slog.New(slog.DiscardHandler))
 	defer f.close()
 	udpFlow(t, h, "192.0.2.2", 40000, "192.0.2.1", 5353)
 	udpFlow(t, h, "192.0.2.3", 40001, "192.0.2.1", 5353)

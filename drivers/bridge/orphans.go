@@ -74,6 +74,10 @@ func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) err
 		onOwnBridge := ownBridges[l.Attrs().MasterIndex]
 		var orphan bool
 		switch {
+		case l.Type() == "bridge" && isOwnName(name, tempPrefix, 12):
+			// A bridge a crash caught between its creation and its
+			// final name (setupBridge): nobody else names links so.
+			orphan = true
 		case l.Type() == "bridge" && isOwnName(name, bridgePrefix, 12):
 			nid, marked := markedNetwork(l)
 			// Keyed on the mark, which says whose it is; a bridge

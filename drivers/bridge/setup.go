@@ -125,7 +125,15 @@ func (d *Driver) setupBridge(n *network, adopt bool) (func() error, error) {
 		return nil, fmt.Errorf("looking up bridge %s: %w", name, err)
 	}
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name = name
+	// The bridge is born under a temporary name, marked, then renamed: the
+	// kernel ignores IFLA_IFALIAS in the RTM_NEWLINK that creates a link
+	// (rtnl_create_link does not read it; checked on 6.18), and a bridge
+	// under its final name without its mark would be, after a crash
+	// between the two requests, a leak nothing may delete. One under a
+	// temporary name is the library's by its name alone (orphan
+	// collection deletes it).
+	tmp := tempBridgeName(n.id)
+	attrs.Name = tmp
 	attrs.MTU = n.config.mtu
 	// A fixed MAC keeps the bridge's address from following its ports'.
 	attrs.HardwareAddr = randomMAC()
@@ -137,12 +145,17 @@ func (d *Driver) setupBridge(n *network, adopt bool) (func() error, error) {
 	// the bridge floods multicast to all ports.
 	noSnooping := false
 	br := &netlink.Bridge{LinkAttrs: attrs, MulticastSnooping: &noSnooping}
-	if err := d.host.LinkAdd(br); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			// Created by someone else since the lookup.
-			return nil, errLinkExists(name, "link")
+	err := d.host.LinkAdd(br)
+	if errors.Is(err, unix.EEXIST) {
+		// Left by a crash in this very step for this network: ours.
+		if l, lerr := d.host.LinkByName(tmp); lerr == nil && l.Type() == "bridge" {
+			_ = d.host.LinkDel(l)
+			br.Attrs().Index = 0
+			err = d.host.LinkAdd(br)
 		}
-		return nil, fmt.Errorf("creating bridge %s: %w", name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating bridge %s (as %s): %w", name, tmp, err)
 	}
 	undo := func() error {
 		if err := d.host.LinkDel(br); err != nil && !isNotExist(err) {
@@ -155,17 +168,25 @@ func (d *Driver) setupBridge(n *network, adopt bool) (func() error, error) {
 	if n.bridgeIndex == 0 {
 		return undo, fmt.Errorf("bridge %s created but has no index", name)
 	}
-	// The mark goes on right after the creation, in a request of its own:
-	// the kernel ignores IFLA_IFALIAS in the RTM_NEWLINK that creates a
-	// link (rtnl_create_link does not read it; checked on 6.18). If it
-	// fails the bridge goes with the step's undo. A crash between the two
-	// leaves an unmarked bridge that nothing adopts or deletes: a leak,
-	// never a deletion of what is not ours.
 	if err := d.host.LinkSetAlias(br, bridgeMark(n.id)); err != nil {
 		return undo, fmt.Errorf("marking bridge %s as network %s's: %w", name, n.id, err)
 	}
+	if err := d.host.LinkSetName(br, name); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			// Created by someone else since the lookup.
+			return undo, errLinkExists(name, "link")
+		}
+		return undo, fmt.Errorf("naming bridge %s: %w", name, err)
+	}
 	return undo, nil
 }
+
+// tempPrefix starts the temporary name of a bridge being created; twelve
+// hex digits of the network's ID follow it.
+const tempPrefix = "lnt"
+
+// tempBridgeName is the name network nid's bridge has until it is marked.
+func tempBridgeName(nid string) string { return tempPrefix + shortID(nid, 12) }
 
 // markPrefix starts the mark (the interface alias, IFLA_IFALIAS) of every
 // bridge the driver creates; the network's ID follows it.
