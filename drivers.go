@@ -75,6 +75,8 @@ func (c *controller) makeDrivers() error {
 		LocalPools:  d.DefaultAddressPools,
 		GlobalPools: d.DefaultAddressPools,
 		HostRoutes:  routes.list,
+		// Preferred: the routes stay indexed in the lister's cache.
+		HostRouteIndex: routes.withIndex,
 	})
 	if err != nil {
 		return types.Errorf("default IPAM: %w", err)

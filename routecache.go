@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netkit/libnetwork/ipamutils"
 	"github.com/netkit/libnetwork/osl"
 )
 
@@ -85,7 +87,17 @@ type routeSet struct {
 	// settling: the set was just dumped, and notifications queued during
 	// the dump may repeat what it saw, so they apply idempotently.
 	settling bool
-	routes   map[routeKey]struct{}
+	// v6: the set holds IPv6 routes.
+	v6 bool
+	// routes maps each route to its number in index, which tells apart
+	// routes to the same prefix; nextID numbers the next route added.
+	routes map[routeKey]uint64
+	nextID uint64
+	// index holds the destinations of routes a default pool skips (see
+	// routeIndexed), each with its route's number, kept with routes so
+	// that a default pool request looks up routes without copying or
+	// indexing them (see routeLister.withIndex).
+	index ipamutils.PrefixIndex[uint64]
 	// byOIF and bySrc count the routes by device and by preferred source,
 	// for the link and address events.
 	byOIF map[uint32]int
@@ -94,19 +106,32 @@ type routeSet struct {
 	list []netip.Prefix
 }
 
-// reset makes the set hold routes, and valid, unless two of them have the
-// same key: the set could not tell them apart.
-func (s *routeSet) reset(routes []routeEntry) bool {
+// reset makes the set hold routes, of IPv6 if v6, and valid, unless two
+// of them have the same key: the set could not tell them apart.
+func (s *routeSet) reset(routes []routeEntry, v6 bool) bool {
 	if s.routes == nil {
-		s.routes = make(map[routeKey]struct{}, len(routes))
+		s.routes = make(map[routeKey]uint64, len(routes))
 		s.byOIF = make(map[uint32]int)
 		s.bySrc = make(map[netip.Addr]int)
 	}
 	clear(s.routes)
 	clear(s.byOIF)
 	clear(s.bySrc)
+	s.index = ipamutils.PrefixIndex[uint64]{}
 	s.list = nil
-	for _, r := range routes {
+	s.v6 = v6
+	// Added in the index's order, each addition appends rather than
+	// inserts: O(n log n) for the lot instead of O(n²).
+	sorted := slices.Clone(routes)
+	slices.SortFunc(sorted, func(a, b routeEntry) int {
+		pa, _ := routeIndexed(a.key.dst, v6)
+		pb, _ := routeIndexed(b.key.dst, v6)
+		if c := pa.Addr().Compare(pb.Addr()); c != 0 {
+			return c
+		}
+		return pa.Bits() - pb.Bits()
+	})
+	for _, r := range sorted {
 		if _, dup := s.routes[r.key]; dup {
 			s.valid = false
 			return false
@@ -115,6 +140,17 @@ func (s *routeSet) reset(routes []routeEntry) bool {
 	}
 	s.valid = true
 	return true
+}
+
+// routeIndexed returns the prefix under which a route to dst is indexed
+// for a default pool request of the family, and whether it is: valid, not
+// the default route, of the family, masked. These are the routes the
+// default IPAM keeps of what HostRoutes returns.
+func routeIndexed(dst netip.Prefix, v6 bool) (netip.Prefix, bool) {
+	if !dst.IsValid() || dst.Bits() <= 0 || dst.Addr().Is6() != v6 {
+		return netip.Prefix{}, false
+	}
+	return dst.Masked(), true
 }
 
 // prefixes returns the destinations of the routes, one per route, in a
@@ -132,7 +168,12 @@ func (s *routeSet) prefixes() []netip.Prefix {
 }
 
 func (s *routeSet) add(k routeKey) {
-	s.routes[k] = struct{}{}
+	id := s.nextID
+	s.nextID++
+	s.routes[k] = id
+	if p, ok := routeIndexed(k.dst, s.v6); ok {
+		s.index.Add(p, id)
+	}
 	s.byOIF[k.oif]++
 	if k.prefsrc.IsValid() {
 		s.bySrc[k.prefsrc]++
@@ -141,7 +182,14 @@ func (s *routeSet) add(k routeKey) {
 }
 
 func (s *routeSet) remove(k routeKey) {
+	id, ok := s.routes[k]
+	if !ok {
+		return
+	}
 	delete(s.routes, k)
+	if p, ok := routeIndexed(k.dst, s.v6); ok {
+		s.index.Remove(p, id)
+	}
 	if s.byOIF[k.oif]--; s.byOIF[k.oif] <= 0 {
 		delete(s.byOIF, k.oif)
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/ipamutils"
 )
 
 // routedLink makes an up bridge named name with address cidr in the
@@ -92,6 +93,70 @@ func requireRoutes(t *testing.T, l *routeLister, h *netlink.Handle, v6, cached b
 			t.Fatalf("%s: list (v6=%v) has %d routes, the kernel %d, some differ", what, v6, len(got), len(want))
 		}
 		t.Fatalf("%s: list (v6=%v) = %v, want %v", what, v6, got, want)
+	}
+}
+
+// indexProbes are the prefixes requireIndex looks up: the subnets
+// TestRouteCacheRandom routes, their halves and neighbours, and prefixes
+// holding several of them.
+func indexProbes(v6 bool) []netip.Prefix {
+	var out []netip.Prefix
+	add := func(s string) { out = append(out, netip.MustParsePrefix(s)) }
+	if v6 {
+		for i := range 10 {
+			add(fmt.Sprintf("fd00:%x::/64", i))
+			add(fmt.Sprintf("fd00:%x::/65", i))
+			add(fmt.Sprintf("fd00:%x:0:0:8000::/65", i))
+			add(fmt.Sprintf("fd00:%x::/63", i&^1))
+		}
+		add("fd00::/48")
+		add("fd00::/16")
+		add("fd01::/64")
+		return out
+	}
+	for b := 8; b < 14; b++ {
+		for c := range 10 {
+			add(fmt.Sprintf("10.%d.%d.0/24", b, c))
+			add(fmt.Sprintf("10.%d.%d.128/25", b, c))
+			add(fmt.Sprintf("10.%d.%d.0/23", b, c&^1))
+		}
+		add(fmt.Sprintf("10.%d.0.0/16", b))
+		add(fmt.Sprintf("10.%d.0.0/21", b))
+	}
+	add("10.0.0.0/8")
+	add("11.0.0.0/24")
+	return out
+}
+
+// requireIndex checks that withIndex's lookup answers every probe as an
+// index of the kernel's routes (listed by the netlink library) does, from
+// the cache if cached.
+func requireIndex(t *testing.T, l *routeLister, h *netlink.Handle, v6, cached bool, what string) {
+	t.Helper()
+	var ps []netip.Prefix
+	for _, s := range kernelRoutes(t, h, v6) {
+		ps = append(ps, netip.MustParsePrefix(s).Masked())
+	}
+	want := ipamutils.NewPrefixIndex(ps, struct{}{})
+	before := l.dumps
+	called := 0
+	err := l.withIndex(v6, func(overlapping func(netip.Prefix) (netip.Prefix, bool)) error {
+		called++
+		for _, probe := range indexProbes(v6) {
+			got, gotOK := overlapping(probe)
+			w, _, wOK := want.Overlapping(probe)
+			if got != w || gotOK != wOK {
+				t.Errorf("%s: overlapping(%v) = %v, %v; an index of the kernel's routes says %v, %v", what, probe, got, gotOK, w, wOK)
+			}
+		}
+		return nil
+	})
+	mustf(t, err, "withIndex")
+	if called != 1 {
+		t.Fatalf("%s: withIndex called fn %d times", what, called)
+	}
+	if dumped := l.dumps != before; dumped == cached {
+		t.Errorf("%s: withIndex (v6=%v) dumped %d times, want a dump: %v", what, v6, l.dumps-before, !cached)
 	}
 }
 
@@ -297,8 +362,74 @@ func TestRouteCacheRandom(t *testing.T) {
 		}
 		for _, v6 := range []bool{false, true} {
 			requireRoutes(t, l, h, v6, round > 0, fmt.Sprintf("round %d", round))
+			requireIndex(t, l, h, v6, true, fmt.Sprintf("round %d", round))
 		}
 	}
+}
+
+// The index the cache keeps answers as an index of a fresh dump after a
+// random series of additions and deletions, duplicates of a prefix
+// (another metric, another link) among them, and links going down; when
+// the cache cannot hold the routes (one has several nexthops), withIndex
+// indexes a dump instead, every time.
+func TestRouteCacheIndexRandom(t *testing.T) {
+	e := newEnv(t)
+	h := e.host.Handle()
+	links := []netlink.Link{routedLink(t, h, "routed0", "10.9.0.1/16"), routedLink(t, h, "routed1", "10.8.0.1/16")}
+	l, err := newRouteLister(e.host)
+	mustf(t, err, "route lister")
+	defer l.close()
+	requireIndex(t, l, h, false, false, "first")
+	requireIndex(t, l, h, true, false, "first")
+	rng := rand.New(rand.NewPCG(3, 4))
+	var present []*netlink.Route
+	for round := range 30 {
+		for range 40 {
+			if len(present) > 0 && rng.IntN(3) == 0 {
+				i := rng.IntN(len(present))
+				mustf(t, h.RouteDel(present[i]), "delete %v", present[i])
+				present = slices.Delete(present, i, i+1)
+				continue
+			}
+			r := &netlink.Route{LinkIndex: links[rng.IntN(2)].Attrs().Index, Priority: 1 + rng.IntN(3)}
+			switch rng.IntN(3) {
+			case 0:
+				r.Dst = ipNet(t, fmt.Sprintf("10.%d.%d.0/24", 10+rng.IntN(3), rng.IntN(8)))
+			case 1:
+				// Nested in the /24s, or holding two of them.
+				r.Dst = ipNet(t, fmt.Sprintf("10.%d.%d.%d/%d", 10+rng.IntN(3), rng.IntN(8)&^1, 0, 23+rng.IntN(3)))
+			default:
+				r.Dst = ipNet(t, fmt.Sprintf("fd00:%x::/%d", rng.IntN(8), 63+rng.IntN(3)))
+			}
+			r.Dst.IP = r.Dst.IP.Mask(r.Dst.Mask)
+			if err := h.RouteAdd(r); err != nil {
+				continue // the same route again: EEXIST
+			}
+			present = append(present, r)
+		}
+		if round%7 == 6 {
+			link := links[rng.IntN(2)]
+			mustf(t, h.LinkSetDown(link), "down")
+			mustf(t, h.LinkSetUp(link), "up")
+			present = slices.DeleteFunc(present, func(r *netlink.Route) bool {
+				return r.LinkIndex == link.Attrs().Index
+			})
+		}
+		for _, v6 := range []bool{false, true} {
+			requireIndex(t, l, h, v6, true, fmt.Sprintf("round %d", round))
+		}
+	}
+
+	multi := &netlink.Route{Dst: ipNet(t, "10.13.0.0/24"), MultiPath: []*netlink.NexthopInfo{
+		{LinkIndex: links[0].Attrs().Index}, {LinkIndex: links[1].Attrs().Index},
+	}}
+	mustf(t, h.RouteAdd(multi), "multipath route")
+	for i := range 2 {
+		requireIndex(t, l, h, false, false, fmt.Sprintf("with a multipath route, %d", i))
+	}
+	mustf(t, h.RouteDel(multi), "delete the multipath route")
+	requireIndex(t, l, h, false, false, "the multipath route gone")
+	requireIndex(t, l, h, false, true, "the multipath route gone, cached")
 }
 
 // A default pool request skips a subnet someone else routed after the

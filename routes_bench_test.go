@@ -3,6 +3,7 @@ package libnetwork
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -14,9 +15,11 @@ import (
 // cannot be trusted), path=cached answers from the cache, and
 // path=cached-change answers from the cache after a route (untimed) was
 // added or deleted, as a network's bridge does between two requests.
+// path=index and path=index-change do the same with withIndex and one
+// lookup, as a default pool request now does, instead of list.
 func BenchmarkHostRoutes(b *testing.B) {
 	for _, n := range []int{100, 4000} {
-		for _, path := range []string{"dump", "cached", "cached-change"} {
+		for _, path := range []string{"dump", "cached", "cached-change", "index", "index-change"} {
 			b.Run(fmt.Sprintf("routes=%d/path=%s", n, path), func(b *testing.B) {
 				e := newEnv(b)
 				h := e.host.Handle()
@@ -40,7 +43,7 @@ func BenchmarkHostRoutes(b *testing.B) {
 						l.mu.Lock()
 						l.sets[0].valid = false
 						l.mu.Unlock()
-					case "cached-change":
+					case "cached-change", "index-change":
 						b.StopTimer()
 						if added {
 							mustf(b, h.RouteDel(extra), "delete")
@@ -51,6 +54,18 @@ func BenchmarkHostRoutes(b *testing.B) {
 						}
 						added = !added
 						b.StartTimer()
+					}
+					if path == "index" || path == "index-change" {
+						var found bool
+						err := l.withIndex(false, func(overlapping func(netip.Prefix) (netip.Prefix, bool)) error {
+							_, found = overlapping(netip.MustParsePrefix("10.0.0.0/24"))
+							return nil
+						})
+						mustf(b, err, "withIndex")
+						if !found {
+							b.Fatal("10.0.0.0/24 not found routed")
+						}
+						continue
 					}
 					routes, err := l.list(false)
 					mustf(b, err, "list")

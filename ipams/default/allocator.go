@@ -15,6 +15,7 @@
 package defaultipam
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -41,11 +42,22 @@ type Config struct {
 	// default pool, with the family of the request, without the
 	// allocator's lock held.
 	HostRoutes func(v6 bool) ([]netip.Prefix, error)
+	// HostRouteIndex, when set, is used instead of HostRoutes: it calls
+	// fn once with a lookup of the same routes (those of the family,
+	// other than the default route, masked): overlapping returns one
+	// overlapping a prefix, and whether there is one. It returns fn's
+	// error, or its own if it could not read the routes (then without
+	// calling fn). It lets the routes stay indexed where they are kept
+	// rather than be copied and indexed on every request. The allocator
+	// takes its lock inside fn, and never holds it when calling
+	// HostRouteIndex: a lock HostRouteIndex holds around fn comes first.
+	HostRouteIndex func(v6 bool, fn func(overlapping func(netip.Prefix) (netip.Prefix, bool)) error) error
 }
 
 // Allocator is the built-in allocator. It is safe for concurrent use.
 type Allocator struct {
-	hostRoutes func(v6 bool) ([]netip.Prefix, error)
+	hostRoutes     func(v6 bool) ([]netip.Prefix, error)
+	hostRouteIndex func(v6 bool, fn func(overlapping func(netip.Prefix) (netip.Prefix, bool)) error) error
 
 	mu sync.Mutex
 	// spaces maps an address space name to its state.
@@ -74,7 +86,7 @@ func New(cfg Config) (*Allocator, error) {
 	if global == nil {
 		global = ipamutils.GlobalDefaultPools()
 	}
-	a := &Allocator{hostRoutes: cfg.HostRoutes, spaces: make(map[string]*addrSpace, 2), pools: make(map[string]*pool)}
+	a := &Allocator{hostRoutes: cfg.HostRoutes, hostRouteIndex: cfg.HostRouteIndex, spaces: make(map[string]*addrSpace, 2), pools: make(map[string]*pool)}
 	for name, specs := range map[string][]config.PoolSpec{ipamapi.LocalDefault: local, ipamapi.GlobalDefault: global} {
 		sp := &addrSpace{name: name}
 		for _, spec := range specs {
@@ -176,6 +188,26 @@ func family(v6 bool) string {
 // requestDefaultPool reserves the first default pool of the family that
 // overlaps neither a pool of the space nor a host route.
 func (a *Allocator) requestDefaultPool(space string, v6 bool) (string, *net.IPNet, map[string]string, error) {
+	if a.hostRouteIndex != nil {
+		var (
+			id   string
+			nw   *net.IPNet
+			err  error
+			took bool
+		)
+		lerr := a.hostRouteIndex(v6, func(overlapping func(netip.Prefix) (netip.Prefix, bool)) error {
+			took = true
+			id, nw, err = a.reserveDefault(space, v6, overlapping)
+			return nil
+		})
+		if lerr != nil || !took {
+			if lerr == nil {
+				lerr = errors.New("the route lookup was not called")
+			}
+			return "", nil, nil, types.InternalErrorf("request for a default %s pool in %s: reading host routes: %w", family(v6), space, lerr)
+		}
+		return id, nw, nil, err
+	}
 	var routes []netip.Prefix
 	if a.hostRoutes != nil {
 		all, err := a.hostRoutes(v6)
@@ -191,7 +223,17 @@ func (a *Allocator) requestDefaultPool(space string, v6 bool) (string, *net.IPNe
 	// Scanning every route for every candidate made a default pool
 	// O(networks²) once each network's bridge had its route.
 	rx := ipamutils.NewPrefixIndex(routes, struct{}{})
+	id, nw, err := a.reserveDefault(space, v6, func(want netip.Prefix) (netip.Prefix, bool) {
+		p, _, ok := rx.Overlapping(want)
+		return p, ok
+	})
+	return id, nw, nil, err
+}
 
+// reserveDefault reserves the first default pool of the family that
+// overlaps neither a pool of the space nor a route overlapping finds. It
+// takes a.mu.
+func (a *Allocator) reserveDefault(space string, v6 bool, overlapping func(netip.Prefix) (netip.Prefix, bool)) (string, *net.IPNet, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	sp := a.spaces[space]
@@ -199,29 +241,29 @@ func (a *Allocator) requestDefaultPool(space string, v6 bool) (string, *net.IPNe
 		if spec.Base.Addr().Is6() != v6 {
 			continue
 		}
-		if p, ok := sp.firstFree(spec, rx); ok {
+		if p, ok := sp.firstFree(spec, overlapping); ok {
 			id := PoolID{AddressSpace: space, Pool: p}
 			a.insertLocked(sp, newPool(id))
-			return id.String(), prefixToIPNet(p), nil, nil
+			return id.String(), prefixToIPNet(p), nil
 		}
 	}
 	// types.Errorf: the error is a types.NoServiceError itself, for
 	// callers that assert the class rather than unwrap.
-	return "", nil, nil, types.Errorf("request for a default %s pool in %s: all %d default pools overlap pools in use or host routes: %w",
+	return "", nil, types.Errorf("request for a default %s pool in %s: all %d default pools overlap pools in use or host routes: %w",
 		family(v6), space, len(sp.defaults), ipamapi.ErrNoAvailablePool)
 }
 
 // firstFree returns the first subnet of spec overlapping neither a pool of
-// sp nor a route. On a conflict it jumps past the conflicting prefix, so
-// the cost grows with the conflicts, not with the size of spec; each
-// conflict is found in O(log n).
-func (sp *addrSpace) firstFree(spec config.PoolSpec, routes *ipamutils.PrefixIndex[struct{}]) (netip.Prefix, bool) {
+// sp nor a route overlapping finds. On a conflict it jumps past the
+// conflicting prefix, so the cost grows with the conflicts, not with the
+// size of spec; each conflict is found in O(log n).
+func (sp *addrSpace) firstFree(spec config.PoolSpec, overlapping func(netip.Prefix) (netip.Prefix, bool)) (netip.Prefix, bool) {
 	cand, ok := ipamutils.SubnetFrom(spec, spec.Base.Addr())
 	for ok {
 		var conflict netip.Prefix
 		if p := sp.overlapping(cand); p != nil {
 			conflict = p.id.Pool
-		} else if r, _, ok := routes.Overlapping(cand); ok {
+		} else if r, ok := overlapping(cand); ok {
 			conflict = r
 		} else {
 			return cand, true

@@ -168,7 +168,35 @@ func TestParsePoolID(t *testing.T) {
 	}
 }
 
+// TestDefaultPools checks default pool selection with the routes given by
+// HostRoutes, and by HostRouteIndex instead.
 func TestDefaultPools(t *testing.T) {
+	for _, via := range []string{"HostRoutes", "HostRouteIndex"} {
+		t.Run(via, func(t *testing.T) { testDefaultPools(t, via == "HostRouteIndex") })
+	}
+}
+
+// scanIndex returns a Config.HostRouteIndex over what routes returns,
+// found by a scan, with HostRoutes' filtering: valid, not the default
+// route, of the family, masked.
+func scanIndex(routes func(v6 bool) ([]netip.Prefix, error)) func(bool, func(func(netip.Prefix) (netip.Prefix, bool)) error) error {
+	return func(v6 bool, fn func(func(netip.Prefix) (netip.Prefix, bool)) error) error {
+		all, err := routes(v6)
+		if err != nil {
+			return err
+		}
+		return fn(func(want netip.Prefix) (netip.Prefix, bool) {
+			for _, r := range all {
+				if r.IsValid() && r.Bits() > 0 && r.Addr().Is6() == v6 && r.Masked().Overlaps(want) {
+					return r.Masked(), true
+				}
+			}
+			return netip.Prefix{}, false
+		})
+	}
+}
+
+func testDefaultPools(t *testing.T, viaIndex bool) {
 	routes := []netip.Prefix{
 		netip.MustParsePrefix("0.0.0.0/0"),       // default route: ignored
 		netip.MustParsePrefix("::/0"),            // default route: ignored
@@ -185,6 +213,15 @@ func TestDefaultPools(t *testing.T) {
 			{Base: netip.MustParsePrefix("fd00::/48"), Size: 64},
 		},
 		HostRoutes: func(bool) ([]netip.Prefix, error) { calls++; return routes, nil },
+	}
+	if viaIndex {
+		cfg.HostRouteIndex = scanIndex(cfg.HostRoutes)
+		hostRoutes := cfg.HostRoutes
+		// Not called when HostRouteIndex is set.
+		cfg.HostRoutes = func(v6 bool) ([]netip.Prefix, error) {
+			t.Error("HostRoutes called with HostRouteIndex set")
+			return hostRoutes(v6)
+		}
 	}
 	a := newAllocator(t, cfg)
 	mustPool(t, a, "10.0.1.0/24", "")
@@ -279,6 +316,33 @@ func TestHostRoutesError(t *testing.T) {
 	}
 	// Explicit pools do not need the routes.
 	mustPool(t, a, "10.0.0.0/24", "")
+}
+
+// A HostRouteIndex that cannot read the routes fails a default pool
+// request with an internal error wrapping its own, and so does one that
+// returns without calling fn; an error of the allocator's own made under
+// it keeps its class.
+func TestHostRouteIndexError(t *testing.T) {
+	boom := errors.New("netlink: boom")
+	a := newAllocator(t, Config{HostRouteIndex: scanIndex(func(bool) ([]netip.Prefix, error) { return nil, boom })})
+	_, _, _, err := a.RequestPool(ipamapi.LocalDefault, "", "", nil, false)
+	if !errors.Is(err, boom) || !types.IsInternal(err) {
+		t.Fatalf("error %v, want internal wrapping %v", err, boom)
+	}
+	mustPool(t, a, "10.0.0.0/24", "")
+
+	a = newAllocator(t, Config{HostRouteIndex: func(bool, func(func(netip.Prefix) (netip.Prefix, bool)) error) error { return nil }})
+	if _, nw, _, err := a.RequestPool(ipamapi.LocalDefault, "", "", nil, false); !types.IsInternal(err) {
+		t.Fatalf("default pool with a HostRouteIndex that did not call fn = %v, %v; want an internal error", nw, err)
+	}
+
+	// Every subnet of the one default pool is routed.
+	a = newAllocator(t, Config{
+		LocalPools:     []config.PoolSpec{{Base: netip.MustParsePrefix("10.1.0.0/23"), Size: 24}},
+		HostRouteIndex: scanIndex(func(bool) ([]netip.Prefix, error) { return []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, nil }),
+	})
+	_, _, _, err = a.RequestPool(ipamapi.LocalDefault, "", "", nil, false)
+	checkErr(t, "RequestPool with every default subnet routed", err, ipamapi.ErrNoAvailablePool)
 }
 
 func TestReleasePool(t *testing.T) {
