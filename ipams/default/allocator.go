@@ -74,6 +74,63 @@ type addrSpace struct {
 	defaults []config.PoolSpec
 	// pools are pairwise disjoint, sorted by network address.
 	pools []*pool
+	// runs are the address ranges the pools cover, with touching pools
+	// merged into one run, sorted: a default pool request jumps past a
+	// whole run of back-to-back pools in one step, instead of walking the
+	// thousands of pools earlier requests laid end to end.
+	runs []addrRange
+}
+
+// addrRange is the addresses first..last.
+type addrRange struct{ first, last netip.Addr }
+
+// runAt returns the index of the run holding a, or -1.
+func (sp *addrSpace) runAt(a netip.Addr) int {
+	i, _ := slices.BinarySearchFunc(sp.runs, a, func(r addrRange, a netip.Addr) int {
+		if r.first.Compare(a) <= 0 {
+			return -1
+		}
+		return 1
+	})
+	if i > 0 && sp.runs[i-1].first.Compare(a) <= 0 && a.Compare(sp.runs[i-1].last) <= 0 {
+		return i - 1
+	}
+	return -1
+}
+
+// addRun adds the addresses of p, which no run holds, merging it with the
+// runs it touches.
+func (sp *addrSpace) addRun(p netip.Prefix) {
+	r := addrRange{p.Addr(), ipamutils.LastAddr(p)}
+	i, _ := slices.BinarySearchFunc(sp.runs, r.first, func(q addrRange, a netip.Addr) int { return q.first.Compare(a) })
+	lo, hi := i, i
+	if i > 0 && sp.runs[i-1].last.Next() == r.first {
+		lo = i - 1
+		r.first = sp.runs[i-1].first
+	}
+	if i < len(sp.runs) && r.last.Next() == sp.runs[i].first {
+		hi = i + 1
+		r.last = sp.runs[i].last
+	}
+	sp.runs = slices.Replace(sp.runs, lo, hi, r)
+}
+
+// removeRun takes the addresses of p out of the run holding them,
+// splitting it.
+func (sp *addrSpace) removeRun(p netip.Prefix) {
+	i := sp.runAt(p.Addr())
+	if i < 0 {
+		return
+	}
+	r, last := sp.runs[i], ipamutils.LastAddr(p)
+	var parts []addrRange
+	if r.first.Less(p.Addr()) {
+		parts = append(parts, addrRange{r.first, p.Addr().Prev()})
+	}
+	if last.Less(r.last) {
+		parts = append(parts, addrRange{last.Next(), r.last})
+	}
+	sp.runs = slices.Replace(sp.runs, i, i+1, parts...)
 }
 
 // New returns an allocator with no pools reserved. It fails with an
@@ -255,22 +312,27 @@ func (a *Allocator) reserveDefault(space string, v6 bool, overlapping func(netip
 
 // firstFree returns the first subnet of spec overlapping neither a pool of
 // sp nor a route overlapping finds. On a conflict it jumps past the
-// conflicting prefix, so the cost grows with the conflicts, not with the
-// size of spec; each conflict is found in O(log n).
+// conflicting route, or the whole run of pools the conflicting pool is in,
+// so the cost grows with the conflicts, not with the size of spec or the
+// number of pools; each conflict is found in O(log n).
 func (sp *addrSpace) firstFree(spec config.PoolSpec, overlapping func(netip.Prefix) (netip.Prefix, bool)) (netip.Prefix, bool) {
 	cand, ok := ipamutils.SubnetFrom(spec, spec.Base.Addr())
 	for ok {
-		var conflict netip.Prefix
+		var conflictEnd netip.Addr
 		if p := sp.overlapping(cand); p != nil {
-			conflict = p.id.Pool
+			// Past the whole run of pools p is in.
+			conflictEnd = ipamutils.LastAddr(p.id.Pool)
+			if i := sp.runAt(p.id.Pool.Addr()); i >= 0 {
+				conflictEnd = sp.runs[i].last
+			}
 		} else if r, ok := overlapping(cand); ok {
-			conflict = r
+			conflictEnd = ipamutils.LastAddr(r)
 		} else {
 			return cand, true
 		}
 		end := ipamutils.LastAddr(cand)
-		if e := ipamutils.LastAddr(conflict); end.Less(e) {
-			end = e
+		if end.Less(conflictEnd) {
+			end = conflictEnd
 		}
 		next := end.Next()
 		if !next.IsValid() {
@@ -295,6 +357,7 @@ func (a *Allocator) ReleasePool(poolID string) error {
 		return q.id.Pool.Addr().Compare(a)
 	})
 	sp.pools = slices.Delete(sp.pools, i, i+1)
+	sp.removeRun(p.id.Pool)
 	return nil
 }
 
@@ -323,6 +386,7 @@ func (a *Allocator) insertLocked(sp *addrSpace, p *pool) {
 		return q.id.Pool.Addr().Compare(a)
 	})
 	sp.pools = slices.Insert(sp.pools, i, p)
+	sp.addRun(p.id.Pool)
 	a.pools[p.id.String()] = p
 }
 

@@ -2,13 +2,16 @@ package defaultipam
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/ipamapi"
+	"github.com/netkit/libnetwork/ipamutils"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -362,5 +365,56 @@ func TestReleasePool(t *testing.T) {
 	id = mustPool(t, a, "10.0.0.0/24", "10.0.0.128/25")
 	if nw, _, err := a.RequestAddress(id, nil, nil); err != nil || nw.String() != "10.0.0.128/24" {
 		t.Fatalf("RequestAddress = %v, %v; want 10.0.0.128/24", nw, err)
+	}
+}
+
+// Default pools come out as the first free subnet, whatever the order of
+// requests and releases: the run index that lets a request jump past
+// back-to-back pools must pick what a subnet-by-subnet scan picks.
+func TestDefaultPoolRunsMatchScan(t *testing.T) {
+	spec := config.PoolSpec{Base: netip.MustParsePrefix("10.0.0.0/20"), Size: 24}
+	a, err := New(Config{LocalPools: []config.PoolSpec{spec}, GlobalPools: []config.PoolSpec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An explicit pool in the middle of the default range.
+	if _, _, _, err := a.RequestPool(ipamapi.LocalDefault, "10.0.7.0/24", "", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	scan := func() (netip.Prefix, bool) {
+		sp := a.spaces[ipamapi.LocalDefault]
+		for cand, ok := ipamutils.SubnetFrom(spec, spec.Base.Addr()); ok; cand, ok = ipamutils.SubnetFrom(spec, ipamutils.LastAddr(cand).Next()) {
+			if sp.overlapping(cand) == nil {
+				return cand, true
+			}
+		}
+		return netip.Prefix{}, false
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var held []string
+	for i := range 2000 {
+		if len(held) > 0 && rng.IntN(3) == 0 {
+			j := rng.IntN(len(held))
+			if err := a.ReleasePool(held[j]); err != nil {
+				t.Fatal(err)
+			}
+			held = slices.Delete(held, j, j+1)
+			continue
+		}
+		want, free := scan()
+		id, nw, _, err := a.RequestPool(ipamapi.LocalDefault, "", "", nil, false)
+		if !free {
+			if err == nil {
+				t.Fatalf("step %d: got %v with no free subnet", i, nw)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v, want %v", i, err, want)
+		}
+		if got, _ := netip.ParsePrefix(nw.String()); got != want {
+			t.Fatalf("step %d: got %v, want the first free %v", i, got, want)
+		}
+		held = append(held, id)
 	}
 }
