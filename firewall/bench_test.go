@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/netkit/libnetwork/types"
 )
 
 // benchNetwork returns a masquerading dual-stack network numbered i.
@@ -74,6 +76,26 @@ func BenchmarkReconcile(b *testing.B) {
 	}
 	for b.Loop() {
 		if err := f.Reconcile(keep); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPublish100Ports measures publishing and unpublishing the 100
+// ports of one endpoint, each an element of the any map.
+func BenchmarkPublish100Ports(b *testing.B) {
+	f := newFirewall(b)
+	rules := make([]PortRule, 100)
+	for i := range rules {
+		rules[i] = PortRule{Proto: types.TCP, HostIP: netip.IPv4Unspecified(), HostPort: uint16(20000 + i),
+			ContainerIP: netip.MustParseAddr("172.18.0.2"), ContainerPort: uint16(1 + i)}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.AddPorts(rules); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.DeletePorts(rules); err != nil {
 			b.Fatal(err)
 		}
 	}
