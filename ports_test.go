@@ -412,3 +412,30 @@ func TestPublishRestartPortTaken(t *testing.T) {
 		t.Errorf("endpoint record after the failed re-publish: %+v", rec.Join)
 	}
 }
+
+// A recorded published binding is asked for again only if a requested
+// binding allows it: a forged record cannot publish port 22.
+func TestAllowedBy(t *testing.T) {
+	req := []types.PortBinding{
+		{Proto: types.TCP, Port: 80},
+		{Proto: types.UDP, Port: 53, HostPort: 5300, HostPortEnd: 5310},
+		{Proto: types.TCP, Port: 443, HostIP: net.ParseIP("192.0.2.1"), HostPort: 8443},
+	}
+	for _, tc := range []struct {
+		b    types.PortBinding
+		want bool
+	}{
+		{types.PortBinding{Proto: types.TCP, Port: 80, HostIP: net.IPv4zero, HostPort: 33000}, true},
+		{types.PortBinding{Proto: types.TCP, Port: 80, HostIP: net.IPv6zero, HostPort: 33000}, true},
+		{types.PortBinding{Proto: types.UDP, Port: 80, HostIP: net.IPv4zero, HostPort: 33000}, false},
+		{types.PortBinding{Proto: types.TCP, Port: 22, HostIP: net.IPv4zero, HostPort: 22}, false},
+		{types.PortBinding{Proto: types.UDP, Port: 53, HostIP: net.IPv4zero, HostPort: 5305}, true},
+		{types.PortBinding{Proto: types.UDP, Port: 53, HostIP: net.IPv4zero, HostPort: 5311}, false},
+		{types.PortBinding{Proto: types.TCP, Port: 443, HostIP: net.ParseIP("192.0.2.1"), HostPort: 8443}, true},
+		{types.PortBinding{Proto: types.TCP, Port: 443, HostIP: net.ParseIP("127.0.0.1"), HostPort: 8443}, false},
+	} {
+		if got := allowedBy(tc.b, req); got != tc.want {
+			t.Errorf("allowedBy(%s) = %v, want %v", tc.b.String(), got, tc.want)
+		}
+	}
+}

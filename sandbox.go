@@ -282,7 +282,15 @@ func (sb *sandbox) deleteJoined(ep *endpoint, mode removeMode) {
 	if sb.gw6 == ep {
 		sb.gw6 = nil
 	}
+	ext := sb.ext == ep
+	if ext {
+		sb.ext = nil
+	}
 	sb.mu.Unlock()
+	if ext {
+		// Unpublished here, not left to the driver's DeleteEndpoint.
+		sb.revokeExternal(ep)
+	}
 	if js != nil {
 		sb.depopulate(ep, js, mode)
 	}

@@ -282,7 +282,13 @@ func (sb *sandbox) adopt(key string, eps []*endpoint) (err error) {
 	u.add(func() {
 		sb.mu.Lock()
 		sb.ns, sb.key, sb.gw4, sb.gw6 = nil, "", nil, nil
+		ext := sb.ext
+		sb.ext = nil
 		sb.mu.Unlock()
+		if ext != nil {
+			// Published for a namespace that is not adopted after all.
+			sb.revokeExternal(ext)
+		}
 		_ = ns.Destroy()
 	})
 

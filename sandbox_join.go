@@ -442,6 +442,23 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 	if err := sb.updateGateways(); err != nil {
 		c.logger.Warn("moving default gateway at leave", "sandbox", sb.id, "error", err)
 	}
+	// Whatever became of the routes, nothing may point at ep any more,
+	// and its ports go with it.
+	sb.mu.Lock()
+	if sb.gw4 == ep {
+		sb.gw4 = nil
+	}
+	if sb.gw6 == ep {
+		sb.gw6 = nil
+	}
+	ext := sb.ext == ep
+	if ext {
+		sb.ext = nil
+	}
+	sb.mu.Unlock()
+	if ext {
+		sb.revokeExternal(ep)
+	}
 	mode := removeNone
 	if retire {
 		mode = removeRetire

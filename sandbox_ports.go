@@ -139,9 +139,20 @@ func (sb *sandbox) externalOptions(ep *endpoint, published []types.PortBinding) 
 	sbPorts := slices.Clone(sb.config.PortBindings)
 	sbExposed := slices.Clone(sb.config.ExposedPorts)
 	sb.mu.Unlock()
-	ports := published
-	if ports == nil {
-		ports = append(slices.Clone(ep.portMapping), sbPorts...)
+	requested := append(slices.Clone(ep.portMapping), sbPorts...)
+	ports := requested
+	if published != nil {
+		// Ports recorded as published are asked for again only where a
+		// requested binding allows them: a record is input too.
+		ports = nil
+		for _, b := range published {
+			if allowedBy(b, requested) {
+				ports = append(ports, b)
+			} else {
+				sb.ctrl.logger.Warn("recorded published port matches no requested binding; not published again",
+					"endpoint", ep.Name(), "sandbox", sb.id, "binding", b.String())
+			}
+		}
 	}
 	delete(opts, netlabel.PortMap)
 	if len(ports) > 0 {
@@ -163,12 +174,17 @@ func (sb *sandbox) markExtChanged(ep *endpoint) {
 }
 
 // putExtChanged stores, in tx, the records of the endpoints queued by
-// markExtChanged that are still joined to sb, and empties the queue.
+// markExtChanged that are still joined to sb. The queue is emptied when tx
+// commits (a failed commit leaves it for the next store update).
 func (sb *sandbox) putExtChanged(tx *datastore.Tx) error {
 	sb.mu.Lock()
-	eps := sb.extChanged
-	sb.extChanged = nil
+	eps := slices.Clone(sb.extChanged)
 	sb.mu.Unlock()
+	tx.OnCommit(func() {
+		sb.mu.Lock()
+		sb.extChanged = slices.DeleteFunc(sb.extChanged, func(e *endpoint) bool { return slices.Contains(eps, e) })
+		sb.mu.Unlock()
+	})
 	for _, ep := range eps {
 		ep.mu.Lock()
 		joined := ep.sandboxID == sb.id && ep.join != nil
@@ -181,4 +197,36 @@ func (sb *sandbox) putExtChanged(tx *datastore.Tx) error {
 		}
 	}
 	return nil
+}
+
+// allowedBy reports whether published binding b, as a driver reported it
+// (one host address, one host port), is what one of the requested
+// bindings asks for: same protocol and container port, a host port the
+// request's port or range allows (any for an ephemeral request), and its
+// host address, or an unspecified one for a request that names none.
+func allowedBy(b types.PortBinding, requested []types.PortBinding) bool {
+	for _, r := range requested {
+		if r.Proto != b.Proto || r.Port != b.Port {
+			continue
+		}
+		if r.HostPort != 0 {
+			end := max(r.HostPortEnd, r.HostPort)
+			if b.HostPort < r.HostPort || b.HostPort > end {
+				continue
+			}
+		}
+		if len(r.HostIP) == 0 || r.HostIP.IsUnspecified() {
+			// The driver may have used its network's default binding
+			// address; any address of the host is then acceptable only
+			// for it, so check the family at least.
+			if len(r.HostIP) != 0 && (r.HostIP.To4() == nil) != (b.HostIP.To4() == nil) {
+				continue
+			}
+			return true
+		}
+		if r.HostIP.Equal(b.HostIP) {
+			return true
+		}
+	}
+	return false
 }

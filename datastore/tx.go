@@ -108,3 +108,7 @@ func checkKey(kind, id string) error {
 	}
 	return nil
 }
+
+// OnCommit has fn called once the transaction commits, and never if it
+// fails or rolls back.
+func (tx *Tx) OnCommit(fn func()) { tx.tx.OnCommit(fn) }

@@ -138,6 +138,9 @@ type Firewall struct {
 	// ports holds the published ports: exactly the elements of the port
 	// maps.
 	ports map[portKey]PortRule
+	// inherited are the keys of ports learned from an earlier run's table
+	// (Init) that no AddPorts or ReconcilePorts has claimed since.
+	inherited map[portKey]bool
 	// open holds the open ports of routed networks: exactly the elements
 	// of open4 and open6.
 	open map[OpenPort]bool

@@ -210,7 +210,10 @@ func portRuleOf(m string, e nftables.SetElement) (PortRule, error) {
 // AddPorts publishes the ports of rules in one batch. A rule already
 // published the same way is left as it is; a rule whose host address,
 // protocol and port are already published to another destination is
-// refused (ForbiddenError) and nothing of the batch is installed.
+// refused (ForbiddenError) and nothing of the batch is installed, unless
+// that destination was learned from an earlier run's table and nothing
+// has claimed it since (a restore publishing before ReconcilePorts): it is
+// then replaced.
 func (f *Firewall) AddPorts(rules []PortRule) error {
 	return f.changePorts("publish ports", rules, false)
 }
@@ -233,6 +236,7 @@ func (f *Firewall) changePorts(what string, rules []PortRule, del bool) error {
 		return err
 	}
 	byMap := map[*nftables.Set][]nftables.SetElement{}
+	stale := map[*nftables.Set][]nftables.SetElement{}
 	var changed []PortRule
 	seen := make(map[portKey]PortRule, len(rules))
 	for _, r := range rules {
@@ -249,7 +253,12 @@ func (f *Firewall) changePorts(what string, rules []PortRule, del bool) error {
 		case del && (!ok || cur != r):
 			continue
 		case !del && ok && cur == r:
+			delete(f.inherited, k)
 			continue
+		case !del && ok && f.inherited[k]:
+			// Left by an earlier run and claimed by nobody yet (the
+			// restore publishing before ReconcilePorts): replaced.
+			stale[f.mapOf(cur)] = append(stale[f.mapOf(cur)], cur.element())
 		case !del && ok:
 			return types.ForbiddenErrorf("firewall: %s: %s: host port %d/%s on %s already goes to %s",
 				what, r, r.HostPort, r.Proto, r.HostIP, netip.AddrPortFrom(cur.ContainerIP, cur.ContainerPort))
@@ -262,6 +271,11 @@ func (f *Firewall) changePorts(what string, rules []PortRule, del bool) error {
 		return nil
 	}
 	for _, m := range f.portMaps() {
+		if len(stale[m]) > 0 {
+			if err := f.conn.SetDeleteElements(m, keysOnly(stale[m])); err != nil {
+				return queueError(what, err)
+			}
+		}
 		elems := byMap[m]
 		if len(elems) == 0 {
 			continue
@@ -280,6 +294,7 @@ func (f *Firewall) changePorts(what string, rules []PortRule, del bool) error {
 		return err
 	}
 	for _, r := range changed {
+		delete(f.inherited, r.key())
 		if del {
 			delete(f.ports, r.key())
 		} else {
@@ -363,6 +378,7 @@ func (f *Firewall) ReconcilePorts(keep []PortRule) error {
 		return err
 	}
 	f.ports = want
+	f.inherited = map[portKey]bool{}
 	f.logger.Debug("firewall: ports reconciled", "ports", len(want), "removed", removed)
 	return nil
 }
@@ -389,6 +405,7 @@ func (f *Firewall) queuePortElementsLocked() error {
 // ReconcilePorts to remove. f.mu must be held.
 func (f *Firewall) loadPortsLocked() error {
 	f.ports = map[portKey]PortRule{}
+	f.inherited = map[portKey]bool{}
 	for _, m := range f.portMaps() {
 		elems, err := f.conn.GetSetElements(m)
 		if err != nil {
@@ -401,6 +418,7 @@ func (f *Firewall) loadPortsLocked() error {
 				continue
 			}
 			f.ports[r.key()] = r
+			f.inherited[r.key()] = true
 		}
 	}
 	return nil

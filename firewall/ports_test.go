@@ -397,3 +397,28 @@ func TestPortsTraffic(t *testing.T) {
 		t.Errorf("8080 still answers after DeletePorts (server saw %s)", got)
 	}
 }
+
+// A port an earlier run left published to another container is replaced
+// by a restore's AddPorts, until ReconcilePorts; a port this run published
+// still refuses a second destination.
+func TestPortsInheritedAreReplaced(t *testing.T) {
+	f := newFirewall(t)
+	old := port(types.TCP, "0.0.0.0", 8080, "172.18.0.9", 80)
+	mustAddPorts(t, f, old)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g := openFirewall(t)
+	restored := port(types.TCP, "0.0.0.0", 8080, "172.18.0.2", 80)
+	mustAddPorts(t, g, restored)
+	if got := g.Ports(); !slices.Equal(got, []PortRule{restored}) {
+		t.Fatalf("after the restore's AddPorts: %v, want %v", got, restored)
+	}
+	if listing := dump(t); strings.Contains(listing, "172.18.0.9") {
+		t.Errorf("the earlier run's element is still there:\n%s", listing)
+	}
+	other := port(types.TCP, "0.0.0.0", 8080, "172.18.0.3", 80)
+	if err := g.AddPorts([]PortRule{other}); !types.IsForbidden(err) {
+		t.Errorf("publishing a port this run published to another container: %v, want Forbidden", err)
+	}
+}

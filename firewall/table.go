@@ -65,6 +65,7 @@ func (f *Firewall) Init() error {
 		f.networks = map[string]installed{}
 		f.masqCount = map[masqLen]int{}
 		f.ports = map[portKey]PortRule{}
+		f.inherited = map[portKey]bool{}
 		f.open = map[OpenPort]bool{}
 		f.conn.AddTable(f.table)
 		f.conn.DelTable(f.table)

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"log/slog"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -46,8 +45,10 @@ type conntrackFlusher struct {
 	lastDump time.Time
 
 	mu sync.Mutex
-	// pending are the ports to flush, by protocol, host address and port.
-	pending map[flushKey]bool
+	// pending are the ports to flush, by protocol, host address and port:
+	// the entries of the mapping to the container address for an
+	// unpublished port, the untranslated entries for a published one.
+	pending map[flushKey]flushOp
 	// busy is set while a flush runs; idle is broadcast when the queue is
 	// empty and no flush runs.
 	busy   bool
@@ -65,31 +66,48 @@ type flushKey struct {
 	port   uint16
 }
 
+// flushOp says which entries of a port to delete.
+type flushOp struct {
+	// unpublished: the entries translated to container; else the entries
+	// addressed to the host port and not translated (a client's, from
+	// before the port was published).
+	unpublished bool
+	container   netip.AddrPort
+}
+
 // flushInterval is the least time between two conntrack dumps.
 const flushInterval = time.Second
 
 func newConntrackFlusher(host *netlink.Handle, count func() (int, error), interval time.Duration, logger *slog.Logger) *conntrackFlusher {
-	f := &conntrackFlusher{host: host, count: count, interval: interval, logger: logger, pending: map[flushKey]bool{},
+	f := &conntrackFlusher{host: host, count: count, interval: interval, logger: logger, pending: map[flushKey]flushOp{},
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 	f.idle = sync.NewCond(&f.mu)
 	go f.run()
 	return f
 }
 
-// published queues the flush of the UDP ports of rules, just published.
+// published queues the flush of the UDP ports of rules, just published:
+// the entries addressed to the host port that were not translated, which
+// a client made while the port was not published (a container
+// restarting) and which would keep its datagrams away from the new one.
 // A flush of one of the rules' ports queued when it was unpublished is
-// dropped: it would cut the new mapping's first connections.
+// dropped: it would cut the new mapping's first connections if the new
+// container has the old one's address.
 func (f *conntrackFlusher) published(rules []firewall.PortRule) {
-	f.queue(rules, func(r firewall.PortRule) bool { return r.Proto == types.UDP })
+	f.queue(rules, func(r firewall.PortRule) (flushOp, bool) { return flushOp{}, r.Proto == types.UDP })
 }
 
-// unpublished queues the flush of every port of rules, just unpublished,
-// so no connection keeps going to a container whose port is gone.
+// unpublished queues the flush of the entries translated to the
+// containers of rules, just unpublished, so no connection keeps going to
+// a container whose port is gone. Other connections to the same port
+// number (the host's own, other containers') are left alone.
 func (f *conntrackFlusher) unpublished(rules []firewall.PortRule) {
-	f.queue(rules, func(firewall.PortRule) bool { return true })
+	f.queue(rules, func(r firewall.PortRule) (flushOp, bool) {
+		return flushOp{unpublished: true, container: netip.AddrPortFrom(r.ContainerIP, r.ContainerPort)}, true
+	})
 }
 
-func (f *conntrackFlusher) queue(rules []firewall.PortRule, flush func(firewall.PortRule) bool) {
+func (f *conntrackFlusher) queue(rules []firewall.PortRule, op func(firewall.PortRule) (flushOp, bool)) {
 	if len(rules) == 0 {
 		return
 	}
@@ -100,8 +118,8 @@ func (f *conntrackFlusher) queue(rules []firewall.PortRule, flush func(firewall.
 	}
 	for _, r := range rules {
 		k := flushKey{r.Proto, r.HostIP, r.HostPort}
-		if flush(r) {
-			f.pending[k] = true
+		if o, ok := op(r); ok {
+			f.pending[k] = o
 		} else {
 			delete(f.pending, k)
 		}
@@ -133,7 +151,7 @@ func (f *conntrackFlusher) run() {
 		f.mu.Unlock()
 		if f.nothingToFlush() {
 			f.mu.Lock()
-			f.pending = map[flushKey]bool{}
+			f.pending = map[flushKey]flushOp{}
 			f.mu.Unlock()
 			continue
 		}
@@ -146,7 +164,7 @@ func (f *conntrackFlusher) run() {
 		}
 		f.mu.Lock()
 		batch := f.pending
-		f.pending = map[flushKey]bool{}
+		f.pending = map[flushKey]flushOp{}
 		f.mu.Unlock()
 		f.lastDump = time.Now()
 		f.flush(batch)
@@ -164,14 +182,16 @@ func (f *conntrackFlusher) nothingToFlush() bool {
 }
 
 // flush deletes the entries of batch: one dump per address family.
-func (f *conntrackFlusher) flush(batch map[flushKey]bool) {
+func (f *conntrackFlusher) flush(batch map[flushKey]flushOp) {
+	var locals map[netip.Addr]bool // the namespace's addresses, read once
 	filters := map[netlink.InetFamily][]netlink.CustomConntrackFilter{}
-	for k := range batch {
-		cf := &netlink.ConntrackFilter{}
-		_ = cf.AddProtocol(uint8(k.proto))
-		_ = cf.AddPort(netlink.ConntrackOrigDstPort, k.port)
-		if !k.hostIP.IsUnspecified() {
-			_ = cf.AddIP(netlink.ConntrackOrigDstIP, net.IP(k.hostIP.AsSlice()))
+	for k, op := range batch {
+		cf := &portFlowFilter{key: k, op: op}
+		if !op.unpublished && k.hostIP.IsUnspecified() {
+			if locals == nil {
+				locals = f.localAddrs()
+			}
+			cf.locals = locals
 		}
 		family := netlink.InetFamily(unix.AF_INET)
 		if k.hostIP.Is6() {
@@ -184,6 +204,54 @@ func (f *conntrackFlusher) flush(batch map[flushKey]bool) {
 			f.logger.Warn("flushing the conntrack entries of published ports", "ports", len(fs), "error", err)
 		}
 	}
+}
+
+// localAddrs returns the addresses of the namespace's links.
+func (f *conntrackFlusher) localAddrs() map[netip.Addr]bool {
+	m := map[netip.Addr]bool{}
+	addrs, err := f.host.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		f.logger.Warn("listing addresses for a conntrack flush", "error", err)
+		return m
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			m[ip.Unmap()] = true
+		}
+	}
+	return m
+}
+
+// portFlowFilter matches the conntrack entries of one published port.
+type portFlowFilter struct {
+	key flushKey
+	op  flushOp
+	// locals are the namespace's addresses, for a port on all of them.
+	locals map[netip.Addr]bool
+}
+
+// MatchConntrackFlow implements netlink.CustomConntrackFilter.
+func (p *portFlowFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+	fw, rv := flow.Forward, flow.Reverse
+	if types.Protocol(fw.Protocol) != p.key.proto || fw.DstPort != p.key.port {
+		return false
+	}
+	dst, _ := netip.AddrFromSlice(fw.DstIP)
+	dst = dst.Unmap()
+	replySrc, _ := netip.AddrFromSlice(rv.SrcIP)
+	replySrc = replySrc.Unmap()
+	if !p.key.hostIP.IsUnspecified() && dst != p.key.hostIP {
+		return false
+	}
+	if p.op.unpublished {
+		// Translated to the container: its replies come from it.
+		return replySrc == p.op.container.Addr() && rv.SrcPort == p.op.container.Port()
+	}
+	// Not translated, and addressed to the host itself.
+	if replySrc != dst || rv.SrcPort != fw.DstPort {
+		return false
+	}
+	return !p.key.hostIP.IsUnspecified() || p.locals[dst]
 }
 
 // wait returns when everything queued so far is flushed.
