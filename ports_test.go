@@ -439,3 +439,31 @@ func TestAllowedBy(t *testing.T) {
 		}
 	}
 }
+
+// An ephemeral host port another program took while the controller was
+// down: the restart publishes the binding again on another port, as a new
+// join would, instead of nothing.
+func TestPublishRestartEphemeralTaken(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	n, err := c.NewNetwork("bridge", "pub", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.45.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, _ := joined(t, c, n, "web", OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 80}}))
+	first := publishedPorts(t, ep)["tcp/80/0.0.0.0"]
+	if first == 0 {
+		t.Fatal("no ephemeral port published")
+	}
+	c.Stop()
+	var held net.Listener
+	mustf(t, e.host.Do(func() (err error) { held, err = net.Listen("tcp4", hostPort("0.0.0.0", first)); return err }), "another program takes %d", first)
+	defer held.Close()
+	c = e.start()
+	rn, err := c.NetworkByName("pub")
+	mustf(t, err, "network after restart")
+	rep, err := rn.EndpointByName("web")
+	mustf(t, err, "endpoint after restart")
+	got := publishedPorts(t, rep)["tcp/80/0.0.0.0"]
+	if got == 0 || got == first {
+		t.Errorf("after the restart tcp/80 publishes host port %d; want a new ephemeral port, not %d", got, first)
+	}
+}

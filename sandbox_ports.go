@@ -75,6 +75,7 @@ func (sb *sandbox) programExternal(ep *endpoint, published []types.PortBinding) 
 		ep.mu.Unlock()
 		return nil
 	}
+	fromRecord := published == nil && js.published != nil
 	if published == nil {
 		published = js.published
 	}
@@ -92,6 +93,13 @@ func (sb *sandbox) programExternal(ep *endpoint, published []types.PortBinding) 
 		ep.mu.Unlock()
 		if had {
 			sb.markExtChanged(ep)
+		}
+		if fromRecord {
+			// The host ports it had (after a restart) are not to be
+			// had: publish what was asked for, as a new join would.
+			sb.ctrl.logger.Warn("the recorded published ports cannot be published again; publishing the requested bindings",
+				"endpoint", ep.Name(), "sandbox", sb.id, "error", err)
+			return sb.programExternal(ep, nil)
 		}
 		return types.Errorf("endpoint %s (network %s) in sandbox %s: %w", ep.Name(), n.name, sb.id, err)
 	}
