@@ -256,6 +256,28 @@ func (f *Firewall) queueElementsLocked(e elements, del bool) error {
 
 // keysOnly strips the data of elements about to be deleted: the kernel
 // finds elements by key.
+// queueBySetLocked queues, for each set of order with elements in bySet,
+// one message adding them, or with del deleting them (by key: a map's
+// deletion carries no values). f.mu must be held.
+func (f *Firewall) queueBySetLocked(order []*nftables.Set, bySet map[*nftables.Set][]nftables.SetElement, del bool) error {
+	for _, s := range order {
+		elems := bySet[s]
+		if len(elems) == 0 {
+			continue
+		}
+		var err error
+		if del {
+			err = f.conn.SetDeleteElements(s, keysOnly(elems))
+		} else {
+			err = f.conn.SetAddElements(s, elems)
+		}
+		if err != nil {
+			return fmt.Errorf("queuing elements of %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
 func keysOnly(elems []nftables.SetElement) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(elems))
 	for i, e := range elems {

@@ -270,25 +270,11 @@ func (f *Firewall) changePorts(what string, rules []PortRule, del bool) error {
 	if len(changed) == 0 {
 		return nil
 	}
-	for _, m := range f.portMaps() {
-		if len(stale[m]) > 0 {
-			if err := f.conn.SetDeleteElements(m, keysOnly(stale[m])); err != nil {
-				return queueError(what, err)
-			}
-		}
-		elems := byMap[m]
-		if len(elems) == 0 {
-			continue
-		}
-		var err error
-		if del {
-			err = f.conn.SetDeleteElements(m, keysOnly(elems))
-		} else {
-			err = f.conn.SetAddElements(m, elems)
-		}
-		if err != nil {
-			return queueError(what, err)
-		}
+	if err := f.queueBySetLocked(f.portMaps(), stale, true); err != nil {
+		return queueError(what, err)
+	}
+	if err := f.queueBySetLocked(f.portMaps(), byMap, del); err != nil {
+		return queueError(what, err)
 	}
 	if err := f.flushLocked(what); err != nil {
 		return err
@@ -362,17 +348,11 @@ func (f *Firewall) ReconcilePorts(keep []PortRule) error {
 			add[f.mapOf(w)] = append(add[f.mapOf(w)], w.element())
 		}
 	}
-	for _, m := range f.portMaps() {
-		if len(del[m]) > 0 {
-			if err := f.conn.SetDeleteElements(m, keysOnly(del[m])); err != nil {
-				return queueError(what, err)
-			}
-		}
-		if len(add[m]) > 0 {
-			if err := f.conn.SetAddElements(m, add[m]); err != nil {
-				return queueError(what, err)
-			}
-		}
+	if err := f.queueBySetLocked(f.portMaps(), del, true); err != nil {
+		return queueError(what, err)
+	}
+	if err := f.queueBySetLocked(f.portMaps(), add, false); err != nil {
+		return queueError(what, err)
 	}
 	if err := f.flushLocked(what); err != nil {
 		return err
@@ -390,14 +370,7 @@ func (f *Firewall) queuePortElementsLocked() error {
 	for _, r := range f.ports {
 		byMap[f.mapOf(r)] = append(byMap[f.mapOf(r)], r.element())
 	}
-	for _, m := range f.portMaps() {
-		if len(byMap[m]) > 0 {
-			if err := f.conn.SetAddElements(m, byMap[m]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return f.queueBySetLocked(f.portMaps(), byMap, false)
 }
 
 // loadPortsLocked learns the published ports of a table kept from an

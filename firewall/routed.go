@@ -241,24 +241,9 @@ func (f *Firewall) changeOpenPorts(what string, ports []OpenPort, del bool) erro
 }
 
 // queueOpenLocked queues the addition, or with del the deletion, of the
-// elements of bySet: one message per set. f.mu must be held.
+// elements of bySet. f.mu must be held.
 func (f *Firewall) queueOpenLocked(bySet map[*nftables.Set][]nftables.SetElement, del bool) error {
-	for _, s := range []*nftables.Set{f.open4, f.open6} {
-		elems := bySet[s]
-		if len(elems) == 0 {
-			continue
-		}
-		var err error
-		if del {
-			err = f.conn.SetDeleteElements(s, elems)
-		} else {
-			err = f.conn.SetAddElements(s, elems)
-		}
-		if err != nil {
-			return fmt.Errorf("queuing elements of %s: %w", s.Name, err)
-		}
-	}
-	return nil
+	return f.queueBySetLocked([]*nftables.Set{f.open4, f.open6}, bySet, del)
 }
 
 // OpenPorts returns the open ports, sorted.
