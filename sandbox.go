@@ -276,21 +276,9 @@ func (sb *sandbox) deleteJoined(ep *endpoint, mode removeMode) {
 	ep.mu.Unlock()
 	sb.mu.Lock()
 	sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *endpoint) bool { return e == ep })
-	if sb.gw4 == ep {
-		sb.gw4 = nil
-	}
-	if sb.gw6 == ep {
-		sb.gw6 = nil
-	}
-	ext := sb.ext == ep
-	if ext {
-		sb.ext = nil
-	}
 	sb.mu.Unlock()
-	if ext {
-		// Unpublished here, not left to the driver's DeleteEndpoint.
-		sb.revokeExternal(ep)
-	}
+	// Unpublished here, not left to the driver's DeleteEndpoint.
+	sb.dropExternal(ep)
 	if js != nil {
 		sb.depopulate(ep, js, mode)
 	}

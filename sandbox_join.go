@@ -444,21 +444,7 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 	}
 	// Whatever became of the routes, nothing may point at ep any more,
 	// and its ports go with it.
-	sb.mu.Lock()
-	if sb.gw4 == ep {
-		sb.gw4 = nil
-	}
-	if sb.gw6 == ep {
-		sb.gw6 = nil
-	}
-	ext := sb.ext == ep
-	if ext {
-		sb.ext = nil
-	}
-	sb.mu.Unlock()
-	if ext {
-		sb.revokeExternal(ep)
-	}
+	sb.dropExternal(ep)
 	mode := removeNone
 	if retire {
 		mode = removeRetire

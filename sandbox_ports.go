@@ -1,7 +1,6 @@
 package libnetwork
 
 import (
-	"maps"
 	"slices"
 
 	"github.com/netkit/libnetwork/datastore"
@@ -85,15 +84,7 @@ func (sb *sandbox) programExternal(ep *endpoint, published []types.PortBinding) 
 	if err := n.driver.ProgramExternalConnectivity(n.id, ep.id, opts); err != nil {
 		// Nothing is published now (the driver undid its part): the
 		// endpoint must not say otherwise, here or in its record.
-		ep.mu.Lock()
-		had := ep.join != nil && ep.join.published != nil
-		if had {
-			ep.join.published = nil
-		}
-		ep.mu.Unlock()
-		if had {
-			sb.markExtChanged(ep)
-		}
+		sb.setPublished(ep, nil)
 		if fromRecord {
 			// The host ports it had (after a restart) are not to be
 			// had: publish what was asked for, as a new join would.
@@ -103,19 +94,57 @@ func (sb *sandbox) programExternal(ep *endpoint, published []types.PortBinding) 
 		}
 		return types.Errorf("endpoint %s (network %s) in sandbox %s: %w", ep.Name(), n.name, sb.id, err)
 	}
+	// Only an endpoint asked to publish has bindings to read back: most
+	// joins publish nothing and skip the driver round trip.
 	var got []types.PortBinding
-	if info, err := n.driver.EndpointOperInfo(n.id, ep.id); err == nil {
-		got, _ = info[netlabel.PortMap].([]types.PortBinding)
-	} else {
-		sb.ctrl.logger.Warn("reading the published ports of an endpoint", "endpoint", ep.Name(), "error", err)
+	if _, asked := opts[netlabel.PortMap]; asked {
+		if info, err := n.driver.EndpointOperInfo(n.id, ep.id); err == nil {
+			got, _ = info[netlabel.PortMap].([]types.PortBinding)
+		} else {
+			sb.ctrl.logger.Warn("reading the published ports of an endpoint", "endpoint", ep.Name(), "error", err)
+		}
 	}
+	sb.setPublished(ep, slices.Clone(got))
+	return nil
+}
+
+// setPublished records what ep publishes and queues its record for the
+// next store update when that changed.
+func (sb *sandbox) setPublished(ep *endpoint, published []types.PortBinding) (before []types.PortBinding) {
 	ep.mu.Lock()
+	changed := false
 	if ep.join != nil {
-		ep.join.published = slices.Clone(got)
+		before = ep.join.published
+		changed = !slices.EqualFunc(before, published, func(a, b types.PortBinding) bool { return a.Equal(&b) })
+		ep.join.published = published
 	}
 	ep.mu.Unlock()
-	sb.markExtChanged(ep)
-	return nil
+	if changed {
+		sb.markExtChanged(ep)
+	}
+	return before
+}
+
+// dropExternal takes ep's places in sb, its default routes' endpoints and
+// the endpoint giving external connectivity, whatever became of the
+// routes, and unpublishes its ports if it published them. For an
+// endpoint that leaves or goes.
+func (sb *sandbox) dropExternal(ep *endpoint) {
+	sb.mu.Lock()
+	if sb.gw4 == ep {
+		sb.gw4 = nil
+	}
+	if sb.gw6 == ep {
+		sb.gw6 = nil
+	}
+	ext := sb.ext == ep
+	if ext {
+		sb.ext = nil
+	}
+	sb.mu.Unlock()
+	if ext {
+		sb.revokeExternal(ep)
+	}
 }
 
 // revokeExternal has ep's driver unpublish its ports and returns what was
@@ -126,15 +155,7 @@ func (sb *sandbox) revokeExternal(ep *endpoint) []types.PortBinding {
 	if err := n.driver.RevokeExternalConnectivity(n.id, ep.id); err != nil {
 		sb.ctrl.logger.Warn("unpublishing the ports of an endpoint", "endpoint", ep.Name(), "network", n.name, "sandbox", sb.id, "error", err)
 	}
-	ep.mu.Lock()
-	var before []types.PortBinding
-	if ep.join != nil {
-		before = ep.join.published
-		ep.join.published = nil
-	}
-	ep.mu.Unlock()
-	sb.markExtChanged(ep)
-	return before
+	return sb.setPublished(ep, nil)
 }
 
 // externalOptions is the option map of ProgramExternalConnectivity for ep:
@@ -142,7 +163,7 @@ func (sb *sandbox) revokeExternal(ep *endpoint) []types.PortBinding {
 // or else the endpoint's port mappings followed by the sandbox's, and
 // netlabel.ExposedPorts likewise.
 func (sb *sandbox) externalOptions(ep *endpoint, published []types.PortBinding) map[string]interface{} {
-	opts := maps.Clone(ep.driverOptions())
+	opts := ep.driverOptions() // a map of its own
 	sb.mu.Lock()
 	sbPorts := slices.Clone(sb.config.PortBindings)
 	sbExposed := slices.Clone(sb.config.ExposedPorts)
