@@ -74,8 +74,8 @@ func (c *controller) makeDrivers() error {
 	def, err := defaultipam.New(defaultipam.Config{
 		LocalPools:  d.DefaultAddressPools,
 		GlobalPools: d.DefaultAddressPools,
-		HostRoutes:  routes.list,
-		// Preferred: the routes stay indexed in the lister's cache.
+		// The routes stay indexed in the lister's cache (HostRoutes,
+		// a list to index per request, is for IPAMs without one).
 		HostRouteIndex: routes.withIndex,
 	})
 	if err != nil {
