@@ -41,6 +41,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -152,6 +153,8 @@ type controller struct {
 	// subnets indexes the pools of networks, for checkOverlapLocked; it
 	// changes with networks.
 	subnets subnetIndex
+	// nameGen counts changes of what sandboxes resolve (namesChanged).
+	nameGen atomic.Uint64
 }
 
 var _ NetworkController = (*controller)(nil)

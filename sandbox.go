@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/osl"
@@ -111,6 +112,9 @@ type sandbox struct {
 	// last store update; the operation that changed them stores them.
 	extChanged []*endpoint
 	deleted    bool
+
+	// nameTable caches what the sandbox resolves (see resolver_names.go).
+	nameTable atomic.Pointer[nameTable]
 }
 
 var _ Sandbox = (*sandbox)(nil)
@@ -285,6 +289,7 @@ func (sb *sandbox) deleteJoined(ep *endpoint, mode removeMode) {
 	ep.mu.Lock()
 	ep.sandboxID, ep.join = "", nil
 	ep.mu.Unlock()
+	c.namesChanged()
 	if err := n.driver.DeleteEndpoint(n.id, ep.id); err != nil {
 		c.logger.Warn("deleting endpoint of a deleted sandbox", "sandbox", sb.id, "endpoint", ep.Name(), "network", n.name, "error", err)
 	}
@@ -376,6 +381,7 @@ func (ep *endpoint) takeName(name string) (old string, err error) {
 	ep.mu.Lock()
 	ep.name = name
 	ep.mu.Unlock()
+	ep.network.ctrl.namesChanged()
 	return old, nil
 }
 
@@ -391,6 +397,7 @@ func (ep *endpoint) giveBackName(name, old string) {
 	ep.name = old
 	ep.mu.Unlock()
 	n.mu.Unlock()
+	n.ctrl.namesChanged()
 }
 
 // dropName releases the old name once a rename is recorded.
@@ -459,82 +466,6 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 		return types.Errorf("sandbox %s: refresh: %w", sb.id, errors.Join(errs...))
 	}
 	return nil
-}
-
-// ResolveName returns the addresses of the endpoint (or alias) called name
-// on the networks the sandbox is joined to. name may be "name" or
-// "name.network". For iplen 16 the boolean is true when the name exists
-// but has no IPv6 address.
-func (sb *sandbox) ResolveName(name string, iplen int) ([]net.IP, bool) {
-	name = strings.TrimSuffix(name, ".")
-	var out []net.IP
-	found := false
-	for _, own := range sb.joined() {
-		n := own.network
-		want := name
-		if suffix := "." + n.name; strings.HasSuffix(name, suffix) {
-			want = strings.TrimSuffix(name, suffix)
-		}
-		for _, ep := range n.joinedEndpoints() {
-			if !ep.answers(want) && !own.aliasFor(want, ep) {
-				continue
-			}
-			found = true
-			switch {
-			case iplen == net.IPv6len && ep.iface.addrv6 != nil:
-				out = append(out, types.GetIPCopy(ep.iface.addrv6.IP))
-			case iplen != net.IPv6len && ep.iface.addr != nil:
-				out = append(out, types.GetIPCopy(ep.iface.addr.IP))
-			}
-		}
-		if len(out) > 0 {
-			return out, false
-		}
-	}
-	return nil, found && iplen == net.IPv6len
-}
-
-// answers reports whether the endpoint is known by name for resolution.
-func (ep *endpoint) answers(name string) bool {
-	if ep.disableResolution {
-		return false
-	}
-	if !ep.anonymous && strings.EqualFold(ep.Name(), name) {
-		return true
-	}
-	for _, a := range ep.myAliases {
-		if strings.EqualFold(a, name) {
-			return true
-		}
-	}
-	return false
-}
-
-// aliasFor reports whether own's link alias name points at target.
-func (ep *endpoint) aliasFor(name string, target *endpoint) bool {
-	real, ok := ep.aliases[name]
-	return ok && strings.EqualFold(real, target.Name()) && !target.disableResolution
-}
-
-// ResolveIP returns "name.network" of the endpoint whose address is given
-// in reverse notation ("4.3.2.1.in-addr.arpa" or the ip6.arpa nibbles).
-func (sb *sandbox) ResolveIP(name string) string {
-	ip := reverseToIP(name)
-	if ip == nil {
-		return ""
-	}
-	for _, own := range sb.joined() {
-		n := own.network
-		for _, ep := range n.joinedEndpoints() {
-			if ep.anonymous || ep.disableResolution {
-				continue
-			}
-			if (ep.iface.addr != nil && ep.iface.addr.IP.Equal(ip)) || (ep.iface.addrv6 != nil && ep.iface.addrv6.IP.Equal(ip)) {
-				return ep.Name() + "." + n.name
-			}
-		}
-	}
-	return ""
 }
 
 // reverseToIP parses a PTR name into an address.

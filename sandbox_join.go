@@ -115,6 +115,7 @@ func (sb *sandbox) attach(ep *endpoint, js *joinState, u *undo) error {
 	ep.mu.Lock()
 	ep.sandboxID, ep.join = sb.id, js
 	ep.mu.Unlock()
+	sb.ctrl.namesChanged()
 	u.add(func() {
 		sb.mu.Lock()
 		sb.endpoints = slices.DeleteFunc(sb.endpoints, func(e *endpoint) bool { return e == ep })
@@ -122,6 +123,7 @@ func (sb *sandbox) attach(ep *endpoint, js *joinState, u *undo) error {
 		ep.mu.Lock()
 		ep.sandboxID, ep.join = "", nil
 		ep.mu.Unlock()
+		sb.ctrl.namesChanged()
 		if gerr := sb.updateGateways(); gerr != nil {
 			sb.ctrl.logger.Warn("restoring default gateway after a failed join", "sandbox", sb.id, "error", gerr)
 		}
@@ -454,6 +456,7 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 	ep.mu.Lock()
 	ep.sandboxID, ep.join, ep.busy = "", nil, false
 	ep.mu.Unlock()
+	c.namesChanged()
 	if err := c.state.Update(func(tx *datastore.Tx) error {
 		if err := tx.Put(kindEndpoint, ep.id, ep.record()); err != nil {
 			return err
