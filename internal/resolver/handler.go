@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -54,6 +55,8 @@ type Handler struct {
 	names   Names
 	forward func(w dns.ResponseWriter, r *dns.Msg)
 	logger  *slog.Logger
+	stats   *Stats
+	gate    func() bool
 
 	// rotation advances once per answer of several records, so that
 	// successive queries start at different addresses.
@@ -73,8 +76,23 @@ func NewHandler(names Names, forward func(w dns.ResponseWriter, r *dns.Msg), log
 	return &Handler{names: names, forward: forward, logger: logger}
 }
 
+// SetStats makes the handler count in s: Local (and LocalLatency) for the
+// queries it answers itself, Malformed for those it answers FORMERR,
+// NOTIMP or BADVERS. Call it before serving.
+func (h *Handler) SetStats(s *Stats) { h.stats = s }
+
+// SetForwardGate makes the handler ask gate, for each query that is not
+// the sandbox's to answer, whether it may be forwarded; when gate says no
+// the query is answered as if there were no forward function. Call it
+// before serving.
+func (h *Handler) SetForwardGate(gate func() bool) { h.gate = gate }
+
 // ServeDNS answers one query; see [Handler] for what it answers.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	var start time.Time
+	if h.stats != nil {
+		start = time.Now()
+	}
 	reply := new(dns.Msg)
 	reply.SetReply(r)
 	// RecursionAvailable: the sandbox's clients may ask anything; what the
@@ -88,6 +106,7 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		reply.SetEdns0(uint16(size), opt.Do())
 	}
 
+	malformed := true
 	switch {
 	case r.Response:
 		reply.Rcode = dns.RcodeFormatError
@@ -98,8 +117,9 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case opt != nil && opt.Version() != 0:
 		reply.Rcode = dns.RcodeBadVers
 	default:
+		malformed = false
 		if !h.answer(reply, r.Question[0]) {
-			if h.forward != nil {
+			if h.forward != nil && (h.gate == nil || h.gate()) {
 				h.forward(w, r)
 				return
 			}
@@ -110,6 +130,14 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		}
 	}
 	h.write(w, reply, size)
+	if h.stats != nil {
+		if malformed {
+			h.stats.Malformed.Add(1)
+		} else {
+			h.stats.Local.Add(1)
+			h.stats.LocalLatency.Observe(time.Since(start))
+		}
+	}
 }
 
 // answer fills reply for q from the name table; it returns false when q is
