@@ -1,0 +1,585 @@
+package resolver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Upstream is one server queries are forwarded to.
+type Upstream struct {
+	// Addr is the server.
+	Addr netip.AddrPort
+	// Key identifies the upstream for socket reuse ("host/127.0.0.53:53",
+	// "sandbox/10.0.0.2:53"): upstreams with one Key and one Addr share
+	// sockets. It names where the sockets are dialled from; an empty Key
+	// is a key like any other.
+	Key string
+	// Dial opens a socket to Addr, network "udp" or "tcp"; it decides the
+	// network namespace the socket lives in. nil: a net.Dialer in the
+	// caller's namespace. Of the upstreams sharing a Key, the Dial of the
+	// query that needs a new socket is used.
+	Dial func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error)
+}
+
+// ForwarderConfig configures a Forwarder.
+type ForwarderConfig struct {
+	// Upstreams returns the servers to forward to, in order. It is called
+	// once per forwarded query and must be cheap (return a slice it keeps)
+	// and safe for concurrent use. At most the first [MaxUpstreams] are
+	// used; none (or a nil func) makes every forwarded query SERVFAIL,
+	// counted as an upstream failure.
+	Upstreams func() []Upstream
+	// Timeout is the client's total timeout for one try (resolv.conf
+	// `timeout:`); 0 means 5 s. The upstreams share nine tenths of it, so
+	// that the answer reaches the client before it gives up: each upstream
+	// gets an equal share of what is left when its turn comes.
+	Timeout time.Duration
+	// MaxConcurrent bounds the forwarded queries in flight; 0 means 1024.
+	// A query beyond it is answered REFUSED at once and counted in
+	// Stats.Refused.
+	MaxConcurrent int
+	// Stats receives the forwarder's counters; nil keeps them private.
+	// Forwarded counts each query sent upstream once, however many
+	// upstreams it was tried on; UpstreamFailures counts each failed
+	// attempt (and a query with no upstream to try); Refused the queries
+	// beyond MaxConcurrent; ForwardedLatency the time from Forward to the
+	// reply written, for every reply the forwarder writes after going
+	// upstream (SERVFAIL included).
+	Stats *Stats
+	// Logger receives rate-limited warnings about failing upstreams; nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// MaxUpstreams is the number of upstreams a query is tried on at most, as
+// glibc uses at most three nameservers.
+const MaxUpstreams = 3
+
+const (
+	defaultTimeout       = 5 * time.Second
+	defaultMaxConcurrent = 1024
+	// failureLogInterval is how often failures of one upstream are logged
+	// at most; the failures in between are counted in the next message.
+	failureLogInterval = 10 * time.Second
+)
+
+// closedBit, set in Forwarder.state, marks a closed forwarder; the bits
+// below it count the queries in flight.
+const closedBit = int64(1) << 62
+
+// Forwarder sends queries that are not the sandbox's to answer to its
+// upstream servers and relays their answers; its Forward method is the
+// Handler's forward function.
+//
+// Upstreams are tried in order. The next one is tried when one does not
+// answer within its share of the timeout, fails to transport the query
+// (an ICMP port unreachable fails it at once), answers SERVFAIL or REFUSED,
+// or, over TCP, replies with another ID or question. (Over UDP such a
+// reply is dropped as spoofed and the wait goes on.) Any other answer,
+// NXDOMAIN included, is relayed. When all fail, the last SERVFAIL or
+// REFUSED answer is relayed if there was one, else SERVFAIL.
+//
+// A client's UDP query goes upstream over UDP, its TCP query over TCP.
+// A UDP reply with TC set is relayed with TC, so the client retries over
+// TCP. The client's EDNS0 OPT is forwarded with its UDP size capped at
+// 4096, and a reply larger than the client's UDP size (512 without EDNS0)
+// is truncated with TC set.
+//
+// Sockets are reused: per upstream a few connected UDP sockets, each with
+// a reader dispatching replies by message ID, each replaced after 10,000
+// queries or a minute so that source ports change; and a few idle TCP
+// connections. Every query sent upstream gets a
+// fresh random ID, and a UDP reply is taken only if its ID is in flight on
+// its socket and its question is the query's, so that an off-path spoofer
+// must guess both the ID and the source port.
+//
+// After Close, Forward answers REFUSED at once.
+type Forwarder struct {
+	upstreams     func() []Upstream
+	budget        time.Duration
+	maxConcurrent int64
+	stats         *Stats
+	logger        *slog.Logger
+	limiter       logLimiter[poolKey]
+
+	// udpSockets, udpRotateQueries and udpRotateAge are the UDP pool's
+	// parameters, fields so that tests can change them.
+	udpSockets       int
+	udpRotateQueries int
+	udpRotateAge     time.Duration
+	// tcpIdle is the number of idle TCP connections kept per upstream.
+	tcpIdle int
+
+	// state counts the queries in flight (the goroutines Forward started)
+	// and carries closedBit.
+	state atomic.Int64
+	// drained is closed when the forwarder is closed and no query is in
+	// flight; drainOnce guards closing it.
+	drained   chan struct{}
+	drainOnce sync.Once
+	// readers counts the UDP sockets' reader goroutines.
+	readers sync.WaitGroup
+	// workers run the queries.
+	workers workers
+
+	mu sync.RWMutex
+	// pools are the upstream sockets by upstream. Flush replaces the map.
+	pools map[poolKey]*upstreamPool
+}
+
+// poolKey identifies the sockets of an upstream.
+type poolKey struct {
+	key  string
+	addr netip.AddrPort
+}
+
+// NewForwarder returns a forwarder configured by cfg.
+func NewForwarder(cfg ForwarderConfig) *Forwarder {
+	f := &Forwarder{
+		upstreams:        cfg.Upstreams,
+		budget:           cfg.Timeout,
+		maxConcurrent:    int64(cfg.MaxConcurrent),
+		stats:            cfg.Stats,
+		logger:           cfg.Logger,
+		limiter:          logLimiter[poolKey]{interval: failureLogInterval},
+		udpSockets:       udpSockets,
+		udpRotateQueries: udpRotateQueries,
+		udpRotateAge:     udpRotateAge,
+		tcpIdle:          tcpIdle,
+		drained:          make(chan struct{}),
+		pools:            map[poolKey]*upstreamPool{},
+	}
+	f.workers.init(f.run)
+	if f.budget <= 0 {
+		f.budget = defaultTimeout
+	}
+	f.budget -= f.budget / 10
+	if f.maxConcurrent <= 0 {
+		f.maxConcurrent = defaultMaxConcurrent
+	}
+	if f.stats == nil {
+		f.stats = new(Stats)
+	}
+	if f.logger == nil {
+		f.logger = slog.New(slog.DiscardHandler)
+	}
+	return f
+}
+
+// Forward forwards r and writes the reply to w. It returns at once and
+// writes from a goroutine of its own, exactly once; w must stay valid
+// until then. w.LocalAddr().Network() gives the client's transport (a
+// writer without a local address counts as UDP).
+func (f *Forwarder) Forward(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
+	if len(r.Question) != 1 {
+		writeRcode(w, r, dns.RcodeFormatError)
+		return
+	}
+	n := f.state.Add(1)
+	switch {
+	case n&closedBit != 0:
+		f.release()
+		writeRcode(w, r, dns.RcodeRefused)
+		return
+	case n > f.maxConcurrent:
+		f.release()
+		f.stats.Refused.Add(1)
+		if ok, suppressed := f.limiter.allow(poolKey{key: "\x00limit"}, start); ok {
+			f.logger.Warn("resolver: too many forwarded queries in flight, refusing",
+				"limit", f.maxConcurrent, "suppressed", suppressed)
+		}
+		writeRcode(w, r, dns.RcodeRefused)
+		return
+	}
+	q := queryPool.Get().(*fwdQuery)
+	q.w, q.r, q.start = w, r, start
+	f.workers.start(q)
+}
+
+// release ends one query in flight.
+func (f *Forwarder) release() {
+	if f.state.Add(-1) == closedBit {
+		f.drainOnce.Do(func() { close(f.drained) })
+	}
+}
+
+// Flush closes the cached upstream sockets. A query waiting on one is sent
+// again on a new socket to the same upstream, within its share of the
+// timeout; later queries dial new sockets.
+func (f *Forwarder) Flush() {
+	f.mu.Lock()
+	pools := f.pools
+	if pools != nil { // nil once closed
+		f.pools = map[poolKey]*upstreamPool{}
+	}
+	f.mu.Unlock()
+	for _, p := range pools {
+		p.close()
+	}
+}
+
+// Close flushes the upstream sockets and waits for the queries in flight to
+// be answered (those waiting on a flushed socket fail at once, as no new
+// socket is dialled). Forward answers REFUSED from then on.
+func (f *Forwarder) Close() {
+	f.mu.Lock()
+	old := f.state.Or(closedBit)
+	pools := f.pools
+	f.pools = nil
+	f.mu.Unlock()
+	for _, p := range pools {
+		p.close()
+	}
+	if old&^closedBit == 0 {
+		f.drainOnce.Do(func() { close(f.drained) })
+	}
+	<-f.drained
+	f.workers.stop()
+	f.readers.Wait()
+}
+
+// errClosed fails attempts on a closed forwarder.
+var errClosed = errors.New("forwarder closed")
+
+// pool returns the sockets of u, making them the first time.
+func (f *Forwarder) pool(u *Upstream) (*upstreamPool, error) {
+	k := poolKey{key: u.Key, addr: u.Addr}
+	f.mu.RLock()
+	p := f.pools[k]
+	f.mu.RUnlock()
+	if p != nil {
+		return p, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pools == nil {
+		return nil, errClosed
+	}
+	if p = f.pools[k]; p == nil {
+		p = newUpstreamPool(f)
+		f.pools[k] = p
+	}
+	return p, nil
+}
+
+// run forwards one query and writes its reply.
+func (f *Forwarder) run(q *fwdQuery) {
+	defer f.release()
+	defer q.recycle()
+
+	r := q.r
+	q.tcp = isTCP(q.w)
+	q.size = dns.MinMsgSize
+	if opt := r.IsEdns0(); opt != nil {
+		q.size = max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDPSize))
+		if opt.UDPSize() > maxUDPSize {
+			opt.SetUDPSize(maxUDPSize)
+		}
+	}
+	if err := q.pack(); err != nil {
+		f.logger.Debug("resolver: packing a query to forward", "error", err, "question", r.Question[0].String())
+		f.finish(q, dns.RcodeServerFailure)
+		return
+	}
+
+	var ups []Upstream
+	if f.upstreams != nil {
+		ups = f.upstreams()
+	}
+	n := min(len(ups), MaxUpstreams)
+	if n == 0 {
+		f.stats.UpstreamFailures.Add(1)
+		if ok, suppressed := f.limiter.allow(poolKey{key: "\x00none"}, q.start); ok {
+			f.logger.Warn("resolver: no upstream server to forward to", "suppressed", suppressed)
+		}
+		f.finish(q, dns.RcodeServerFailure)
+		return
+	}
+	f.stats.Forwarded.Add(1)
+	end := q.start.Add(f.budget)
+	haveFailed := false
+	for i := range n {
+		u := &ups[i]
+		now := time.Now()
+		deadline := now.Add(end.Sub(now) / time.Duration(n-i))
+		err := f.try(q, u, deadline)
+		if err == nil {
+			rcode := int(q.reply[3] & 0xf)
+			if rcode != dns.RcodeServerFailure && rcode != dns.RcodeRefused {
+				f.relay(q, q.reply)
+				return
+			}
+			// Keep this answer in case every upstream fails.
+			q.failed, q.reply = q.reply, q.failed
+			haveFailed = true
+			err = rcodeError(rcode)
+		}
+		if errors.Is(err, errClosed) {
+			break // not the upstream's failure
+		}
+		f.upstreamFailed(u, err, now)
+	}
+	if haveFailed {
+		f.relay(q, q.failed)
+		return
+	}
+	f.finish(q, dns.RcodeServerFailure)
+}
+
+// try sends q to u and waits for its reply until deadline. A socket that
+// Flush closed under the query is replaced once.
+func (f *Forwarder) try(q *fwdQuery, u *Upstream, deadline time.Time) error {
+	for retried := false; ; retried = true {
+		p, err := f.pool(u)
+		if err != nil {
+			return err
+		}
+		if q.tcp {
+			err = p.tcp.exchange(q, u, deadline)
+		} else {
+			err = p.udp.exchange(q, u, deadline)
+		}
+		if !errors.Is(err, errSocketClosed) || retried || !time.Now().Before(deadline) {
+			return err
+		}
+	}
+}
+
+// upstreamFailed counts a failed attempt and logs it, at most once per
+// upstream per failureLogInterval.
+func (f *Forwarder) upstreamFailed(u *Upstream, err error, now time.Time) {
+	f.stats.UpstreamFailures.Add(1)
+	if ok, suppressed := f.limiter.allow(poolKey{key: u.Key, addr: u.Addr}, now); ok {
+		f.logger.Warn("resolver: upstream server failed", "upstream", u.Addr, "key", u.Key,
+			"error", err, "suppressed", suppressed)
+	}
+}
+
+// relay writes an upstream's reply to the client under the client's ID,
+// truncated to what the client's transport carries.
+func (f *Forwarder) relay(q *fwdQuery, reply []byte) {
+	binary.BigEndian.PutUint16(reply, q.r.Id)
+	limit := dns.MaxMsgSize
+	if !q.tcp {
+		limit = q.size
+	}
+	var err error
+	if len(reply) <= limit {
+		_, err = q.w.Write(reply)
+	} else {
+		m := new(dns.Msg)
+		if uerr := m.Unpack(reply); uerr != nil {
+			// Too large and unreadable: say so with TC, the client
+			// retries over TCP.
+			m = new(dns.Msg)
+			m.SetReply(q.r)
+			m.Rcode = int(reply[3] & 0xf)
+			m.RecursionAvailable = true
+			m.Truncated = true
+		}
+		m.Truncate(limit)
+		err = q.w.WriteMsg(m)
+	}
+	f.written(q, err)
+}
+
+// finish writes a reply of its own with rcode.
+func (f *Forwarder) finish(q *fwdQuery, rcode int) {
+	f.written(q, writeRcode(q.w, q.r, rcode))
+}
+
+func (f *Forwarder) written(q *fwdQuery, err error) {
+	if err != nil {
+		f.logger.Debug("resolver: writing a forwarded reply", "error", err, "client", q.w.RemoteAddr())
+		return
+	}
+	f.stats.ForwardedLatency.Observe(time.Since(q.start))
+}
+
+// writeRcode answers r with rcode and nothing else.
+func writeRcode(w dns.ResponseWriter, r *dns.Msg, rcode int) error {
+	m := new(dns.Msg)
+	m.SetRcode(r, rcode)
+	m.RecursionAvailable = true
+	if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(uint16(max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDPSize))), opt.Do())
+	}
+	return w.WriteMsg(m)
+}
+
+// isTCP tells whether w is a TCP client's; a writer that does not say is
+// taken for UDP, as the Handler does.
+func isTCP(w dns.ResponseWriter) bool {
+	la := w.LocalAddr()
+	return la != nil && strings.HasPrefix(la.Network(), "tcp")
+}
+
+// rcodeError is an upstream's failure answer.
+type rcodeError int
+
+func (e rcodeError) Error() string { return "answered " + dns.RcodeToString[int(e)] }
+
+// fwdQuery is one forwarded query's state, pooled.
+type fwdQuery struct {
+	w     dns.ResponseWriter
+	r     *dns.Msg
+	start time.Time
+	tcp   bool // the client's transport
+	size  int  // the client's UDP size
+
+	// buf is the packed query after a two-byte length (for TCP); its ID is
+	// rewritten for every attempt.
+	buf []byte
+	// qend is the end of the question section in buf[2:].
+	qend int
+	// reply is the current attempt's reply, failed the last failure
+	// answer kept.
+	reply, failed []byte
+	// done carries the verdict of a UDP socket's reader: nil when reply
+	// holds the answer.
+	done chan error
+	// timer times UDP attempts.
+	timer *time.Timer
+	// lenbuf receives a TCP reply's length.
+	lenbuf [2]byte
+}
+
+var queryPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &fwdQuery{
+		buf:   make([]byte, 514),
+		reply: make([]byte, 0, 1024),
+		done:  make(chan error, 1),
+		timer: t,
+	}
+}}
+
+// maxPooledBuffer is the largest buffer a pooled fwdQuery keeps: the rare
+// large TCP message does not pin 64 KiB per pooled query.
+const maxPooledBuffer = 8192
+
+// recycle returns q to the pool, dropping what it referenced.
+func (q *fwdQuery) recycle() {
+	q.w, q.r = nil, nil
+	if cap(q.buf) > maxPooledBuffer {
+		q.buf = make([]byte, 514)
+	}
+	if cap(q.reply) > maxPooledBuffer {
+		q.reply = nil
+	}
+	if cap(q.failed) > maxPooledBuffer {
+		q.failed = nil
+	}
+	q.failed = q.failed[:0]
+	q.reply = q.reply[:0]
+	queryPool.Put(q)
+}
+
+// pack packs q.r into q.buf after two bytes kept for TCP's length, and
+// finds the end of its question.
+func (q *fwdQuery) pack() error {
+	b := q.buf[:cap(q.buf)]
+	msg, err := q.r.PackBuffer(b[2:])
+	if err != nil {
+		return err
+	}
+	if len(msg)+2 > len(b) {
+		// PackBuffer packed elsewhere: b was too short.
+		b = make([]byte, len(msg)+2)
+		copy(b[2:], msg)
+	}
+	q.buf = b[:len(msg)+2]
+	binary.BigEndian.PutUint16(q.buf, uint16(len(msg)))
+	q.qend = questionEnd(msg)
+	if q.qend < 0 {
+		return errMalformed
+	}
+	return nil
+}
+
+// msg is the packed query.
+func (q *fwdQuery) msg() []byte { return q.buf[2:] }
+
+// errMalformed fails a reply (or a query) whose wire form is not as it
+// should be.
+var errMalformed = errors.New("malformed or mismatched reply")
+
+// headerLen is the length of a DNS message header.
+const headerLen = 12
+
+// questionEnd returns the end of the one question of msg, -1 if it has
+// not exactly one whose name is uncompressed.
+func questionEnd(msg []byte) int {
+	if len(msg) < headerLen || binary.BigEndian.Uint16(msg[4:]) != 1 {
+		return -1
+	}
+	off := headerLen
+	for {
+		if off >= len(msg) {
+			return -1
+		}
+		l := int(msg[off])
+		if l == 0 {
+			break
+		}
+		if l&0xc0 != 0 {
+			return -1
+		}
+		off += 1 + l
+	}
+	off += 1 + 4 // the root label, type and class
+	if off > len(msg) {
+		return -1
+	}
+	return off
+}
+
+// matches tells whether reply answers q's current attempt: a response with
+// its ID and its question (the name compared without regard to ASCII case,
+// as servers may change it).
+func (q *fwdQuery) matches(reply []byte) bool {
+	msg := q.msg()
+	if len(reply) < q.qend || reply[0] != msg[0] || reply[1] != msg[1] || reply[2]&0x80 == 0 ||
+		binary.BigEndian.Uint16(reply[4:]) != 1 {
+		return false
+	}
+	name := q.qend - 4
+	return asciiEqualFold(reply[headerLen:name], msg[headerLen:name]) &&
+		string(reply[name:q.qend]) == string(msg[name:q.qend])
+}
+
+// asciiEqualFold compares a and b ignoring the case of ASCII letters. Given
+// names in wire form, it never folds a label length: those are below 64.
+func asciiEqualFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
