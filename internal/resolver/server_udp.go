@@ -1,0 +1,278 @@
+package resolver
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// udpBatch is the number of datagrams a UDP loop reads with one recvmmsg,
+// and of replies it sends with one sendmmsg. Under load the socket holds
+// many queries at once; a batch makes two system calls and one wake-up
+// of the goroutine serve them all. Each loop holds udpBatch buffers of
+// udpQueryMax bytes.
+const udpBatch = 8
+
+// udpLoop is one goroutine's state for reading the UDP socket: the
+// buffers and headers recvmmsg fills and sendmmsg reads, reused for every
+// batch. The kernel gets pointers into it, so it is allocated once and
+// stays put.
+type udpLoop struct {
+	s  *Server
+	rc syscall.RawConn
+
+	bufs  [udpBatch][udpQueryMax]byte
+	names [udpBatch]unix.RawSockaddrInet6 // large enough for IPv4 too
+	iovs  [udpBatch]unix.Iovec
+	hdrs  [udpBatch]unix.Mmsghdr
+
+	// The replies written while their query was served inline, sent
+	// together after the batch.
+	nout    int
+	outIovs [udpBatch]unix.Iovec
+	outHdrs [udpBatch]unix.Mmsghdr
+	outBufs [udpBatch]*[]byte
+
+	// The callbacks of RawConn.Read and Write, made once, and their
+	// results: the number of messages (n) and the error, and for sendmmsg
+	// where it starts (sent).
+	recvFn, sendFn func(fd uintptr) bool
+	n, sent        int
+	errno          syscall.Errno
+}
+
+func newUDPLoop(s *Server) (*udpLoop, error) {
+	rc, err := s.udp.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	l := &udpLoop{s: s, rc: rc}
+	l.recvFn, l.sendFn = l.recvmmsg, l.sendmmsg
+	for i := range l.hdrs {
+		l.iovs[i].Base = &l.bufs[i][0]
+		l.iovs[i].SetLen(udpQueryMax)
+		h := &l.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&l.names[i]))
+		h.Iov = &l.iovs[i]
+		h.SetIovlen(1)
+	}
+	return l, nil
+}
+
+// run serves the UDP socket until it is closed.
+func (l *udpLoop) run() {
+	defer l.s.wg.Done()
+	for {
+		n, err := l.recv()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// An ICMP error of an earlier reply, a signal: keep reading.
+			l.s.logger.Debug("resolver: reading the UDP socket", "error", err)
+			continue
+		}
+		received := time.Now()
+		for i := range n {
+			h := &l.hdrs[i]
+			w := &udpWriter{s: l.s, to: sockaddrAddrPort(&l.names[i]), received: received, inline: true}
+			l.s.serve(l.bufs[i][:h.Len], w, h.Hdr.Flags&unix.MSG_TRUNC != 0)
+			w.mu.Lock()
+			w.inline = false
+			out, bp := w.out, w.outBuf
+			w.out, w.outBuf = nil, nil
+			w.mu.Unlock()
+			if out != nil {
+				l.queue(i, out, bp)
+			}
+		}
+		l.flush()
+	}
+}
+
+// recv reads up to udpBatch datagrams, waiting for the first.
+func (l *udpLoop) recv() (int, error) {
+	for i := range l.hdrs {
+		l.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		l.hdrs[i].Hdr.Flags = 0
+	}
+	if err := l.rc.Read(l.recvFn); err != nil {
+		return 0, err
+	}
+	if l.errno != 0 {
+		return 0, l.errno
+	}
+	return l.n, nil
+}
+
+// recvmmsg is recv's callback for RawConn.Read; it returns false to wait
+// until the socket is readable.
+func (l *udpLoop) recvmmsg(fd uintptr) bool {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.hdrs[0])), udpBatch, unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		l.n, l.errno = int(r), e
+		return true
+	}
+}
+
+// queue adds a reply to the client of datagram i of the batch.
+func (l *udpLoop) queue(i int, b []byte, bp *[]byte) {
+	k := l.nout
+	l.nout++
+	l.outBufs[k] = bp
+	l.outIovs[k].Base = &b[0]
+	l.outIovs[k].SetLen(len(b))
+	h := &l.outHdrs[k].Hdr
+	h.Name = (*byte)(unsafe.Pointer(&l.names[i]))
+	h.Namelen = l.hdrs[i].Hdr.Namelen
+	h.Iov = &l.outIovs[k]
+	h.SetIovlen(1)
+}
+
+// flush sends the queued replies.
+func (l *udpLoop) flush() {
+	for l.sent = 0; l.sent < l.nout; {
+		if err := l.rc.Write(l.sendFn); err != nil {
+			break // closed
+		}
+		if l.errno != 0 {
+			// The first unsent reply failed: skip it.
+			l.s.logger.Debug("resolver: sending a UDP reply", "error", l.errno)
+			l.n = 1
+		}
+		l.sent += l.n
+	}
+	for k := range l.nout {
+		l.s.udpBuffer.Put(l.outBufs[k])
+		l.outBufs[k] = nil
+		l.outIovs[k].Base = nil
+	}
+	l.nout = 0
+}
+
+// sendmmsg is flush's callback for RawConn.Write; it returns false to
+// wait until the socket is writable.
+func (l *udpLoop) sendmmsg(fd uintptr) bool {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&l.outHdrs[l.sent])), uintptr(l.nout-l.sent), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		l.n, l.errno = int(r), e
+		return true
+	}
+}
+
+// sockaddrAddrPort returns the address in sa, an IPv4 or IPv6 socket
+// address (the scope of an IPv6 address is dropped: the server listens on
+// loopback).
+func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	port := func(p *uint16) uint16 { return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(p))[:]) }
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(&sa4.Port))
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port(&sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// udpWriter sends the reply to one UDP query. It stays valid after the
+// handler returns: a reply written while the read loop still serves the
+// query goes out with the loop's batch, one written later (by the
+// forwarder) at once.
+type udpWriter struct {
+	s        *Server
+	to       netip.AddrPort
+	received time.Time
+
+	mu sync.Mutex
+	// inline is set while the read loop serves the query; the first reply
+	// written meanwhile waits in out (packed into outBuf, from
+	// Server.udpBuffer) for the loop.
+	inline bool
+	out    []byte
+	outBuf *[]byte
+}
+
+var _ writer = (*udpWriter)(nil)
+
+// LocalAddr returns the server's UDP address (network "udp", which the
+// handler reads to size its reply).
+func (w *udpWriter) LocalAddr() net.Addr { return w.s.udpLocal }
+
+// RemoteAddr returns the client's address.
+func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.to) }
+
+// Received returns when the query was read.
+func (w *udpWriter) Received() time.Time { return w.received }
+
+// WriteMsg packs m, compressed, and sends it.
+func (w *udpWriter) WriteMsg(m *dns.Msg) error {
+	m.Compress = true
+	bp := w.s.udpBuffer.Get().(*[]byte)
+	b, err := m.PackBuffer(*bp)
+	if err != nil {
+		w.s.udpBuffer.Put(bp)
+		return err
+	}
+	_, err = w.send(b, bp)
+	return err
+}
+
+// Write sends b as it is.
+func (w *udpWriter) Write(b []byte) (int, error) {
+	bp := w.s.udpBuffer.Get().(*[]byte)
+	if len(b) > len(*bp) {
+		w.s.udpBuffer.Put(bp)
+		return w.s.udp.WriteToUDPAddrPort(b, w.to)
+	}
+	return w.send((*bp)[:copy(*bp, b)], bp)
+}
+
+// send sends b, which is in *bp, and gives bp back to the pool once b is
+// sent.
+func (w *udpWriter) send(b []byte, bp *[]byte) (int, error) {
+	w.mu.Lock()
+	if w.inline && w.out == nil && len(b) > 0 {
+		w.out, w.outBuf = b, bp
+		w.mu.Unlock()
+		return len(b), nil
+	}
+	w.mu.Unlock()
+	n, err := w.s.udp.WriteToUDPAddrPort(b, w.to)
+	w.s.udpBuffer.Put(bp)
+	return n, err
+}
+
+// Close does nothing: there is no connection.
+func (w *udpWriter) Close() error { return nil }
+
+// TsigStatus returns nil: the server does not check TSIG.
+func (w *udpWriter) TsigStatus() error { return nil }
+
+// TsigTimersOnly does nothing.
+func (w *udpWriter) TsigTimersOnly(bool) {}
+
+// Hijack does nothing: there is no connection to take over.
+func (w *udpWriter) Hijack() {}
+
+func (w *udpWriter) drop() {}
