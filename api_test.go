@@ -393,8 +393,8 @@ func TestSandboxResolveRenameRefresh(t *testing.T) {
 		t.Errorf("endpoints after Refresh: %v", sbD.Endpoints())
 	}
 	rc, _ := os.ReadFile(sbD.(*sandbox).resolvConfPath())
-	if !strings.Contains(string(rc), "nameserver 192.0.2.53") {
-		t.Errorf("resolv.conf after Refresh:\n%s", rc)
+	if !strings.Contains(string(rc), "nameserver 127.0.0.11\n") || !slices.Equal(upstreamsOf(sbD), []string{"192.0.2.53:53"}) {
+		t.Errorf("resolv.conf after Refresh (upstreams %v):\n%s", upstreamsOf(sbD), rc)
 	}
 	hosts, _ := os.ReadFile(sbD.(*sandbox).hostsPath())
 	if !strings.Contains(string(hosts), "refreshed") {

@@ -155,6 +155,9 @@ type controller struct {
 	subnets subnetIndex
 	// nameGen counts changes of what sandboxes resolve (namesChanged).
 	nameGen atomic.Uint64
+	// hostDNS is the host's resolv.conf, for sandboxes' files and their
+	// resolvers' upstreams.
+	hostDNS hostDNS
 }
 
 var _ NetworkController = (*controller)(nil)
@@ -209,6 +212,7 @@ func New(cfgOptions ...config.Option) (NetworkController, error) {
 	if err := c.startSetKeyServer(); err != nil {
 		return nil, err
 	}
+	c.startRestoredResolvers()
 	ok = true
 	return c, nil
 }
@@ -345,8 +349,10 @@ func (c *controller) Stop() {
 		c.setKey = nil
 	}
 	for _, sb := range sbs {
-		// Wait for a running operation, then let go of the namespace fd.
+		// Wait for a running operation, then stop the DNS server and
+		// let go of the namespace fd.
 		sb.opMu.Lock()
+		sb.stopResolver()
 		sb.mu.Lock()
 		if sb.ns != nil && !sb.hostNet {
 			_ = sb.ns.Close()

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/internal/resolver"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
@@ -115,6 +116,11 @@ type sandbox struct {
 
 	// nameTable caches what the sandbox resolves (see resolver_names.go).
 	nameTable atomic.Pointer[nameTable]
+	// resolver is the sandbox's embedded DNS server, nil until the first
+	// join that wants one (under mu); dnsStats are its counters, kept for
+	// the sandbox's life across restarts of the server.
+	resolver *sandboxResolver
+	dnsStats resolver.Stats
 }
 
 var _ Sandbox = (*sandbox)(nil)
@@ -242,6 +248,8 @@ func (sb *sandbox) Delete() error {
 		sb.deleteJoined(eps[i], removeNone)
 	}
 
+	// The DNS server's sockets and rules go before the namespace.
+	sb.stopResolver()
 	sb.mu.Lock()
 	ns := sb.ns
 	sb.ns = nil

@@ -118,35 +118,56 @@ func (sb *sandbox) buildHostsFile() error {
 }
 
 // buildResolvConf writes resolv.conf; its directory exists (setupFiles).
+// With the embedded DNS server running it names 127.0.0.11 only, with the
+// search domains and options it would have had (plus ndots:0); the servers
+// it would have named are the resolver's upstreams.
 func (sb *sandbox) buildResolvConf() error {
 	path := sb.resolvConfPath()
+	var dns, search, opts []string
 	if origin := sb.config.OriginResolvConfPath; origin != "" {
 		content, err := os.ReadFile(origin)
 		if err != nil {
 			return err
 		}
-		return resolvconf.Build(path, resolvconf.GetNameservers(content), resolvconf.GetSearchDomains(content), resolvconf.GetOptions(content))
+		dns, search, opts = resolvconf.GetNameservers(content), resolvconf.GetSearchDomains(content), resolvconf.GetOptions(content)
+	} else {
+		host, _, err := sb.ctrl.hostDNS.get()
+		if err != nil {
+			return err
+		}
+		if !sb.usesHostFiles() {
+			host = resolvconf.FilterResolvDNS(host, sb.ipv6Enabled())
+		}
+		dns = sb.config.DNSList
+		if len(dns) == 0 {
+			dns = resolvconf.GetNameservers(host)
+		}
+		search = sb.config.DNSSearchList
+		if len(search) == 0 {
+			search = resolvconf.GetSearchDomains(host)
+		}
+		opts = sb.config.DNSOptionsList
+		if len(opts) == 0 {
+			opts = resolvconf.GetOptions(host)
+		}
 	}
-	host, err := resolvconf.HostResolvConfFrom(hostResolvConfPath, resolvedResolvConf)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if !sb.usesHostFiles() {
-		host = resolvconf.FilterResolvDNS(host, sb.ipv6Enabled())
-	}
-	dns := sb.config.DNSList
-	if len(dns) == 0 {
-		dns = resolvconf.GetNameservers(host)
-	}
-	search := sb.config.DNSSearchList
-	if len(search) == 0 {
-		search = resolvconf.GetSearchDomains(host)
-	}
-	opts := sb.config.DNSOptionsList
-	if len(opts) == 0 {
-		opts = resolvconf.GetOptions(host)
+	if sb.resolverRunning() && !sb.usesHostFiles() {
+		// The embedded server answers, and forwards to dns.
+		dns = []string{resolverIP.String()}
+		opts = withResolverOptions(opts)
 	}
 	return resolvconf.Build(path, dns, search, opts)
+}
+
+// withResolverOptions adds the resolver's ndots:0 to opts unless they set
+// ndots themselves.
+func withResolverOptions(opts []string) []string {
+	for _, o := range opts {
+		if strings.HasPrefix(o, "ndots:") {
+			return opts
+		}
+	}
+	return append(slices.Clone(opts), "ndots:0")
 }
 
 // usesHostFiles reports whether the sandbox's hosts and resolv.conf are

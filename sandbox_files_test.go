@@ -3,6 +3,7 @@ package libnetwork
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,10 +40,15 @@ func TestSandboxFiles(t *testing.T) {
 		}
 	}
 	rc := readFile(t, resolvPath)
-	for _, want := range []string{"nameserver 192.0.2.53", "search example.org", "options ndots:2"} {
+	// The embedded DNS server answers; the sandbox's servers are its
+	// upstreams; the user's ndots stays (no ndots:0 added).
+	for _, want := range []string{"nameserver 127.0.0.11\n", "search example.org\n", "options ndots:2\n"} {
 		if !strings.Contains(rc, want) {
 			t.Errorf("resolv.conf lacks %q:\n%s", want, rc)
 		}
+	}
+	if got := upstreamsOf(sb); !slices.Equal(got, []string{"192.0.2.53:53"}) {
+		t.Errorf("resolver upstreams %v, want the OptionDNS server", got)
 	}
 
 	// Leave removes the sandbox's own line; join puts it back.

@@ -156,6 +156,10 @@ func (sb *sandbox) commitJoin(ep *endpoint, u *undo) error {
 	} else {
 		sb.addHostsRecords(ep)
 	}
+	// The first join that wants names starts the sandbox's DNS server.
+	if err := sb.ensureResolver(); err != nil {
+		return types.Errorf("endpoint %s joining sandbox %s: %w", ep.Name(), sb.id, err)
+	}
 	return nil
 }
 

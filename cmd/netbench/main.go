@@ -34,7 +34,13 @@
 //	netbench -ports 2 -n 1000 -json
 //	netbench -ports 2 -proto tcp -n 1000 -json
 //
-// -throughput measures the data path instead; see throughput.go.
+// -throughput measures the data path instead; see throughput.go. -dns
+// measures the embedded DNS server with dnsperf; see dns.go.
+//
+// Each container's endpoint wants name resolution, so its sandbox starts
+// the embedded DNS server at its join, in attach.join. With -no-resolver
+// the endpoints are made with CreateOptionDisableResolution and no server
+// starts: the difference is the resolver's cost to attach.
 //
 // # Kernel-only baseline
 //
@@ -122,10 +128,21 @@ func main() {
 	throughput := flag.Bool("throughput", false, "measure TCP throughput with iperf3 through a published port and straight to the container, instead of attach and detach")
 	duration := flag.Int("duration", 3, "with -throughput: seconds of each iperf3 run")
 	rounds := flag.Int("rounds", 1, "with -throughput: runs of each path, alternating which goes first; the median is reported")
+	noResolver := flag.Bool("no-resolver", false, "attach containers with CreateOptionDisableResolution: no embedded DNS server (to compare attach with and without it)")
+	dnsMode := flag.Bool("dns", false, "measure the embedded DNS server with dnsperf inside a container (local and forwarded names), instead of attach and detach")
+	dnsPeers := flag.Int("dns-peers", 10, "with -dns: containers whose names are queried")
+	dnsOutstanding := flag.Int("dns-outstanding", 100, "with -dns: queries dnsperf keeps in flight in the unpaced runs")
+	dnsPaced := flag.Int("dns-paced", 1000, "with -dns: queries per second of the paced runs that measure latency")
 	flag.Parse()
-	if *throughput {
+	switch {
+	case *dnsMode:
+		if !flagSet("duration") {
+			*duration = 10
+		}
+		checkDNSFlags(*duration, *dnsPeers, *dnsOutstanding, *dnsPaced)
+	case *throughput:
 		checkThroughputFlags(*duration, *rounds)
-	} else {
+	default:
 		checkBenchFlags(*n, *ports, *kernel, *proto)
 	}
 	if *mtuUser && !*kernel {
@@ -133,6 +150,19 @@ func main() {
 	}
 	if os.Getenv(inNSEnv) == "" {
 		os.Exit(reexecInNamespace())
+	}
+	if *dnsMode {
+		res, err := runDNS(*duration, *dnsPeers, *dnsOutstanding, *dnsPaced)
+		if err != nil {
+			fail(err.Error())
+		}
+		if *asJSON {
+			b, _ := json.Marshal(res)
+			fmt.Println(string(b))
+			return
+		}
+		res.print()
+		return
 	}
 	if *throughput {
 		res, err := runThroughput(*duration, *rounds)
@@ -154,7 +184,7 @@ func main() {
 	if *kernel {
 		res, err = runKernel(*n, *mtuUser)
 	} else {
-		res, err = run(*n, *ports, *proto)
+		res, err = run(*n, *ports, *proto, *noResolver)
 	}
 	if err != nil {
 		fail(err.Error())
@@ -185,8 +215,16 @@ func checkBenchFlags(n, ports int, kernel bool, proto string) {
 	}
 	for _, name := range []string{"duration", "rounds"} {
 		if flagSet(name) {
-			fail("-" + name + " needs -throughput")
+			fail("-" + name + " needs -throughput or -dns")
 		}
+	}
+	for _, name := range []string{"dns-peers", "dns-outstanding", "dns-paced"} {
+		if flagSet(name) {
+			fail("-" + name + " needs -dns")
+		}
+	}
+	if kernel && flagSet("no-resolver") {
+		fail("-no-resolver with -kernel: the kernel-only baseline has no resolver")
 	}
 }
 
@@ -278,7 +316,7 @@ func prepare() (string, func(), error) {
 	}, nil
 }
 
-func run(n, ports int, proto string) (*result, error) {
+func run(n, ports int, proto string, noResolver bool) (*result, error) {
 	dir, cleanup, err := prepare()
 	if err != nil {
 		return nil, err
@@ -286,6 +324,10 @@ func run(n, ports int, proto string) (*result, error) {
 	defer cleanup()
 	if err := raiseFileLimit(n, n*ports); err != nil {
 		return nil, err
+	}
+	var epOpts []libnetwork.EndpointOption
+	if noResolver {
+		epOpts = append(epOpts, libnetwork.CreateOptionDisableResolution())
 	}
 	var sbOpts []libnetwork.SandboxOption
 	if ports > 0 {
@@ -324,7 +366,7 @@ func run(n, ports int, proto string) (*result, error) {
 		})
 		if err == nil {
 			err = timed("attach.create_endpoint", func() (err error) {
-				p.ep, err = nw.CreateEndpoint(fmt.Sprintf("ep%d", i))
+				p.ep, err = nw.CreateEndpoint(fmt.Sprintf("ep%d", i), epOpts...)
 				return err
 			})
 		}

@@ -226,3 +226,37 @@ func TestNetbenchThroughputRefusals(t *testing.T) {
 	refused(t, bin, "-duration needs -throughput", "-duration", "2")
 	refused(t, bin, "-rounds needs -throughput", "-rounds", "2")
 }
+
+// TestNetbenchDNS runs -dns briefly: dnsperf inside a container against the
+// embedded resolver, local and forwarded names. It checks that every query
+// was answered as it should be, not how fast.
+func TestNetbenchDNS(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tool := range []string{"dnsperf", "dnsmasq"} {
+		if _, err := exec.LookPath(tool); err != nil && os.Getenv("CI") != "true" {
+			t.Skipf("needs %s (Debian packages dnsperf, dnsmasq-base)", tool)
+		}
+	}
+	bin := buildNetbench(t)
+	var res dnsResult
+	runJSON(t, bin, &res, "-dns", "-duration", "1", "-dns-peers", "3", "-dns-paced", "200")
+	if res.NamesQPS <= 0 || res.ForwardedQPS <= 0 || res.NamesP99Ms <= 0 || res.ForwardedP99Ms <= 0 {
+		t.Errorf("figures %+v", res)
+	}
+	if res.NotNoError != 0 || res.PacedAnswered == 0 {
+		t.Errorf("paced runs: %d answers, %d not NOERROR", res.PacedAnswered, res.NotNoError)
+	}
+	s := res.ResolverStats
+	if s.Local == 0 || s.Forwarded == 0 || s.Refused != 0 {
+		t.Errorf("resolver counters %+v: want local and forwarded answers and nothing refused", s)
+	}
+}
+
+func TestNetbenchDNSRefusals(t *testing.T) {
+	bin := buildNetbench(t)
+	refused(t, bin, "-n", "-dns", "-n", "5")
+	refused(t, bin, "-throughput", "-dns", "-throughput")
+	refused(t, bin, "-dns-peers", "-dns", "-dns-peers", "0")
+	refused(t, bin, "-dns-peers", "-dns-peers", "3")
+	refused(t, bin, "-no-resolver", "-kernel", "-no-resolver")
+}

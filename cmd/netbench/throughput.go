@@ -78,7 +78,7 @@ type throughputResult struct {
 // checkThroughputFlags refuses what a -throughput run cannot do, and fails
 // at once when iperf3 or nsenter is missing.
 func checkThroughputFlags(duration, rounds int) {
-	for _, name := range []string{"n", "ports", "proto", "kernel", "bridge-mtu-user"} {
+	for _, name := range []string{"n", "ports", "proto", "kernel", "bridge-mtu-user", "no-resolver", "dns-peers", "dns-outstanding", "dns-paced"} {
 		if flagSet(name) {
 			fail("-throughput runs one container and no attach benchmark: -" + name + " does not apply")
 		}

@@ -1,11 +1,18 @@
-// Package resolver is the embedded DNS server's query handler: a
-// [dns.Handler] (github.com/miekg/dns) that answers A, AAAA and PTR queries
-// for the names of one sandbox from a [Names] table, and passes every other
-// query to a forward function.
+// Package resolver is a sandbox's embedded DNS server, in three parts the
+// root package puts together per sandbox:
 //
-// It is a leaf: it opens no sockets and knows nothing of namespaces. The
-// sandbox wiring (the server listening inside the sandbox's namespace on
-// 127.0.0.11, the DNAT/SNAT pair that brings port 53 to it, the name table
-// kept by the root package, and forwarding to the upstream servers) comes
-// later and builds on this package.
+//   - [Handler], a [dns.Handler] (github.com/miekg/dns) that answers A,
+//     AAAA and PTR queries for the sandbox's names from a [Names] table and
+//     passes every other query to a forward function;
+//   - [Forwarder], that forward function: it sends the query to at most
+//     three upstream servers in turn over reused sockets, each dialled in
+//     the namespace the caller chooses, with the client's timeout split
+//     between them and a bound on the queries in flight;
+//   - [Server], which listens on 127.0.0.11 inside the sandbox's network
+//     namespace on random UDP and TCP ports, reached on port 53 through the
+//     DNAT/SNAT pair of firewall.SetDNSRedirect, and runs the handler.
+//
+// [Stats] are the counters all three keep. The package knows nothing of
+// sandboxes or networks: the name table, the upstream list and the
+// namespace come from the caller.
 package resolver

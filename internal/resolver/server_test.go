@@ -59,15 +59,15 @@ func (f *fixedNames) add(name string, addrs ...netip.Addr) {
 	f.names[name] = e
 }
 
-// bigAnswer is the number of addresses of the name "big": more than a UDP
+// bigAnswerCount is the number of addresses of the name "big": more than a UDP
 // reply of dig's default EDNS size (1232 bytes) holds.
-const bigAnswer = 100
+const bigAnswerCount = 100
 
 func serverNames() *fixedNames {
 	n := &fixedNames{}
 	n.add("web", netip.MustParseAddr("172.18.0.2"), netip.MustParseAddr("fd00::2"))
 	n.add("db", netip.MustParseAddr("172.18.0.3"))
-	for i := range bigAnswer {
+	for i := range bigAnswerCount {
 		n.add("big", netip.AddrFrom4([4]byte{10, 1, byte(i / 256), byte(i%256 + 1)}))
 	}
 	return n
@@ -152,7 +152,7 @@ func TestServerDig(t *testing.T) {
 	var stats Stats
 	startServer(t, ns, NewHandler(serverNames(), nil, nil), &stats)
 	var bigAll []string
-	for i := range bigAnswer {
+	for i := range bigAnswerCount {
 		bigAll = append(bigAll, fmt.Sprintf("10.1.%d.%d", i/256, i%256+1))
 	}
 	tests := []struct {
@@ -190,8 +190,8 @@ func TestServerDig(t *testing.T) {
 	t.Run("large over UDP truncated", func(t *testing.T) {
 		// +ignore: show the truncated UDP answer instead of retrying.
 		r := dig(t, ns, "+notcp", "+ignore", "big", "A")
-		if r.status != "NOERROR" || !slices.Contains(r.flags, "tc") || len(r.answers) >= bigAnswer {
-			t.Errorf("%s flags %v with %d answers, want NOERROR, tc, fewer than %d", r.status, r.flags, len(r.answers), bigAnswer)
+		if r.status != "NOERROR" || !slices.Contains(r.flags, "tc") || len(r.answers) >= bigAnswerCount {
+			t.Errorf("%s flags %v with %d answers, want NOERROR, tc, fewer than %d", r.status, r.flags, len(r.answers), bigAnswerCount)
 		}
 	})
 	if got := stats.Queries.Load(); got < uint64(len(tests)+1) {
