@@ -352,7 +352,7 @@ func (c *controller) Stop() {
 		// Wait for a running operation, then stop the DNS server and
 		// let go of the namespace fd.
 		sb.opMu.Lock()
-		sb.stopResolver()
+		sb.stopResolver(false)
 		sb.mu.Lock()
 		if sb.ns != nil && !sb.hostNet {
 			_ = sb.ns.Close()

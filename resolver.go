@@ -156,13 +156,21 @@ func (r *sandboxResolver) Start() error {
 }
 
 // Stop stops serving, removes the redirect and closes every socket.
-func (r *sandboxResolver) Stop() {
+func (r *sandboxResolver) Stop() { r.stop(false) }
+
+// stop stops serving and closes every socket; keepRedirect leaves the
+// port-53 redirect in the namespace (see resolver.Server.StopLeavingRedirect).
+func (r *sandboxResolver) stop(keepRedirect bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.started {
 		return
 	}
-	r.server.Stop()
+	if keepRedirect {
+		r.server.StopLeavingRedirect()
+	} else {
+		r.server.Stop()
+	}
 	r.fwd.Close()
 	r.server, r.fwd, r.started = nil, nil, false
 }
@@ -406,13 +414,16 @@ func (sb *sandbox) ensureResolver() error {
 }
 
 // stopResolver stops the sandbox's resolver, if any. sb.opMu must be held
-// (or the controller stopping).
-func (sb *sandbox) stopResolver() {
+// (or the controller stopping). The redirect stays in a namespace of the
+// library's own (it goes with the namespace, or the next controller
+// replaces it) unless removeRedirect: an adopted namespace is the
+// runtime's and outlives the sandbox.
+func (sb *sandbox) stopResolver(removeRedirect bool) {
 	sb.mu.Lock()
 	r := sb.resolver
 	sb.mu.Unlock()
 	if r != nil {
-		r.Stop()
+		r.stop(!removeRedirect)
 	}
 }
 

@@ -555,3 +555,32 @@ func upstreamsOf(sb Sandbox) []string {
 	}
 	return out
 }
+
+// A runtime's own namespace (external key) gets the resolver at SetKey,
+// with lo brought up; deleting the sandbox takes the redirect out of the
+// namespace, which lives on with its process.
+func TestResolverExternalKey(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	setHostResolvConf(t, c, "nameserver 127.0.0.53\n")
+	n, err := c.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.102.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, err := n.CreateEndpoint("ext")
+	mustf(t, err, "endpoint")
+	sb, err := c.NewSandbox("ext", OptionUseExternalKey())
+	mustf(t, err, "sandbox")
+	mustf(t, ep.Join(sb), "join before SetKey")
+	if c.sandboxes[sb.ID()].resolverRunning() {
+		t.Fatal("resolver running before the namespace is known")
+	}
+	_, key := containerProcess(t)
+	mustf(t, sb.SetKey(key), "SetKey")
+	dig(t, sb, "ext", "A").wantAnswer(t, "own name in the runtime's namespace", "A "+ipOf(ep))
+
+	mustf(t, sb.Delete(), "delete")
+	out, err := exec.Command("nsenter", "--net="+key, "nft", "list", "tables").CombinedOutput()
+	mustf(t, err, "nft list tables: %s", out)
+	if strings.Contains(string(out), "dns") {
+		t.Errorf("the DNS redirect outlived the sandbox in the runtime's namespace: %s", out)
+	}
+}

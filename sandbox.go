@@ -249,7 +249,7 @@ func (sb *sandbox) Delete() error {
 	}
 
 	// The DNS server's sockets and rules go before the namespace.
-	sb.stopResolver()
+	sb.stopResolver(sb.externalKey)
 	sb.mu.Lock()
 	ns := sb.ns
 	sb.ns = nil

@@ -243,7 +243,7 @@ func (sb *sandbox) SetKey(key string) error {
 	if old != nil {
 		// The DNS server was the old namespace's; adopt starts one in
 		// the new.
-		sb.stopResolver()
+		sb.stopResolver(true)
 		// A new key (the container restarted): take the endpoints out of
 		// the old namespace first. It is the runtime's and may live on, so
 		// the interfaces are retired, not left.
@@ -323,7 +323,7 @@ func (sb *sandbox) adopt(key string, eps []*endpoint) (err error) {
 	if err := sb.ensureResolver(); err != nil {
 		return err
 	}
-	u.add(sb.stopResolver)
+	u.add(func() { sb.stopResolver(true) })
 	return c.state.Update(func(tx *datastore.Tx) error {
 		if err := tx.Put(kindSandbox, sb.id, sb.record()); err != nil {
 			return err

@@ -60,8 +60,12 @@ const dnsPort = 53
 // 53. DNS sent to any other address, such as a server of the container's
 // own on 0.0.0.0:53 reached through 127.0.0.1, is left alone.
 //
-// The old table, if any, is deleted and the new one added in one netlink
-// batch, so there is never a moment without a redirect nor two of them.
+// The rules are replaced in one netlink batch, so there is never a moment
+// without a redirect nor two of them. The table and its chains are kept
+// when they exist (their rules are flushed and written again): deleting a
+// table unregisters its hooks, which waits for an RCU grace period, about
+// 14 ms here, and would make every sandbox's start pay it. A table that
+// cannot be kept (chains of another definition) is deleted and made again.
 // addr must be an IPv4 loopback address (the rules are on the output hook,
 // which only sees the namespace's own traffic, and are written for IPv4)
 // and neither port may be 0.
@@ -74,21 +78,36 @@ func SetDNSRedirect(nsFd int, addr netip.Addr, udpPort, tcpPort uint16) error {
 	case udpPort == 0 || tcpPort == 0:
 		return types.InvalidParameterErrorf("firewall: DNS redirect to %s: port 0 (udp %d, tcp %d)", addr, udpPort, tcpPort)
 	}
+	err := setDNSRedirect(nsFd, addr, udpPort, tcpPort, false)
+	if err != nil {
+		err = setDNSRedirect(nsFd, addr, udpPort, tcpPort, true)
+	}
+	return err
+}
+
+// setDNSRedirect writes the redirect in one batch; recreate deletes the
+// table first.
+func setDNSRedirect(nsFd int, addr netip.Addr, udpPort, tcpPort uint16, recreate bool) error {
 	conn, err := dnsConn(nsFd, "DNS redirect")
 	if err != nil {
 		return err
 	}
 	table := &nftables.Table{Name: DNSTableName, Family: nftables.TableFamilyINet}
-	// Adding before deleting makes the delete succeed whether or not the
-	// table exists.
 	conn.AddTable(table)
-	conn.DelTable(table)
-	conn.AddTable(table)
+	if recreate {
+		// Adding before deleting makes the delete succeed whether or
+		// not the table exists.
+		conn.DelTable(table)
+		conn.AddTable(table)
+	}
 	accept := nftables.ChainPolicyAccept
 	output := conn.AddChain(&nftables.Chain{Name: chainOutput, Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Policy: &accept})
 	postrouting := conn.AddChain(&nftables.Chain{Name: chainPostrouting, Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
+	// The chains' old rules, if they were there, go in the same batch.
+	conn.FlushChain(output)
+	conn.FlushChain(postrouting)
 	for _, p := range []struct {
 		proto byte
 		port  uint16

@@ -282,3 +282,16 @@ func TestDNSRedirectTraffic(t *testing.T) {
 		t.Errorf("UDP to %s without the redirect: reply %q, want %q", port53, got, "own:q5")
 	}
 }
+
+// A table of that name whose chains are not the redirect's (another
+// version's, or made by hand) is replaced whole.
+func TestDNSRedirectReplacesForeignTable(t *testing.T) {
+	ns := newDNSNetNS(t)
+	nftList(t, ns, "add", "table", "inet", DNSTableName)
+	nftList(t, ns, "add", "chain", "inet", DNSTableName, chainOutput, "{ type nat hook output priority -100 ; }")
+	nftList(t, ns, "add", "rule", "inet", DNSTableName, chainOutput, "counter")
+	if err := SetDNSRedirect(int(ns.Fd()), dnsAddr, 40001, 40002); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "dns_redirect", listDNSTable(t, ns))
+}

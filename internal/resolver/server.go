@@ -274,8 +274,22 @@ func (s *Server) Ports() (udp, tcp uint16) {
 // Stop stops serving: it removes the redirect, closes the sockets and the
 // TCP connections, and waits for the goroutines reading them. A reply a
 // handler writes afterwards fails. Stop may be called more than once.
-func (s *Server) Stop() {
+func (s *Server) Stop() { s.stop(false) }
+
+// StopLeavingRedirect stops the server as Stop does but leaves the
+// redirect in the namespace, for two cases where removing it costs and
+// serves nothing: a namespace about to be destroyed, which takes its rules
+// with it (an explicit delete waits for an RCU grace period, about 14 ms),
+// and a controller restarting, whose next server replaces the rules
+// (meanwhile a query gets no answer and the client tries again, instead of
+// failing at once).
+func (s *Server) StopLeavingRedirect() { s.stop(true) }
+
+func (s *Server) stop(keepRedirect bool) {
 	s.stopOnce.Do(func() {
+		if keepRedirect {
+			s.redirected = false
+		}
 		s.mu.Lock()
 		s.stopping = true
 		conns := make([]*tcpConn, 0, len(s.conns))
