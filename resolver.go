@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -82,13 +83,20 @@ func NewResolver(sb *sandbox) Resolver {
 type sandboxResolver struct {
 	sb *sandbox
 
+	// mu guards the fields below it. It is never held while the server
+	// or the forwarder is stopped: their queries in flight call
+	// upstreams, which takes it.
 	mu      sync.Mutex
 	server  *resolver.Server
 	fwd     *resolver.Forwarder
 	ext     []string // SetExtServers; nil: the sandbox's own upstreams
 	extSet  bool
-	cache   upstreamCache
 	started bool
+
+	// cache is the current upstream list; cacheMu serialises its
+	// rebuilds (readers only load it).
+	cacheMu sync.Mutex
+	cache   atomic.Pointer[upstreamCache]
 }
 
 var _ Resolver = (*sandboxResolver)(nil)
@@ -162,17 +170,18 @@ func (r *sandboxResolver) Stop() { r.stop(false) }
 // port-53 redirect in the namespace (see resolver.Server.StopLeavingRedirect).
 func (r *sandboxResolver) stop(keepRedirect bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.started {
+	server, fwd, started := r.server, r.fwd, r.started
+	r.server, r.fwd, r.started = nil, nil, false
+	r.mu.Unlock()
+	if !started {
 		return
 	}
 	if keepRedirect {
-		r.server.StopLeavingRedirect()
+		server.StopLeavingRedirect()
 	} else {
-		r.server.Stop()
+		server.Stop()
 	}
-	r.fwd.Close()
-	r.server, r.fwd, r.started = nil, nil, false
+	fwd.Close()
 }
 
 // SetupFunc returns a function that does nothing: Start enters the
@@ -188,9 +197,11 @@ func (r *sandboxResolver) NameServer() string { return resolverIP.String() }
 func (r *sandboxResolver) SetExtServers(servers []string) {
 	r.mu.Lock()
 	r.ext, r.extSet = slices.Clone(servers), servers != nil
-	r.cache = upstreamCache{}
 	fwd := r.fwd
 	r.mu.Unlock()
+	r.cacheMu.Lock()
+	r.cache.Store(nil)
+	r.cacheMu.Unlock()
 	if fwd != nil {
 		fwd.Flush()
 	}
@@ -212,11 +223,13 @@ func (r *sandboxResolver) FlushExtServers() {
 func (r *sandboxResolver) ResolverOptions() []string { return []string{"ndots:0"} }
 
 // upstreamCache is the upstream list of one sandbox, kept until what it is
-// made from changes.
+// made from changes: the host's resolv.conf, the sandbox's joins (its IPv6)
+// and configuration (nameGen), the origin file, SetExtServers.
 type upstreamCache struct {
 	hostVersion uint64
 	nameGen     uint64
-	valid       bool
+	origin      string
+	originKey   fileKey
 	list        []resolver.Upstream
 }
 
@@ -226,27 +239,41 @@ type upstreamCache struct {
 // when it changes, so an edit reaches the next query). Servers on the
 // host's loopback (systemd-resolved's 127.0.0.53, a local dnsmasq) are
 // dialled from the controller's namespace; the others from the sandbox's,
-// and IPv6 ones only when the sandbox has IPv6. At most three.
+// and IPv6 ones only when the sandbox has IPv6. At most three. It is called
+// for every forwarded query: the list is rebuilt only when what it is made
+// from changed, and reading it takes no lock.
 func (r *sandboxResolver) upstreams() []resolver.Upstream {
 	sb := r.sb
 	c := sb.ctrl
 	hostContent, hostVersion, hostErr := c.hostDNS.get()
 	gen := c.nameGen.Load()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cache.valid && r.cache.hostVersion == hostVersion && r.cache.nameGen == gen {
-		return r.cache.list
+	fresh := func(uc *upstreamCache) bool {
+		return uc != nil && uc.hostVersion == hostVersion && uc.nameGen == gen &&
+			(uc.origin == "" || statKey(uc.origin) == uc.originKey)
 	}
+	if uc := r.cache.Load(); fresh(uc) {
+		return uc.list
+	}
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	if uc := r.cache.Load(); fresh(uc) {
+		return uc.list
+	}
+	r.mu.Lock()
+	ext, extSet := r.ext, r.extSet
+	r.mu.Unlock()
 	sb.mu.Lock()
 	dnsList, origin := sb.config.DNSList, sb.config.OriginResolvConfPath
 	sb.mu.Unlock()
+	uc := &upstreamCache{hostVersion: hostVersion, nameGen: gen}
 	var servers []string
 	switch {
-	case r.extSet:
-		servers = r.ext
+	case extSet:
+		servers = ext
 	case len(dnsList) > 0:
 		servers = dnsList
 	case origin != "":
+		uc.origin, uc.originKey = origin, statKey(origin)
 		if content, err := os.ReadFile(origin); err == nil {
 			servers = resolvconf.GetNameservers(content)
 		} else {
@@ -260,7 +287,6 @@ func (r *sandboxResolver) upstreams() []resolver.Upstream {
 		servers = resolvconf.GetNameservers(hostContent)
 	}
 	v6 := sb.ipv6Enabled()
-	var list []resolver.Upstream
 	for _, s := range servers {
 		ap, ok := parseUpstream(s)
 		if !ok {
@@ -280,13 +306,13 @@ func (r *sandboxResolver) upstreams() []resolver.Upstream {
 			u.Key = "sandbox/" + ap.String()
 			u.Dial = sb.dialUpstream
 		}
-		list = append(list, u)
-		if len(list) == maxUpstreams {
+		uc.list = append(uc.list, u)
+		if len(uc.list) == maxUpstreams {
 			break
 		}
 	}
-	r.cache = upstreamCache{hostVersion: hostVersion, nameGen: gen, valid: true, list: list}
-	return list
+	r.cache.Store(uc)
+	return uc.list
 }
 
 // parseUpstream parses "addr" or "addr:port" / "[v6]:port" (port 53 when
@@ -301,36 +327,22 @@ func parseUpstream(s string) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
-// dialUpstream opens a socket to an upstream server from inside the
-// sandbox's namespace.
+// dialUpstream opens a socket to an upstream server in the sandbox's
+// namespace.
 func (sb *sandbox) dialUpstream(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
 	ns := sb.namespace()
 	if ns == nil {
 		return nil, types.ForbiddenErrorf("sandbox %s has no network namespace", sb.id)
 	}
-	var conn net.Conn
-	err := ns.Do(func() error {
-		var d net.Dialer
-		var err error
-		conn, err = d.DialContext(ctx, network, addr.String())
-		return err
-	})
-	return conn, err
+	return dialIn(ctx, ns, network, addr)
 }
 
-// dialHostNS opens a socket to an upstream server from inside the
-// controller's namespace, when that is not the process's own
+// dialHostNS opens a socket to an upstream server in the controller's
+// namespace, when that is not the process's own
 // (config.OptionNetworkNamespace); otherwise the forwarder's own
 // goroutines are there already.
 func (c *controller) dialHostNS(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
-	var conn net.Conn
-	err := c.hostNS.Do(func() error {
-		var d net.Dialer
-		var err error
-		conn, err = d.DialContext(ctx, network, addr.String())
-		return err
-	})
-	return conn, err
+	return dialIn(ctx, c.hostNS, network, addr)
 }
 
 // clientTimeout is how long the sandbox's resolver library waits for one
@@ -366,10 +378,16 @@ func (sb *sandbox) resolvOptions() []string {
 
 // wantsResolver reports whether the sandbox should run a resolver: it has
 // a namespace of its own and an endpoint that wants name resolution on a
-// network with interfaces of its own.
+// network with interfaces of its own, or had one (its resolv.conf names
+// the resolver: a sandbox restored with no endpoint left keeps answering
+// as before the restart).
 func (sb *sandbox) wantsResolver() bool {
 	if sb.hostNet || sb.namespace() == nil {
 		return false
+	}
+	if content, exists, err := ownedfile.Load(sb.resolvConfPath()); err == nil && exists &&
+		slices.Contains(resolvconf.GetNameservers(content), resolverIP.String()) {
+		return true
 	}
 	for _, ep := range sb.joined() {
 		if !ep.disableResolution && !ep.network.hasSpecialDriver() {
@@ -440,11 +458,23 @@ func (sb *sandbox) rewriteResolvConf() {
 
 // hostDNS is the host's resolv.conf as the resolvers see it, read again
 // when the file (or systemd-resolved's, when the host's names its stub)
-// changes.
+// changes. Every forwarded query asks for it: the files are looked at (two
+// stat calls) at most once per hostDNSRecheck, and reading it takes no
+// lock.
 type hostDNS struct {
-	mu sync.Mutex
-	// paths are the host's resolv.conf and systemd-resolved's; tests
-	// point them elsewhere before the first use.
+	mu      sync.Mutex
+	snap    atomic.Pointer[hostDNSSnap]
+	checked atomic.Int64 // unix nanoseconds of the last look at the files
+}
+
+// hostDNSRecheck is how long a look at the host's files stays good: a
+// change reaches the queries sent after it by at most this much.
+const hostDNSRecheck = 5 * time.Millisecond
+
+// hostDNSSnap is the host's resolv.conf at one version.
+type hostDNSSnap struct {
+	// paths are the host's resolv.conf and systemd-resolved's (tests
+	// point them elsewhere).
 	paths   [2]string
 	keys    [2]fileKey
 	content []byte
@@ -470,27 +500,60 @@ func statKey(path string) fileKey {
 		mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano()}
 }
 
+// setPaths makes the host's files paths, read at the next get.
+func (h *hostDNS) setPaths(paths [2]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var version uint64
+	if s := h.snap.Load(); s != nil {
+		version = s.version
+	}
+	h.snap.Store(&hostDNSSnap{paths: paths, version: version})
+	h.checked.Store(0)
+}
+
 // get returns the host's resolv.conf content (systemd-resolved's when the
 // host's names only its stub), a version that changes with it, and the
 // error of reading it (a missing file is no error: no content).
 func (h *hostDNS) get() ([]byte, uint64, error) {
+	s := h.snap.Load()
+	now := time.Now().UnixNano()
+	if s != nil && s.version != 0 && now-h.checked.Load() < int64(hostDNSRecheck) {
+		return s.content, s.version, s.err
+	}
+	paths := [2]string{hostResolvConfPath, resolvedResolvConf}
+	if s != nil {
+		paths = s.paths
+	}
+	keys := [2]fileKey{statKey(paths[0]), statKey(paths[1])}
+	if s != nil && s.version != 0 && keys == s.keys {
+		h.checked.Store(now)
+		return s.content, s.version, s.err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.paths[0] == "" {
-		h.paths = [2]string{hostResolvConfPath, resolvedResolvConf}
+	if cur := h.snap.Load(); cur != s {
+		// Another caller read the files meanwhile, or the paths changed.
+		if cur.version != 0 && cur.paths == paths && cur.keys == keys {
+			return cur.content, cur.version, cur.err
+		}
+		s = cur
+		if s != nil {
+			paths = s.paths
+			keys = [2]fileKey{statKey(paths[0]), statKey(paths[1])}
+		}
 	}
-	k0 := statKey(h.paths[0])
-	k1 := statKey(h.paths[1])
-	if h.version != 0 && k0 == h.keys[0] && k1 == h.keys[1] {
-		return h.content, h.version, h.err
-	}
-	content, err := resolvconf.HostResolvConfFrom(h.paths[0], h.paths[1])
+	content, err := resolvconf.HostResolvConfFrom(paths[0], paths[1])
 	if errors.Is(err, os.ErrNotExist) {
 		err = nil
 	}
-	h.keys, h.content, h.err = [2]fileKey{k0, k1}, content, err
-	h.version++
-	return h.content, h.version, h.err
+	var version uint64 = 1
+	if s != nil {
+		version = s.version + 1
+	}
+	h.snap.Store(&hostDNSSnap{paths: paths, keys: keys, content: content, version: version, err: err})
+	h.checked.Store(now)
+	return content, version, err
 }
 
 // startRestoredResolvers starts the DNS servers of the sandboxes New

@@ -69,7 +69,12 @@ func (sb *sandbox) buildNames(gen uint64) *nameTable {
 			continue
 		}
 		seen[n] = true
-		if !n.internal && !n.hasSpecialDriver() {
+		if n.hasSpecialDriver() {
+			// Host and null endpoints have no addresses to give: their
+			// names are not the sandbox's to answer.
+			continue
+		}
+		if !n.internal {
 			t.forward = true
 		}
 		// This network's matches, merged below family by family.

@@ -30,10 +30,7 @@ func setHostResolvConf(t *testing.T, c *controller, content string) string {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.hostDNS.mu.Lock()
-	c.hostDNS.paths = [2]string{path, filepath.Join(t.TempDir(), "no-resolved.conf")}
-	c.hostDNS.version = 0
-	c.hostDNS.mu.Unlock()
+	c.hostDNS.setPaths([2]string{path, filepath.Join(t.TempDir(), "no-resolved.conf")})
 	return path
 }
 
@@ -265,14 +262,30 @@ func TestResolverNamesWithDig(t *testing.T) {
 
 	t.Run("leave", func(t *testing.T) {
 		mustf(t, db.Leave(sbD), "leave")
-		if r := dig(t, sbC, "db.front", "A"); len(r.answers) != 0 {
-			t.Errorf("db.front still answers after leave: %v", r.answers)
+		before := up.queries("db.front")
+		// No longer the sandbox's name: forwarded, and dnsmasq refuses
+		// it (not a .test name).
+		if r := dig(t, sbC, "db.front", "A"); len(r.answers) != 0 || r.status != "REFUSED" {
+			t.Errorf("db.front after leave: status %s answers %v, want the upstream's REFUSED", r.status, r.answers)
+		}
+		if up.queries("db.front") != before+1 {
+			t.Errorf("db.front after leave was not forwarded")
 		}
 		if r := dig(t, sbC, "dbalias", "A"); len(r.answers) != 0 {
 			t.Errorf("dbalias still answers after leave: %v", r.answers)
 		}
 		mustf(t, db.Join(sbD), "join again")
 		dig(t, sbC, "db", "A").wantAnswer(t, "db after rejoin", "A "+ipOf(db))
+	})
+
+	t.Run("rename", func(t *testing.T) {
+		mustf(t, sbD.Rename("database"), "rename")
+		dig(t, sbC, "database", "A").wantAnswer(t, "new name", "A "+ipOf(db))
+		dig(t, sbC, "-x", ipOf(db)).wantAnswer(t, "PTR after rename", "PTR database.Front.")
+		if r := dig(t, sbC, "db", "A"); len(r.answers) != 0 {
+			t.Errorf("old name still answers: %v", r.answers)
+		}
+		mustf(t, sbD.Rename("db"), "rename back")
 	})
 
 	t.Run("container binds port 53", func(t *testing.T) {
@@ -451,6 +464,13 @@ func TestResolverUpstreams(t *testing.T) {
 		if st, _ := SandboxResolverStatistics(sb); st.Forwarded != 0 {
 			t.Errorf("internal network: %d forwarded", st.Forwarded)
 		}
+		// On an internal and an external network, it forwards (as
+		// docker does: the external network gives it a way out).
+		both := join("both", sealed)
+		ep, err := n.CreateEndpoint("both-out")
+		mustf(t, err, "endpoint")
+		mustf(t, ep.Join(both), "join the external network")
+		dig(t, both, "example.test", "A").wantAnswer(t, "internal and external", "A 192.0.2.1")
 	})
 }
 
@@ -583,4 +603,106 @@ func TestResolverExternalKey(t *testing.T) {
 	if strings.Contains(string(out), "dns") {
 		t.Errorf("the DNS redirect outlived the sandbox in the runtime's namespace: %s", out)
 	}
+}
+
+// Deleting a sandbox (and stopping the controller) while the container
+// floods its resolver with forwarded queries returns: the forwarder's
+// queries in flight never wait for what Delete holds.
+func TestResolverDeleteUnderLoad(t *testing.T) {
+	if _, err := exec.LookPath("dnsperf"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip("needs dnsperf (Debian package dnsperf)")
+	}
+	e := newEnv(t)
+	c := e.start()
+	setHostResolvConf(t, c, "nameserver 127.0.0.53\n")
+	startDnsmasq(t, e.host.Path(), "127.0.0.53", "--address=/example.test/192.0.2.1")
+	n, err := c.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.103.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	data := filepath.Join(t.TempDir(), "queries")
+	mustf(t, os.WriteFile(data, []byte("example.test A\n"), 0o644), "queries")
+	for round := range 3 {
+		sb, err := c.NewSandbox(fmt.Sprintf("load%d", round))
+		mustf(t, err, "sandbox")
+		ep, err := n.CreateEndpoint(fmt.Sprintf("load%d", round))
+		mustf(t, err, "endpoint")
+		mustf(t, ep.Join(sb), "join")
+		perf := exec.Command("nsenter", "--net="+sb.Key(), "dnsperf", "-s", "127.0.0.11", "-d", data, "-l", "5", "-q", "500")
+		mustf(t, perf.Start(), "dnsperf")
+		// Until the resolver has forwarded queries (and has some in
+		// flight), then delete under it.
+		for i := 0; ; i++ {
+			if st, _ := SandboxResolverStatistics(sb); st.Forwarded > 1000 {
+				break
+			}
+			if i == 500 {
+				t.Fatal("dnsperf's queries never reached the upstream")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mustf(t, sb.Delete(), "delete under load")
+		_ = perf.Process.Kill()
+		_ = perf.Wait()
+	}
+}
+
+// A container pipelining TCP queries towards an upstream that never
+// answers its SYN does not make the controller start a thread per query:
+// the upstream sockets are made in the sandbox's namespace but connect on
+// the runtime's poller.
+func TestResolverDeadTCPUpstreamThreads(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	setHostResolvConf(t, c, "nameserver 127.0.0.53\n")
+	n, err := c.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.104.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	// 198.51.100.9 is routed out of the sandbox (default route through
+	// the bridge) and nowhere from the controller's namespace: the SYNs
+	// go unanswered.
+	sb, err := c.NewSandbox("dead", OptionDNS("198.51.100.9"), OptionDNSOptions("timeout:3"))
+	mustf(t, err, "sandbox")
+	ep, err := n.CreateEndpoint("dead")
+	mustf(t, err, "endpoint")
+	mustf(t, ep.Join(sb), "join")
+	threads := func() int {
+		b, _ := os.ReadFile("/proc/self/status")
+		var n int
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+				fmt.Sscan(strings.TrimSpace(v), &n)
+			}
+		}
+		return n
+	}
+	before := threads()
+	ns := nsOf(t, sb)
+	var conns []net.Conn
+	for range 4 {
+		var conn net.Conn
+		mustf(t, ns.Do(func() error {
+			var err error
+			conn, err = net.Dial("tcp", "127.0.0.11:53")
+			return err
+		}), "dial the resolver over TCP")
+		defer conn.Close()
+		conns = append(conns, conn)
+	}
+	// 4 connections × 50 pipelined queries, all forwarded over TCP.
+	for i, conn := range conns {
+		for j := range 50 {
+			m := new(dns.Msg)
+			m.SetQuestion(fmt.Sprintf("q%d-%d.example.", i, j), dns.TypeA)
+			b, _ := m.Pack()
+			_, err := conn.Write(append([]byte{byte(len(b) >> 8), byte(len(b))}, b...))
+			mustf(t, err, "query")
+		}
+	}
+	peak := before
+	for range 20 {
+		peak = max(peak, threads())
+		time.Sleep(50 * time.Millisecond)
+	}
+	if peak > before+40 {
+		t.Errorf("threads went from %d to %d with 200 TCP queries waiting on a dead upstream", before, peak)
+	}
+	t.Logf("threads: %d before, %d at the peak", before, peak)
 }

@@ -166,3 +166,21 @@ func sysctlPath(key string) (string, error) {
 	}
 	return "/proc/sys/" + strings.Join(parts, "/"), nil
 }
+
+// Socket opens a socket inside the namespace and returns its descriptor:
+// the namespace a socket belongs to is fixed when it is made, so the
+// caller may bind, connect and use it from any thread. Only the socket
+// call runs on a thread switched into the namespace; connecting there
+// instead would hold the thread for as long as the connect waits.
+func (n *Namespace) Socket(domain, typ, proto int) (int, error) {
+	fd := -1
+	err := n.Do(func() error {
+		var err error
+		fd, err = unix.Socket(domain, typ|unix.SOCK_CLOEXEC, proto)
+		return err
+	})
+	if err != nil {
+		return -1, types.InternalErrorf("opening a socket in %s: %w", n, err)
+	}
+	return fd, nil
+}
