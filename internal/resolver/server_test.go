@@ -465,6 +465,15 @@ type laterHandler struct {
 	wg      sync.WaitGroup
 }
 
+// cleanup waits for the handler's goroutines at the end of the test. It
+// must be called before the server starts: cleanups run last-in
+// first-out, so the wait then comes after the server's Stop, which waits
+// for the loops calling ServeDNS. Every wg.Add thus happens before the
+// Wait, as sync.WaitGroup requires (an Add from zero racing with a Wait
+// that blocks is what the race detector reported when the wait came first
+// and a late goroutine was still running).
+func (h *laterHandler) cleanup(t testing.TB) { t.Cleanup(h.wg.Wait) }
+
 func (h *laterHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	reply := new(dns.Msg)
 	reply.SetReply(r)
@@ -497,8 +506,12 @@ func (h *laterHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 func TestServerRepliesAfterServeDNSReturns(t *testing.T) {
 	ns := newSandboxNS(t)
 	h := &laterHandler{release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(h.release) }) }
+	h.cleanup(t)
+	// Also when the test fails before releasing them.
+	t.Cleanup(release)
 	startServer(t, ns, h, nil)
-	t.Cleanup(h.wg.Wait)
 
 	// UDP: many queries held at once, then released together.
 	const n = 100
@@ -523,7 +536,7 @@ func TestServerRepliesAfterServeDNSReturns(t *testing.T) {
 	if r := readTCP(t, tc); r.Id != 2 {
 		t.Fatalf("first TCP reply has id %d, want 2 (the held one comes later)", r.Id)
 	}
-	close(h.release)
+	release()
 
 	seen := map[uint16]bool{}
 	buf := make([]byte, 65535)
@@ -554,8 +567,8 @@ func TestServerRepliesAfterServeDNSReturns(t *testing.T) {
 func TestServerRepliesRacingServeDNSReturn(t *testing.T) {
 	ns := newSandboxNS(t)
 	h := &laterHandler{}
+	h.cleanup(t)
 	startServer(t, ns, h, nil)
-	t.Cleanup(h.wg.Wait)
 	c := udpClient(t, ns)
 	buf := make([]byte, 512)
 	for round := range 10 {
