@@ -96,6 +96,10 @@ type ServerConfig struct {
 // client is done (or idle for tcpIdleTimeout) and every reply it is owed
 // was written.
 //
+// A handler of this package (*Handler) answers most local names from the
+// query's wire form, without a dns.Msg (see Handler.serveRaw); what it
+// leaves goes the way above.
+//
 // Every message read counts in Stats.Queries; one that does not unpack
 // also in Stats.Malformed, and is answered FORMERR when its header can be
 // read and it is not itself a response. The writers given to the handler
@@ -103,8 +107,11 @@ type ServerConfig struct {
 // latency figures.
 type Server struct {
 	handler dns.Handler
-	stats   *Stats
-	logger  *slog.Logger
+	// raw is handler when it answers UDP queries from their wire form
+	// too; nil otherwise.
+	raw    rawHandler
+	stats  *Stats
+	logger *slog.Logger
 
 	// Immutable after StartServer.
 	udp      *net.UDPConn
@@ -151,6 +158,7 @@ func StartServer(cfg ServerConfig) (_ *Server, retErr error) {
 		nsFd:    -1,
 		conns:   map[*tcpConn]struct{}{},
 	}
+	s.raw, _ = cfg.Handler.(rawHandler)
 	if s.stats == nil {
 		s.stats = new(Stats)
 	}
@@ -334,6 +342,11 @@ func (s *Server) closeSockets() {
 // *dns.Msg, which the handler then owns, and calls the handler.
 func (s *Server) serve(b []byte, w writer, oversized bool) {
 	s.stats.Queries.Add(1)
+	s.dispatch(b, w, oversized)
+}
+
+// dispatch is serve without counting the message.
+func (s *Server) dispatch(b []byte, w writer, oversized bool) {
 	m := new(dns.Msg)
 	var err error
 	if oversized {
@@ -352,6 +365,20 @@ func (s *Server) serve(b []byte, w writer, oversized bool) {
 	}
 	defer s.recoverHandler(w, m)
 	s.handler.ServeDNS(w, m)
+}
+
+// serveRaw gives the UDP query b to the raw handler, which appends the
+// reply to out. done is false when the handler leaves b to ServeDNS; done
+// with a nil reply when it panicked (logged, as recoverHandler does).
+func (s *Server) serveRaw(b, out []byte) (reply []byte, done bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logger.Error("resolver: handler panicked", "panic", v)
+			reply, done = nil, true
+		}
+	}()
+	reply = s.raw.serveRaw(b, out)
+	return reply, reply != nil
 }
 
 // recoverHandler, deferred, turns a panic of the handler into a log: a
