@@ -103,6 +103,14 @@ const closedBit = int64(1) << 62
 // its socket and its question is the query's, so that an off-path spoofer
 // must guess both the ID and the source port.
 //
+// A UDP client's query takes no goroutine of its own: Forward sends it
+// upstream from the caller's goroutine (the server's read loop) and
+// returns; the reader of the upstream socket takes the reply, writes it
+// to the client and so ends the query, or sends it to the next upstream.
+// The same reader times out the queries on its socket: the socket's read
+// deadline is the earliest of theirs. A TCP client's query runs on a
+// worker goroutine that waits for each upstream's reply in turn.
+//
 // After Close, Forward answers REFUSED at once.
 type Forwarder struct {
 	upstreams     func() []Upstream
@@ -120,8 +128,7 @@ type Forwarder struct {
 	// tcpIdle is the number of idle TCP connections kept per upstream.
 	tcpIdle int
 
-	// state counts the queries in flight (the goroutines Forward started)
-	// and carries closedBit.
+	// state counts the queries in flight and carries closedBit.
 	state atomic.Int64
 	// drained is closed when the forwarder is closed and no query is in
 	// flight; drainOnce guards closing it.
@@ -129,7 +136,7 @@ type Forwarder struct {
 	drainOnce sync.Once
 	// readers counts the UDP sockets' reader goroutines.
 	readers sync.WaitGroup
-	// workers run the queries.
+	// workers run the TCP clients' queries.
 	workers workers
 
 	mu sync.RWMutex
@@ -176,8 +183,10 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 	return f
 }
 
-// Forward forwards r and writes the reply to w. It returns at once and
-// writes from a goroutine of its own, exactly once; w must stay valid
+// Forward forwards r and writes the reply to w, exactly once. It does not
+// wait for the upstream: the reply is written later from another
+// goroutine (unless Forward answers at once, as when the forwarder is
+// closed or has too many queries in flight), and w and r must stay valid
 // until then. w.LocalAddr().Network() gives the client's transport (a
 // writer without a local address counts as UDP).
 func (f *Forwarder) Forward(w dns.ResponseWriter, r *dns.Msg) {
@@ -204,7 +213,14 @@ func (f *Forwarder) Forward(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	q := queryPool.Get().(*fwdQuery)
 	q.w, q.r, q.start = w, r, start
-	f.workers.start(q)
+	q.tcp = isTCP(w)
+	if q.tcp {
+		f.workers.start(q)
+		return
+	}
+	if f.prepare(q) {
+		f.next(q)
+	}
 }
 
 // release ends one query in flight.
@@ -231,7 +247,8 @@ func (f *Forwarder) Flush() {
 
 // Close flushes the upstream sockets and waits for the queries in flight to
 // be answered (those waiting on a flushed socket fail at once, as no new
-// socket is dialled). Forward answers REFUSED from then on.
+// socket is dialled), and for the forwarder's goroutines to exit. Forward
+// answers REFUSED from then on.
 func (f *Forwarder) Close() {
 	f.mu.Lock()
 	old := f.state.Or(closedBit)
@@ -273,13 +290,11 @@ func (f *Forwarder) pool(u *Upstream) (*upstreamPool, error) {
 	return p, nil
 }
 
-// run forwards one query and writes its reply.
-func (f *Forwarder) run(q *fwdQuery) {
-	defer f.release()
-	defer q.recycle()
-
+// prepare packs q's query and takes the upstreams it goes to. When there
+// is nothing to send or nobody to send it to, it answers SERVFAIL, which
+// ends q, and returns false.
+func (f *Forwarder) prepare(q *fwdQuery) bool {
 	r := q.r
-	q.tcp = isTCP(q.w)
 	q.size = dns.MinMsgSize
 	if opt := r.IsEdns0(); opt != nil {
 		q.size = max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDPSize))
@@ -290,39 +305,50 @@ func (f *Forwarder) run(q *fwdQuery) {
 	if err := q.pack(); err != nil {
 		f.logger.Debug("resolver: packing a query to forward", "error", err, "question", r.Question[0].String())
 		f.finish(q, dns.RcodeServerFailure)
-		return
+		return false
 	}
-
-	var ups []Upstream
 	if f.upstreams != nil {
-		ups = f.upstreams()
+		q.ups = f.upstreams()
 	}
-	n := min(len(ups), MaxUpstreams)
-	if n == 0 {
+	q.n = min(len(q.ups), MaxUpstreams)
+	if q.n == 0 {
 		f.stats.UpstreamFailures.Add(1)
 		if ok, suppressed := f.limiter.allow(poolKey{key: "\x00none"}, q.start); ok {
 			f.logger.Warn("resolver: no upstream server to forward to", "suppressed", suppressed)
 		}
 		f.finish(q, dns.RcodeServerFailure)
-		return
+		return false
 	}
 	f.stats.Forwarded.Add(1)
-	end := q.start.Add(f.budget)
-	haveFailed := false
-	for i := range n {
-		u := &ups[i]
+	q.end = q.start.Add(f.budget)
+	return true
+}
+
+// deadline returns the end of the share of q's timeout that its current
+// upstream gets: an equal share of what is left.
+func (q *fwdQuery) deadline(now time.Time) time.Time {
+	return now.Add(q.end.Sub(now) / time.Duration(q.n-q.i))
+}
+
+// run forwards a TCP client's query, waiting for each upstream in turn,
+// and writes its reply.
+func (f *Forwarder) run(q *fwdQuery) {
+	if !f.prepare(q) {
+		return
+	}
+	for ; q.i < q.n; q.i++ {
+		u := &q.ups[q.i]
 		now := time.Now()
-		deadline := now.Add(end.Sub(now) / time.Duration(n-i))
-		err := f.try(q, u, deadline)
+		err := f.tryTCP(q, u, q.deadline(now))
 		if err == nil {
 			rcode := int(q.reply[3] & 0xf)
 			if rcode != dns.RcodeServerFailure && rcode != dns.RcodeRefused {
-				f.relay(q, q.reply)
+				f.relay(q, q.reply, false)
 				return
 			}
 			// Keep this answer in case every upstream fails.
 			q.failed, q.reply = q.reply, q.failed
-			haveFailed = true
+			q.haveFailed = true
 			err = rcodeError(rcode)
 		}
 		if errors.Is(err, errClosed) {
@@ -330,30 +356,108 @@ func (f *Forwarder) run(q *fwdQuery) {
 		}
 		f.upstreamFailed(u, err, now)
 	}
-	if haveFailed {
-		f.relay(q, q.failed)
-		return
-	}
-	f.finish(q, dns.RcodeServerFailure)
+	f.giveUp(q)
 }
 
-// try sends q to u and waits for its reply until deadline. A socket that
-// Flush closed under the query is replaced once.
-func (f *Forwarder) try(q *fwdQuery, u *Upstream, deadline time.Time) error {
+// tryTCP sends q to u over TCP and waits for its reply until deadline. A
+// connection that Flush closed under the query is replaced once.
+func (f *Forwarder) tryTCP(q *fwdQuery, u *Upstream, deadline time.Time) error {
 	for retried := false; ; retried = true {
 		p, err := f.pool(u)
 		if err != nil {
 			return err
 		}
-		if q.tcp {
-			err = p.tcp.exchange(q, u, deadline)
-		} else {
-			err = p.udp.exchange(q, u, deadline)
-		}
+		err = p.tcp.exchange(q, u, deadline)
 		if !errors.Is(err, errSocketClosed) || retried || !time.Now().Before(deadline) {
 			return err
 		}
 	}
+}
+
+// next sends a UDP client's query to its upstreams from q.i on, until one
+// takes it; the reader of that upstream's socket then owns q, and goes on
+// with answered or failed. When no upstream is left, next answers.
+func (f *Forwarder) next(q *fwdQuery) {
+	for ; q.i < q.n; q.i++ {
+		u := &q.ups[q.i]
+		now := time.Now()
+		q.until = q.deadline(now)
+		q.resent = false
+		sent, err := f.sendUDP(q, u)
+		if sent {
+			return
+		}
+		if errors.Is(err, errClosed) {
+			break // not the upstream's failure
+		}
+		f.upstreamFailed(u, err, now)
+	}
+	f.giveUp(q)
+}
+
+// sendUDP sends q to u over UDP. sent is true when q is in flight, owned
+// by a socket's reader; else err says why u failed. A socket that Flush
+// closed is replaced once per upstream.
+func (f *Forwarder) sendUDP(q *fwdQuery, u *Upstream) (sent bool, err error) {
+	for {
+		p, err := f.pool(u)
+		if err != nil {
+			return false, err
+		}
+		sent, err := p.udp.send(q, u)
+		if sent || !errors.Is(err, errSocketClosed) || q.resent || !time.Now().Before(q.until) {
+			return sent, err
+		}
+		q.resent = true
+	}
+}
+
+// answered goes on with a UDP client's query that reply answers; the
+// caller took q from its socket. reply is the caller's and may be changed;
+// cut says it was longer than the buffer it was read into.
+func (f *Forwarder) answered(q *fwdQuery, reply []byte, cut bool) {
+	rcode := int(reply[3] & 0xf)
+	if rcode != dns.RcodeServerFailure && rcode != dns.RcodeRefused {
+		f.relay(q, reply, cut)
+		return
+	}
+	// Keep this answer in case every upstream fails.
+	q.failed = append(q.failed[:0], reply...)
+	q.haveFailed = true
+	f.upstreamFailed(&q.ups[q.i], rcodeError(rcode), time.Now())
+	q.i++
+	f.next(q)
+}
+
+// failed goes on with a UDP client's query whose attempt failed with err;
+// the caller took q from its socket.
+func (f *Forwarder) failed(q *fwdQuery, err error) {
+	u := &q.ups[q.i]
+	if errors.Is(err, errSocketClosed) && !q.resent && time.Now().Before(q.until) {
+		// Flushed under the query: send it again on a new socket.
+		q.resent = true
+		var sent bool
+		if sent, err = f.sendUDP(q, u); sent {
+			return
+		}
+	}
+	if errors.Is(err, errClosed) {
+		f.giveUp(q)
+		return
+	}
+	f.upstreamFailed(u, err, time.Now())
+	q.i++
+	f.next(q)
+}
+
+// giveUp answers a query every upstream failed: with the last SERVFAIL or
+// REFUSED answer if there was one, else SERVFAIL.
+func (f *Forwarder) giveUp(q *fwdQuery) {
+	if q.haveFailed {
+		f.relay(q, q.failed, false)
+		return
+	}
+	f.finish(q, dns.RcodeServerFailure)
 }
 
 // upstreamFailed counts a failed attempt and logs it, at most once per
@@ -367,21 +471,22 @@ func (f *Forwarder) upstreamFailed(u *Upstream, err error, now time.Time) {
 }
 
 // relay writes an upstream's reply to the client under the client's ID,
-// truncated to what the client's transport carries.
-func (f *Forwarder) relay(q *fwdQuery, reply []byte) {
+// truncated to what the client's transport carries, and ends q. reply is
+// changed. cut says reply is only the start of the upstream's answer.
+func (f *Forwarder) relay(q *fwdQuery, reply []byte, cut bool) {
 	binary.BigEndian.PutUint16(reply, q.r.Id)
 	limit := dns.MaxMsgSize
 	if !q.tcp {
 		limit = q.size
 	}
 	var err error
-	if len(reply) <= limit {
+	if len(reply) <= limit && !cut {
 		_, err = q.w.Write(reply)
 	} else {
 		m := new(dns.Msg)
-		if uerr := m.Unpack(reply); uerr != nil {
-			// Too large and unreadable: say so with TC, the client
-			// retries over TCP.
+		if cut || m.Unpack(reply) != nil {
+			// Too large and unreadable (or cut short): say so with TC,
+			// the client retries over TCP.
 			m = new(dns.Msg)
 			m.SetReply(q.r)
 			m.Rcode = int(reply[3] & 0xf)
@@ -394,17 +499,20 @@ func (f *Forwarder) relay(q *fwdQuery, reply []byte) {
 	f.written(q, err)
 }
 
-// finish writes a reply of its own with rcode.
+// finish writes a reply of its own with rcode and ends q.
 func (f *Forwarder) finish(q *fwdQuery, rcode int) {
 	f.written(q, writeRcode(q.w, q.r, rcode))
 }
 
+// written ends q, whose reply was written with err.
 func (f *Forwarder) written(q *fwdQuery, err error) {
 	if err != nil {
 		f.logger.Debug("resolver: writing a forwarded reply", "error", err, "client", q.w.RemoteAddr())
-		return
+	} else {
+		f.stats.ForwardedLatency.Observe(time.Since(q.start))
 	}
-	f.stats.ForwardedLatency.Observe(time.Since(q.start))
+	q.recycle()
+	f.release()
 }
 
 // writeRcode answers r with rcode and nothing else.
@@ -430,7 +538,10 @@ type rcodeError int
 
 func (e rcodeError) Error() string { return "answered " + dns.RcodeToString[int(e)] }
 
-// fwdQuery is one forwarded query's state, pooled.
+// fwdQuery is one forwarded query's state, pooled. One goroutine at a time
+// owns it: Forward's caller until the query is sent, then the worker
+// (TCP) or whoever takes it from its upstream socket (UDP: the socket's
+// reader, or the sender itself when the send fails).
 type fwdQuery struct {
 	w     dns.ResponseWriter
 	r     *dns.Msg
@@ -438,32 +549,31 @@ type fwdQuery struct {
 	tcp   bool // the client's transport
 	size  int  // the client's UDP size
 
+	// ups are the upstreams, the first n tried; i is the current one.
+	ups  []Upstream
+	n, i int
+	// end is when the upstreams' share of the client's timeout ends.
+	end time.Time
+	// until is the end of a UDP attempt; resent is set once the query was
+	// sent again on a new socket after Flush closed the first one.
+	until  time.Time
+	resent bool
+
 	// buf is the packed query after a two-byte length (for TCP); its ID is
 	// rewritten for every attempt.
 	buf []byte
 	// qend is the end of the question section in buf[2:].
 	qend int
-	// reply is the current attempt's reply, failed the last failure
-	// answer kept.
+	// reply is a TCP attempt's reply; failed is the last failure answer
+	// kept, when haveFailed.
 	reply, failed []byte
-	// done carries the verdict of a UDP socket's reader: nil when reply
-	// holds the answer.
-	done chan error
-	// timer times UDP attempts.
-	timer *time.Timer
+	haveFailed    bool
 	// lenbuf receives a TCP reply's length.
 	lenbuf [2]byte
 }
 
 var queryPool = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &fwdQuery{
-		buf:   make([]byte, 514),
-		reply: make([]byte, 0, 1024),
-		done:  make(chan error, 1),
-		timer: t,
-	}
+	return &fwdQuery{buf: make([]byte, 514)}
 }}
 
 // maxPooledBuffer is the largest buffer a pooled fwdQuery keeps: the rare
@@ -472,7 +582,8 @@ const maxPooledBuffer = 8192
 
 // recycle returns q to the pool, dropping what it referenced.
 func (q *fwdQuery) recycle() {
-	q.w, q.r = nil, nil
+	q.w, q.r, q.ups = nil, nil, nil
+	q.n, q.i, q.haveFailed = 0, 0, false
 	if cap(q.buf) > maxPooledBuffer {
 		q.buf = make([]byte, 514)
 	}

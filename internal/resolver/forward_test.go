@@ -831,23 +831,23 @@ func TestForwardClose(t *testing.T) {
 	f.Close()
 }
 
-// TestForwardCloseLeavesNoGoroutine: Close waits for the workers and the
-// sockets' readers.
+// TestForwardCloseLeavesNoGoroutine: Close waits for the workers (of TCP
+// clients' queries) and the sockets' readers.
 func TestForwardCloseLeavesNoGoroutine(t *testing.T) {
-	ups := []Upstream{echoUpstream(t, "127.0.0.2")}
+	ups := []Upstream{startUpstream(t, "127.0.0.2", answerA("192.0.2.1")).upstream()}
 	before := runtime.NumGoroutine()
 	f := NewForwarder(ForwarderConfig{Upstreams: func() []Upstream { return ups }})
 	var wg sync.WaitGroup
-	for range 50 {
+	for i := range 50 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ask(t, f, query("example.com.", dns.TypeA), false)
+			ask(t, f, query("example.com.", dns.TypeA), i%5 == 0)
 		}()
 	}
 	wg.Wait()
 	if f.workers.idle.Load() == 0 {
-		t.Fatal("no worker waits for the next query")
+		t.Fatal("no worker waits for the next TCP query")
 	}
 	f.Close()
 	// The test's own goroutines may still be exiting.
@@ -973,5 +973,184 @@ func TestForwardDnsmasq(t *testing.T) {
 		if len(got.Answer) != 1 || got.Answer[0].(*dns.AAAA).AAAA.String() != "2001:db8::1" {
 			t.Fatalf("tcp %v: AAAA reply %v, want 2001:db8::1", tcp, got)
 		}
+	}
+}
+
+// TestForwardTimeoutsOnOneSocket: the reader of a socket times out each
+// query in flight on it at its own deadline, however the queries come
+// and go: an early query that times out, one answered meanwhile, one sent
+// later that times out later. Each fails over to the second upstream.
+func TestForwardTimeoutsOnOneSocket(t *testing.T) {
+	first := startUpstream(t, "127.0.0.2", func(w dns.ResponseWriter, r *dns.Msg) {
+		if r.Question[0].Name == "fast.example." {
+			answerA("192.0.2.1")(w, r)
+		}
+		// Others get no answer.
+	})
+	second := startUpstream(t, "127.0.0.3", answerA("192.0.2.2"))
+	f, stats := newForwarder(t, ForwarderConfig{Timeout: time.Second}, first.upstream(), second.upstream())
+	f.udpSockets = 1
+
+	slow1, fast, slow2 := query("slow1.example.", dns.TypeA), query("fast.example.", dns.TypeA), query("slow2.example.", dns.TypeA)
+	w1, wf, w2 := newWriter(false), newWriter(false), newWriter(false)
+	f.Forward(w1, slow1)
+	for first.queries() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	f.Forward(wf, fast)
+	if got, _ := wf.wait(t, fast); aAddr(got) != "192.0.2.1" {
+		t.Fatalf("fast query: reply %v, want the first upstream's answer", got)
+	}
+	time.Sleep(50 * time.Millisecond) // slow2's deadline comes after slow1's
+	f.Forward(w2, slow2)
+	for _, c := range []struct {
+		w   *syncWriter
+		req *dns.Msg
+	}{{w1, slow1}, {w2, slow2}} {
+		if got, _ := c.w.wait(t, c.req); aAddr(got) != "192.0.2.2" {
+			t.Fatalf("%v: reply %v, want the second upstream's answer", c.req.Question, got)
+		}
+	}
+	if n := stats.UpstreamFailures.Load(); n != 2 {
+		t.Fatalf("%d upstream failures, want 2", n)
+	}
+	if first.queries() != 3 || second.queries() != 2 {
+		t.Fatalf("upstreams asked %d and %d times, want 3 and 2", first.queries(), second.queries())
+	}
+}
+
+// TestForwardManyInFlightOnOneSocket: with a thousand queries in flight on
+// one socket, random IDs collide; each query still gets an ID of its own
+// and its own answer, whatever order the replies come in.
+func TestForwardManyInFlightOnOneSocket(t *testing.T) {
+	testutil.RequireRoot(t)
+	const n = 1000
+	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	// Room for the burst of queries, and of replies on the forwarder's
+	// socket.
+	if err := setReceiveBuffer(pc.(*net.UDPConn), 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	dial := func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr.String())
+		if err == nil {
+			err = setReceiveBuffer(c.(*net.UDPConn), 4<<20)
+		}
+		return c, err
+	}
+	ids := make(chan map[uint16]bool, 1)
+	go func() {
+		// Take all the queries, then answer them last first, each with
+		// the address its name asks for.
+		type held struct {
+			req  *dns.Msg
+			from net.Addr
+		}
+		var all []held
+		seen := map[uint16]bool{}
+		buf := make([]byte, 512)
+		for len(all) < n {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			req := new(dns.Msg)
+			if req.Unpack(buf[:k]) != nil {
+				continue
+			}
+			seen[req.Id] = true
+			all = append(all, held{req, from})
+		}
+		ids <- seen
+		for i := len(all) - 1; i >= 0; i-- {
+			h := all[i]
+			var a, b int
+			fmt.Sscanf(h.req.Question[0].Name, "q%d-%d.example.", &a, &b)
+			m := new(dns.Msg)
+			m.SetReply(h.req)
+			m.Answer = []dns.RR{&dns.A{
+				Hdr: dns.RR_Header{Name: h.req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A:   net.IPv4(10, 0, byte(a), byte(b)),
+			}}
+			out, _ := m.Pack()
+			_, _ = pc.WriteTo(out, h.from)
+		}
+	}()
+	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	f, stats := newForwarder(t, ForwarderConfig{MaxConcurrent: n, Timeout: time.Minute}, Upstream{Addr: a, Dial: dial})
+	f.udpSockets = 1
+	ws := make([]*syncWriter, n)
+	reqs := make([]*dns.Msg, n)
+	for i := range n {
+		reqs[i] = query(fmt.Sprintf("q%d-%d.example.", i/256, i%256), dns.TypeA)
+		reqs[i].Id = uint16(i)
+		ws[i] = newWriter(false)
+		f.Forward(ws[i], reqs[i])
+	}
+	select {
+	case seen := <-ids:
+		if len(seen) != n {
+			t.Fatalf("%d queries in flight went upstream with %d IDs", n, len(seen))
+		}
+	case <-time.After(replyWait):
+		t.Fatal("the upstream did not get every query")
+	}
+	for i := range n {
+		got, _ := ws[i].wait(t, reqs[i])
+		if want := fmt.Sprintf("10.0.%d.%d", i/256, i%256); aAddr(got) != want {
+			t.Fatalf("query %d: reply %v, want %s", i, got, want)
+		}
+	}
+	if s := stats.Snapshot(); s.UpstreamFailures != 0 || s.Forwarded != n {
+		t.Fatalf("stats %+v, want %d forwarded and no failure", s, n)
+	}
+}
+
+// TestForwardOversizedUDPReply: a UDP reply longer than the 4096 bytes
+// the query offered is not relayed cut short: the client gets TC and
+// retries over TCP.
+func TestForwardOversizedUDPReply(t *testing.T) {
+	testutil.RequireRoot(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			req := new(dns.Msg)
+			if req.Unpack(buf[:k]) != nil {
+				continue
+			}
+			m := new(dns.Msg)
+			m.SetReply(req)
+			for i := range 400 { // 16 bytes each, compressed: 6,400 bytes
+				m.Answer = append(m.Answer, &dns.A{
+					Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+					A:   net.IPv4(198, 51, byte(i/256), byte(i)),
+				})
+			}
+			m.Compress = true
+			out, _ := m.Pack()
+			_, _ = pc.WriteTo(out, from)
+		}
+	}()
+	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	f, _ := newForwarder(t, ForwarderConfig{}, Upstream{Addr: a})
+	req := query("huge.example.", dns.TypeA)
+	req.SetEdns0(4096, false)
+	got := ask(t, f, req, false)
+	if !got.Truncated || len(got.Answer) != 0 || got.Rcode != dns.RcodeSuccess {
+		t.Fatalf("reply %v, want an empty NOERROR with TC", got)
 	}
 }

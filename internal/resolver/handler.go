@@ -184,16 +184,12 @@ func (h *Handler) records(owner string, v4, v6 []netip.Addr) []dns.RR {
 	if n == 0 {
 		return nil
 	}
-	var start uint32
-	if len(v4) > 1 || len(v6) > 1 {
-		start = h.rotation.Add(1) - 1
-	}
+	off4, off6 := h.rotate(v4, v6)
 	rrs := make([]dns.RR, 0, n)
 	// An address of the wrong family in the table is skipped rather than
 	// answered under the wrong type (As4 would panic on it).
-	off := int(start % uint32(max(len(v4), 1)))
 	for i := range v4 {
-		a := v4[(off+i)%len(v4)].Unmap()
+		a := v4[(off4+i)%len(v4)].Unmap()
 		if !a.Is4() {
 			continue
 		}
@@ -203,9 +199,8 @@ func (h *Handler) records(owner string, v4, v6 []netip.Addr) []dns.RR {
 			A:   b[:],
 		})
 	}
-	off = int(start % uint32(max(len(v6), 1)))
 	for i := range v6 {
-		a := v6[(off+i)%len(v6)]
+		a := v6[(off6+i)%len(v6)]
 		if !a.Is6() {
 			continue
 		}

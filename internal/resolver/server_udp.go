@@ -35,11 +35,14 @@ type udpLoop struct {
 	hdrs  [udpBatch]unix.Mmsghdr
 
 	// The replies written while their query was served inline, sent
-	// together after the batch.
+	// together after the batch; outBufs are those from Server.udpBuffer,
+	// nil for the replies in rawOut.
 	nout    int
 	outIovs [udpBatch]unix.Iovec
 	outHdrs [udpBatch]unix.Mmsghdr
 	outBufs [udpBatch]*[]byte
+	// rawOut holds the replies of Server.raw, one per datagram.
+	rawOut [udpBatch][maxUDPSize]byte
 
 	// The callbacks of RawConn.Read and Write, made once, and their
 	// results: the number of messages (n) and the error, and for sendmmsg
@@ -83,8 +86,18 @@ func (l *udpLoop) run() {
 		received := time.Now()
 		for i := range n {
 			h := &l.hdrs[i]
+			b, oversized := l.bufs[i][:h.Len], h.Hdr.Flags&unix.MSG_TRUNC != 0
+			l.s.stats.Queries.Add(1)
+			if l.s.raw != nil && !oversized {
+				if reply, done := l.s.serveRaw(b, l.rawOut[i][:0]); done {
+					if reply != nil {
+						l.queue(i, reply, nil)
+					}
+					continue
+				}
+			}
 			w := &udpWriter{s: l.s, to: sockaddrAddrPort(&l.names[i]), received: received, inline: true}
-			l.s.serve(l.bufs[i][:h.Len], w, h.Hdr.Flags&unix.MSG_TRUNC != 0)
+			l.s.dispatch(b, w, oversized)
 			w.mu.Lock()
 			w.inline = false
 			out, bp := w.out, w.outBuf
@@ -129,7 +142,8 @@ func (l *udpLoop) recvmmsg(fd uintptr) bool {
 	}
 }
 
-// queue adds a reply to the client of datagram i of the batch.
+// queue adds a reply to the client of datagram i of the batch; bp, if
+// not nil, goes back to Server.udpBuffer once it is sent.
 func (l *udpLoop) queue(i int, b []byte, bp *[]byte) {
 	k := l.nout
 	l.nout++
@@ -157,8 +171,10 @@ func (l *udpLoop) flush() {
 		l.sent += l.n
 	}
 	for k := range l.nout {
-		l.s.udpBuffer.Put(l.outBufs[k])
-		l.outBufs[k] = nil
+		if l.outBufs[k] != nil {
+			l.s.udpBuffer.Put(l.outBufs[k])
+			l.outBufs[k] = nil
+		}
 		l.outIovs[k].Base = nil
 	}
 	l.nout = 0

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The UDP pool's parameters (Forwarder fields, for tests).
@@ -20,8 +24,18 @@ const (
 	// and its age; then it is replaced, so the source port changes.
 	udpRotateQueries = 10000
 	udpRotateAge     = time.Minute
-	// udpReadBuffer holds the largest datagram.
-	udpReadBuffer = 65535
+	// upstreamBatch is the number of replies a socket's reader takes with
+	// one recvmmsg.
+	upstreamBatch = 8
+	// upstreamReplyMax is the largest UDP reply taken whole: the forwarded
+	// query offers at most maxUDPSize. One byte more tells a longer one,
+	// which is relayed as truncated.
+	upstreamReplyMax = maxUDPSize
+	// upstreamReceiveBuffer is a socket's receive buffer: room for the
+	// replies to a socket's share of MaxConcurrent queries arriving at
+	// once (the default holds about 200 small ones). It costs memory
+	// only while replies wait.
+	upstreamReceiveBuffer = 1 << 20
 )
 
 // udpPool holds the connected UDP sockets to one upstream.
@@ -41,8 +55,11 @@ type udpSlot struct {
 	sock atomic.Pointer[udpSocket]
 }
 
-// udpSocket is one connected UDP socket and the queries in flight on it;
-// its reader hands each reply to the query waiting for it.
+// udpSocket is one connected UDP socket and the queries in flight on it.
+// Its reader takes each reply to the query it answers and goes on with it
+// (Forwarder.answered), and fails the queries whose time is up
+// (Forwarder.failed): the socket's read deadline is the earliest of
+// theirs.
 type udpSocket struct {
 	conn net.Conn
 	slot *udpSlot
@@ -50,9 +67,13 @@ type udpSocket struct {
 
 	mu sync.Mutex
 	// waiters are the queries in flight by the ID they were sent with.
-	// A query leaves it when its reply is handed to it (or its failure),
-	// or when it gives up waiting.
+	// Whoever removes a query from it owns the query: the reader when the
+	// reply comes, the time is up or the socket fails; the sender when
+	// the send fails.
 	waiters map[uint16]*fwdQuery
+	// armed is the read deadline set on conn, zero for none. It is at or
+	// before the earliest deadline of the waiters.
+	armed time.Time
 	// sent counts the queries sent, for rotation.
 	sent int
 	// retiring: the socket left its slot; it closes when waiters empties.
@@ -60,43 +81,42 @@ type udpSocket struct {
 	// closing: the forwarder closed the socket (Flush, or retired and
 	// empty); closed: the reader is gone. Neither takes queries.
 	closing, closed bool
+
+	// taken is the reader's list of the queries it took from waiters to
+	// fail, reused.
+	taken []*fwdQuery
 }
+
+// sendBuffers hold a query while it is sent: a copy, so that the query's
+// own buffer may change as soon as another goroutine owns it (the reader
+// may take it before the send returns).
+var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 0, maxUDPSize); return &b }}
 
 func (p *udpPool) init(f *Forwarder) {
 	p.f = f
 	p.slots = make([]udpSlot, f.udpSockets)
 }
 
-// exchange sends q on one of the pool's sockets and waits for its reply
-// until deadline. On success the reply is in q.reply.
-func (p *udpPool) exchange(q *fwdQuery, u *Upstream, deadline time.Time) error {
-	s, err := p.socket(u, deadline)
+// send sends q on one of the pool's sockets, until q.until. sent is true
+// when q is in flight: the socket's reader owns it. Otherwise err says why
+// it was not sent (errSocketClosed: the socket was closed under it).
+func (p *udpPool) send(q *fwdQuery, u *Upstream) (sent bool, err error) {
+	s, err := p.socket(u, q.until)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if err := s.register(q, p.f); err != nil {
-		return err
+	bp := sendBuffers.Get().(*[]byte)
+	defer sendBuffers.Put(bp)
+	id, pkt, err := s.register(q, p.f, (*bp)[:0])
+	if err != nil {
+		return false, err
 	}
-	if _, err := s.conn.Write(q.msg()); err != nil {
-		if s.unregister(q) {
-			return err
-		}
-		// The reader failed the query meanwhile (a refusal, the
-		// socket closed): take its verdict.
-		return <-q.done
+	if _, err := s.conn.Write(pkt); err != nil && s.unregister(q, id) {
+		return false, err
 	}
-	q.timer.Reset(time.Until(deadline))
-	select {
-	case err = <-q.done:
-	case <-q.timer.C:
-		err = errTimeout
-		if !s.unregister(q) {
-			// The reply (or a failure) came as the time ran out.
-			err = <-q.done
-		}
-	}
-	q.timer.Stop()
-	return err
+	// Sent, or the reader took q meanwhile (the socket failed: an ICMP
+	// error, Flush) and goes on with it.
+	return true, nil
 }
 
 // socket returns one of the pool's sockets in turn, dialling it if needed.
@@ -117,10 +137,15 @@ func (p *udpPool) socket(u *Upstream, deadline time.Time) (*udpSocket, error) {
 	if err != nil {
 		return nil, err
 	}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		if err := setReceiveBuffer(uc, upstreamReceiveBuffer); err != nil {
+			p.f.logger.Debug("resolver: raising an upstream socket's receive buffer", "error", err)
+		}
+	}
 	s := &udpSocket{conn: conn, slot: sl, born: time.Now(), waiters: map[uint16]*fwdQuery{}}
 	sl.sock.Store(s)
 	p.f.readers.Add(1)
-	go s.read(&p.f.readers)
+	go s.read(p.f)
 	return s, nil
 }
 
@@ -140,13 +165,15 @@ func (p *udpPool) close() {
 	}
 }
 
-// register gives q a random ID unused on s, writes it into q's packet and
-// adds q to the waiters. It retires s when s has sent or lived enough.
-func (s *udpSocket) register(q *fwdQuery, f *Forwarder) error {
+// register gives q a random ID unused on s, writes it into q's packet,
+// adds q to the waiters until q.until and returns the ID and a copy of the
+// packet, appended to pkt, to send. It retires s when s has sent or lived
+// enough.
+func (s *udpSocket) register(q *fwdQuery, f *Forwarder, pkt []byte) (uint16, []byte, error) {
 	s.mu.Lock()
 	if s.closing || s.closed {
 		s.mu.Unlock()
-		return errSocketClosed
+		return 0, nil, errSocketClosed
 	}
 	// math/rand/v2's top-level source is a ChaCha8 generator per thread
 	// seeded by the runtime from the OS: unpredictable off-path.
@@ -156,6 +183,11 @@ func (s *udpSocket) register(q *fwdQuery, f *Forwarder) error {
 	}
 	binary.BigEndian.PutUint16(q.msg(), id)
 	s.waiters[id] = q
+	pkt = append(pkt, q.msg()...)
+	if s.armed.IsZero() || q.until.Before(s.armed) {
+		s.armed = q.until
+		_ = s.conn.SetReadDeadline(q.until)
+	}
 	s.sent++
 	retire := !s.retiring && (s.sent >= f.udpRotateQueries || time.Since(s.born) >= f.udpRotateAge)
 	if retire {
@@ -165,14 +197,14 @@ func (s *udpSocket) register(q *fwdQuery, f *Forwarder) error {
 	if retire {
 		s.slot.sock.CompareAndSwap(s, nil)
 	}
-	return nil
+	return id, pkt, nil
 }
 
-// unregister removes q from the waiters and tells whether it was there;
-// when it was not, the reader has sent (or is sending) q its verdict.
-func (s *udpSocket) unregister(q *fwdQuery) bool {
+// unregister removes q, registered with id, from the waiters and tells
+// whether it was there; when it was not, the reader took it (and q may
+// be anywhere by now: only id tells what q was sent with).
+func (s *udpSocket) unregister(q *fwdQuery, id uint16) bool {
 	s.mu.Lock()
-	id := binary.BigEndian.Uint16(q.msg())
 	ok := s.waiters[id] == q
 	if ok {
 		delete(s.waiters, id)
@@ -206,32 +238,43 @@ func (s *udpSocket) shut() {
 	}
 }
 
-// read hands the replies arriving on s to the queries waiting for them
-// until s is closed.
-func (s *udpSocket) read(wg *sync.WaitGroup) {
-	defer wg.Done()
-	buf := make([]byte, udpReadBuffer)
+// read takes the replies arriving on s to the queries waiting for them,
+// and times the queries out, until s is closed.
+func (s *udpSocket) read(f *Forwarder) {
+	defer f.readers.Done()
+	rd := newBatchReader(s.conn)
 	for {
-		n, err := s.conn.Read(buf)
+		n, err := rd.read()
 		if err != nil {
-			if isUnreachable(err) {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.expire(f)
+				continue
+			case isUnreachable(err):
 				// An ICMP error for one of the queries sent: which one
 				// is not said, but all went to the same server.
-				s.failAll(err, false)
+				s.failAll(f, err, false)
 				continue
 			}
 			s.slot.sock.CompareAndSwap(s, nil)
-			s.failAll(err, true)
+			s.failAll(f, err, true)
 			s.conn.Close()
 			return
 		}
-		s.deliver(buf[:n])
+		for i := range n {
+			b := rd.msg(i)
+			cut := len(b) > upstreamReplyMax
+			if cut {
+				b = b[:upstreamReplyMax]
+			}
+			s.deliver(f, b, cut)
+		}
 	}
 }
 
-// deliver hands reply to the query it answers. A reply that answers none
+// deliver goes on with the query reply answers. A reply that answers none
 // in flight (late, or spoofed: wrong ID or question) is dropped.
-func (s *udpSocket) deliver(reply []byte) {
+func (s *udpSocket) deliver(f *Forwarder, reply []byte, cut bool) {
 	if len(reply) < headerLen {
 		return
 	}
@@ -243,18 +286,43 @@ func (s *udpSocket) deliver(reply []byte) {
 		return
 	}
 	delete(s.waiters, id)
-	q.reply = append(q.reply[:0], reply...)
-	q.done <- nil
 	shut := s.drainedLocked()
 	s.mu.Unlock()
 	if shut {
 		s.conn.Close()
 	}
+	f.answered(q, reply, cut)
+}
+
+// expire fails the queries whose time is up with errTimeout and sets the
+// read deadline to the earliest of the others'.
+func (s *udpSocket) expire(f *Forwarder) {
+	now := time.Now()
+	late := s.taken[:0]
+	var next time.Time
+	s.mu.Lock()
+	for id, q := range s.waiters {
+		if !now.Before(q.until) {
+			delete(s.waiters, id)
+			late = append(late, q)
+		} else if next.IsZero() || q.until.Before(next) {
+			next = q.until
+		}
+	}
+	s.armed = next
+	_ = s.conn.SetReadDeadline(next)
+	shut := s.drainedLocked()
+	s.mu.Unlock()
+	if shut {
+		s.conn.Close()
+	}
+	s.failTaken(f, late, errTimeout)
 }
 
 // failAll fails the queries in flight with err, or errSocketClosed if the
 // forwarder closed s; final marks s closed.
-func (s *udpSocket) failAll(err error, final bool) {
+func (s *udpSocket) failAll(f *Forwarder, err error, final bool) {
+	taken := s.taken[:0]
 	s.mu.Lock()
 	if s.closing {
 		err = errSocketClosed
@@ -264,13 +332,24 @@ func (s *udpSocket) failAll(err error, final bool) {
 	}
 	for id, q := range s.waiters {
 		delete(s.waiters, id)
-		q.done <- err
+		taken = append(taken, q)
 	}
 	shut := !final && s.drainedLocked()
 	s.mu.Unlock()
 	if shut {
 		s.conn.Close()
 	}
+	s.failTaken(f, taken, err)
+}
+
+// failTaken goes on with the queries the reader took, which failed with
+// err, and keeps the list for reuse.
+func (s *udpSocket) failTaken(f *Forwarder, taken []*fwdQuery, err error) {
+	for i, q := range taken {
+		taken[i] = nil
+		f.failed(q, err)
+	}
+	s.taken = taken[:0]
 }
 
 // isUnreachable tells whether err is an ICMP error reported on a connected
@@ -278,4 +357,87 @@ func (s *udpSocket) failAll(err error, final bool) {
 func isUnreachable(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
 		errors.Is(err, syscall.ENETUNREACH)
+}
+
+// batchReader reads a connected UDP socket's datagrams, several at a time
+// with recvmmsg when the socket gives access to its descriptor, one at a
+// time with Read otherwise. Each buffer holds upstreamReplyMax+1 bytes, so
+// that a longer datagram shows.
+type batchReader struct {
+	conn net.Conn
+	rc   syscall.RawConn // nil: Read
+
+	bufs [upstreamBatch][upstreamReplyMax + 1]byte
+	iovs [upstreamBatch]unix.Iovec
+	hdrs [upstreamBatch]unix.Mmsghdr
+
+	// recvFn is the callback of RawConn.Read, made once; n and errno are
+	// its results.
+	recvFn func(fd uintptr) bool
+	n      int
+	errno  syscall.Errno
+	// lens are the lengths of the datagrams of the last read.
+	lens [upstreamBatch]int
+}
+
+func newBatchReader(conn net.Conn) *batchReader {
+	rd := &batchReader{conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rd.rc = rc
+		}
+	}
+	rd.recvFn = rd.recvmmsg
+	for i := range rd.hdrs {
+		rd.iovs[i].Base = &rd.bufs[i][0]
+		rd.iovs[i].SetLen(len(rd.bufs[i]))
+		rd.hdrs[i].Hdr.Iov = &rd.iovs[i]
+		rd.hdrs[i].Hdr.SetIovlen(1)
+	}
+	return rd
+}
+
+// read reads at least one datagram, waiting for it, and returns how many
+// it read; msg(i) returns them.
+func (rd *batchReader) read() (int, error) {
+	if rd.rc == nil {
+		n, err := rd.conn.Read(rd.bufs[0][:])
+		if err != nil {
+			return 0, err
+		}
+		rd.lens[0] = n
+		return 1, nil
+	}
+	for i := range rd.hdrs {
+		rd.hdrs[i].Hdr.Flags = 0
+	}
+	if err := rd.rc.Read(rd.recvFn); err != nil {
+		return 0, err
+	}
+	if rd.errno != 0 {
+		return 0, rd.errno
+	}
+	for i := range rd.n {
+		rd.lens[i] = int(rd.hdrs[i].Len)
+	}
+	return rd.n, nil
+}
+
+// msg returns datagram i of the last read.
+func (rd *batchReader) msg(i int) []byte { return rd.bufs[i][:rd.lens[i]] }
+
+// recvmmsg is read's callback for RawConn.Read; it returns false to wait
+// until the socket is readable.
+func (rd *batchReader) recvmmsg(fd uintptr) bool {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&rd.hdrs[0])), upstreamBatch, unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		rd.n, rd.errno = int(r), e
+		return true
+	}
 }

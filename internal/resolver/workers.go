@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// Forward hands each query to a goroutine of its own, but a goroutine that
-// outlives its query: a new goroutine starts on a 2 KiB stack and grows it
-// while packing the query, and that copy cost 5% of the forwarder's time
-// under dnsperf. A worker that finished its query waits for the next one
-// for workerIdle, at most maxIdleWorkers of them.
+// Forward hands each TCP client's query to a goroutine of its own, but a
+// goroutine that outlives its query: a new goroutine starts on a 2 KiB
+// stack and grows it while packing the query, and that copy cost 5% of the
+// forwarder's time under dnsperf. A worker that finished its query waits
+// for the next one for workerIdle, at most maxIdleWorkers of them.
 const (
 	maxIdleWorkers = 128
 	workerIdle     = 5 * time.Second
