@@ -113,6 +113,9 @@ const closedBit = int64(1) << 62
 //
 // After Close, Forward answers REFUSED at once.
 type Forwarder struct {
+	// ctx is cancelled by Close; dials are made under it.
+	ctx           context.Context
+	cancel        context.CancelFunc
 	upstreams     func() []Upstream
 	budget        time.Duration
 	maxConcurrent int64
@@ -152,7 +155,10 @@ type poolKey struct {
 
 // NewForwarder returns a forwarder configured by cfg.
 func NewForwarder(cfg ForwarderConfig) *Forwarder {
+	ctx, cancel := context.WithCancel(context.Background())
 	f := &Forwarder{
+		ctx:              ctx,
+		cancel:           cancel,
 		upstreams:        cfg.Upstreams,
 		budget:           cfg.Timeout,
 		maxConcurrent:    int64(cfg.MaxConcurrent),
@@ -250,6 +256,7 @@ func (f *Forwarder) Flush() {
 // socket is dialled), and for the forwarder's goroutines to exit. Forward
 // answers REFUSED from then on.
 func (f *Forwarder) Close() {
+	f.cancel()
 	f.mu.Lock()
 	old := f.state.Or(closedBit)
 	pools := f.pools

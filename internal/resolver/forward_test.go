@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -1152,5 +1153,33 @@ func TestForwardOversizedUDPReply(t *testing.T) {
 	got := ask(t, f, req, false)
 	if !got.Truncated || len(got.Answer) != 0 || got.Rcode != dns.RcodeSuccess {
 		t.Fatalf("reply %v, want an empty NOERROR with TC", got)
+	}
+}
+
+// Close does not wait out a dial in progress (a TCP connect to an upstream
+// that never answers can take the upstream's whole share of the timeout):
+// the dial's context is cancelled and the query answered.
+func TestForwardCloseCancelsDial(t *testing.T) {
+	dialing := make(chan struct{})
+	var cause atomic.Value
+	up := Upstream{Addr: netip.MustParseAddrPort("192.0.2.1:53"), Key: "blocked",
+		Dial: func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+			close(dialing)
+			<-ctx.Done()
+			cause.Store(ctx.Err())
+			return nil, ctx.Err()
+		}}
+	f := NewForwarder(ForwarderConfig{Upstreams: func() []Upstream { return []Upstream{up} }, Timeout: time.Hour})
+	w := newWriter(true)
+	req := new(dns.Msg)
+	req.SetQuestion("example.test.", dns.TypeA)
+	f.Forward(w, req)
+	<-dialing
+	f.Close()
+	if err, _ := cause.Load().(error); !errors.Is(err, context.Canceled) {
+		t.Fatalf("dial's context ended with %v, want Canceled by Close", err)
+	}
+	if got, _ := w.wait(t, req); got.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("query answered %s, want SERVFAIL", dns.RcodeToString[got.Rcode])
 	}
 }

@@ -115,7 +115,7 @@ func (p *tcpPool) dial(u *Upstream, deadline time.Time) (net.Conn, error) {
 	if p.isClosed() {
 		return nil, errSocketClosed
 	}
-	c, err := dial(u, "tcp", deadline)
+	c, err := p.f.dial(u, "tcp", deadline)
 	if err != nil {
 		return nil, err
 	}

@@ -133,7 +133,7 @@ func (p *udpPool) socket(u *Upstream, deadline time.Time) (*udpSocket, error) {
 	if p.closed.Load() {
 		return nil, errSocketClosed
 	}
-	conn, err := dial(u, "udp", deadline)
+	conn, err := p.f.dial(u, "udp", deadline)
 	if err != nil {
 		return nil, err
 	}

@@ -37,9 +37,11 @@ var (
 	errTimeout = errors.New("no reply in time")
 )
 
-// dial opens a socket to u on network "udp" or "tcp", giving up at deadline.
-func dial(u *Upstream, network string, deadline time.Time) (net.Conn, error) {
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+// dial opens a socket to u on network "udp" or "tcp", giving up at
+// deadline or when the forwarder is closed (Close does not wait out a
+// connect to a dead upstream).
+func (f *Forwarder) dial(u *Upstream, network string, deadline time.Time) (net.Conn, error) {
+	ctx, cancel := context.WithDeadline(f.ctx, deadline)
 	defer cancel()
 	if u.Dial != nil {
 		return u.Dial(ctx, network, u.Addr)
