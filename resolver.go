@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/netkit/libnetwork/internal/ownedfile"
 	"github.com/netkit/libnetwork/internal/resolver"
 	"github.com/netkit/libnetwork/resolvconf"
@@ -137,9 +135,8 @@ func (r *sandboxResolver) Start() error {
 		Stats:         &sb.dnsStats,
 		Logger:        logger,
 	})
-	h := resolver.NewHandler(sandboxNames{sb}, func(w dns.ResponseWriter, q *dns.Msg) {
-		fwd.Forward(w, q)
-	}, logger)
+	h := resolver.NewHandler(sandboxNames{sb}, nil, logger)
+	h.SetForwarder(fwd)
 	h.SetStats(&sb.dnsStats)
 	// Queries for names that are not the sandbox's leave only while it is
 	// on a network that is not internal.

@@ -201,30 +201,90 @@ func (f *Forwarder) Forward(w dns.ResponseWriter, r *dns.Msg) {
 		writeRcode(w, r, dns.RcodeFormatError)
 		return
 	}
-	n := f.state.Add(1)
-	switch {
-	case n&closedBit != 0:
-		f.release()
-		writeRcode(w, r, dns.RcodeRefused)
-		return
-	case n > f.maxConcurrent:
-		f.release()
-		f.stats.Refused.Add(1)
-		if ok, suppressed := f.limiter.allow(poolKey{key: "\x00limit"}, start); ok {
-			f.logger.Warn("resolver: too many forwarded queries in flight, refusing",
-				"limit", f.maxConcurrent, "suppressed", suppressed)
-		}
-		writeRcode(w, r, dns.RcodeRefused)
+	if !f.admit(w, func() *dns.Msg { return r }, start) {
 		return
 	}
 	q := queryPool.Get().(*fwdQuery)
-	q.w, q.r, q.start = w, r, start
+	q.w, q.r, q.id, q.start = w, r, r.Id, start
 	q.tcp = isTCP(w)
 	if q.tcp {
 		f.workers.start(q)
 		return
 	}
 	if f.prepare(q) {
+		f.next(q)
+	}
+}
+
+// admit counts one more query in flight, or answers r at once (REFUSED)
+// when the forwarder is closed or has too many.
+func (f *Forwarder) admit(w dns.ResponseWriter, r func() *dns.Msg, now time.Time) bool {
+	n := f.state.Add(1)
+	switch {
+	case n&closedBit != 0:
+		f.release()
+		writeRcode(w, r(), dns.RcodeRefused)
+		return false
+	case n > f.maxConcurrent:
+		f.release()
+		f.stats.Refused.Add(1)
+		if ok, suppressed := f.limiter.allow(poolKey{key: "\x00limit"}, now); ok {
+			f.logger.Warn("resolver: too many forwarded queries in flight, refusing",
+				"limit", f.maxConcurrent, "suppressed", suppressed)
+		}
+		writeRcode(w, r(), dns.RcodeRefused)
+		return false
+	}
+	return true
+}
+
+// forwardRaw is Forward for a UDP client's query in wire form, msg, which
+// Handler.serveRaw found to be a QUERY with one question whose name is
+// not compressed, and at most an OPT without options after it. It copies
+// msg before it returns; the reply goes to w as Forward's does.
+func (f *Forwarder) forwardRaw(w dns.ResponseWriter, msg []byte) {
+	start := time.Now()
+	qend := questionEnd(msg)
+	opt := -1
+	if qend > 0 && binary.BigEndian.Uint16(msg[10:]) == 1 && len(msg) == qend+optLen &&
+		msg[qend] == 0 && binary.BigEndian.Uint16(msg[qend+1:]) == dns.TypeOPT {
+		opt = qend
+	}
+	if qend < 0 || (opt < 0 && len(msg) != qend) {
+		// Not what serveRaw lets through: the long way.
+		r := new(dns.Msg)
+		if err := r.Unpack(msg); err != nil {
+			f.logger.Debug("resolver: forwarding a query that does not unpack", "error", err)
+			return
+		}
+		f.Forward(w, r)
+		return
+	}
+	unpack := func() *dns.Msg {
+		r := new(dns.Msg)
+		_ = r.Unpack(msg)
+		return r
+	}
+	if !f.admit(w, unpack, start) {
+		return
+	}
+	q := queryPool.Get().(*fwdQuery)
+	q.w, q.r, q.id, q.start = w, nil, binary.BigEndian.Uint16(msg), start
+	q.buf = append(q.buf[:0], 0, 0)
+	q.buf = append(q.buf, msg...)
+	binary.BigEndian.PutUint16(q.buf, uint16(len(msg)))
+	q.qend = qend
+	q.size = dns.MinMsgSize
+	if opt >= 0 {
+		// The client's size, and at most maxUDPSize upstream.
+		class := q.msg()[opt+3:]
+		size := int(binary.BigEndian.Uint16(class))
+		q.size = max(dns.MinMsgSize, min(size, maxUDPSize))
+		if size > maxUDPSize {
+			binary.BigEndian.PutUint16(class, maxUDPSize)
+		}
+	}
+	if f.prepareUpstreams(q) {
 		f.next(q)
 	}
 }
@@ -297,9 +357,9 @@ func (f *Forwarder) pool(u *Upstream) (*upstreamPool, error) {
 	return p, nil
 }
 
-// prepare packs q's query and takes the upstreams it goes to. When there
-// is nothing to send or nobody to send it to, it answers SERVFAIL, which
-// ends q, and returns false.
+// prepare packs q's query, capping its EDNS0 size, and takes the
+// upstreams it goes to. When there is nothing to send or nobody to send
+// it to, it answers SERVFAIL, which ends q, and returns false.
 func (f *Forwarder) prepare(q *fwdQuery) bool {
 	r := q.r
 	q.size = dns.MinMsgSize
@@ -314,6 +374,12 @@ func (f *Forwarder) prepare(q *fwdQuery) bool {
 		f.finish(q, dns.RcodeServerFailure)
 		return false
 	}
+	return f.prepareUpstreams(q)
+}
+
+// prepareUpstreams takes the upstreams q goes to; when there are none, it
+// answers SERVFAIL, which ends q, and returns false.
+func (f *Forwarder) prepareUpstreams(q *fwdQuery) bool {
 	if f.upstreams != nil {
 		q.ups = f.upstreams()
 	}
@@ -481,7 +547,7 @@ func (f *Forwarder) upstreamFailed(u *Upstream, err error, now time.Time) {
 // truncated to what the client's transport carries, and ends q. reply is
 // changed. cut says reply is only the start of the upstream's answer.
 func (f *Forwarder) relay(q *fwdQuery, reply []byte, cut bool) {
-	binary.BigEndian.PutUint16(reply, q.r.Id)
+	binary.BigEndian.PutUint16(reply, q.id)
 	limit := dns.MaxMsgSize
 	if !q.tcp {
 		limit = q.size
@@ -495,7 +561,7 @@ func (f *Forwarder) relay(q *fwdQuery, reply []byte, cut bool) {
 			// Too large and unreadable (or cut short): say so with TC,
 			// the client retries over TCP.
 			m = new(dns.Msg)
-			m.SetReply(q.r)
+			m.SetReply(q.request())
 			m.Rcode = int(reply[3] & 0xf)
 			m.RecursionAvailable = true
 			m.Truncated = true
@@ -508,7 +574,7 @@ func (f *Forwarder) relay(q *fwdQuery, reply []byte, cut bool) {
 
 // finish writes a reply of its own with rcode and ends q.
 func (f *Forwarder) finish(q *fwdQuery, rcode int) {
-	f.written(q, writeRcode(q.w, q.r, rcode))
+	f.written(q, writeRcode(q.w, q.request(), rcode))
 }
 
 // written ends q, whose reply was written with err.
@@ -550,8 +616,11 @@ func (e rcodeError) Error() string { return "answered " + dns.RcodeToString[int(
 // (TCP) or whoever takes it from its upstream socket (UDP: the socket's
 // reader, or the sender itself when the send fails).
 type fwdQuery struct {
-	w     dns.ResponseWriter
+	w dns.ResponseWriter
+	// r is the client's query; nil when forwardRaw took it in wire form
+	// (see request). id is its ID.
 	r     *dns.Msg
+	id    uint16
 	start time.Time
 	tcp   bool // the client's transport
 	size  int  // the client's UDP size
@@ -603,6 +672,21 @@ func (q *fwdQuery) recycle() {
 	q.failed = q.failed[:0]
 	q.reply = q.reply[:0]
 	queryPool.Put(q)
+}
+
+// request returns the client's query, unpacked from q's packet when
+// forwardRaw took it in wire form (for the rare replies the forwarder
+// makes itself).
+func (q *fwdQuery) request() *dns.Msg {
+	if q.r == nil {
+		r := new(dns.Msg)
+		// forwardRaw checked what Handler.serveRaw did, which is what
+		// unpacks; at worst r lacks its question.
+		_ = r.Unpack(q.msg())
+		r.Id = q.id
+		q.r = r
+	}
+	return q.r
 }
 
 // pack packs q.r into q.buf after two bytes kept for TCP's length, and

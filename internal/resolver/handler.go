@@ -54,9 +54,11 @@ const maxUDPSize = 4096
 type Handler struct {
 	names   Names
 	forward func(w dns.ResponseWriter, r *dns.Msg)
-	logger  *slog.Logger
-	stats   *Stats
-	gate    func() bool
+	// fwd is the Forwarder behind forward, when SetForwarder gave it.
+	fwd    *Forwarder
+	logger *slog.Logger
+	stats  *Stats
+	gate   func() bool
 
 	// rotation advances once per answer of several records, so that
 	// successive queries start at different addresses.
@@ -80,6 +82,14 @@ func NewHandler(names Names, forward func(w dns.ResponseWriter, r *dns.Msg), log
 // queries it answers itself, Malformed for those it answers FORMERR,
 // NOTIMP or BADVERS. Call it before serving.
 func (h *Handler) SetStats(s *Stats) { h.stats = s }
+
+// SetForwarder makes f the handler's forward function, as NewHandler's
+// forward argument f.Forward would, and lets the server hand f the UDP
+// queries to forward in their wire form, without unpacking them. Call it
+// before serving.
+func (h *Handler) SetForwarder(f *Forwarder) {
+	h.forward, h.fwd = f.Forward, f
+}
 
 // SetForwardGate makes the handler ask gate, for each query that is not
 // the sandbox's to answer, whether it may be forwarded; when gate says no

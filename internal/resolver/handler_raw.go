@@ -14,9 +14,15 @@ import (
 // sandbox's queries, these were a sixth of the resolver's CPU. The server
 // gives it each UDP query first.
 type rawHandler interface {
-	// serveRaw answers the UDP query q, appending the reply to out[:0],
-	// or returns nil when q needs ServeDNS. It keeps neither q nor out.
-	serveRaw(q, out []byte) []byte
+	// serveRaw answers the UDP query q, appending the reply to out[:0].
+	// It returns a nil reply when it does not answer: then forward says
+	// whether q goes to forwardRaw, else it needs ServeDNS. It keeps
+	// neither q nor out.
+	serveRaw(q, out []byte) (reply []byte, forward bool)
+	// forwardRaw forwards the UDP query q that serveRaw said to, and
+	// writes the reply to w later, as a forward function does. It copies
+	// q before it returns.
+	forwardRaw(w dns.ResponseWriter, q []byte)
 }
 
 var _ rawHandler = (*Handler)(nil)
@@ -33,31 +39,36 @@ const (
 	optDO = 1 << 15
 	// maxNameLen is the longest name in wire form.
 	maxNameLen = 255
+	// optLen is the length of an OPT record without options.
+	optLen = 11
 )
 
 // serveRaw answers, with the very bytes ServeDNS would write over UDP
 // (TestServeRawMatchesServeDNS), the queries that are the common case: a
-// QUERY with one question, of class IN and any type but PTR, for one of
-// the sandbox's names, whose labels hold only letters, digits, '-' and
-// '_'; nothing in the answer or authority sections, at most an EDNS0 OPT
-// of version 0 in the additional one, nothing after; and a reply that
-// fits the client's UDP size. Anything else, it leaves to ServeDNS.
-func (h *Handler) serveRaw(q, out []byte) []byte {
+// QUERY with one question, of class IN and any type but PTR, whose labels
+// hold only letters, digits, '-' and '_'; nothing in the answer or
+// authority sections, at most an EDNS0 OPT of version 0 without options
+// in the additional one, nothing after; for one of the sandbox's names,
+// with a reply that fits the client's UDP size. Such a query for a name
+// that is not the sandbox's goes to forwardRaw when the handler has a
+// Forwarder (SetForwarder) and may forward. Anything else, it leaves to
+// ServeDNS.
+func (h *Handler) serveRaw(q, out []byte) (reply []byte, forward bool) {
 	var start time.Time
 	if h.stats != nil {
 		start = time.Now()
 	}
 	if len(q) < headerLen {
-		return nil
+		return nil, false
 	}
 	flags := binary.BigEndian.Uint16(q[2:])
 	if flags&(flagQR|flagOpcode) != 0 || binary.BigEndian.Uint16(q[4:]) != 1 ||
 		binary.BigEndian.Uint16(q[6:]) != 0 || binary.BigEndian.Uint16(q[8:]) != 0 {
-		return nil
+		return nil, false
 	}
 	arcount := binary.BigEndian.Uint16(q[10:])
 	if arcount > 1 {
-		return nil
+		return nil, false
 	}
 
 	// The question's name, lowercased into key as Handler.answer has it:
@@ -67,7 +78,7 @@ func (h *Handler) serveRaw(q, out []byte) []byte {
 	off := headerLen
 	for {
 		if off >= len(q) {
-			return nil
+			return nil, false
 		}
 		l := int(q[off])
 		off++
@@ -76,7 +87,7 @@ func (h *Handler) serveRaw(q, out []byte) []byte {
 		}
 		// A compression pointer (or reserved label type) says l > 63.
 		if l > 63 || off+l > len(q) || n+1+l > len(key) {
-			return nil
+			return nil, false
 		}
 		if n > 0 {
 			key[n] = '.'
@@ -89,7 +100,7 @@ func (h *Handler) serveRaw(q, out []byte) []byte {
 				c += 'a' - 'A'
 			default:
 				// miekg/dns would escape it in the name's text.
-				return nil
+				return nil, false
 			}
 			key[n] = c
 			n++
@@ -97,34 +108,36 @@ func (h *Handler) serveRaw(q, out []byte) []byte {
 		off += l
 	}
 	if n == 0 || off+4 > len(q) {
-		return nil
+		return nil, false
 	}
 	question := q[headerLen : off+4]
 	qtype := binary.BigEndian.Uint16(q[off:])
 	if qtype == dns.TypePTR || binary.BigEndian.Uint16(q[off+2:]) != dns.ClassINET {
-		return nil
+		return nil, false
 	}
 	off += 4
 
 	size, opt, do := dns.MinMsgSize, false, false
 	if arcount == 1 {
 		// OPT: root name, type, UDP size, extended rcode, version, flags,
-		// options' length.
-		if off+11 > len(q) || q[off] != 0 || binary.BigEndian.Uint16(q[off+1:]) != dns.TypeOPT || q[off+6] != 0 {
-			return nil
+		// options' length (options are left to miekg/dns, which rejects
+		// some malformed ones).
+		if off+optLen != len(q) || q[off] != 0 || binary.BigEndian.Uint16(q[off+1:]) != dns.TypeOPT || q[off+6] != 0 ||
+			binary.BigEndian.Uint16(q[off+9:]) != 0 {
+			return nil, false
 		}
 		size = max(dns.MinMsgSize, min(int(binary.BigEndian.Uint16(q[off+3:])), maxUDPSize))
 		do = binary.BigEndian.Uint16(q[off+7:])&optDO != 0
-		off += 11 + int(binary.BigEndian.Uint16(q[off+9:]))
+		off += optLen
 		opt = true
 	}
 	if off != len(q) {
-		return nil
+		return nil, false
 	}
 
 	v4, v6, known := h.names.LookupName(string(key[:n]))
 	if !known {
-		return nil
+		return nil, h.fwd != nil && (h.gate == nil || h.gate())
 	}
 	switch qtype {
 	case dns.TypeA:
@@ -174,13 +187,13 @@ func (h *Handler) serveRaw(q, out []byte) []byte {
 	}
 	if len(out) > size {
 		// ServeDNS truncates it.
-		return nil
+		return nil, false
 	}
 	if h.stats != nil {
 		h.stats.Local.Add(1)
 		h.stats.LocalLatency.Observe(time.Since(start))
 	}
-	return out
+	return out, false
 }
 
 // appendRecordHeader appends the header of an answer record of type typ
@@ -204,3 +217,6 @@ func (h *Handler) rotate(v4, v6 []netip.Addr) (off4, off6 int) {
 	}
 	return int(start % uint32(max(len(v4), 1))), int(start % uint32(max(len(v6), 1)))
 }
+
+// forwardRaw hands q to the Forwarder.
+func (h *Handler) forwardRaw(w dns.ResponseWriter, q []byte) { h.fwd.forwardRaw(w, q) }

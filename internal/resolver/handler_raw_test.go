@@ -3,9 +3,13 @@ package resolver
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/netkit/libnetwork/internal/testutil"
 )
 
 // udpRecorder packs replies as the server's UDP writer does (compressed).
@@ -44,7 +48,10 @@ func newRawPair() *rawPair {
 // bytes. It returns whether serveRaw answered.
 func (p *rawPair) check(t testing.TB, packet []byte) bool {
 	t.Helper()
-	raw := p.raw.serveRaw(packet, nil)
+	raw, forward := p.raw.serveRaw(packet, nil)
+	if forward {
+		t.Fatalf("serveRaw would forward % x without a Forwarder", packet)
+	}
 	req := new(dns.Msg)
 	if err := req.Unpack(packet); err != nil {
 		if raw != nil {
@@ -152,6 +159,9 @@ func TestServeRawDeclines(t *testing.T) {
 			return m
 		}()},
 		{"edns version 1", withOpt(func(o *dns.OPT) { o.SetVersion(1) })},
+		{"edns option", withOpt(func(o *dns.OPT) {
+			o.Option = append(o.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef"})
+		})},
 		{"class CH", func() *dns.Msg { m := query("web.", dns.TypeA); m.Question[0].Qclass = dns.ClassCHAOS; return m }()},
 		{"PTR", query("2.0.18.172.in-addr.arpa.", dns.TypePTR)},
 		{"unknown name", query("example.com.", dns.TypeA)},
@@ -163,7 +173,7 @@ func TestServeRawDeclines(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		h := NewHandler(testTable(), nil, nil)
-		if got := h.serveRaw(packet, nil); got != nil {
+		if got, _ := h.serveRaw(packet, nil); got != nil {
 			t.Errorf("%s: serveRaw answered % x", tc.name, got)
 		}
 	}
@@ -173,22 +183,22 @@ func TestServeRawDeclines(t *testing.T) {
 	req.SetEdns0(1232, true)
 	packet, _ := req.Pack()
 	h := NewHandler(testTable(), nil, nil)
-	if h.serveRaw(packet, nil) == nil {
+	if got, _ := h.serveRaw(packet, nil); got == nil {
 		t.Fatal("the whole query was declined")
 	}
 	for i := range len(packet) {
-		if got := h.serveRaw(packet[:i], nil); got != nil {
+		if got, _ := h.serveRaw(packet[:i], nil); got != nil {
 			t.Fatalf("query cut to %d bytes answered", i)
 		}
 	}
-	if got := h.serveRaw(append(packet, 0), nil); got != nil {
+	if got, _ := h.serveRaw(append(packet, 0), nil); got != nil {
 		t.Fatal("query with a trailing byte answered")
 	}
 	// A compression pointer in the question.
 	ptr := append([]byte(nil), packet[:headerLen]...)
 	ptr = append(ptr, 0xc0, headerLen, 0, 1, 0, 1)
 	ptr[11] = 0 // no OPT
-	if got := h.serveRaw(ptr, nil); got != nil {
+	if got, _ := h.serveRaw(ptr, nil); got != nil {
 		t.Fatal("a question with a compression pointer answered")
 	}
 }
@@ -205,12 +215,12 @@ func TestServeRawTruncates(t *testing.T) {
 	h := NewHandler(tbl, nil, nil)
 	req := query("many.", dns.TypeA)
 	packet, _ := req.Pack()
-	if got := h.serveRaw(packet, nil); got != nil {
+	if got, _ := h.serveRaw(packet, nil); got != nil {
 		t.Fatalf("40 A records (%d bytes) answered within 512 bytes", len(got))
 	}
 	req.SetEdns0(1232, false)
 	packet, _ = req.Pack()
-	if got := h.serveRaw(packet, nil); got == nil {
+	if got, _ := h.serveRaw(packet, nil); got == nil {
 		t.Fatal("40 A records declined with room for them")
 	}
 }
@@ -245,8 +255,158 @@ func BenchmarkServeRawLocalA(b *testing.B) {
 	out := make([]byte, 0, maxUDPSize)
 	b.ReportAllocs()
 	for b.Loop() {
-		if h.serveRaw(packet, out) == nil {
+		if got, _ := h.serveRaw(packet, out); got == nil {
 			b.Fatal("declined")
 		}
+	}
+}
+
+// recordingUpstream answers each UDP query with answer's reply and keeps
+// the packets it got.
+func recordingUpstream(t testing.TB, answer func(req *dns.Msg) *dns.Msg) (Upstream, func() [][]byte) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	var mu sync.Mutex
+	var got [][]byte
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, bytes.Clone(buf[:n]))
+			mu.Unlock()
+			req := new(dns.Msg)
+			if req.Unpack(buf[:n]) != nil {
+				continue
+			}
+			out, err := answer(req).Pack()
+			if err == nil {
+				_, _ = pc.WriteTo(out, from)
+			}
+		}
+	}()
+	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	return Upstream{Addr: a, Key: "rec/" + a.String()}, func() [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+// TestForwardRawMatchesForward: a query forwarded in wire form reaches
+// the upstream as the same bytes as when forwarded unpacked (but for the
+// random ID), and the client gets the same reply, whether the upstream
+// answers, answers too much for the client, or fails.
+func TestForwardRawMatchesForward(t *testing.T) {
+	big := func(req *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		for i := range 60 {
+			m.Answer = append(m.Answer, &dns.A{
+				Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A:   net.IPv4(198, 51, 100, byte(i)),
+			})
+		}
+		return m
+	}
+	up, packets := recordingUpstream(t, big)
+	f, _ := newForwarder(t, ForwarderConfig{}, up)
+	type edns struct {
+		size uint16
+		do   bool
+	}
+	n := 0
+	for _, name := range []string{"example.com.", "ExAmPlE.CoM."} {
+		for _, e := range []*edns{nil, {512, false}, {1232, true}, {4096, false}, {65000, true}} {
+			for _, flags := range []func(m *dns.Msg){
+				func(m *dns.Msg) {},
+				func(m *dns.Msg) { m.RecursionDesired = false },
+				func(m *dns.Msg) { m.CheckingDisabled, m.AuthenticatedData = true, true },
+			} {
+				req := query(name, dns.TypeA)
+				flags(req)
+				if e != nil {
+					req.SetEdns0(e.size, e.do)
+				}
+				packet, err := req.Pack()
+				if err != nil {
+					t.Fatal(err)
+				}
+				full, raw := newWriter(false), newWriter(false)
+				f.Forward(full, req.Copy())
+				want, _ := full.wait(t, req)
+				f.forwardRaw(raw, packet)
+				got, _ := raw.wait(t, req)
+				if got.String() != want.String() {
+					t.Fatalf("%v: reply forwarded raw\n%v\nforwarded unpacked\n%v", req, got, want)
+				}
+				n += 2
+				sent := packets()
+				if len(sent) != n {
+					t.Fatalf("upstream got %d queries, want %d", len(sent), n)
+				}
+				a, b := sent[n-2], sent[n-1]
+				if len(a) < 2 || len(b) < 2 || !bytes.Equal(a[2:], b[2:]) {
+					t.Fatalf("%v: upstream got\n% x\nforwarded raw, and\n% x\nforwarded unpacked", req, b, a)
+				}
+			}
+		}
+	}
+
+	// The replies the forwarder makes itself: SERVFAIL when the upstream
+	// fails, REFUSED once closed.
+	dead := closedUpstream(t, "127.0.0.3")
+	f, _ = newForwarder(t, ForwarderConfig{}, dead)
+	req := query("example.com.", dns.TypeA)
+	req.SetEdns0(1232, true)
+	packet, _ := req.Pack()
+	for _, rcode := range []int{dns.RcodeServerFailure, dns.RcodeRefused} {
+		if rcode == dns.RcodeRefused {
+			f.Close()
+		}
+		full, raw := newWriter(false), newWriter(false)
+		f.Forward(full, req.Copy())
+		want, _ := full.wait(t, req)
+		f.forwardRaw(raw, packet)
+		got, _ := raw.wait(t, req)
+		if got.Rcode != rcode || got.String() != want.String() {
+			t.Fatalf("reply forwarded raw\n%v\nforwarded unpacked\n%v\nwant %s", got, want, dns.RcodeToString[rcode])
+		}
+	}
+}
+
+// TestServeRawForwards: with a Forwarder, serveRaw gives the names that
+// are not the sandbox's to it, unless the gate says no.
+func TestServeRawForwards(t *testing.T) {
+	f := NewForwarder(ForwarderConfig{})
+	t.Cleanup(f.Close)
+	h := NewHandler(testTable(), nil, nil)
+	h.SetForwarder(f)
+	open := true
+	h.SetForwardGate(func() bool { return open })
+	pack := func(name string) []byte {
+		b, err := query(name, dns.TypeA).Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if reply, forward := h.serveRaw(pack("example.com."), nil); reply != nil || !forward {
+		t.Fatalf("unknown name: reply %x forward %v, want forward", reply, forward)
+	}
+	if reply, forward := h.serveRaw(pack("web."), nil); reply == nil || forward {
+		t.Fatalf("local name: reply %x forward %v, want an answer", reply, forward)
+	}
+	open = false
+	if reply, forward := h.serveRaw(pack("example.com."), nil); reply != nil || forward {
+		t.Fatalf("unknown name, gate closed: reply %x forward %v, want it left to ServeDNS", reply, forward)
 	}
 }

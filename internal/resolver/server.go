@@ -368,16 +368,27 @@ func (s *Server) dispatch(b []byte, w writer, oversized bool) {
 }
 
 // serveRaw gives the UDP query b to the raw handler, which appends the
-// reply to out. done is false when the handler leaves b to ServeDNS; done
-// with a nil reply when it panicked (logged, as recoverHandler does).
-func (s *Server) serveRaw(b, out []byte) (reply []byte, done bool) {
+// reply to out, or forwards b with a writer that newWriter makes. done is
+// false when the handler leaves b to ServeDNS; done with a nil reply when
+// b was forwarded, or the handler panicked (logged, as recoverHandler
+// does).
+func (s *Server) serveRaw(b, out []byte, newWriter func() writer) (reply []byte, done bool) {
+	var w writer
 	defer func() {
 		if v := recover(); v != nil {
 			s.logger.Error("resolver: handler panicked", "panic", v)
+			if w != nil {
+				w.drop()
+			}
 			reply, done = nil, true
 		}
 	}()
-	reply = s.raw.serveRaw(b, out)
+	reply, forward := s.raw.serveRaw(b, out)
+	if forward {
+		w = newWriter()
+		s.raw.forwardRaw(w, b)
+		return nil, true
+	}
 	return reply, reply != nil
 }
 

@@ -704,3 +704,82 @@ func BenchmarkServerUDPLocal(b *testing.B) {
 		}
 	})
 }
+
+// TestServerForwards: queries forwarded through the server, many at once
+// from several clients, each get their own answer: the upstream sockets'
+// readers send them back in batches, to the right client under the right
+// ID; local names keep being answered meanwhile.
+func TestServerForwards(t *testing.T) {
+	ns := newSandboxNS(t)
+	// The upstream answers qN-M.example. with 10.0.N.M.
+	up := startUpstream(t, "127.0.0.2", func(w dns.ResponseWriter, r *dns.Msg) {
+		var a, b int
+		fmt.Sscanf(r.Question[0].Name, "q%d-%d.example.", &a, &b)
+		answerA(fmt.Sprintf("10.0.%d.%d", a, b))(w, r)
+	})
+	ups := []Upstream{up.upstream()}
+	var stats Stats
+	f := NewForwarder(ForwarderConfig{Upstreams: func() []Upstream { return ups }, Stats: &stats})
+	h := NewHandler(serverNames(), f.Forward, nil)
+	h.SetStats(&stats)
+	// The server stops first: Forward is not called after Close.
+	t.Cleanup(f.Close)
+	startServer(t, ns, h, &stats)
+
+	const clients, each = 4, 100
+	var wg sync.WaitGroup
+	for c := range clients {
+		conn := udpClient(t, ns)
+		var packets [each][]byte
+		for i := range each {
+			name := fmt.Sprintf("q%d-%d.example.", c, i)
+			if i%10 == 0 {
+				name = "web." // local, in between
+			}
+			packets[i] = packQuery(t, uint16(c*each+i), name, dns.TypeA)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 512)
+			seen := map[uint16]bool{}
+			// In waves that the upstream's socket buffer holds.
+			const wave = 20
+			for i := range each {
+				if _, err := conn.Write(packets[i]); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%wave != wave-1 {
+					continue
+				}
+				for range wave {
+					n, err := conn.Read(buf)
+					if err != nil {
+						t.Errorf("client %d after %d replies: %v", c, len(seen), err)
+						return
+					}
+					r := new(dns.Msg)
+					if err := r.Unpack(buf[:n]); err != nil {
+						t.Errorf("client %d: reply does not unpack: %v", c, err)
+						return
+					}
+					i := int(r.Id) - c*each
+					want := fmt.Sprintf("10.0.%d.%d", c, i)
+					if i%10 == 0 {
+						want = "172.18.0.2"
+					}
+					if i < 0 || i >= each || seen[r.Id] || aAddr(r) != want {
+						t.Errorf("client %d: reply %v, want one answer %s for id %d", c, r, want, r.Id)
+						return
+					}
+					seen[r.Id] = true
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if s := stats.Snapshot(); s.Forwarded != clients*each*9/10 || s.Local != clients*each/10 || s.UpstreamFailures != 0 {
+		t.Errorf("stats %+v, want %d forwarded, %d local, no failure", s, clients*each*9/10, clients*each/10)
+	}
+}

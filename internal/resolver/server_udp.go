@@ -44,6 +44,14 @@ type udpLoop struct {
 	// rawOut holds the replies of Server.raw, one per datagram.
 	rawOut [udpBatch][maxUDPSize]byte
 
+	// While a datagram is served: when the batch was read, the index of
+	// the datagram, its writer if one was made, and newWriterFn, the
+	// method value of newWriter made once.
+	received    time.Time
+	i           int
+	w           *udpWriter
+	newWriterFn func() writer
+
 	// The callbacks of RawConn.Read and Write, made once, and their
 	// results: the number of messages (n) and the error, and for sendmmsg
 	// where it starts (sent).
@@ -58,7 +66,7 @@ func newUDPLoop(s *Server) (*udpLoop, error) {
 		return nil, err
 	}
 	l := &udpLoop{s: s, rc: rc}
-	l.recvFn, l.sendFn = l.recvmmsg, l.sendmmsg
+	l.recvFn, l.sendFn, l.newWriterFn = l.recvmmsg, l.sendmmsg, l.newWriter
 	for i := range l.hdrs {
 		l.iovs[i].Base = &l.bufs[i][0]
 		l.iovs[i].SetLen(udpQueryMax)
@@ -83,31 +91,53 @@ func (l *udpLoop) run() {
 			l.s.logger.Debug("resolver: reading the UDP socket", "error", err)
 			continue
 		}
-		received := time.Now()
+		l.received = time.Now()
 		for i := range n {
 			h := &l.hdrs[i]
 			b, oversized := l.bufs[i][:h.Len], h.Hdr.Flags&unix.MSG_TRUNC != 0
 			l.s.stats.Queries.Add(1)
+			l.w, l.i = nil, i
 			if l.s.raw != nil && !oversized {
-				if reply, done := l.s.serveRaw(b, l.rawOut[i][:0]); done {
-					if reply != nil {
-						l.queue(i, reply, nil)
-					}
+				reply, done := l.s.serveRaw(b, l.rawOut[i][:0], l.newWriterFn)
+				if reply != nil {
+					l.queue(i, reply, nil)
+				}
+				if done {
+					l.collect(i)
 					continue
 				}
 			}
-			w := &udpWriter{s: l.s, to: sockaddrAddrPort(&l.names[i]), received: received, inline: true}
-			l.s.dispatch(b, w, oversized)
-			w.mu.Lock()
-			w.inline = false
-			out, bp := w.out, w.outBuf
-			w.out, w.outBuf = nil, nil
-			w.mu.Unlock()
-			if out != nil {
-				l.queue(i, out, bp)
-			}
+			l.newWriter()
+			l.s.dispatch(b, l.w, oversized)
+			l.collect(i)
 		}
 		l.flush()
+	}
+}
+
+// newWriter makes the writer of datagram l.i of the batch, for the
+// handler to write its reply while the loop serves the query.
+func (l *udpLoop) newWriter() writer {
+	l.w = &udpWriter{s: l.s, to: sockaddrAddrPort(&l.names[l.i]), received: l.received, inline: true}
+	return l.w
+}
+
+// collect queues the reply written to the writer of datagram i, if one
+// was made, and ends the writer's inline time: a later reply goes out at
+// once.
+func (l *udpLoop) collect(i int) {
+	w := l.w
+	if w == nil {
+		return
+	}
+	l.w = nil
+	w.mu.Lock()
+	w.inline = false
+	out, bp := w.out, w.outBuf
+	w.out, w.outBuf = nil, nil
+	w.mu.Unlock()
+	if out != nil {
+		l.queue(i, out, bp)
 	}
 }
 
