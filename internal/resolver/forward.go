@@ -446,7 +446,10 @@ func (f *Forwarder) tryTCP(q *fwdQuery, u *Upstream, deadline time.Time) error {
 func (f *Forwarder) next(q *fwdQuery) {
 	for ; q.i < q.n; q.i++ {
 		u := &q.ups[q.i]
-		now := time.Now()
+		now := q.start // the first upstream's turn comes at once
+		if q.i > 0 {
+			now = time.Now()
+		}
 		q.until = q.deadline(now)
 		q.resent = false
 		sent, err := f.sendUDP(q, u)

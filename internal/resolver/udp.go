@@ -194,7 +194,9 @@ func (s *udpSocket) register(q *fwdQuery, f *Forwarder, pkt []byte) (uint16, []b
 		_ = s.conn.SetReadDeadline(q.until)
 	}
 	s.sent++
-	retire := !s.retiring && (s.sent >= f.udpRotateQueries || time.Since(s.born) >= f.udpRotateAge)
+	// The socket's age as of the query's start, which is recent enough
+	// and spares reading the clock.
+	retire := !s.retiring && (s.sent >= f.udpRotateQueries || q.start.Sub(s.born) >= f.udpRotateAge)
 	if retire {
 		s.retiring = true
 	}
