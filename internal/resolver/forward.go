@@ -95,8 +95,8 @@ const closedBit = int64(1) << 62
 // 4096, and a reply larger than the client's UDP size (512 without EDNS0)
 // is truncated with TC set.
 //
-// Sockets are reused: per upstream a few connected UDP sockets, each with
-// a reader dispatching replies by message ID, each replaced after 10,000
+// Sockets are reused: per upstream a connected UDP socket (udpSockets),
+// with a reader dispatching replies by message ID, replaced after 10,000
 // queries or a minute so that source ports change; and a few idle TCP
 // connections. Every query sent upstream gets a
 // fresh random ID, and a UDP reply is taken only if its ID is in flight on
@@ -453,7 +453,10 @@ func (f *Forwarder) tryTCP(q *fwdQuery, u *Upstream, deadline time.Time) error {
 func (f *Forwarder) next(q *fwdQuery) {
 	for ; q.i < q.n; q.i++ {
 		u := &q.ups[q.i]
-		now := time.Now()
+		now := q.start // the first upstream's turn comes at once
+		if q.i > 0 {
+			now = time.Now()
+		}
 		q.until = q.deadline(now)
 		q.resent = false
 		sent, err := f.sendUDP(q, u)

@@ -783,3 +783,29 @@ func TestServerForwards(t *testing.T) {
 		t.Errorf("stats %+v, want %d forwarded, %d local, no failure", s, clients*each*9/10, clients*each/10)
 	}
 }
+
+// TestServerLargeRawAnswer: a local answer larger than the loop's room
+// for each reply still goes out whole when the client's size allows.
+func TestServerLargeRawAnswer(t *testing.T) {
+	ns := newSandboxNS(t)
+	startServer(t, ns, NewHandler(serverNames(), nil, nil), nil)
+	c := udpClient(t, ns)
+	for range 3 { // the loop's buffers are reused
+		req := query("big.", dns.TypeA)
+		req.SetEdns0(4096, false)
+		b, err := req.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := NewHandler(serverNames(), nil, nil).serveRaw(b, nil); len(got) <= rawReplyRoom {
+			t.Fatalf("the answer is %d bytes, want it answered from the wire form and larger than %d", len(got), rawReplyRoom)
+		}
+		r := exchangeUDP(t, c, b)
+		if r.Truncated || len(r.Answer) != bigAnswerCount {
+			t.Fatalf("reply with %d answers, TC %v; want all %d", len(r.Answer), r.Truncated, bigAnswerCount)
+		}
+		if r := exchangeUDP(t, c, packQuery(t, 7, "web.", dns.TypeA)); r.Id != 7 || len(r.Answer) != 1 {
+			t.Fatalf("next reply %v", r)
+		}
+	}
+}

@@ -21,6 +21,11 @@ import (
 // udpQueryMax bytes.
 const udpBatch = 8
 
+// rawReplyRoom is the room for each reply the handler makes from a
+// query's wire form in the loop's own buffers: an answer of a few
+// addresses takes under a hundred bytes.
+const rawReplyRoom = 512
+
 // udpLoop is one goroutine's state for reading the UDP socket: the
 // buffers and headers recvmmsg fills and sendmmsg reads, reused for every
 // batch. The kernel gets pointers into it, so it is allocated once and
@@ -41,8 +46,9 @@ type udpLoop struct {
 	outIovs [udpBatch]unix.Iovec
 	outHdrs [udpBatch]unix.Mmsghdr
 	outBufs [udpBatch]*[]byte
-	// rawOut holds the replies of Server.raw, one per datagram.
-	rawOut [udpBatch][maxUDPSize]byte
+	// rawOut holds the replies of Server.raw, one per datagram; a larger
+	// one (many addresses) is appended to a new buffer.
+	rawOut [udpBatch][rawReplyRoom]byte
 
 	// While a datagram is served: when the batch was read, the index of
 	// the datagram, its writer if one was made, and newWriterFn, the
