@@ -208,11 +208,7 @@ func (sb *sandbox) ResolveName(name string, iplen int) ([]net.IP, bool) {
 // "" when the address is not one of the sandbox's networks' endpoints. An
 // anonymous endpoint is named by its first alias.
 func (sb *sandbox) ResolveIP(name string) string {
-	ip := reverseToIP(name)
-	if ip == nil {
-		return ""
-	}
-	a, ok := netip.AddrFromSlice(ip)
+	a, ok := resolver.ParseReverse(name)
 	if !ok {
 		return ""
 	}

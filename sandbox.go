@@ -6,7 +6,6 @@ import (
 	"net"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -472,36 +471,6 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 	}
 	if len(errs) > 0 {
 		return types.Errorf("sandbox %s: refresh: %w", sb.id, errors.Join(errs...))
-	}
-	return nil
-}
-
-// reverseToIP parses a PTR name into an address.
-func reverseToIP(name string) net.IP {
-	name = strings.TrimSuffix(strings.ToLower(name), ".")
-	if s, ok := strings.CutSuffix(name, ".in-addr.arpa"); ok {
-		parts := strings.Split(s, ".")
-		if len(parts) != 4 {
-			return nil
-		}
-		for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
-			parts[i], parts[j] = parts[j], parts[i]
-		}
-		return net.ParseIP(strings.Join(parts, ".")).To4()
-	}
-	if s, ok := strings.CutSuffix(name, ".ip6.arpa"); ok {
-		nibbles := strings.Split(s, ".")
-		if len(nibbles) != 32 {
-			return nil
-		}
-		var b strings.Builder
-		for i := len(nibbles) - 1; i >= 0; i-- {
-			b.WriteString(nibbles[i])
-			if i%4 == 0 && i != 0 {
-				b.WriteByte(':')
-			}
-		}
-		return net.ParseIP(b.String())
 	}
 	return nil
 }

@@ -104,3 +104,11 @@ func hexNibble(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// ParseReverse parses a full reverse-lookup name, in any case and with or
+// without the trailing dot, as the handler does for PTR queries, so that
+// the root package's Sandbox.ResolveIP accepts exactly what the DNS server
+// answers.
+func ParseReverse(name string) (netip.Addr, bool) {
+	return parseReverse(strings.ToLower(strings.TrimSuffix(name, ".")))
+}
