@@ -84,12 +84,11 @@ type sandboxResolver struct {
 	// mu guards the fields below it. It is never held while the server
 	// or the forwarder is stopped: their queries in flight call
 	// upstreams, which takes it.
-	mu      sync.Mutex
-	server  *resolver.Server
-	fwd     *resolver.Forwarder
-	ext     []string // SetExtServers; nil: the sandbox's own upstreams
-	extSet  bool
-	started bool
+	mu     sync.Mutex
+	server *resolver.Server
+	fwd    *resolver.Forwarder
+	ext    []string // SetExtServers; nil: the sandbox's own upstreams
+	extSet bool
 
 	// cache is the current upstream list; cacheMu serialises its
 	// rebuilds (readers only load it).
@@ -109,7 +108,7 @@ func newSandboxResolver(sb *sandbox) *sandboxResolver {
 func (r *sandboxResolver) Start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.started {
+	if r.server != nil {
 		return nil
 	}
 	sb := r.sb
@@ -129,11 +128,10 @@ func (r *sandboxResolver) Start() error {
 	}
 	logger := sb.ctrl.logger.With("sandbox", sb.id)
 	fwd := resolver.NewForwarder(resolver.ForwarderConfig{
-		Upstreams:     r.upstreams,
-		Timeout:       sb.clientTimeout(),
-		MaxConcurrent: 0,
-		Stats:         &sb.dnsStats,
-		Logger:        logger,
+		Upstreams: r.upstreams,
+		Timeout:   sb.clientTimeout(),
+		Stats:     &sb.dnsStats,
+		Logger:    logger,
 	})
 	h := resolver.NewHandler(sandboxNames{sb}, nil, logger)
 	h.SetForwarder(fwd)
@@ -154,7 +152,7 @@ func (r *sandboxResolver) Start() error {
 		fwd.Close()
 		return types.Errorf("sandbox %s: starting its DNS resolver: %w", sb.id, err)
 	}
-	r.server, r.fwd, r.started = srv, fwd, true
+	r.server, r.fwd = srv, fwd
 	udp, tcp := srv.Ports()
 	logger.Debug("DNS resolver started", "udp_port", udp, "tcp_port", tcp)
 	return nil
@@ -167,10 +165,10 @@ func (r *sandboxResolver) Stop() { r.stop(false) }
 // port-53 redirect in the namespace (see resolver.Server.StopLeavingRedirect).
 func (r *sandboxResolver) stop(keepRedirect bool) {
 	r.mu.Lock()
-	server, fwd, started := r.server, r.fwd, r.started
-	r.server, r.fwd, r.started = nil, nil, false
+	server, fwd := r.server, r.fwd
+	r.server, r.fwd = nil, nil
 	r.mu.Unlock()
-	if !started {
+	if server == nil {
 		return
 	}
 	if keepRedirect {
@@ -375,16 +373,10 @@ func (sb *sandbox) resolvOptions() []string {
 
 // wantsResolver reports whether the sandbox should run a resolver: it has
 // a namespace of its own and an endpoint that wants name resolution on a
-// network with interfaces of its own, or had one (its resolv.conf names
-// the resolver: a sandbox restored with no endpoint left keeps answering
-// as before the restart).
+// network with interfaces of its own.
 func (sb *sandbox) wantsResolver() bool {
 	if sb.hostNet || sb.namespace() == nil {
 		return false
-	}
-	if content, exists, err := ownedfile.Load(sb.resolvConfPath()); err == nil && exists &&
-		slices.Contains(resolvconf.GetNameservers(content), resolverIP.String()) {
-		return true
 	}
 	for _, ep := range sb.joined() {
 		if !ep.disableResolution && !ep.network.hasSpecialDriver() {
@@ -392,6 +384,18 @@ func (sb *sandbox) wantsResolver() bool {
 		}
 	}
 	return false
+}
+
+// hadResolver reports whether the sandbox ran a resolver before a restart
+// (its resolv.conf names it): a restored sandbox with no endpoint left
+// keeps answering as before. Only the restore asks, so joins do not read
+// the file.
+func (sb *sandbox) hadResolver() bool {
+	if sb.hostNet || sb.namespace() == nil {
+		return false
+	}
+	content, exists, err := ownedfile.Load(sb.resolvConfPath())
+	return err == nil && exists && slices.Contains(resolvconf.GetNameservers(content), resolverIP.String())
 }
 
 // resolverRunning reports whether the sandbox's resolver is serving.
@@ -404,7 +408,7 @@ func (sb *sandbox) resolverRunning() bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.started
+	return r.server != nil
 }
 
 // ensureResolver starts the sandbox's resolver if it wants one and has
@@ -414,6 +418,12 @@ func (sb *sandbox) ensureResolver() error {
 	if sb.resolverRunning() || !sb.wantsResolver() {
 		return nil
 	}
+	return sb.startResolver()
+}
+
+// startResolver starts the sandbox's resolver and points its resolv.conf
+// at it. sb.opMu must be held.
+func (sb *sandbox) startResolver() error {
 	sb.mu.Lock()
 	r := sb.resolver
 	if r == nil {
@@ -567,7 +577,11 @@ func (c *controller) startRestoredResolvers() {
 	c.mu.Unlock()
 	for _, sb := range sbs {
 		sb.opMu.Lock()
-		if err := sb.ensureResolver(); err != nil {
+		var err error
+		if sb.wantsResolver() || sb.hadResolver() {
+			err = sb.startResolver()
+		}
+		if err != nil {
 			c.logger.Error("restarting the sandbox's DNS resolver", "sandbox", sb.id, "error", err)
 		}
 		sb.opMu.Unlock()

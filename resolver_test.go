@@ -706,3 +706,34 @@ func TestResolverDeadTCPUpstreamThreads(t *testing.T) {
 	}
 	t.Logf("threads: %d before, %d at the peak", before, peak)
 }
+
+// A sandbox whose endpoints all left before a restart keeps its resolver
+// after it: its resolv.conf still names 127.0.0.11.
+func TestResolverRestartWithoutEndpoints(t *testing.T) {
+	e := newEnv(t)
+	c := e.start()
+	setHostResolvConf(t, c, "nameserver 127.0.0.53\n")
+	n, err := c.NewNetwork("bridge", "net", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.105.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	ep, _ := n.CreateEndpoint("gone")
+	sb, err := c.NewSandbox("left")
+	mustf(t, err, "sandbox")
+	mustf(t, ep.Join(sb), "join")
+	mustf(t, ep.Leave(sb), "leave")
+	c.Stop()
+
+	c2 := e.start()
+	var sb2 Sandbox
+	c2.WalkSandboxes(SandboxContainerWalker(&sb2, "left"))
+	if sb2 == nil {
+		t.Fatal("sandbox not restored")
+	}
+	if !c2.sandboxes[sb2.ID()].resolverRunning() {
+		t.Fatal("resolver not restarted for a sandbox whose resolv.conf names it")
+	}
+	// On no network, it forwards nothing: the resolver itself answers.
+	setHostResolvConf(t, c2, "nameserver 127.0.0.53\n")
+	if r := dig(t, sb2, "gone", "A"); r.status != "NXDOMAIN" {
+		t.Fatalf("restarted resolver: status %s, want its own NXDOMAIN", r.status)
+	}
+}
