@@ -240,7 +240,7 @@ type upstreamCache struct {
 func (r *sandboxResolver) upstreams() []resolver.Upstream {
 	sb := r.sb
 	c := sb.ctrl
-	hostContent, hostVersion, hostErr := c.hostDNS.get()
+	_, hostVersion, _ := c.hostDNS.get()
 	gen := c.nameGen.Load()
 	fresh := func(uc *upstreamCache) bool {
 		return uc != nil && uc.hostVersion == hostVersion && uc.nameGen == gen &&
@@ -255,31 +255,20 @@ func (r *sandboxResolver) upstreams() []resolver.Upstream {
 		return uc.list
 	}
 	r.mu.Lock()
-	ext, extSet := r.ext, r.extSet
+	servers, extSet := r.ext, r.extSet
 	r.mu.Unlock()
-	sb.mu.Lock()
-	dnsList, origin := sb.config.DNSList, sb.config.OriginResolvConfPath
-	sb.mu.Unlock()
 	uc := &upstreamCache{hostVersion: hostVersion, nameGen: gen}
-	var servers []string
-	switch {
-	case extSet:
-		servers = ext
-	case len(dnsList) > 0:
-		servers = dnsList
-	case origin != "":
-		uc.origin, uc.originKey = origin, statKey(origin)
-		if content, err := os.ReadFile(origin); err == nil {
-			servers = resolvconf.GetNameservers(content)
-		} else {
-			c.logger.Warn("reading the sandbox's origin resolv.conf for its upstream DNS servers", "sandbox", sb.id, "error", err)
+	if !extSet {
+		d, err := sb.dnsConfig()
+		if d.origin != "" {
+			uc.origin, uc.originKey = d.origin, statKey(d.origin)
 		}
-	default:
-		// Logged once per change of the file, as the list is rebuilt.
-		if hostErr != nil {
-			c.logger.Warn("reading the host's resolv.conf for a sandbox's upstream DNS servers", "sandbox", sb.id, "error", hostErr)
+		if err != nil {
+			// Logged once per change of the file, as the list is
+			// rebuilt.
+			c.logger.Warn("reading the sandbox's DNS configuration for its upstream servers", "sandbox", sb.id, "error", err)
 		}
-		servers = resolvconf.GetNameservers(hostContent)
+		servers = d.servers
 	}
 	v6 := sb.ipv6Enabled()
 	for _, s := range servers {
@@ -344,7 +333,8 @@ func (c *controller) dialHostNS(ctx context.Context, network string, addr netip.
 // try: resolv.conf's "timeout:" option, 5 s by default.
 func (sb *sandbox) clientTimeout() time.Duration {
 	timeout := defaultClientTimeout
-	for _, o := range sb.resolvOptions() {
+	d, _ := sb.dnsConfig()
+	for _, o := range d.options {
 		if v, ok := strings.CutPrefix(o, "timeout:"); ok {
 			if n, err := strconv.Atoi(v); err == nil && n > 0 {
 				timeout = time.Duration(min(n, 30)) * time.Second
@@ -352,23 +342,6 @@ func (sb *sandbox) clientTimeout() time.Duration {
 		}
 	}
 	return timeout
-}
-
-// resolvOptions are the options of the sandbox's resolv.conf before the
-// resolver's own.
-func (sb *sandbox) resolvOptions() []string {
-	if opts := sb.config.DNSOptionsList; len(opts) > 0 {
-		return opts
-	}
-	if origin := sb.config.OriginResolvConfPath; origin != "" {
-		content, err := os.ReadFile(origin)
-		if err != nil {
-			return nil
-		}
-		return resolvconf.GetOptions(content)
-	}
-	content, _, _ := sb.ctrl.hostDNS.get()
-	return resolvconf.GetOptions(content)
 }
 
 // wantsResolver reports whether the sandbox should run a resolver: it has

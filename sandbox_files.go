@@ -117,46 +117,76 @@ func (sb *sandbox) buildHostsFile() error {
 	return etchosts.Build(path, extra)
 }
 
+// dnsConfig is what a sandbox's resolv.conf is made from, before the
+// embedded resolver takes its nameserver lines.
+type dnsConfig struct {
+	servers, search, options []string
+	// host is the host's resolv.conf when servers came from it: it may
+	// name servers only the host reaches (its loopback).
+	host []byte
+	// origin is the OptionOriginResolvConfPath file everything came
+	// from, if any.
+	origin string
+}
+
+// dnsConfig returns the sandbox's DNS configuration: the whole of its
+// OptionOriginResolvConfPath file, as v0.7 copies it; or else each of
+// OptionDNS, OptionDNSSearch and OptionDNSOptions, falling back to the
+// host's resolv.conf (systemd-resolved's real upstreams when the host's
+// names its stub). resolv.conf, the resolver's upstreams and its timeout
+// all come from here, so they never disagree.
+func (sb *sandbox) dnsConfig() (dnsConfig, error) {
+	sb.mu.Lock()
+	cfg := sb.config
+	sb.mu.Unlock()
+	if origin := cfg.OriginResolvConfPath; origin != "" {
+		content, err := os.ReadFile(origin)
+		if err != nil {
+			return dnsConfig{origin: origin}, err
+		}
+		return dnsConfig{servers: resolvconf.GetNameservers(content), search: resolvconf.GetSearchDomains(content),
+			options: resolvconf.GetOptions(content), origin: origin}, nil
+	}
+	host, _, err := sb.ctrl.hostDNS.get()
+	if err != nil {
+		return dnsConfig{}, err
+	}
+	d := dnsConfig{servers: cfg.DNSList, search: cfg.DNSSearchList, options: cfg.DNSOptionsList}
+	if len(d.servers) == 0 {
+		d.servers, d.host = resolvconf.GetNameservers(host), host
+	}
+	if len(d.search) == 0 {
+		d.search = resolvconf.GetSearchDomains(host)
+	}
+	if len(d.options) == 0 {
+		d.options = resolvconf.GetOptions(host)
+	}
+	return d, nil
+}
+
 // buildResolvConf writes resolv.conf; its directory exists (setupFiles).
 // With the embedded DNS server running it names 127.0.0.11 only, with the
 // search domains and options it would have had (plus ndots:0); the servers
 // it would have named are the resolver's upstreams.
 func (sb *sandbox) buildResolvConf() error {
-	path := sb.resolvConfPath()
-	var dns, search, opts []string
-	if origin := sb.config.OriginResolvConfPath; origin != "" {
-		content, err := os.ReadFile(origin)
-		if err != nil {
-			return err
-		}
-		dns, search, opts = resolvconf.GetNameservers(content), resolvconf.GetSearchDomains(content), resolvconf.GetOptions(content)
-	} else {
-		host, _, err := sb.ctrl.hostDNS.get()
-		if err != nil {
-			return err
-		}
-		if !sb.usesHostFiles() {
-			host = resolvconf.FilterResolvDNS(host, sb.ipv6Enabled())
-		}
-		dns = sb.config.DNSList
-		if len(dns) == 0 {
-			dns = resolvconf.GetNameservers(host)
-		}
-		search = sb.config.DNSSearchList
-		if len(search) == 0 {
-			search = resolvconf.GetSearchDomains(host)
-		}
-		opts = sb.config.DNSOptionsList
-		if len(opts) == 0 {
-			opts = resolvconf.GetOptions(host)
-		}
+	d, err := sb.dnsConfig()
+	if err != nil {
+		return err
 	}
-	if sb.resolverRunning() && !sb.usesHostFiles() {
-		// The embedded server answers, and forwards to dns.
+	dns, opts := d.servers, d.options
+	switch {
+	case sb.usesHostFiles():
+	case sb.resolverRunning():
+		// The embedded server answers, and forwards to d.servers.
 		dns = []string{resolverIP.String()}
 		opts = withResolverOptions(opts)
+	case d.host != nil:
+		// Without the resolver the container asks the host's servers
+		// itself: not those on the host's loopback, nor IPv6 ones it
+		// cannot reach.
+		dns = resolvconf.GetNameservers(resolvconf.FilterResolvDNS(d.host, sb.ipv6Enabled()))
 	}
-	return resolvconf.Build(path, dns, search, opts)
+	return resolvconf.Build(sb.resolvConfPath(), dns, d.search, opts)
 }
 
 // withResolverOptions adds the resolver's ndots:0 to opts unless they set
