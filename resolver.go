@@ -455,7 +455,9 @@ const hostDNSRecheck = 5 * time.Millisecond
 type hostDNSSnap struct {
 	// paths are the host's resolv.conf and systemd-resolved's (tests
 	// point them elsewhere).
-	paths   [2]string
+	paths [2]string
+	// read is false until the files at paths were read.
+	read    bool
 	keys    [2]fileKey
 	content []byte
 	version uint64
@@ -496,44 +498,46 @@ func (h *hostDNS) setPaths(paths [2]string) {
 // host's names only its stub), a version that changes with it, and the
 // error of reading it (a missing file is no error: no content).
 func (h *hostDNS) get() ([]byte, uint64, error) {
-	s := h.snap.Load()
 	now := time.Now().UnixNano()
-	if s != nil && s.version != 0 && now-h.checked.Load() < int64(hostDNSRecheck) {
-		return s.content, s.version, s.err
-	}
-	paths := [2]string{hostResolvConfPath, resolvedResolvConf}
-	if s != nil {
-		paths = s.paths
-	}
-	keys := [2]fileKey{statKey(paths[0]), statKey(paths[1])}
-	if s != nil && s.version != 0 && keys == s.keys {
-		h.checked.Store(now)
+	if s := h.current(now); s != nil {
 		return s.content, s.version, s.err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if cur := h.snap.Load(); cur != s {
-		// Another caller read the files meanwhile, or the paths changed.
-		if cur.version != 0 && cur.paths == paths && cur.keys == keys {
-			return cur.content, cur.version, cur.err
-		}
-		s = cur
-		if s != nil {
-			paths = s.paths
-			keys = [2]fileKey{statKey(paths[0]), statKey(paths[1])}
-		}
+	if s := h.current(now); s != nil {
+		// Another caller read the files meanwhile.
+		return s.content, s.version, s.err
 	}
-	content, err := resolvconf.HostResolvConfFrom(paths[0], paths[1])
-	if errors.Is(err, os.ErrNotExist) {
-		err = nil
+	next := &hostDNSSnap{paths: [2]string{hostResolvConfPath, resolvedResolvConf}, read: true, version: 1}
+	if s := h.snap.Load(); s != nil {
+		next.paths, next.version = s.paths, s.version+1
 	}
-	var version uint64 = 1
-	if s != nil {
-		version = s.version + 1
+	next.keys = [2]fileKey{statKey(next.paths[0]), statKey(next.paths[1])}
+	next.content, next.err = resolvconf.HostResolvConfFrom(next.paths[0], next.paths[1])
+	if errors.Is(next.err, os.ErrNotExist) {
+		next.err = nil
 	}
-	h.snap.Store(&hostDNSSnap{paths: paths, keys: keys, content: content, version: version, err: err})
+	h.snap.Store(next)
 	h.checked.Store(now)
-	return content, version, err
+	return next.content, next.version, next.err
+}
+
+// current returns the snapshot if the files did not change since it was
+// read: looked at less than hostDNSRecheck ago, or stat'ed again now. It
+// returns nil when they must be read.
+func (h *hostDNS) current(now int64) *hostDNSSnap {
+	s := h.snap.Load()
+	if s == nil || !s.read {
+		return nil
+	}
+	if now-h.checked.Load() < int64(hostDNSRecheck) {
+		return s
+	}
+	if [2]fileKey{statKey(s.paths[0]), statKey(s.paths[1])} != s.keys {
+		return nil
+	}
+	h.checked.Store(now)
+	return s
 }
 
 // startRestoredResolvers starts the DNS servers of the sandboxes New

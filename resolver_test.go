@@ -737,3 +737,29 @@ func TestResolverRestartWithoutEndpoints(t *testing.T) {
 		t.Fatalf("restarted resolver: status %s, want its own NXDOMAIN", r.status)
 	}
 }
+
+// The host's resolv.conf is read again when it changes, appears or goes,
+// and the version moves with each read.
+func TestHostDNSFollowsFile(t *testing.T) {
+	var h hostDNS
+	dir := t.TempDir()
+	path := filepath.Join(dir, "resolv.conf")
+	h.setPaths([2]string{path, filepath.Join(dir, "resolved.conf")})
+	content, v1, err := h.get()
+	if err != nil || len(content) != 0 {
+		t.Fatalf("missing file: %q, %v; want nothing and no error", content, err)
+	}
+	for i, want := range []string{"nameserver 192.0.2.1\n", "nameserver 192.0.2.22\n"} {
+		mustf(t, os.WriteFile(path, []byte(want), 0o644), "write")
+		// A look at the files holds for hostDNSRecheck.
+		time.Sleep(2 * hostDNSRecheck)
+		content, v2, err := h.get()
+		if err != nil || string(content) != want || v2 <= v1 {
+			t.Fatalf("write %d: %q version %d (was %d), %v; want %q and a new version", i, content, v2, v1, err, want)
+		}
+		v1 = v2
+	}
+	if _, v, _ := h.get(); v != v1 {
+		t.Errorf("unchanged file read again: version %d, was %d", v, v1)
+	}
+}
