@@ -30,9 +30,17 @@ func dialIn(ctx context.Context, ns *osl.Namespace, network string, addr netip.A
 		domain = unix.AF_INET6
 		sa6 := &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
 		if z := addr.Addr().Zone(); z != "" {
-			if ifi, err := net.InterfaceByName(z); err == nil {
-				sa6.ZoneId = uint32(ifi.Index)
+			// The zone names an interface of ns, not of the caller's
+			// namespace.
+			h := ns.Handle()
+			if h == nil {
+				return nil, types.ForbiddenErrorf("dialling %s: %s is closed", addr, ns)
 			}
+			link, err := h.LinkByName(z)
+			if err != nil {
+				return nil, types.InvalidParameterErrorf("dialling %s: no interface %q in %s: %v", addr, z, ns, err)
+			}
+			sa6.ZoneId = uint32(link.Attrs().Index)
 		}
 		sa = sa6
 	}
