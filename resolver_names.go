@@ -79,58 +79,49 @@ func (sb *sandbox) buildNames(gen uint64) *nameTable {
 		}
 		// This network's matches, merged below family by family.
 		local := map[string]*nameEntry{}
-		add := func(name string, ep *endpoint) {
-			name = strings.ToLower(name)
-			for _, key := range []string{name, name + "." + strings.ToLower(n.name)} {
-				e := local[key]
-				if e == nil {
-					e = &nameEntry{}
-					local[key] = e
-				}
-				if a := ep.iface.addr; a != nil {
-					if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
-						e.v4 = append(e.v4, ip)
-					}
-				}
-				if a := ep.iface.addrv6; a != nil {
-					if ip, ok := netip.AddrFromSlice(a.IP.To16()); ok {
-						e.v6 = append(e.v6, ip)
-					}
-				}
-			}
-		}
+		suffix := "." + strings.ToLower(n.name)
 		for _, ep := range n.joinedEndpoints() {
 			if ep.disableResolution {
 				continue
 			}
+			v4, v6 := endpointAddrs(ep)
+			add := func(name string) {
+				name = strings.ToLower(name)
+				for _, key := range []string{name, name + suffix} {
+					e := local[key]
+					if e == nil {
+						e = &nameEntry{}
+						local[key] = e
+					}
+					if v4.IsValid() {
+						e.v4 = append(e.v4, v4)
+					}
+					if v6.IsValid() {
+						e.v6 = append(e.v6, v6)
+					}
+				}
+			}
+			// An anonymous endpoint is named, and reversed, by its
+			// first alias.
 			ptr := ""
 			if !ep.anonymous {
-				add(ep.Name(), ep)
 				ptr = ep.Name()
+				add(ptr)
 			}
 			for _, a := range ep.myAliases {
-				add(a, ep)
+				add(a)
 				if ptr == "" {
 					ptr = a
 				}
 			}
 			for alias, target := range own.aliases {
 				if strings.EqualFold(target, ep.Name()) {
-					add(alias, ep)
+					add(alias)
 				}
 			}
-			if ptr == "" {
-				continue
-			}
-			ptr += "." + n.name
-			for _, a := range []*net.IPNet{ep.iface.addr, ep.iface.addrv6} {
-				if a == nil {
-					continue
-				}
-				if ip, ok := netip.AddrFromSlice(a.IP); ok {
-					if _, dup := t.addrs[ip.Unmap()]; !dup {
-						t.addrs[ip.Unmap()] = ptr
-					}
+			for _, a := range []netip.Addr{v4, v6} {
+				if _, dup := t.addrs[a]; a.IsValid() && ptr != "" && !dup {
+					t.addrs[a] = ptr + "." + n.name
 				}
 			}
 		}
@@ -149,6 +140,18 @@ func (sb *sandbox) buildNames(gen uint64) *nameTable {
 		}
 	}
 	return t
+}
+
+// endpointAddrs returns the endpoint's addresses; each is the zero Addr
+// when the endpoint has none of that family.
+func endpointAddrs(ep *endpoint) (v4, v6 netip.Addr) {
+	if a := ep.iface.addr; a != nil {
+		v4, _ = netip.AddrFromSlice(a.IP.To4())
+	}
+	if a := ep.iface.addrv6; a != nil {
+		v6, _ = netip.AddrFromSlice(a.IP.To16())
+	}
+	return v4, v6
 }
 
 // LookupName implements resolver.Names.
