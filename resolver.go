@@ -119,13 +119,6 @@ func (r *sandboxResolver) Start() error {
 	if sb.hostNet {
 		return types.ForbiddenErrorf("sandbox %s uses the host's network namespace; it has no embedded DNS resolver", sb.id)
 	}
-	if sb.externalKey {
-		// The runtime's namespace may not have lo up yet; docker brings
-		// it up when it adopts one.
-		if err := ns.SetLoopbackUp(); err != nil {
-			return types.Errorf("sandbox %s: starting its DNS resolver: %w", sb.id, err)
-		}
-	}
 	logger := sb.ctrl.logger.With("sandbox", sb.id)
 	fwd := resolver.NewForwarder(resolver.ForwarderConfig{
 		Upstreams: r.upstreams,

@@ -13,8 +13,9 @@ import (
 // AdoptNamespace bind-mounts the network namespace at src (for example
 // /proc/<pid>/ns/net of a container's first process) onto path and opens
 // it, so the namespace stays reachable under path after the process is
-// gone, as the namespaces NewNamespace makes do. Destroy unmounts path. On
-// failure nothing is left behind.
+// gone, as the namespaces NewNamespace makes do, and brings its lo up as
+// NewNamespace does. Destroy unmounts path. On failure nothing is left
+// behind.
 //
 // src is refused as CheckAdoptable refuses it; the checks are made on the
 // opened file and the bind mount is made from that same file, so a path
@@ -50,6 +51,13 @@ func AdoptNamespace(src, path string, refuse ...*Namespace) (_ *Namespace, retEr
 	mounted = true
 	ns, err := OpenNamespace(path)
 	if err != nil {
+		return nil, err
+	}
+	// As in a namespace NewNamespace makes, and as docker does when it
+	// adopts one: the runtime may not have brought lo up yet, and the
+	// sandbox's DNS server listens on it.
+	if err := ns.SetLoopbackUp(); err != nil {
+		ns.Close()
 		return nil, err
 	}
 	ns.owned = true

@@ -328,9 +328,8 @@ func newHandleHere() (*netlink.Handle, error) {
 // loopbackIndex is the interface index of lo in every network namespace.
 const loopbackIndex = 1
 
-// SetLoopbackUp brings the namespace's lo up, as NewNamespace does for
-// the namespaces it makes; an adopted namespace may still have it down
-// (the embedded DNS server listens on 127.0.0.11 there).
+// SetLoopbackUp brings the namespace's lo up, as NewNamespace and
+// AdoptNamespace do.
 func (n *Namespace) SetLoopbackUp() error {
 	return n.withHandle("bringing lo up", func(h *netlink.Handle) error {
 		if err := setLoopbackUp(h); err != nil {

@@ -2,8 +2,10 @@ package osl
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -703,5 +705,38 @@ func TestCheckIfName(t *testing.T) {
 		if err := checkIfName("test", tc.name); (err == nil) != tc.ok {
 			t.Errorf("checkIfName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// AdoptNamespace brings up the lo of a runtime's namespace, which a fresh
+// namespace has down.
+func TestAdoptNamespaceBringsLoUp(t *testing.T) {
+	testutil.RequireRoot(t)
+	cmd := exec.Command("unshare", "-n", "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	src := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
+	self, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if st, err := os.Stat(src); err == nil && !os.SameFile(st, self) {
+			break
+		}
+		if i == 3000 {
+			t.Fatal("process never entered its namespace")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n, err := AdoptNamespace(src, filepath.Join(t.TempDir(), "adopted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Destroy()
+	if lo, ok := findIface(t, n, "lo"); !ok || !lo.Up {
+		t.Errorf("adopted namespace: lo %+v (found %v), want it up", lo, ok)
 	}
 }
