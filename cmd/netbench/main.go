@@ -151,45 +151,29 @@ func main() {
 	if os.Getenv(inNSEnv) == "" {
 		os.Exit(reexecInNamespace())
 	}
-	if *dnsMode {
+	switch {
+	case *dnsMode:
 		res, err := runDNS(*duration, *dnsPeers, *dnsOutstanding, *dnsPaced)
-		if err != nil {
-			fail(err.Error())
-		}
-		if *asJSON {
-			b, _ := json.Marshal(res)
-			fmt.Println(string(b))
-			return
-		}
-		res.print()
-		return
-	}
-	if *throughput {
+		report(res, err, *asJSON)
+	case *throughput:
 		res, err := runThroughput(*duration, *rounds)
-		if err != nil {
-			fail(err.Error())
-		}
-		if *asJSON {
-			b, _ := json.Marshal(res)
-			fmt.Println(string(b))
-			return
-		}
-		res.print()
-		return
+		report(res, err, *asJSON)
+	case *kernel:
+		res, err := runKernel(*n, *mtuUser)
+		report(res, err, *asJSON)
+	default:
+		res, err := run(*n, *ports, *proto, *noResolver)
+		report(res, err, *asJSON)
 	}
-	var (
-		res *result
-		err error
-	)
-	if *kernel {
-		res, err = runKernel(*n, *mtuUser)
-	} else {
-		res, err = run(*n, *ports, *proto, *noResolver)
-	}
+}
+
+// report prints the result of a run, as one JSON object with asJSON, or
+// fails with the run's error.
+func report(res interface{ print() }, err error, asJSON bool) {
 	if err != nil {
 		fail(err.Error())
 	}
-	if *asJSON {
+	if asJSON {
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
 		return
