@@ -300,6 +300,22 @@ func prepare() (string, func(), error) {
 	}, nil
 }
 
+// newBench makes the controller of a run, its data dir and exec root
+// under dir, and its bridge network "bench". The caller stops the
+// controller.
+func newBench(dir string) (libnetwork.NetworkController, libnetwork.Network, error) {
+	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
+	if err != nil {
+		return nil, nil, err
+	}
+	nw, err := c.NewNetwork("bridge", "bench")
+	if err != nil {
+		c.Stop()
+		return nil, nil, err
+	}
+	return c, nw, nil
+}
+
 func run(n, ports int, proto string, noResolver bool) (*result, error) {
 	dir, cleanup, err := prepare()
 	if err != nil {
@@ -318,15 +334,11 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 		sbOpts = append(sbOpts, libnetwork.OptionPortMapping(portBindings(ports, proto)))
 	}
 
-	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
+	c, nw, err := newBench(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
-	nw, err := c.NewNetwork("bridge", "bench")
-	if err != nil {
-		return nil, err
-	}
 
 	steps := map[string][]time.Duration{}
 	var attach, detach []time.Duration
