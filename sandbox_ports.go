@@ -209,6 +209,10 @@ func (sb *sandbox) putExtChanged(tx *datastore.Tx) error {
 	sb.mu.Lock()
 	eps := slices.Clone(sb.extChanged)
 	sb.mu.Unlock()
+	if len(eps) == 0 {
+		// Most joins and leaves: nothing to store, no commit hook.
+		return nil
+	}
 	tx.OnCommit(func() {
 		sb.mu.Lock()
 		sb.extChanged = slices.DeleteFunc(sb.extChanged, func(e *endpoint) bool { return slices.Contains(eps, e) })

@@ -238,46 +238,45 @@ func (f *Firewall) queueElementsLocked(e elements, del bool) error {
 	}{
 		{f.icc, e.icc}, {f.internal, e.internal}, {f.routed4, e.routed4}, {f.routed6, e.routed6}, {f.bridges, e.bridges},
 	} {
-		if len(m.elems) == 0 {
-			continue
+		if err := f.queueSetLocked(m.s, m.elems, del); err != nil {
+			return err
 		}
-		var err error
-		if del {
-			err = f.conn.SetDeleteElements(m.s, keysOnly(m.elems))
-		} else {
-			err = f.conn.SetAddElements(m.s, m.elems)
+	}
+	return nil
+}
+
+// queueBySetLocked queues, for each set of order with elements in bySet,
+// one message adding them, or with del deleting them. f.mu must be held.
+func (f *Firewall) queueBySetLocked(order []*nftables.Set, bySet map[*nftables.Set][]nftables.SetElement, del bool) error {
+	for _, s := range order {
+		if err := f.queueSetLocked(s, bySet[s], del); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("queuing elements of %s: %w", m.s.Name, err)
-		}
+	}
+	return nil
+}
+
+// queueSetLocked queues one message adding elems to s, or with del
+// deleting them (by key: a map's deletion carries no values); nothing for
+// no elements. f.mu must be held.
+func (f *Firewall) queueSetLocked(s *nftables.Set, elems []nftables.SetElement, del bool) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	var err error
+	if del {
+		err = f.conn.SetDeleteElements(s, keysOnly(elems))
+	} else {
+		err = f.conn.SetAddElements(s, elems)
+	}
+	if err != nil {
+		return fmt.Errorf("queuing elements of %s: %w", s.Name, err)
 	}
 	return nil
 }
 
 // keysOnly strips the data of elements about to be deleted: the kernel
 // finds elements by key.
-// queueBySetLocked queues, for each set of order with elements in bySet,
-// one message adding them, or with del deleting them (by key: a map's
-// deletion carries no values). f.mu must be held.
-func (f *Firewall) queueBySetLocked(order []*nftables.Set, bySet map[*nftables.Set][]nftables.SetElement, del bool) error {
-	for _, s := range order {
-		elems := bySet[s]
-		if len(elems) == 0 {
-			continue
-		}
-		var err error
-		if del {
-			err = f.conn.SetDeleteElements(s, keysOnly(elems))
-		} else {
-			err = f.conn.SetAddElements(s, elems)
-		}
-		if err != nil {
-			return fmt.Errorf("queuing elements of %s: %w", s.Name, err)
-		}
-	}
-	return nil
-}
-
 func keysOnly(elems []nftables.SetElement) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(elems))
 	for i, e := range elems {

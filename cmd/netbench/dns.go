@@ -42,7 +42,6 @@ import (
 	"time"
 
 	"github.com/netkit/libnetwork"
-	"github.com/netkit/libnetwork/config"
 )
 
 // dnsResult is what -dns prints.
@@ -125,15 +124,11 @@ func runDNS(duration, peers, outstanding, paced int) (*dnsResult, error) {
 		_ = dm.Wait()
 	}()
 
-	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
+	c, nw, err := newBench(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
-	nw, err := c.NewNetwork("bridge", "bench")
-	if err != nil {
-		return nil, err
-	}
 	attach := func(name string, opts ...libnetwork.SandboxOption) (libnetwork.Sandbox, error) {
 		sb, err := c.NewSandbox(name, opts...)
 		if err != nil {

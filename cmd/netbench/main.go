@@ -151,45 +151,29 @@ func main() {
 	if os.Getenv(inNSEnv) == "" {
 		os.Exit(reexecInNamespace())
 	}
-	if *dnsMode {
+	switch {
+	case *dnsMode:
 		res, err := runDNS(*duration, *dnsPeers, *dnsOutstanding, *dnsPaced)
-		if err != nil {
-			fail(err.Error())
-		}
-		if *asJSON {
-			b, _ := json.Marshal(res)
-			fmt.Println(string(b))
-			return
-		}
-		res.print()
-		return
-	}
-	if *throughput {
+		report(res, err, *asJSON)
+	case *throughput:
 		res, err := runThroughput(*duration, *rounds)
-		if err != nil {
-			fail(err.Error())
-		}
-		if *asJSON {
-			b, _ := json.Marshal(res)
-			fmt.Println(string(b))
-			return
-		}
-		res.print()
-		return
+		report(res, err, *asJSON)
+	case *kernel:
+		res, err := runKernel(*n, *mtuUser)
+		report(res, err, *asJSON)
+	default:
+		res, err := run(*n, *ports, *proto, *noResolver)
+		report(res, err, *asJSON)
 	}
-	var (
-		res *result
-		err error
-	)
-	if *kernel {
-		res, err = runKernel(*n, *mtuUser)
-	} else {
-		res, err = run(*n, *ports, *proto, *noResolver)
-	}
+}
+
+// report prints the result of a run, as one JSON object with asJSON, or
+// fails with the run's error.
+func report(res interface{ print() }, err error, asJSON bool) {
 	if err != nil {
 		fail(err.Error())
 	}
-	if *asJSON {
+	if asJSON {
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
 		return
@@ -316,6 +300,22 @@ func prepare() (string, func(), error) {
 	}, nil
 }
 
+// newBench makes the controller of a run, its data dir and exec root
+// under dir, and its bridge network "bench". The caller stops the
+// controller.
+func newBench(dir string) (libnetwork.NetworkController, libnetwork.Network, error) {
+	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
+	if err != nil {
+		return nil, nil, err
+	}
+	nw, err := c.NewNetwork("bridge", "bench")
+	if err != nil {
+		c.Stop()
+		return nil, nil, err
+	}
+	return c, nw, nil
+}
+
 func run(n, ports int, proto string, noResolver bool) (*result, error) {
 	dir, cleanup, err := prepare()
 	if err != nil {
@@ -334,15 +334,11 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 		sbOpts = append(sbOpts, libnetwork.OptionPortMapping(portBindings(ports, proto)))
 	}
 
-	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
+	c, nw, err := newBench(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
-	nw, err := c.NewNetwork("bridge", "bench")
-	if err != nil {
-		return nil, err
-	}
 
 	steps := map[string][]time.Duration{}
 	var attach, detach []time.Duration

@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"github.com/netkit/libnetwork"
-	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
@@ -104,15 +103,11 @@ func runThroughput(duration, rounds int) (*throughputResult, error) {
 	}
 	defer cleanup()
 
-	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
+	c, nw, err := newBench(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
-	nw, err := c.NewNetwork("bridge", "bench")
-	if err != nil {
-		return nil, err
-	}
 	sb, err := c.NewSandbox("iperf", libnetwork.OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: iperfPort}}))
 	if err != nil {
 		return nil, err

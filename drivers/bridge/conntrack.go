@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netkit/libnetwork/firewall"
+	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -206,10 +207,12 @@ func (f *conntrackFlusher) flush(batch map[flushKey]flushOp) {
 	}
 }
 
-// localAddrs returns the addresses of the namespace's links.
+// localAddrs returns the addresses of the namespace's links. The dump is
+// retried when interrupted (osl.Dump): addresses come and go as containers
+// attach, and a partial list would leave stale entries unflushed.
 func (f *conntrackFlusher) localAddrs() map[netip.Addr]bool {
 	m := map[netip.Addr]bool{}
-	addrs, err := f.host.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := osl.Dump(func() ([]netlink.Addr, error) { return f.host.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		f.logger.Warn("listing addresses for a conntrack flush", "error", err)
 		return m

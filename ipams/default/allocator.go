@@ -77,16 +77,15 @@ type addrSpace struct {
 	// runs are the address ranges the pools cover, with touching pools
 	// merged into one run, sorted: a default pool request jumps past a
 	// whole run of back-to-back pools in one step, instead of walking the
-	// thousands of pools earlier requests laid end to end.
-	runs []addrRange
+	// thousands of pools earlier requests laid end to end. They are
+	// runSet's runs in a sorted slice, not its treap: they change only
+	// when a pool is reserved or released.
+	runs []run
 }
-
-// addrRange is the addresses first..last.
-type addrRange struct{ first, last netip.Addr }
 
 // runAt returns the index of the run holding a, or -1.
 func (sp *addrSpace) runAt(a netip.Addr) int {
-	i, _ := slices.BinarySearchFunc(sp.runs, a, func(r addrRange, a netip.Addr) int {
+	i, _ := slices.BinarySearchFunc(sp.runs, a, func(r run, a netip.Addr) int {
 		if r.first.Compare(a) <= 0 {
 			return -1
 		}
@@ -101,8 +100,8 @@ func (sp *addrSpace) runAt(a netip.Addr) int {
 // addRun adds the addresses of p, which no run holds, merging it with the
 // runs it touches.
 func (sp *addrSpace) addRun(p netip.Prefix) {
-	r := addrRange{p.Addr(), ipamutils.LastAddr(p)}
-	i, _ := slices.BinarySearchFunc(sp.runs, r.first, func(q addrRange, a netip.Addr) int { return q.first.Compare(a) })
+	r := run{p.Addr(), ipamutils.LastAddr(p)}
+	i, _ := slices.BinarySearchFunc(sp.runs, r.first, func(q run, a netip.Addr) int { return q.first.Compare(a) })
 	lo, hi := i, i
 	if i > 0 && sp.runs[i-1].last.Next() == r.first {
 		lo = i - 1
@@ -123,12 +122,12 @@ func (sp *addrSpace) removeRun(p netip.Prefix) {
 		return
 	}
 	r, last := sp.runs[i], ipamutils.LastAddr(p)
-	var parts []addrRange
+	var parts []run
 	if r.first.Less(p.Addr()) {
-		parts = append(parts, addrRange{r.first, p.Addr().Prev()})
+		parts = append(parts, run{r.first, p.Addr().Prev()})
 	}
 	if last.Less(r.last) {
-		parts = append(parts, addrRange{last.Next(), r.last})
+		parts = append(parts, run{last.Next(), r.last})
 	}
 	sp.runs = slices.Replace(sp.runs, i, i+1, parts...)
 }
