@@ -102,9 +102,7 @@ type ServerConfig struct {
 //
 // Every message read counts in Stats.Queries; one that does not unpack
 // also in Stats.Malformed, and is answered FORMERR when its header can be
-// read and it is not itself a response. The writers given to the handler
-// also have a method Received() time.Time: when the query was read, for
-// latency figures.
+// read and it is not itself a response.
 type Server struct {
 	handler dns.Handler
 	// raw is handler when it answers UDP queries from their wire form

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/miekg/dns"
@@ -50,10 +49,8 @@ type udpLoop struct {
 	// one (many addresses) is appended to a new buffer.
 	rawOut [udpBatch][rawReplyRoom]byte
 
-	// While a datagram is served: when the batch was read, the index of
-	// the datagram, its writer if one was made, and newWriterFn, the
-	// method value of newWriter made once.
-	received    time.Time
+	// While a datagram is served: its index, its writer if one was made,
+	// and newWriterFn, the method value of newWriter made once.
 	i           int
 	w           *udpWriter
 	newWriterFn func() writer
@@ -97,7 +94,6 @@ func (l *udpLoop) run() {
 			l.s.logger.Debug("resolver: reading the UDP socket", "error", err)
 			continue
 		}
-		l.received = time.Now()
 		for i := range n {
 			h := &l.hdrs[i]
 			b, oversized := l.bufs[i][:h.Len], h.Hdr.Flags&unix.MSG_TRUNC != 0
@@ -124,7 +120,7 @@ func (l *udpLoop) run() {
 // newWriter makes the writer of datagram l.i of the batch, for the
 // handler to write its reply while the loop serves the query.
 func (l *udpLoop) newWriter() writer {
-	l.w = &udpWriter{s: l.s, to: sockaddrAddrPort(&l.names[l.i]), received: l.received, inline: true}
+	l.w = &udpWriter{s: l.s, to: sockaddrAddrPort(&l.names[l.i]), inline: true}
 	return l.w
 }
 
@@ -252,9 +248,8 @@ func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 // query goes out with the loop's batch, one written later (by the
 // forwarder) at once.
 type udpWriter struct {
-	s        *Server
-	to       netip.AddrPort
-	received time.Time
+	s  *Server
+	to netip.AddrPort
 
 	mu sync.Mutex
 	// inline is set while the read loop serves the query; the first reply
@@ -273,9 +268,6 @@ func (w *udpWriter) LocalAddr() net.Addr { return w.s.udpLocal }
 
 // RemoteAddr returns the client's address.
 func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.to) }
-
-// Received returns when the query was read.
-func (w *udpWriter) Received() time.Time { return w.received }
 
 // WriteMsg packs m, compressed, and sends it.
 func (w *udpWriter) WriteMsg(m *dns.Msg) error {
