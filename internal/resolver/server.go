@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -336,15 +337,10 @@ func (s *Server) closeSockets() {
 	}
 }
 
-// serve handles one message read from a client: it unpacks it into a new
-// *dns.Msg, which the handler then owns, and calls the handler.
+// serve handles one message read from a client (the reader counted it in
+// Stats.Queries): it unpacks it into a new *dns.Msg, which the handler then
+// owns, and calls the handler.
 func (s *Server) serve(b []byte, w writer, oversized bool) {
-	s.stats.Queries.Add(1)
-	s.dispatch(b, w, oversized)
-}
-
-// dispatch is serve without counting the message.
-func (s *Server) dispatch(b []byte, w writer, oversized bool) {
 	m := new(dns.Msg)
 	var err error
 	if oversized {
@@ -404,20 +400,14 @@ func (s *Server) recoverHandler(w writer, m *dns.Msg) {
 // made from its header alone, or nil when there is no header or the message
 // is a response (answering those could loop between two servers).
 func formErr(q []byte) []byte {
-	const headerSize = 12
-	if len(q) < headerSize {
+	if len(q) < headerLen {
 		return nil
 	}
-	flags := uint16(q[2])<<8 | uint16(q[3])
-	const (
-		qr     = 1 << 15
-		opcode = 0xf << 11
-		rd     = 1 << 8
-	)
-	if flags&qr != 0 {
+	flags := binary.BigEndian.Uint16(q[2:])
+	if flags&flagQR != 0 {
 		return nil
 	}
-	flags = qr | flags&(opcode|rd) | dns.RcodeFormatError
+	flags = flagQR | flags&(flagOpcode|flagRD) | dns.RcodeFormatError
 	return []byte{q[0], q[1], byte(flags >> 8), byte(flags), 0, 0, 0, 0, 0, 0, 0, 0}
 }
 

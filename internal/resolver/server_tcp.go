@@ -104,6 +104,7 @@ func (tc *tcpConn) serve() {
 		tc.mu.Unlock()
 		// The message is unpacked into a new *dns.Msg that copies what it
 		// keeps, so buf is free again when serve returns.
+		tc.s.stats.Queries.Add(1)
 		tc.s.serve(buf[:n], &tcpWriter{tc: tc}, false)
 	}
 	tc.mu.Lock()

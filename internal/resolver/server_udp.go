@@ -110,7 +110,7 @@ func (l *udpLoop) run() {
 				}
 			}
 			l.newWriter()
-			l.s.dispatch(b, l.w, oversized)
+			l.s.serve(b, l.w, oversized)
 			l.collect(i)
 		}
 		l.flush()
