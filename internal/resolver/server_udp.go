@@ -161,17 +161,9 @@ func (l *udpLoop) recv() (int, error) {
 // recvmmsg is recv's callback for RawConn.Read; it returns false to wait
 // until the socket is readable.
 func (l *udpLoop) recvmmsg(fd uintptr) bool {
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.hdrs[0])), udpBatch, unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		l.n, l.errno = int(r), e
-		return true
-	}
+	var ok bool
+	l.n, l.errno, ok = mmsg(unix.SYS_RECVMMSG, fd, &l.hdrs[0], udpBatch)
+	return ok
 }
 
 // queue adds a reply to the client of datagram i of the batch; bp, if
@@ -215,16 +207,26 @@ func (l *udpLoop) flush() {
 // sendmmsg is flush's callback for RawConn.Write; it returns false to
 // wait until the socket is writable.
 func (l *udpLoop) sendmmsg(fd uintptr) bool {
+	var ok bool
+	l.n, l.errno, ok = mmsg(unix.SYS_SENDMMSG, fd, &l.outHdrs[l.sent], l.nout-l.sent)
+	return ok
+}
+
+// mmsg makes the system call trap, recvmmsg or sendmmsg, on fd for the n
+// messages from hdrs without blocking, again when a signal interrupts it.
+// ok is false when the socket would block: the RawConn callback making the
+// call then returns false, to wait for the socket. Otherwise it returns
+// the number of messages done, or errno.
+func mmsg(trap, fd uintptr, hdrs *unix.Mmsghdr, n int) (done int, errno syscall.Errno, ok bool) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&l.outHdrs[l.sent])), uintptr(l.nout-l.sent), unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(hdrs)), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			return 0, 0, false
 		}
-		l.n, l.errno = int(r), e
-		return true
+		return int(r), e, true
 	}
 }
 

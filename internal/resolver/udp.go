@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -436,15 +435,7 @@ func (rd *batchReader) msg(i int) []byte { return rd.bufs[i][:rd.lens[i]] }
 // recvmmsg is read's callback for RawConn.Read; it returns false to wait
 // until the socket is readable.
 func (rd *batchReader) recvmmsg(fd uintptr) bool {
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&rd.hdrs[0])), upstreamBatch, unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		rd.n, rd.errno = int(r), e
-		return true
-	}
+	var ok bool
+	rd.n, rd.errno, ok = mmsg(unix.SYS_RECVMMSG, fd, &rd.hdrs[0], upstreamBatch)
+	return ok
 }
