@@ -515,7 +515,7 @@ func TestForwardEDNSSize(t *testing.T) {
 	}
 }
 
-// TestForwardReusesSockets: many queries share a few sockets.
+// TestForwardReusesSockets: many queries share one socket.
 func TestForwardReusesSockets(t *testing.T) {
 	up := startUpstream(t, "127.0.0.2", answerA("192.0.2.1"))
 	var dials dialCounter
@@ -539,8 +539,8 @@ func TestForwardReusesSockets(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if d := dials.udp.Load(); d < 1 || d > udpSockets {
-		t.Fatalf("%d UDP sockets dialled for %d queries, want at most %d", d, n, udpSockets)
+	if d := dials.udp.Load(); d != 1 {
+		t.Fatalf("%d UDP sockets dialled for %d queries, want 1", d, n)
 	}
 	for range 20 {
 		ask(t, f, query("tcp.example.", dns.TypeA), true)
@@ -558,7 +558,7 @@ func TestForwardRotatesSockets(t *testing.T) {
 	u := up.upstream()
 	u.Dial = dials.dial
 	f, _ := newForwarder(t, ForwarderConfig{}, u)
-	f.udpSockets, f.udpRotateQueries = 1, 5
+	f.udpRotateQueries = 5
 	for range 30 {
 		ask(t, f, query("example.com.", dns.TypeA), false)
 	}
@@ -630,7 +630,6 @@ func TestForwardFlush(t *testing.T) {
 	u := up.upstream()
 	u.Dial = dials.dial
 	f, stats := newForwarder(t, ForwarderConfig{}, u)
-	f.udpSockets = 1
 
 	ask(t, f, query("example.com.", dns.TypeA), false)
 	ask(t, f, query("example.com.", dns.TypeA), true)
@@ -990,7 +989,6 @@ func TestForwardTimeoutsOnOneSocket(t *testing.T) {
 	})
 	second := startUpstream(t, "127.0.0.3", answerA("192.0.2.2"))
 	f, stats := newForwarder(t, ForwarderConfig{Timeout: time.Second}, first.upstream(), second.upstream())
-	f.udpSockets = 1
 
 	slow1, fast, slow2 := query("slow1.example.", dns.TypeA), query("fast.example.", dns.TypeA), query("slow2.example.", dns.TypeA)
 	w1, wf, w2 := newWriter(false), newWriter(false), newWriter(false)
@@ -1084,7 +1082,6 @@ func TestForwardManyInFlightOnOneSocket(t *testing.T) {
 	}()
 	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	f, stats := newForwarder(t, ForwarderConfig{MaxConcurrent: n, Timeout: time.Minute}, Upstream{Addr: a, Dial: dial})
-	f.udpSockets = 1
 	ws := make([]*syncWriter, n)
 	reqs := make([]*dns.Msg, n)
 	for i := range n {
