@@ -41,14 +41,6 @@ const (
 	// maxTCPConns bounds the TCP connections of one server; one more is
 	// closed as soon as it is accepted.
 	maxTCPConns = 256
-	// udpLoops is the number of goroutines reading the UDP socket. One:
-	// two loops on one socket take turns through the descriptor's read
-	// and write locks, and each turn wakes the other loop; since the
-	// forwarder's replies are written by its own goroutines, a second
-	// loop adds no parallelism worth that. netbench -dns, six runs each
-	// alternating, load 2: local names 10.1 us of resolver CPU per query
-	// with one loop, 11.1 with two; forwarded names the same (20.3, 20.7).
-	udpLoops = 1
 )
 
 // ServerConfig configures StartServer.
@@ -178,18 +170,12 @@ func StartServer(cfg ServerConfig) (_ *Server, retErr error) {
 			return nil, err
 		}
 	}
-	loops := make([]*udpLoop, udpLoops)
-	for i := range loops {
-		l, err := newUDPLoop(s)
-		if err != nil {
-			return nil, types.InternalErrorf("resolver: starting the DNS server on %s: %w", addr, err)
-		}
-		loops[i] = l
+	loop, err := newUDPLoop(s)
+	if err != nil {
+		return nil, types.InternalErrorf("resolver: starting the DNS server on %s: %w", addr, err)
 	}
-	s.wg.Add(len(loops) + 1)
-	for _, l := range loops {
-		go l.run()
-	}
+	s.wg.Add(2)
+	go loop.run()
 	go s.acceptTCP()
 	s.logger.Debug("resolver: DNS server started", "addr", addr, "udp", s.udpLocal.Port, "tcp", s.tcpLocal.Port, "redirect", cfg.Redirect)
 	return s, nil

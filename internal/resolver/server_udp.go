@@ -16,7 +16,7 @@ import (
 // udpBatch is the number of datagrams a UDP loop reads with one recvmmsg,
 // and of replies it sends with one sendmmsg. Under load the socket holds
 // many queries at once; a batch makes two system calls and one wake-up
-// of the goroutine serve them all. Each loop holds udpBatch buffers of
+// of the goroutine serve them all. The loop holds udpBatch buffers of
 // udpQueryMax bytes.
 const udpBatch = 8
 
@@ -25,10 +25,18 @@ const udpBatch = 8
 // addresses takes under a hundred bytes.
 const rawReplyRoom = 512
 
-// udpLoop is one goroutine's state for reading the UDP socket: the
+// udpLoop is the state of the goroutine reading the UDP socket: the
 // buffers and headers recvmmsg fills and sendmmsg reads, reused for every
 // batch. The kernel gets pointers into it, so it is allocated once and
 // stays put.
+//
+// One goroutine reads the socket: two loops on one socket take turns
+// through the descriptor's read and write locks, and each turn wakes the
+// other loop; since the forwarder's replies are written by its own
+// goroutines, a second loop adds no parallelism worth that. netbench -dns,
+// six runs each alternating, load 2: local names 10.1 us of resolver CPU
+// per query with one loop, 11.1 with two; forwarded names the same (20.3,
+// 20.7).
 type udpLoop struct {
 	s  *Server
 	rc syscall.RawConn
