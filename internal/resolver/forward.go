@@ -599,8 +599,9 @@ func writeRcode(w dns.ResponseWriter, r *dns.Msg, rcode int) error {
 	return w.WriteMsg(m)
 }
 
-// isTCP tells whether w is a TCP client's; a writer that does not say is
-// taken for UDP, as the Handler does.
+// isTCP tells whether w is a TCP client's, whose replies may take 64 KiB;
+// any other writer, one that does not say included, is sized as UDP (by
+// the Handler too).
 func isTCP(w dns.ResponseWriter) bool {
 	la := w.LocalAddr()
 	return la != nil && strings.HasPrefix(la.Network(), "tcp")
