@@ -95,8 +95,7 @@ const closedBit = int64(1) << 62
 // 4096, and a reply larger than the client's UDP size (512 without EDNS0)
 // is truncated with TC set.
 //
-// Sockets are reused: per upstream a connected UDP socket (udpSockets),
-// with a reader dispatching replies by message ID, replaced after 10,000
+// Sockets are reused: per upstream a connected UDP socket, with a reader dispatching replies by message ID, replaced after 10,000
 // queries or a minute so that source ports change; and a few idle TCP
 // connections. Every query sent upstream gets a
 // fresh random ID, and a UDP reply is taken only if its ID is in flight on
@@ -123,9 +122,8 @@ type Forwarder struct {
 	logger        *slog.Logger
 	limiter       logLimiter[poolKey]
 
-	// udpSockets, udpRotateQueries and udpRotateAge are the UDP pool's
-	// parameters, fields so that tests can change them.
-	udpSockets       int
+	// udpRotateQueries and udpRotateAge are the UDP pool's parameters,
+	// fields so that tests can change them.
 	udpRotateQueries int
 	udpRotateAge     time.Duration
 	// tcpIdle is the number of idle TCP connections kept per upstream.
@@ -165,7 +163,6 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 		stats:            cfg.Stats,
 		logger:           cfg.Logger,
 		limiter:          logLimiter[poolKey]{interval: failureLogInterval},
-		udpSockets:       udpSockets,
 		udpRotateQueries: udpRotateQueries,
 		udpRotateAge:     udpRotateAge,
 		tcpIdle:          tcpIdle,
@@ -602,8 +599,9 @@ func writeRcode(w dns.ResponseWriter, r *dns.Msg, rcode int) error {
 	return w.WriteMsg(m)
 }
 
-// isTCP tells whether w is a TCP client's; a writer that does not say is
-// taken for UDP, as the Handler does.
+// isTCP tells whether w is a TCP client's, whose replies may take 64 KiB;
+// any other writer, one that does not say included, is sized as UDP (by
+// the Handler too).
 func isTCP(w dns.ResponseWriter) bool {
 	la := w.LocalAddr()
 	return la != nil && strings.HasPrefix(la.Network(), "tcp")

@@ -44,12 +44,7 @@ var _ dns.ResponseWriter = (*signalWriter)(nil)
 // query with QR and RA set. It allocates nothing per query.
 func echoUpstream(b testing.TB, ip string) Upstream {
 	testutil.RequireRoot(b)
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { pc.Close() })
-	conn := pc.(*net.UDPConn)
+	conn := listenUDP(b, ip).(*net.UDPConn)
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -72,35 +67,31 @@ func echoUpstream(b testing.TB, ip string) Upstream {
 // to an upstream on loopback: the forwarder's cost per query, syscalls
 // included, with an upstream that costs next to nothing.
 func BenchmarkForwardUDP(b *testing.B) {
-	ups := []Upstream{echoUpstream(b, "127.0.0.2")}
-	f := NewForwarder(ForwarderConfig{Upstreams: func() []Upstream { return ups }, Stats: new(Stats)})
-	b.Cleanup(f.Close)
-	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		w := newSignalWriter(false)
-		req := query("www.example.com.", dns.TypeA)
-		req.SetEdns0(1232, false)
-		for pb.Next() {
-			f.Forward(w, req)
-			w.wait()
-		}
-	})
+	benchForward(b, echoUpstream(b, "127.0.0.2"), false, 32, 1232)
 }
 
 // BenchmarkForwardTCP is BenchmarkForwardUDP for TCP clients, against a
 // miekg/dns upstream (whose allocations count here too).
 func BenchmarkForwardTCP(b *testing.B) {
-	ups := []Upstream{startUpstream(b, "127.0.0.2", answerRcode(dns.RcodeSuccess)).upstream()}
+	benchForward(b, startUpstream(b, "127.0.0.2", answerRcode(dns.RcodeSuccess)).upstream(), true, 4, 0)
+}
+
+// benchForward forwards an A query to up from parallelism goroutines per
+// core, each waiting for its reply before the next query; the client is
+// a TCP one if tcp is set, and offers ednsSize with EDNS0 unless it is 0.
+func benchForward(b *testing.B, up Upstream, tcp bool, parallelism int, ednsSize uint16) {
+	ups := []Upstream{up}
 	f := NewForwarder(ForwarderConfig{Upstreams: func() []Upstream { return ups }, Stats: new(Stats)})
 	b.Cleanup(f.Close)
 	b.ReportAllocs()
-	b.SetParallelism(4)
+	b.SetParallelism(parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		w := newSignalWriter(true)
+		w := newSignalWriter(tcp)
 		req := query("www.example.com.", dns.TypeA)
+		if ednsSize != 0 {
+			req.SetEdns0(ednsSize, false)
+		}
 		for pb.Next() {
 			f.Forward(w, req)
 			w.wait()

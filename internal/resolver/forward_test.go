@@ -213,15 +213,35 @@ func newForwarder(t testing.TB, cfg ForwarderConfig, ups ...Upstream) (*Forwarde
 	return f, cfg.Stats
 }
 
-// silentUpstream is a bound UDP socket that never answers.
-func silentUpstream(t testing.TB, ip string) (Upstream, net.PacketConn) {
+// listenUDP opens a UDP socket on a random port of ip, closed when the
+// test ends.
+func listenUDP(t testing.TB, ip string) net.PacketConn {
 	t.Helper()
-	testutil.RequireRoot(t)
 	pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
+// listenTCP opens a TCP listener on a random port of ip, closed when the
+// test ends.
+func listenTCP(t testing.TB, ip string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// silentUpstream is a bound UDP socket that never answers.
+func silentUpstream(t testing.TB, ip string) (Upstream, net.PacketConn) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	pc := listenUDP(t, ip)
 	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	return Upstream{Addr: a, Key: "silent/" + a.String()}, pc
 }
@@ -231,10 +251,7 @@ func silentUpstream(t testing.TB, ip string) (Upstream, net.PacketConn) {
 func closedUpstream(t testing.TB, ip string) Upstream {
 	t.Helper()
 	testutil.RequireRoot(t)
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := listenUDP(t, ip)
 	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	pc.Close()
 	return Upstream{Addr: a, Key: "closed/" + a.String()}
@@ -515,7 +532,7 @@ func TestForwardEDNSSize(t *testing.T) {
 	}
 }
 
-// TestForwardReusesSockets: many queries share a few sockets.
+// TestForwardReusesSockets: many queries share one socket.
 func TestForwardReusesSockets(t *testing.T) {
 	up := startUpstream(t, "127.0.0.2", answerA("192.0.2.1"))
 	var dials dialCounter
@@ -539,8 +556,8 @@ func TestForwardReusesSockets(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if d := dials.udp.Load(); d < 1 || d > udpSockets {
-		t.Fatalf("%d UDP sockets dialled for %d queries, want at most %d", d, n, udpSockets)
+	if d := dials.udp.Load(); d != 1 {
+		t.Fatalf("%d UDP sockets dialled for %d queries, want 1", d, n)
 	}
 	for range 20 {
 		ask(t, f, query("tcp.example.", dns.TypeA), true)
@@ -558,7 +575,7 @@ func TestForwardRotatesSockets(t *testing.T) {
 	u := up.upstream()
 	u.Dial = dials.dial
 	f, _ := newForwarder(t, ForwarderConfig{}, u)
-	f.udpSockets, f.udpRotateQueries = 1, 5
+	f.udpRotateQueries = 5
 	for range 30 {
 		ask(t, f, query("example.com.", dns.TypeA), false)
 	}
@@ -630,7 +647,6 @@ func TestForwardFlush(t *testing.T) {
 	u := up.upstream()
 	u.Dial = dials.dial
 	f, stats := newForwarder(t, ForwarderConfig{}, u)
-	f.udpSockets = 1
 
 	ask(t, f, query("example.com.", dns.TypeA), false)
 	ask(t, f, query("example.com.", dns.TypeA), true)
@@ -670,11 +686,7 @@ func TestForwardFlush(t *testing.T) {
 // that are no response, are dropped; the real reply is taken.
 func TestForwardIgnoresSpoofed(t *testing.T) {
 	testutil.RequireRoot(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	pc := listenUDP(t, "127.0.0.2")
 	go func() {
 		buf := make([]byte, 512)
 		n, from, err := pc.ReadFrom(buf)
@@ -718,11 +730,7 @@ func TestForwardIgnoresSpoofed(t *testing.T) {
 // upstream; the next one answers.
 func TestForwardMismatchedTCP(t *testing.T) {
 	testutil.RequireRoot(t)
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := listenTCP(t, "127.0.0.2")
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -773,11 +781,7 @@ func serveTCPOnce(c net.Conn, answer func(req *dns.Msg) *dns.Msg) {
 // is replaced once, without a failure.
 func TestForwardRedialsClosedTCP(t *testing.T) {
 	testutil.RequireRoot(t)
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := listenTCP(t, "127.0.0.2")
 	// One query per connection, then the server closes it.
 	go func() {
 		for {
@@ -930,10 +934,7 @@ func TestForwardDnsmasq(t *testing.T) {
 		}
 		t.Skip("dnsmasq (Debian dnsmasq-base) is not installed")
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.6:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := listenUDP(t, "127.0.0.6")
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	pc.Close()
 	cmd := exec.Command(bin, "--no-daemon", "--conf-file=/dev/null", "--listen-address=127.0.0.6",
@@ -990,7 +991,6 @@ func TestForwardTimeoutsOnOneSocket(t *testing.T) {
 	})
 	second := startUpstream(t, "127.0.0.3", answerA("192.0.2.2"))
 	f, stats := newForwarder(t, ForwarderConfig{Timeout: time.Second}, first.upstream(), second.upstream())
-	f.udpSockets = 1
 
 	slow1, fast, slow2 := query("slow1.example.", dns.TypeA), query("fast.example.", dns.TypeA), query("slow2.example.", dns.TypeA)
 	w1, wf, w2 := newWriter(false), newWriter(false), newWriter(false)
@@ -1026,11 +1026,7 @@ func TestForwardTimeoutsOnOneSocket(t *testing.T) {
 func TestForwardManyInFlightOnOneSocket(t *testing.T) {
 	testutil.RequireRoot(t)
 	const n = 1000
-	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	pc := listenUDP(t, "127.0.0.2")
 	// Room for the burst of queries, and of replies on the forwarder's
 	// socket.
 	if err := setReceiveBuffer(pc.(*net.UDPConn), 4<<20); err != nil {
@@ -1084,7 +1080,6 @@ func TestForwardManyInFlightOnOneSocket(t *testing.T) {
 	}()
 	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	f, stats := newForwarder(t, ForwarderConfig{MaxConcurrent: n, Timeout: time.Minute}, Upstream{Addr: a, Dial: dial})
-	f.udpSockets = 1
 	ws := make([]*syncWriter, n)
 	reqs := make([]*dns.Msg, n)
 	for i := range n {
@@ -1117,11 +1112,7 @@ func TestForwardManyInFlightOnOneSocket(t *testing.T) {
 // retries over TCP.
 func TestForwardOversizedUDPReply(t *testing.T) {
 	testutil.RequireRoot(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	pc := listenUDP(t, "127.0.0.2")
 	go func() {
 		buf := make([]byte, 512)
 		for {

@@ -227,9 +227,10 @@ func (h *Handler) records(owner string, v4, v6 []netip.Addr) []dns.RR {
 // size over UDP, 64 KiB over TCP) and writes it.
 func (h *Handler) write(w dns.ResponseWriter, reply *dns.Msg, udpSize int) {
 	size := dns.MaxMsgSize
-	// A writer that does not say its transport gets the UDP limit: a
-	// needless TC costs a retry, an oversized datagram the answer.
-	if la := w.LocalAddr(); la == nil || strings.HasPrefix(la.Network(), "udp") {
+	// A writer that does not say its transport gets the UDP limit, as in
+	// the forwarder: a needless TC costs a retry, an oversized datagram
+	// the answer.
+	if !isTCP(w) {
 		size = udpSize
 	}
 	reply.Truncate(size)

@@ -266,11 +266,7 @@ func BenchmarkServeRawLocalA(b *testing.B) {
 func recordingUpstream(t testing.TB, answer func(req *dns.Msg) *dns.Msg) (Upstream, func() [][]byte) {
 	t.Helper()
 	testutil.RequireRoot(t)
-	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	pc := listenUDP(t, "127.0.0.2")
 	var mu sync.Mutex
 	var got [][]byte
 	go func() {

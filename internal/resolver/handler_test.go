@@ -91,6 +91,7 @@ func TestLocalAnswers(t *testing.T) {
 
 func TestNamesAskedLowercaseWithoutDot(t *testing.T) {
 	tab := testTable()
+	tab.record = true
 	h := NewHandler(tab, nil, nil)
 	serve(t, h, query("WeB.FrOnT.", dns.TypeA), false)
 	serve(t, h, query("Unknown.Example.", dns.TypeAAAA), false)

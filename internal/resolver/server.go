@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,14 +41,6 @@ const (
 	// maxTCPConns bounds the TCP connections of one server; one more is
 	// closed as soon as it is accepted.
 	maxTCPConns = 256
-	// udpLoops is the number of goroutines reading the UDP socket. One:
-	// two loops on one socket take turns through the descriptor's read
-	// and write locks, and each turn wakes the other loop; since the
-	// forwarder's replies are written by its own goroutines, a second
-	// loop adds no parallelism worth that. netbench -dns, six runs each
-	// alternating, load 2: local names 10.1 us of resolver CPU per query
-	// with one loop, 11.1 with two; forwarded names the same (20.3, 20.7).
-	udpLoops = 1
 )
 
 // ServerConfig configures StartServer.
@@ -102,9 +95,7 @@ type ServerConfig struct {
 //
 // Every message read counts in Stats.Queries; one that does not unpack
 // also in Stats.Malformed, and is answered FORMERR when its header can be
-// read and it is not itself a response. The writers given to the handler
-// also have a method Received() time.Time: when the query was read, for
-// latency figures.
+// read and it is not itself a response.
 type Server struct {
 	handler dns.Handler
 	// raw is handler when it answers UDP queries from their wire form
@@ -179,18 +170,12 @@ func StartServer(cfg ServerConfig) (_ *Server, retErr error) {
 			return nil, err
 		}
 	}
-	loops := make([]*udpLoop, udpLoops)
-	for i := range loops {
-		l, err := newUDPLoop(s)
-		if err != nil {
-			return nil, types.InternalErrorf("resolver: starting the DNS server on %s: %w", addr, err)
-		}
-		loops[i] = l
+	loop, err := newUDPLoop(s)
+	if err != nil {
+		return nil, types.InternalErrorf("resolver: starting the DNS server on %s: %w", addr, err)
 	}
-	s.wg.Add(len(loops) + 1)
-	for _, l := range loops {
-		go l.run()
-	}
+	s.wg.Add(2)
+	go loop.run()
 	go s.acceptTCP()
 	s.logger.Debug("resolver: DNS server started", "addr", addr, "udp", s.udpLocal.Port, "tcp", s.tcpLocal.Port, "redirect", cfg.Redirect)
 	return s, nil
@@ -338,15 +323,10 @@ func (s *Server) closeSockets() {
 	}
 }
 
-// serve handles one message read from a client: it unpacks it into a new
-// *dns.Msg, which the handler then owns, and calls the handler.
+// serve handles one message read from a client (the reader counted it in
+// Stats.Queries): it unpacks it into a new *dns.Msg, which the handler then
+// owns, and calls the handler.
 func (s *Server) serve(b []byte, w writer, oversized bool) {
-	s.stats.Queries.Add(1)
-	s.dispatch(b, w, oversized)
-}
-
-// dispatch is serve without counting the message.
-func (s *Server) dispatch(b []byte, w writer, oversized bool) {
 	m := new(dns.Msg)
 	var err error
 	if oversized {
@@ -406,20 +386,14 @@ func (s *Server) recoverHandler(w writer, m *dns.Msg) {
 // made from its header alone, or nil when there is no header or the message
 // is a response (answering those could loop between two servers).
 func formErr(q []byte) []byte {
-	const headerSize = 12
-	if len(q) < headerSize {
+	if len(q) < headerLen {
 		return nil
 	}
-	flags := uint16(q[2])<<8 | uint16(q[3])
-	const (
-		qr     = 1 << 15
-		opcode = 0xf << 11
-		rd     = 1 << 8
-	)
-	if flags&qr != 0 {
+	flags := binary.BigEndian.Uint16(q[2:])
+	if flags&flagQR != 0 {
 		return nil
 	}
-	flags = qr | flags&(opcode|rd) | dns.RcodeFormatError
+	flags = flagQR | flags&(flagOpcode|flagRD) | dns.RcodeFormatError
 	return []byte{q[0], q[1], byte(flags >> 8), byte(flags), 0, 0, 0, 0, 0, 0, 0, 0}
 }
 

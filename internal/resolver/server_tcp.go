@@ -104,7 +104,8 @@ func (tc *tcpConn) serve() {
 		tc.mu.Unlock()
 		// The message is unpacked into a new *dns.Msg that copies what it
 		// keeps, so buf is free again when serve returns.
-		tc.s.serve(buf[:n], &tcpWriter{tc: tc, received: time.Now()}, false)
+		tc.s.stats.Queries.Add(1)
+		tc.s.serve(buf[:n], &tcpWriter{tc: tc}, false)
 	}
 	tc.mu.Lock()
 	tc.readDone = true
@@ -165,8 +166,7 @@ func (tc *tcpConn) write(b []byte) (int, error) {
 // tcpWriter writes the reply to one query read from a TCP connection. It
 // stays valid after the handler returns.
 type tcpWriter struct {
-	tc       *tcpConn
-	received time.Time
+	tc *tcpConn
 	// finished is set by the first Write, Close or Hijack: the query no
 	// longer holds the connection open.
 	finished atomic.Bool
@@ -186,9 +186,6 @@ func (w *tcpWriter) LocalAddr() net.Addr { return w.tc.s.tcpLocal }
 
 // RemoteAddr returns the client's address.
 func (w *tcpWriter) RemoteAddr() net.Addr { return w.tc.c.RemoteAddr() }
-
-// Received returns when the query was read.
-func (w *tcpWriter) Received() time.Time { return w.received }
 
 // WriteMsg packs m, compressed, and sends it.
 func (w *tcpWriter) WriteMsg(m *dns.Msg) error {

@@ -26,49 +26,16 @@ import (
 	"github.com/netkit/libnetwork/types"
 )
 
-// fixedNames is a Names that never changes, safe for concurrent use.
-type fixedNames struct {
-	names map[string][2][]netip.Addr
-	addrs map[netip.Addr]string
-}
-
-func (f *fixedNames) LookupName(name string) (v4, v6 []netip.Addr, known bool) {
-	e, ok := f.names[name]
-	return e[0], e[1], ok
-}
-
-func (f *fixedNames) LookupAddr(a netip.Addr) (string, bool) {
-	n, ok := f.addrs[a]
-	return n, ok
-}
-
-func (f *fixedNames) add(name string, addrs ...netip.Addr) {
-	if f.names == nil {
-		f.names = map[string][2][]netip.Addr{}
-		f.addrs = map[netip.Addr]string{}
-	}
-	e := f.names[name]
-	for _, a := range addrs {
-		if a.Is4() {
-			e[0] = append(e[0], a)
-		} else {
-			e[1] = append(e[1], a)
-		}
-		f.addrs[a] = name
-	}
-	f.names[name] = e
-}
-
 // bigAnswerCount is the number of addresses of the name "big": more than a UDP
 // reply of dig's default EDNS size (1232 bytes) holds.
 const bigAnswerCount = 100
 
-func serverNames() *fixedNames {
-	n := &fixedNames{}
-	n.add("web", netip.MustParseAddr("172.18.0.2"), netip.MustParseAddr("fd00::2"))
-	n.add("db", netip.MustParseAddr("172.18.0.3"))
+func serverNames() *table {
+	n := &table{}
+	n.add("web", "172.18.0.2", "fd00::2")
+	n.add("db", "172.18.0.3")
 	for i := range bigAnswerCount {
-		n.add("big", netip.AddrFrom4([4]byte{10, 1, byte(i / 256), byte(i%256 + 1)}))
+		n.addAddrs("big", netip.AddrFrom4([4]byte{10, 1, byte(i / 256), byte(i%256 + 1)}))
 	}
 	return n
 }

@@ -10,23 +10,20 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// The UDP pool's parameters (Forwarder fields, for tests).
+// The UDP pool's parameters. A pool has one connected socket per
+// upstream, with its reader goroutine: the server's loop and one reader
+// keep two cores busy, and a reader then takes more replies per wake-up.
+// netbench -dns, six runs each, alternating, load about 2: 18.8 us of
+// resolver CPU per forwarded query with one socket (0.25 context
+// switches), 20.2 us with four (0.34); two were no better than four.
 const (
-	// udpSockets is the number of connected sockets per upstream, used in
-	// turn, each with its reader goroutine. One: the server's loop and
-	// one reader keep two cores busy, and a reader then takes more
-	// replies per wake-up. netbench -dns, six runs each, alternating,
-	// load about 2: 18.8 us of resolver CPU per forwarded query with one
-	// socket (0.25 context switches), 20.2 us with four (0.34); two were
-	// no better than four.
-	udpSockets = 1
 	// udpRotateQueries and udpRotateAge bound the queries a socket sends
-	// and its age; then it is replaced, so the source port changes.
+	// and its age; then it is replaced, so the source port changes
+	// (Forwarder fields, for tests).
 	udpRotateQueries = 10000
 	udpRotateAge     = time.Minute
 	// upstreamBatch is the number of replies a socket's reader takes with
@@ -43,20 +40,14 @@ const (
 	upstreamReceiveBuffer = 1 << 20
 )
 
-// udpPool holds the connected UDP sockets to one upstream.
+// udpPool holds the connected UDP socket to one upstream.
 type udpPool struct {
 	f      *Forwarder
-	next   atomic.Uint32
 	closed atomic.Bool
-	slots  []udpSlot
-}
-
-// udpSlot holds one of the pool's sockets, nil until dialled or after it
-// was retired.
-type udpSlot struct {
-	// mu serialises dialling the slot's socket, so that a burst of
-	// queries dials once.
-	mu   sync.Mutex
+	// mu serialises dialling the socket, so that a burst of queries dials
+	// once.
+	mu sync.Mutex
+	// sock is the socket, nil until dialled or after it was retired.
 	sock atomic.Pointer[udpSocket]
 }
 
@@ -67,7 +58,7 @@ type udpSlot struct {
 // theirs.
 type udpSocket struct {
 	conn net.Conn
-	slot *udpSlot
+	pool *udpPool
 	born time.Time
 
 	mu sync.Mutex
@@ -81,7 +72,7 @@ type udpSocket struct {
 	armed time.Time
 	// sent counts the queries sent, for rotation.
 	sent int
-	// retiring: the socket left its slot; it closes when waiters empties.
+	// retiring: the socket left its pool; it closes when waiters empties.
 	retiring bool
 	// closing: the forwarder closed the socket (Flush, or retired and
 	// empty); closed: the reader is gone. Neither takes queries.
@@ -97,12 +88,7 @@ type udpSocket struct {
 // may take it before the send returns).
 var sendBuffers = sync.Pool{New: func() any { b := make([]byte, 0, maxUDPSize); return &b }}
 
-func (p *udpPool) init(f *Forwarder) {
-	p.f = f
-	p.slots = make([]udpSlot, f.udpSockets)
-}
-
-// send sends q on one of the pool's sockets, until q.until. sent is true
+// send sends q on the pool's socket, until q.until. sent is true
 // when q is in flight: the socket's reader owns it. Otherwise err says why
 // it was not sent (errSocketClosed: the socket was closed under it).
 func (p *udpPool) send(q *fwdQuery, u *Upstream) (sent bool, err error) {
@@ -124,15 +110,14 @@ func (p *udpPool) send(q *fwdQuery, u *Upstream) (sent bool, err error) {
 	return true, nil
 }
 
-// socket returns one of the pool's sockets in turn, dialling it if needed.
+// socket returns the pool's socket, dialling it if needed.
 func (p *udpPool) socket(u *Upstream, deadline time.Time) (*udpSocket, error) {
-	sl := &p.slots[p.next.Add(1)%uint32(len(p.slots))]
-	if s := sl.sock.Load(); s != nil {
+	if s := p.sock.Load(); s != nil {
 		return s, nil
 	}
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	if s := sl.sock.Load(); s != nil {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.sock.Load(); s != nil {
 		return s, nil
 	}
 	if p.closed.Load() {
@@ -147,26 +132,23 @@ func (p *udpPool) socket(u *Upstream, deadline time.Time) (*udpSocket, error) {
 			p.f.logger.Debug("resolver: raising an upstream socket's receive buffer", "error", err)
 		}
 	}
-	s := &udpSocket{conn: conn, slot: sl, born: time.Now(), waiters: map[uint16]*fwdQuery{}}
-	sl.sock.Store(s)
+	s := &udpSocket{conn: conn, pool: p, born: time.Now(), waiters: map[uint16]*fwdQuery{}}
+	p.sock.Store(s)
 	p.f.readers.Add(1)
 	go s.read(p.f)
 	return s, nil
 }
 
-// close closes the pool's sockets, failing the queries in flight on them
-// with errSocketClosed, and keeps it from dialling more. Retired sockets
-// still answer their last queries.
+// close closes the pool's socket, failing the queries in flight on it
+// with errSocketClosed, and keeps the pool from dialling another. Retired
+// sockets still answer their last queries.
 func (p *udpPool) close() {
 	p.closed.Store(true)
-	for i := range p.slots {
-		sl := &p.slots[i]
-		sl.mu.Lock()
-		s := sl.sock.Swap(nil)
-		sl.mu.Unlock()
-		if s != nil {
-			s.shut()
-		}
+	p.mu.Lock()
+	s := p.sock.Swap(nil)
+	p.mu.Unlock()
+	if s != nil {
+		s.shut()
 	}
 }
 
@@ -202,7 +184,7 @@ func (s *udpSocket) register(q *fwdQuery, f *Forwarder, pkt []byte) (uint16, []b
 	}
 	s.mu.Unlock()
 	if retire {
-		s.slot.sock.CompareAndSwap(s, nil)
+		s.pool.sock.CompareAndSwap(s, nil)
 	}
 	return id, pkt, nil
 }
@@ -263,7 +245,7 @@ func (s *udpSocket) read(f *Forwarder) {
 				s.failAll(f, err, false)
 				continue
 			}
-			s.slot.sock.CompareAndSwap(s, nil)
+			s.pool.sock.CompareAndSwap(s, nil)
 			s.failAll(f, err, true)
 			s.conn.Close()
 			return
@@ -436,15 +418,7 @@ func (rd *batchReader) msg(i int) []byte { return rd.bufs[i][:rd.lens[i]] }
 // recvmmsg is read's callback for RawConn.Read; it returns false to wait
 // until the socket is readable.
 func (rd *batchReader) recvmmsg(fd uintptr) bool {
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&rd.hdrs[0])), upstreamBatch, unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		rd.n, rd.errno = int(r), e
-		return true
-	}
+	var ok bool
+	rd.n, rd.errno, ok = mmsg(unix.SYS_RECVMMSG, fd, &rd.hdrs[0], upstreamBatch)
+	return ok
 }

@@ -14,8 +14,7 @@ type upstreamPool struct {
 }
 
 func newUpstreamPool(f *Forwarder) *upstreamPool {
-	p := &upstreamPool{}
-	p.udp.init(f)
+	p := &upstreamPool{udp: udpPool{f: f}}
 	p.tcp.init(f)
 	return p
 }
