@@ -128,6 +128,9 @@ type Forwarder struct {
 	udpRotateAge     time.Duration
 	// tcpIdle is the number of idle TCP connections kept per upstream.
 	tcpIdle int
+	// newID returns the ID of a UDP query sent upstream: randomID, or in
+	// tests one that repeats.
+	newID func() uint16
 
 	// state counts the queries in flight and carries closedBit.
 	state atomic.Int64
@@ -166,6 +169,7 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 		udpRotateQueries: udpRotateQueries,
 		udpRotateAge:     udpRotateAge,
 		tcpIdle:          tcpIdle,
+		newID:            randomID,
 		drained:          make(chan struct{}),
 		pools:            map[poolKey]*upstreamPool{},
 	}

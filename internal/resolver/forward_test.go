@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -1172,5 +1173,58 @@ func TestForwardCloseCancelsDial(t *testing.T) {
 	}
 	if got, _ := w.wait(t, req); got.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("query answered %s, want SERVFAIL", dns.RcodeToString[got.Rcode])
+	}
+}
+
+// TestForwardIDCollision: a UDP query never goes upstream under the ID of
+// another in flight on its socket: when the random ID collides, another
+// is drawn, and each query gets its own answer.
+func TestForwardIDCollision(t *testing.T) {
+	release := make(chan struct{})
+	up := startUpstream(t, "127.0.0.2", func(w dns.ResponseWriter, r *dns.Msg) {
+		<-release
+		var i int
+		fmt.Sscanf(r.Question[0].Name, "q%d.example.", &i)
+		answerA(fmt.Sprintf("192.0.2.%d", i))(w, r)
+	})
+	f, stats := newForwarder(t, ForwarderConfig{}, up.upstream())
+	// 7, 7, 7, 9: the second query draws 7 twice before 9.
+	var mu sync.Mutex
+	ids := []uint16{7, 7, 7, 9}
+	f.newID = func() uint16 {
+		mu.Lock()
+		defer mu.Unlock()
+		id := ids[0]
+		if len(ids) > 1 {
+			ids = ids[1:]
+		}
+		return id
+	}
+	var ws []*syncWriter
+	var reqs []*dns.Msg
+	for i := range 2 {
+		req := query(fmt.Sprintf("q%d.example.", i+1), dns.TypeA)
+		w := newWriter(false)
+		f.Forward(w, req)
+		ws, reqs = append(ws, w), append(reqs, req)
+	}
+	for up.queries() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	up.mu.Lock()
+	got := []uint16{up.seen[0].Id, up.seen[1].Id}
+	up.mu.Unlock()
+	slices.Sort(got)
+	if got[0] != 7 || got[1] != 9 {
+		t.Fatalf("queries went upstream with IDs %v, want 7 and 9", got)
+	}
+	close(release)
+	for i, w := range ws {
+		if got, _ := w.wait(t, reqs[i]); aAddr(got) != fmt.Sprintf("192.0.2.%d", i+1) {
+			t.Fatalf("query %d: reply %v", i+1, got)
+		}
+	}
+	if n := stats.UpstreamFailures.Load(); n != 0 {
+		t.Fatalf("%d upstream failures, want none", n)
 	}
 }

@@ -674,9 +674,19 @@ func BenchmarkServerUDPLocal(b *testing.B) {
 
 // TestServerForwards: queries forwarded through the server, many at once
 // from several clients, each get their own answer: the upstream sockets'
-// readers send them back in batches, to the right client under the right
-// ID; local names keep being answered meanwhile.
+// readers send them back to the right client under the right ID; local
+// names keep being answered meanwhile. The handler forwards either with
+// a forward function (unpacked queries) or with SetForwarder (the wire
+// form).
 func TestServerForwards(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unpacked", true: "wire form"}[raw], func(t *testing.T) {
+			testServerForwards(t, raw)
+		})
+	}
+}
+
+func testServerForwards(t *testing.T, raw bool) {
 	ns := newSandboxNS(t)
 	// The upstream answers qN-M.example. with 10.0.N.M.
 	up := startUpstream(t, "127.0.0.2", func(w dns.ResponseWriter, r *dns.Msg) {
@@ -688,6 +698,10 @@ func TestServerForwards(t *testing.T) {
 	var stats Stats
 	f := NewForwarder(ForwarderConfig{Upstreams: func() []Upstream { return ups }, Stats: &stats})
 	h := NewHandler(serverNames(), f.Forward, nil)
+	if raw {
+		h = NewHandler(serverNames(), nil, nil)
+		h.SetForwarder(f)
+	}
 	h.SetStats(&stats)
 	// The server stops first: Forward is not called after Close.
 	t.Cleanup(f.Close)

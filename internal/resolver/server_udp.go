@@ -292,14 +292,19 @@ func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 	return err
 }
 
-// Write sends b as it is.
+// Write sends b as it is. Only a reply written while the loop serves
+// the query is copied, to wait for the loop's batch; a later one (the
+// forwarder's) goes out of b at once.
 func (w *udpWriter) Write(b []byte) (int, error) {
-	bp := w.s.udpBuffer.Get().(*[]byte)
-	if len(b) > len(*bp) {
-		w.s.udpBuffer.Put(bp)
-		return w.s.udp.WriteToUDPAddrPort(b, w.to)
+	w.mu.Lock()
+	if w.inline && w.out == nil && len(b) > 0 && len(b) <= maxUDPSize {
+		bp := w.s.udpBuffer.Get().(*[]byte)
+		w.out, w.outBuf = (*bp)[:copy(*bp, b)], bp
+		w.mu.Unlock()
+		return len(b), nil
 	}
-	return w.send((*bp)[:copy(*bp, b)], bp)
+	w.mu.Unlock()
+	return w.s.udp.WriteToUDPAddrPort(b, w.to)
 }
 
 // send sends b, which is in *bp, and gives bp back to the pool once b is

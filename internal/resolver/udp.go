@@ -83,6 +83,11 @@ type udpSocket struct {
 	taken []*fwdQuery
 }
 
+// randomID returns a random message ID. math/rand/v2's top-level source
+// is a ChaCha8 generator per thread seeded by the runtime from the OS:
+// unpredictable off-path.
+func randomID() uint16 { return uint16(rand.Uint32()) }
+
 // sendBuffers hold a query while it is sent: a copy, so that the query's
 // own buffer may change as soon as another goroutine owns it (the reader
 // may take it before the send returns).
@@ -162,11 +167,9 @@ func (s *udpSocket) register(q *fwdQuery, f *Forwarder, pkt []byte) (uint16, []b
 		s.mu.Unlock()
 		return 0, nil, errSocketClosed
 	}
-	// math/rand/v2's top-level source is a ChaCha8 generator per thread
-	// seeded by the runtime from the OS: unpredictable off-path.
-	id := uint16(rand.Uint32())
+	id := f.newID()
 	for s.waiters[id] != nil {
-		id = uint16(rand.Uint32())
+		id = f.newID()
 	}
 	binary.BigEndian.PutUint16(q.msg(), id)
 	s.waiters[id] = q
