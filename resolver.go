@@ -120,9 +120,10 @@ func (r *sandboxResolver) Start() error {
 		return types.ForbiddenErrorf("sandbox %s uses the host's network namespace; it has no embedded DNS resolver", sb.id)
 	}
 	logger := sb.ctrl.logger.With("sandbox", sb.id)
+	d, _ := sb.dnsConfig()
 	fwd := resolver.NewForwarder(resolver.ForwarderConfig{
 		Upstreams: r.upstreams,
-		Timeout:   sb.clientTimeout(),
+		Timeout:   clientTimeout(d.options),
 		Stats:     &sb.dnsStats,
 		Logger:    logger,
 	})
@@ -170,6 +171,17 @@ func (r *sandboxResolver) stop(keepRedirect bool) {
 		server.Stop()
 	}
 	fwd.Close()
+}
+
+// setClientTimeout gives the forwarder the timeout of the resolv.conf
+// options the sandbox's clients now read.
+func (r *sandboxResolver) setClientTimeout(opts []string) {
+	r.mu.Lock()
+	fwd := r.fwd
+	r.mu.Unlock()
+	if fwd != nil {
+		fwd.SetTimeout(clientTimeout(opts))
+	}
 }
 
 // SetupFunc returns a function that does nothing: Start enters the
@@ -322,12 +334,11 @@ func (c *controller) dialHostNS(ctx context.Context, network string, addr netip.
 	return dialIn(ctx, c.hostNS, network, addr)
 }
 
-// clientTimeout is how long the sandbox's resolver library waits for one
-// try: resolv.conf's "timeout:" option, 5 s by default.
-func (sb *sandbox) clientTimeout() time.Duration {
+// clientTimeout is how long a resolver library with resolv.conf options
+// opts waits for one try: the "timeout:" option, 5 s by default.
+func clientTimeout(opts []string) time.Duration {
 	timeout := defaultClientTimeout
-	d, _ := sb.dnsConfig()
-	for _, o := range d.options {
+	for _, o := range opts {
 		if v, ok := strings.CutPrefix(o, "timeout:"); ok {
 			if n, err := strconv.Atoi(v); err == nil && n > 0 {
 				timeout = time.Duration(min(n, 30)) * time.Second
@@ -365,16 +376,22 @@ func (sb *sandbox) hadResolver() bool {
 }
 
 // resolverRunning reports whether the sandbox's resolver is serving.
-func (sb *sandbox) resolverRunning() bool {
+func (sb *sandbox) resolverRunning() bool { return sb.runningResolver() != nil }
+
+// runningResolver returns the sandbox's resolver if it is serving, or nil.
+func (sb *sandbox) runningResolver() *sandboxResolver {
 	sb.mu.Lock()
 	r := sb.resolver
 	sb.mu.Unlock()
 	if r == nil {
-		return false
+		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.server != nil
+	if r.server == nil {
+		return nil
+	}
+	return r
 }
 
 // ensureResolver starts the sandbox's resolver if it wants one and has

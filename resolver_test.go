@@ -420,6 +420,14 @@ func TestResolverUpstreams(t *testing.T) {
 			t.Errorf("the dead upstream was never asked")
 		}
 	})
+	t.Run("refresh changes the timeout", func(t *testing.T) {
+		// With timeout:30 the dead upstream would hold a query for
+		// 13.5 s; Refresh writes timeout:2, and the running resolver
+		// splits 2 s instead, within dig's 3 s.
+		sb := join("refreshed", n, OptionDNS("127.0.0.54"), OptionDNS("127.0.0.53"), OptionDNSOptions("timeout:30"))
+		mustf(t, sb.Refresh(OptionDNS("127.0.0.54"), OptionDNS("127.0.0.53"), OptionDNSOptions("timeout:2")), "refresh")
+		dig(t, sb, "example.test", "A").wantAnswer(t, "after a refresh to timeout:2", "A 192.0.2.1")
+	})
 	t.Run("SERVFAIL upstream", func(t *testing.T) {
 		sb := join("servfail", n, OptionDNS("127.0.0.55"), OptionDNS("127.0.0.53"))
 		dig(t, sb, "example.test", "A").wantAnswer(t, "after a SERVFAIL upstream", "A 192.0.2.1")

@@ -174,12 +174,15 @@ func (sb *sandbox) buildResolvConf() error {
 		return err
 	}
 	dns, opts := d.servers, d.options
+	r := sb.runningResolver()
 	switch {
 	case sb.usesHostFiles():
-	case sb.resolverRunning():
-		// The embedded server answers, and forwards to d.servers.
+	case r != nil:
+		// The embedded server answers, and forwards to d.servers within
+		// the timeout the clients now read.
 		dns = []string{resolverIP.String()}
 		opts = withResolverOptions(opts)
+		r.setClientTimeout(opts)
 	case d.host != nil:
 		// Without the resolver the container asks the host's servers
 		// itself: not those on the host's loopback, nor IPv6 ones it

@@ -113,10 +113,12 @@ const closedBit = int64(1) << 62
 // After Close, Forward answers REFUSED at once.
 type Forwarder struct {
 	// ctx is cancelled by Close; dials are made under it.
-	ctx           context.Context
-	cancel        context.CancelFunc
-	upstreams     func() []Upstream
-	budget        time.Duration
+	ctx       context.Context
+	cancel    context.CancelFunc
+	upstreams func() []Upstream
+	// budget is the upstreams' share of the client's timeout, in
+	// nanoseconds (SetTimeout).
+	budget        atomic.Int64
 	maxConcurrent int64
 	stats         *Stats
 	logger        *slog.Logger
@@ -161,7 +163,6 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 		ctx:              ctx,
 		cancel:           cancel,
 		upstreams:        cfg.Upstreams,
-		budget:           cfg.Timeout,
 		maxConcurrent:    int64(cfg.MaxConcurrent),
 		stats:            cfg.Stats,
 		logger:           cfg.Logger,
@@ -174,10 +175,7 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 		pools:            map[poolKey]*upstreamPool{},
 	}
 	f.workers.init(f.run)
-	if f.budget <= 0 {
-		f.budget = defaultTimeout
-	}
-	f.budget -= f.budget / 10
+	f.SetTimeout(cfg.Timeout)
 	if f.maxConcurrent <= 0 {
 		f.maxConcurrent = defaultMaxConcurrent
 	}
@@ -188,6 +186,16 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 		f.logger = slog.New(slog.DiscardHandler)
 	}
 	return f
+}
+
+// SetTimeout changes the client's timeout for one try (ForwarderConfig's
+// Timeout; 0 means 5 s), for the queries forwarded from now on: the
+// client's resolv.conf was written again with another `timeout:`.
+func (f *Forwarder) SetTimeout(d time.Duration) {
+	if d <= 0 {
+		d = defaultTimeout
+	}
+	f.budget.Store(int64(d - d/10))
 }
 
 // Forward forwards r and writes the reply to w, exactly once. It does not
@@ -394,7 +402,7 @@ func (f *Forwarder) prepareUpstreams(q *fwdQuery) bool {
 		return false
 	}
 	f.stats.Forwarded.Add(1)
-	q.end = q.start.Add(f.budget)
+	q.end = q.start.Add(time.Duration(f.budget.Load()))
 	return true
 }
 

@@ -342,6 +342,24 @@ func TestForwardDeadUpstream(t *testing.T) {
 	}
 }
 
+// TestForwardSetTimeout: a new client timeout applies to the next query.
+// Created with an hour's timeout, the forwarder would wait half an hour on
+// the silent first upstream; after SetTimeout(400ms) the query moves to
+// the second upstream after its 180 ms share, answered well before the
+// test stops waiting.
+func TestForwardSetTimeout(t *testing.T) {
+	dead, _ := silentUpstream(t, "127.0.0.2")
+	live := startUpstream(t, "127.0.0.3", answerA("192.0.2.3"))
+	f, stats := newForwarder(t, ForwarderConfig{Timeout: time.Hour}, dead, live.upstream())
+	f.SetTimeout(400 * time.Millisecond)
+	if got := ask(t, f, query("example.com.", dns.TypeA), false); aAddr(got) != "192.0.2.3" {
+		t.Fatalf("reply %v, want the second upstream's answer", got)
+	}
+	if n := stats.UpstreamFailures.Load(); n != 1 {
+		t.Fatalf("%d upstream failures, want 1", n)
+	}
+}
+
 // TestForwardRefusedUpstream: an ICMP port unreachable fails an upstream at
 // once, not after its share of the timeout: with an hour's timeout, the
 // second upstream's answer comes before the test gives up waiting.
