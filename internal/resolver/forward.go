@@ -95,9 +95,10 @@ const closedBit = int64(1) << 62
 // 4096, and a reply larger than the client's UDP size (512 without EDNS0)
 // is truncated with TC set.
 //
-// Sockets are reused: per upstream a connected UDP socket, with a reader dispatching replies by message ID, replaced after 10,000
-// queries or a minute so that source ports change; and a few idle TCP
-// connections. Every query sent upstream gets a
+// Sockets are reused: per upstream a connected UDP socket, with a reader
+// dispatching replies by message ID, replaced after 10,000 queries or a
+// minute so that source ports change, and closed after 30 s without a
+// query; and a few idle TCP connections. Every query sent upstream gets a
 // fresh random ID, and a UDP reply is taken only if its ID is in flight on
 // its socket and its question is the query's, so that an off-path spoofer
 // must guess both the ID and the source port.
@@ -124,10 +125,11 @@ type Forwarder struct {
 	logger        *slog.Logger
 	limiter       logLimiter[poolKey]
 
-	// udpRotateQueries and udpRotateAge are the UDP pool's parameters,
-	// fields so that tests can change them.
+	// udpRotateQueries, udpRotateAge and udpIdle are the UDP pool's
+	// parameters, fields so that tests can change them.
 	udpRotateQueries int
 	udpRotateAge     time.Duration
+	udpIdle          time.Duration
 	// tcpIdle is the number of idle TCP connections kept per upstream.
 	tcpIdle int
 	// newID returns the ID of a UDP query sent upstream: randomID, or in
@@ -169,6 +171,7 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 		limiter:          logLimiter[poolKey]{interval: failureLogInterval},
 		udpRotateQueries: udpRotateQueries,
 		udpRotateAge:     udpRotateAge,
+		udpIdle:          udpIdle,
 		tcpIdle:          tcpIdle,
 		newID:            randomID,
 		drained:          make(chan struct{}),

@@ -612,6 +612,59 @@ func TestForwardRotatesSockets(t *testing.T) {
 	}
 }
 
+// TestForwardClosesIdleSockets: a UDP socket that sends nothing for
+// udpIdle is closed with its reader, and the next query dials another; one
+// kept busy is not.
+func TestForwardClosesIdleSockets(t *testing.T) {
+	up := startUpstream(t, "127.0.0.2", answerA("192.0.2.1"))
+	var dials dialCounter
+	u := up.upstream()
+	u.Dial = dials.dial
+	// The read deadline of the last query answered comes first (90% of
+	// the timeout); the idle one after it.
+	f, _ := newForwarder(t, ForwarderConfig{Timeout: 300 * time.Millisecond}, u)
+	f.udpIdle = 200 * time.Millisecond
+
+	// Busy: a query every 20 ms for 600 ms keeps the one socket.
+	for end := time.Now().Add(600 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		ask(t, f, query("example.com.", dns.TypeA), false)
+	}
+	if d := dials.udp.Load(); d != 1 {
+		t.Fatalf("%d sockets dialled while queries kept coming, want 1", d)
+	}
+	p, err := f.pool(&u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.udp.sock.Load()
+	if s == nil {
+		t.Fatal("no socket in the pool after the queries")
+	}
+	// Idle: the socket leaves the pool and its reader ends.
+	deadline := time.Now().Add(replyWait)
+	for {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle socket was not closed within %v", replyWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p.udp.sock.Load() != nil {
+		t.Fatal("the closed idle socket is still the pool's")
+	}
+	if got := ask(t, f, query("example.com.", dns.TypeA), false); aAddr(got) != "192.0.2.1" {
+		t.Fatalf("reply after the idle close %v", got)
+	}
+	if d := dials.udp.Load(); d != 2 {
+		t.Fatalf("%d sockets dialled, want a second one after the idle close", d)
+	}
+}
+
 // TestForwardConcurrencyBound: beyond MaxConcurrent queries in flight, a
 // query is refused at once.
 func TestForwardConcurrencyBound(t *testing.T) {

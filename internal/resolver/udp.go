@@ -26,6 +26,10 @@ const (
 	// (Forwarder fields, for tests).
 	udpRotateQueries = 10000
 	udpRotateAge     = time.Minute
+	// udpIdle is how long a socket that sends nothing is kept: then it is
+	// closed, with its reader goroutine, so that an idle sandbox holds no
+	// upstream socket (Forwarder field, for tests).
+	udpIdle = 30 * time.Second
 	// upstreamBatch is the number of replies a socket's reader takes with
 	// one recvmmsg.
 	upstreamBatch = 8
@@ -67,11 +71,14 @@ type udpSocket struct {
 	// reply comes, the time is up or the socket fails; the sender when
 	// the send fails.
 	waiters map[uint16]*fwdQuery
-	// armed is the read deadline set on conn, zero for none. It is at or
-	// before the earliest deadline of the waiters.
+	// armed is the read deadline set on conn for the waiters, zero for
+	// none (the deadline may then be the idle one). It is at or before
+	// the earliest deadline of the waiters.
 	armed time.Time
-	// sent counts the queries sent, for rotation.
+	// sent counts the queries sent, for rotation; last is the start of
+	// the last one, for closing an idle socket.
 	sent int
+	last time.Time
 	// retiring: the socket left its pool; it closes when waiters empties.
 	retiring bool
 	// closing: the forwarder closed the socket (Flush, or retired and
@@ -179,6 +186,7 @@ func (s *udpSocket) register(q *fwdQuery, f *Forwarder, pkt []byte) (uint16, []b
 		_ = s.conn.SetReadDeadline(q.until)
 	}
 	s.sent++
+	s.last = q.start
 	// The socket's age as of the query's start, which is recent enough
 	// and spares reading the clock.
 	retire := !s.retiring && (s.sent >= f.udpRotateQueries || q.start.Sub(s.born) >= f.udpRotateAge)
@@ -287,7 +295,9 @@ func (s *udpSocket) deliver(f *Forwarder, reply []byte, cut bool) {
 }
 
 // expire fails the queries whose time is up with errTimeout and sets the
-// read deadline to the earliest of the others'.
+// read deadline to the earliest of the others'; with none left, to when
+// the socket will have been idle for udpIdle, and at that time retires
+// it.
 func (s *udpSocket) expire(f *Forwarder) {
 	now := time.Now()
 	late := s.taken[:0]
@@ -302,6 +312,16 @@ func (s *udpSocket) expire(f *Forwarder) {
 		}
 	}
 	s.armed = next
+	if next.IsZero() && !s.retiring {
+		// Nothing in flight: wake up when the socket has been idle for
+		// udpIdle, and then retire it.
+		if idle := s.last.Add(f.udpIdle); now.Before(idle) {
+			next = idle
+		} else {
+			s.retiring = true
+			s.pool.sock.CompareAndSwap(s, nil)
+		}
+	}
 	_ = s.conn.SetReadDeadline(next)
 	shut := s.drainedLocked()
 	s.mu.Unlock()
