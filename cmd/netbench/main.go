@@ -106,6 +106,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 	"time"
@@ -133,6 +134,7 @@ func main() {
 	dnsPeers := flag.Int("dns-peers", 10, "with -dns: containers whose names are queried")
 	dnsOutstanding := flag.Int("dns-outstanding", 100, "with -dns: queries dnsperf keeps in flight in the unpaced runs")
 	dnsPaced := flag.Int("dns-paced", 1000, "with -dns: queries per second of the paced runs that measure latency")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run (the library's and netbench's own goroutines; not dnsperf's, dnsmasq's or iperf3's) to this file, for go tool pprof")
 	flag.Parse()
 	switch {
 	case *dnsMode:
@@ -151,19 +153,43 @@ func main() {
 	if os.Getenv(inNSEnv) == "" {
 		os.Exit(reexecInNamespace())
 	}
+	stopProfile := startCPUProfile(*cpuProfile)
+	var (
+		res interface{ print() }
+		err error
+	)
 	switch {
 	case *dnsMode:
-		res, err := runDNS(*duration, *dnsPeers, *dnsOutstanding, *dnsPaced)
-		report(res, err, *asJSON)
+		res, err = runDNS(*duration, *dnsPeers, *dnsOutstanding, *dnsPaced)
 	case *throughput:
-		res, err := runThroughput(*duration, *rounds)
-		report(res, err, *asJSON)
+		res, err = runThroughput(*duration, *rounds)
 	case *kernel:
-		res, err := runKernel(*n, *mtuUser)
-		report(res, err, *asJSON)
+		res, err = runKernel(*n, *mtuUser)
 	default:
-		res, err := run(*n, *ports, *proto, *noResolver)
-		report(res, err, *asJSON)
+		res, err = run(*n, *ports, *proto, *noResolver)
+	}
+	stopProfile()
+	report(res, err, *asJSON)
+}
+
+// startCPUProfile starts writing a CPU profile to path, unless path is
+// empty, and returns the function that ends it.
+func startCPUProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fail(err.Error())
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fail(err.Error())
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fail(err.Error())
+		}
 	}
 }
 
