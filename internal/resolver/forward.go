@@ -97,7 +97,7 @@ const closedBit = int64(1) << 62
 //
 // Sockets are reused: per upstream a connected UDP socket, with a reader
 // dispatching replies by message ID, replaced after 10,000 queries or a
-// minute so that source ports change, and closed after 30 s without a
+// 10 s so that source ports change, and closed after 30 s without a
 // query; and a few idle TCP connections. Every query sent upstream gets a
 // fresh random ID, and a UDP reply is taken only if its ID is in flight on
 // its socket and its question is the query's, so that an off-path spoofer

@@ -23,9 +23,12 @@ import (
 const (
 	// udpRotateQueries and udpRotateAge bound the queries a socket sends
 	// and its age; then it is replaced, so the source port changes
-	// (Forwarder fields, for tests).
+	// (Forwarder fields, for tests). An off-path spoofer who learnt the
+	// port must then guess the 16-bit ID and the question within ten
+	// seconds; a new socket every 10,000 queries (a quarter of a second
+	// flat out) or 10 s costs nothing measurable.
 	udpRotateQueries = 10000
-	udpRotateAge     = time.Minute
+	udpRotateAge     = 10 * time.Second
 	// udpIdle is how long a socket that sends nothing is kept: then it is
 	// closed, with its reader goroutine, so that an idle sandbox holds no
 	// upstream socket (Forwarder field, for tests).
