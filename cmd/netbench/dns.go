@@ -18,7 +18,10 @@ package main
 //   - forwarded: the fwdN.test names the same way, each query forwarded to
 //     dnsmasq;
 //   - both again paced at -dns-paced queries per second with dnsperf's
-//     per-query report (-v), for the latency quantiles.
+//     per-query report (-v), for the latency quantiles;
+//   - the forwarded names paced the same way but sent straight to dnsmasq
+//     from netbench's own namespace: the quantiles a C server gets on the
+//     same machine with nothing between, the floor for the others.
 //
 // The machine's cores are shared by dnsperf, the resolver and, for
 // forwarded names, dnsmasq; the figures are those of all three together.
@@ -55,6 +58,12 @@ type dnsResult struct {
 	NamesP99Ms     float64 `json:"names_p99_ms"`
 	ForwardedP50Ms float64 `json:"forwarded_p50_ms"`
 	ForwardedP99Ms float64 `json:"forwarded_p99_ms"`
+	// The same paced run of the forwarded names sent straight to dnsmasq
+	// from netbench's own namespace: the latency the machine gives a C
+	// server with no redirect, no resolver and no container between,
+	// to set the resolver's quantiles against.
+	UpstreamP50Ms float64 `json:"upstream_p50_ms"`
+	UpstreamP99Ms float64 `json:"upstream_p99_ms"`
 	// Lost queries of the unpaced runs (no answer within dnsperf's
 	// timeout), and answers that were not NOERROR in any run.
 	NamesLost     int `json:"names_lost"`
@@ -167,11 +176,11 @@ func runDNS(duration, peers, outstanding, paced int) (*dnsResult, error) {
 
 	res := &dnsResult{DurationS: duration, Outstanding: outstanding, PacedQPS: paced, Peers: peers}
 	// A first query through each path, so that neither run starts cold.
-	if _, err := dnsperf(client.Key(), fwdFile, []string{"-n", "1"}); err != nil {
+	if _, err := dnsperf(client.Key(), resolverAddr, fwdFile, []string{"-n", "1"}); err != nil {
 		return nil, err
 	}
 	run := func(file string) (float64, int, error) {
-		out, err := dnsperf(client.Key(), file, []string{"-l", strconv.Itoa(duration), "-q", strconv.Itoa(outstanding), "-c", "2", "-T", "2"})
+		out, err := dnsperf(client.Key(), resolverAddr, file, []string{"-l", strconv.Itoa(duration), "-q", strconv.Itoa(outstanding), "-c", "2", "-T", "2"})
 		if err != nil {
 			return 0, 0, err
 		}
@@ -188,8 +197,8 @@ func runDNS(duration, peers, outstanding, paced int) (*dnsResult, error) {
 	if res.ForwardedQPS, res.ForwardedLost, err = run(fwdFile); err != nil {
 		return nil, err
 	}
-	pacedRun := func(file string) (p50, p99 float64, err error) {
-		out, err := dnsperf(client.Key(), file, []string{"-l", strconv.Itoa(duration), "-Q", strconv.Itoa(paced), "-v"})
+	pacedRun := func(key, server, file string) (p50, p99 float64, err error) {
+		out, err := dnsperf(key, server, file, []string{"-l", strconv.Itoa(duration), "-Q", strconv.Itoa(paced), "-v"})
 		if err != nil {
 			return 0, 0, err
 		}
@@ -202,10 +211,13 @@ func runDNS(duration, peers, outstanding, paced int) (*dnsResult, error) {
 		sort.Float64s(lat)
 		return quantileMs(lat, 0.50), quantileMs(lat, 0.99), nil
 	}
-	if res.NamesP50Ms, res.NamesP99Ms, err = pacedRun(namesFile); err != nil {
+	if res.NamesP50Ms, res.NamesP99Ms, err = pacedRun(client.Key(), resolverAddr, namesFile); err != nil {
 		return nil, err
 	}
-	if res.ForwardedP50Ms, res.ForwardedP99Ms, err = pacedRun(fwdFile); err != nil {
+	if res.ForwardedP50Ms, res.ForwardedP99Ms, err = pacedRun(client.Key(), resolverAddr, fwdFile); err != nil {
+		return nil, err
+	}
+	if res.UpstreamP50Ms, res.UpstreamP99Ms, err = pacedRun("", dnsUpstream, fwdFile); err != nil {
 		return nil, err
 	}
 	if res.ResolverStats, err = libnetwork.SandboxResolverStatistics(client); err != nil {
@@ -214,10 +226,17 @@ func runDNS(duration, peers, outstanding, paced int) (*dnsResult, error) {
 	return res, nil
 }
 
-// dnsperf runs dnsperf inside the namespace at key against the resolver.
-func dnsperf(key, file string, args []string) (string, error) {
-	argv := append([]string{"--net=" + key, "dnsperf", "-s", "127.0.0.11", "-d", file, "-t", "2"}, args...)
-	out, err := exec.Command("nsenter", argv...).CombinedOutput()
+// resolverAddr is where a container reaches its resolver.
+const resolverAddr = "127.0.0.11"
+
+// dnsperf runs dnsperf against server, inside the namespace at key, or in
+// netbench's own with no key.
+func dnsperf(key, server, file string, args []string) (string, error) {
+	argv := append([]string{"dnsperf", "-s", server, "-d", file, "-t", "2"}, args...)
+	if key != "" {
+		argv = append([]string{"nsenter", "--net=" + key}, argv...)
+	}
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("dnsperf %v: %w\n%s", args, err, out)
 	}
@@ -268,6 +287,7 @@ func (r *dnsResult) print() {
 	fmt.Printf("paced at %d q/s (%d answers, %d not NOERROR):\n", r.PacedQPS, r.PacedAnswered, r.NotNoError)
 	fmt.Printf("  local names:     p50 %.3f ms   p99 %.3f ms\n", r.NamesP50Ms, r.NamesP99Ms)
 	fmt.Printf("  forwarded names: p50 %.3f ms   p99 %.3f ms\n", r.ForwardedP50Ms, r.ForwardedP99Ms)
+	fmt.Printf("  dnsmasq directly: p50 %.3f ms   p99 %.3f ms (the machine's floor)\n", r.UpstreamP50Ms, r.UpstreamP99Ms)
 	s := r.ResolverStats
 	fmt.Printf("resolver counters: %d queries, %d local, %d forwarded, %d upstream failures, %d refused, %d malformed\n",
 		s.Queries, s.Local, s.Forwarded, s.UpstreamFailures, s.Refused, s.Malformed)

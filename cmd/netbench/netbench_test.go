@@ -240,7 +240,7 @@ func TestNetbenchDNS(t *testing.T) {
 	bin := buildNetbench(t)
 	var res dnsResult
 	runJSON(t, bin, &res, "-dns", "-duration", "1", "-dns-peers", "3", "-dns-paced", "200")
-	if res.NamesQPS <= 0 || res.ForwardedQPS <= 0 || res.NamesP99Ms <= 0 || res.ForwardedP99Ms <= 0 {
+	if res.NamesQPS <= 0 || res.ForwardedQPS <= 0 || res.NamesP99Ms <= 0 || res.ForwardedP99Ms <= 0 || res.UpstreamP99Ms <= 0 {
 		t.Errorf("figures %+v", res)
 	}
 	if res.NotNoError != 0 || res.PacedAnswered == 0 {
