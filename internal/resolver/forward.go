@@ -96,12 +96,13 @@ const closedBit = int64(1) << 62
 // is truncated with TC set.
 //
 // Sockets are reused: per upstream a connected UDP socket, with a reader
-// dispatching replies by message ID, replaced after 10,000 queries or a
+// dispatching replies by message ID, replaced after 10,000 queries or
 // 10 s so that source ports change, and closed after 30 s without a
-// query; and a few idle TCP connections. Every query sent upstream gets a
-// fresh random ID, and a UDP reply is taken only if its ID is in flight on
-// its socket and its question is the query's, so that an off-path spoofer
-// must guess both the ID and the source port.
+// query; and a few idle TCP connections, each kept for 10 s at most.
+// Every query sent upstream gets a fresh random ID, and a UDP reply is
+// taken only if its ID is in flight on its socket and its question is the
+// query's, so that an off-path spoofer must guess both the ID and the
+// source port.
 //
 // A UDP client's query takes no goroutine of its own: Forward sends it
 // upstream from the caller's goroutine (the server's read loop) and
@@ -130,8 +131,10 @@ type Forwarder struct {
 	udpRotateQueries int
 	udpRotateAge     time.Duration
 	udpIdle          time.Duration
-	// tcpIdle is the number of idle TCP connections kept per upstream.
-	tcpIdle int
+	// tcpIdle is the number of idle TCP connections kept per upstream,
+	// tcpIdleAge how long each is kept.
+	tcpIdle    int
+	tcpIdleAge time.Duration
 	// newID returns the ID of a UDP query sent upstream: randomID, or in
 	// tests one that repeats.
 	newID func() uint16
@@ -173,6 +176,7 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 		udpRotateAge:     udpRotateAge,
 		udpIdle:          udpIdle,
 		tcpIdle:          tcpIdle,
+		tcpIdleAge:       tcpIdleAge,
 		newID:            randomID,
 		drained:          make(chan struct{}),
 		pools:            map[poolKey]*upstreamPool{},

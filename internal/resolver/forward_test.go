@@ -665,6 +665,69 @@ func TestForwardClosesIdleSockets(t *testing.T) {
 	}
 }
 
+// TestForwardClosesIdleTCP: an idle TCP connection to an upstream is
+// closed after tcpIdleAge, and the next TCP query dials another.
+func TestForwardClosesIdleTCP(t *testing.T) {
+	up := startUpstream(t, "127.0.0.2", answerA("192.0.2.1"))
+	var mu sync.Mutex
+	var conns []net.Conn
+	u := up.upstream()
+	u.Dial = func(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+		var nd net.Dialer
+		c, err := nd.DialContext(ctx, network, addr.String())
+		if err == nil && network == "tcp" {
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+		return c, err
+	}
+	f, _ := newForwarder(t, ForwarderConfig{}, u)
+	f.tcpIdleAge = 200 * time.Millisecond
+	for range 3 {
+		if got := ask(t, f, query("example.com.", dns.TypeA), true); aAddr(got) != "192.0.2.1" {
+			t.Fatalf("reply %v", got)
+		}
+	}
+	mu.Lock()
+	first := conns
+	mu.Unlock()
+	if len(first) != 1 {
+		t.Fatalf("%d TCP connections dialled for 3 queries in turn, want 1", len(first))
+	}
+	deadline := time.Now().Add(replyWait)
+	for {
+		// A closed connection fails a write with net.ErrClosed; a
+		// deadline in the past keeps the write from sending.
+		_ = first[0].SetWriteDeadline(time.Unix(1, 0))
+		if _, err := first[0].Write([]byte{0}); errors.Is(err, net.ErrClosed) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle TCP connection was not closed within %v", replyWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p, err := f.pool(&u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.tcp.mu.Lock()
+	idle, open := len(p.tcp.idle), len(p.tcp.open)
+	p.tcp.mu.Unlock()
+	if idle != 0 || open != 0 {
+		t.Fatalf("after the idle close the pool holds %d idle and %d open connections", idle, open)
+	}
+	if got := ask(t, f, query("example.com.", dns.TypeA), true); aAddr(got) != "192.0.2.1" {
+		t.Fatalf("reply after the idle close %v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 2 {
+		t.Fatalf("%d TCP connections dialled, want a second one after the idle close", len(conns))
+	}
+}
+
 // TestForwardConcurrencyBound: beyond MaxConcurrent queries in flight, a
 // query is refused at once.
 func TestForwardConcurrencyBound(t *testing.T) {

@@ -12,8 +12,15 @@ import (
 	"time"
 )
 
-// tcpIdle is the number of idle TCP connections kept per upstream.
-const tcpIdle = 4
+const (
+	// tcpIdle is the number of idle TCP connections kept per upstream.
+	tcpIdle = 4
+	// tcpIdleAge is how long an idle TCP connection is kept: then it is
+	// closed, so that neither side holds it (dnsmasq keeps a process per
+	// connection) for a sandbox that stopped asking (Forwarder field, for
+	// tests).
+	tcpIdleAge = 10 * time.Second
+)
 
 // tcpPool holds the TCP connections to one upstream: one query at a time
 // on each, the idle ones kept for the next queries.
@@ -23,12 +30,21 @@ type tcpPool struct {
 	mu sync.Mutex
 	// idle are the connections waiting for a query, the last one used
 	// last.
-	idle []net.Conn
+	idle []idleConn
+	// expiry closes the connections idle for tcpIdleAge; nil when none
+	// is idle.
+	expiry *time.Timer
 	// open are all the pool's connections, idle or busy, for close.
 	open map[net.Conn]struct{}
 	// closed: close was called; connections are closed when they come
 	// back and none is dialled.
 	closed bool
+}
+
+// idleConn is an idle connection and when it became idle.
+type idleConn struct {
+	c     net.Conn
+	since time.Time
 }
 
 func (p *tcpPool) init(f *Forwarder) {
@@ -99,8 +115,8 @@ func timeoutOr(err error) error {
 func (p *tcpPool) get(u *Upstream, deadline time.Time) (c net.Conn, reused bool, err error) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
-		c = p.idle[n-1]
-		p.idle[n-1] = nil
+		c = p.idle[n-1].c
+		p.idle[n-1] = idleConn{}
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
 		return c, true, nil
@@ -133,13 +149,43 @@ func (p *tcpPool) dial(u *Upstream, deadline time.Time) (net.Conn, error) {
 func (p *tcpPool) put(c net.Conn) {
 	p.mu.Lock()
 	if !p.closed && len(p.idle) < p.f.tcpIdle {
-		p.idle = append(p.idle, c)
+		p.idle = append(p.idle, idleConn{c, time.Now()})
+		if p.expiry == nil {
+			p.expiry = time.AfterFunc(p.f.tcpIdleAge, p.expire)
+		}
 		p.mu.Unlock()
 		return
 	}
 	delete(p.open, c)
 	p.mu.Unlock()
 	c.Close()
+}
+
+// expire closes the connections idle for tcpIdleAge, and runs again when
+// the next will have been.
+func (p *tcpPool) expire() {
+	now := time.Now()
+	p.mu.Lock()
+	i := 0
+	for i < len(p.idle) && now.Sub(p.idle[i].since) >= p.f.tcpIdleAge {
+		i++
+	}
+	old := slices.Clone(p.idle[:i])
+	p.idle = slices.Delete(p.idle, 0, i)
+	for _, ic := range old {
+		delete(p.open, ic.c)
+	}
+	switch {
+	case p.closed:
+	case len(p.idle) > 0:
+		p.expiry.Reset(p.idle[0].since.Add(p.f.tcpIdleAge).Sub(now))
+	default:
+		p.expiry = nil
+	}
+	p.mu.Unlock()
+	for _, ic := range old {
+		ic.c.Close()
+	}
 }
 
 // discard closes c, which failed.
@@ -167,6 +213,9 @@ func (p *tcpPool) close() {
 	}
 	p.open = map[net.Conn]struct{}{}
 	p.idle = nil
+	if p.expiry != nil {
+		p.expiry.Stop()
+	}
 	p.mu.Unlock()
 	for _, c := range conns {
 		c.Close()
