@@ -19,7 +19,7 @@ const (
 	PluginEndpointType = "IpamDriver"
 	// RequestAddressType is the RequestAddress option naming what the
 	// address is for (netlabel.Gateway for a gateway).
-	RequestAddressType = "com.docker.network.request_address_type"
+	RequestAddressType = "RequestAddressType"
 	// LocalDefault is the default address space of local networks.
 	LocalDefault = "LocalDefault"
 	// GlobalDefault is the default address space of global networks.
