@@ -91,8 +91,35 @@ type OrphanCollector interface {
 
 // Capability is what a driver tells the controller about itself.
 type Capability struct {
-	// DataScope is LocalScope or GlobalScope.
+	// DataScope is LocalScope or GlobalScope: where the driver's network
+	// records live.
 	DataScope string
+	// ConnectivityScope is LocalScope or GlobalScope: how far the
+	// driver's networks reach; empty means DataScope.
+	ConnectivityScope string
+	// Attachment is what a joined endpoint gives its sandbox.
+	Attachment Attachment
+}
+
+// Attachment is what the endpoints of a driver give their sandbox.
+type Attachment int
+
+const (
+	// AttachInterface: an interface of the endpoint's own in the
+	// sandbox's namespace, with addresses, names and embedded DNS (bridge,
+	// remote drivers).
+	AttachInterface Attachment = iota
+	// AttachHost: the sandbox is the host's namespace; the endpoint has
+	// no interface or address of its own (host).
+	AttachHost
+	// AttachNone: no interface at all; the sandbox stays isolated (null).
+	AttachNone
+)
+
+// Capable is implemented by every driver: the controller asks it once,
+// when it first uses the driver.
+type Capable interface {
+	Capability() Capability
 }
 
 // IPAMData is the address data of one pool of a network: the pool, the

@@ -33,9 +33,9 @@ func New() *Driver { return &Driver{} }
 // Type returns "host".
 func (*Driver) Type() string { return NetworkType }
 
-// Capability reports that host networks are local.
+// Capability reports that host networks are local and put their sandboxes in the host's namespace.
 func (*Driver) Capability() driverapi.Capability {
-	return driverapi.Capability{DataScope: driverapi.LocalScope}
+	return driverapi.Capability{DataScope: driverapi.LocalScope, Attachment: driverapi.AttachHost}
 }
 
 // CreateNetwork records the host network; a second one is refused.

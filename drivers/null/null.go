@@ -22,9 +22,9 @@ func New() *Driver { return &Driver{} }
 // Type returns "null".
 func (*Driver) Type() string { return NetworkType }
 
-// Capability reports that null networks are local.
+// Capability reports that null networks are local and give their endpoints no interface.
 func (*Driver) Capability() driverapi.Capability {
-	return driverapi.Capability{DataScope: driverapi.LocalScope}
+	return driverapi.Capability{DataScope: driverapi.LocalScope, Attachment: driverapi.AttachNone}
 }
 
 // CreateNetwork does nothing.
