@@ -395,9 +395,10 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 		return nil, err
 	}
 	defer c.end()
+	cp := capabilityOf(drv)
 	n := &network{
 		ctrl: c, id: c.newID(), name: name, networkType: networkType, driver: drv,
-		scope: driverapi.LocalScope, created: time.Now(), ipamType: ipamapi.DefaultIPAM,
+		scope: cp.DataScope, attach: cp.Attachment, created: time.Now(), ipamType: ipamapi.DefaultIPAM,
 		persist: true, endpoints: map[string]*endpoint{}, epNames: map[string]bool{},
 	}
 	for _, o := range options {

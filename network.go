@@ -81,7 +81,10 @@ type network struct {
 	networkType string
 	driver      driverapi.Driver
 	scope       string
-	created     time.Time
+	// attach is what the driver's endpoints give a sandbox (its
+	// capability).
+	attach  driverapi.Attachment
+	created time.Time
 
 	// Configuration, set by NetworkOptions before creation.
 	ipamType     string
@@ -434,12 +437,23 @@ func describePoolRequest(conf *IpamConf, v6 bool) string {
 
 // isHost reports whether the network is a host network: its endpoints use
 // the host's namespace and files.
-func (n *network) isHost() bool { return n.networkType == "host" }
+func (n *network) isHost() bool { return n.attach == driverapi.AttachHost }
 
 // hasSpecialDriver reports whether the network's driver gives endpoints no
 // interface of their own (host, null), so IPAM is not asked for anything.
-func (n *network) hasSpecialDriver() bool {
-	return n.networkType == "host" || n.networkType == "null"
+func (n *network) hasSpecialDriver() bool { return n.attach != driverapi.AttachInterface }
+
+// capabilityOf returns what drv says of itself; a driver that says nothing
+// is local and gives its endpoints interfaces.
+func capabilityOf(drv driverapi.Driver) driverapi.Capability {
+	cp := driverapi.Capability{DataScope: driverapi.LocalScope}
+	if c, ok := drv.(driverapi.Capable); ok {
+		cp = c.Capability()
+		if cp.DataScope == "" {
+			cp.DataScope = driverapi.LocalScope
+		}
+	}
+	return cp
 }
 
 // releasePools returns the network's pools to IPAM. It leaves ipamV4Info

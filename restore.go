@@ -155,6 +155,7 @@ func (c *controller) restoreNetwork(r *networkRecord) error {
 	}
 	n := &network{
 		ctrl: c, id: r.ID, name: r.Name, networkType: r.Type, driver: drv, scope: r.Scope,
+		attach: capabilityOf(drv).Attachment,
 		created: time.Unix(0, r.Created), ipamType: r.IpamType, addrSpace: r.AddrSpace,
 		ipamOptions: r.IpamOptions, ipamV4Config: r.IpamV4Config, ipamV6Config: r.IpamV6Config,
 		enableIPv6: r.EnableIPv6, internal: r.Internal, postIPv6: r.PostIPv6, persist: true,
