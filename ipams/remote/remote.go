@@ -8,8 +8,12 @@
 // was named; an address must be the one asked for, and inside its pool
 // when the pool is known. An answer refused after the plugin reserved
 // something is released again (ReleasePool, ReleaseAddress), so a refusal
-// leaves nothing behind in the plugin. Errors are *PluginError, classed
-// as package types says (see PluginError).
+// leaves nothing behind in the plugin. A failed call or a refused answer
+// is a *PluginError, classed as package types says (see PluginError); a
+// request that cannot be right (a pool that is not a CIDR, no pool ID, an
+// address outside its known pool) is refused before it is sent, as a
+// types.BadRequestError wrapping the ipamapi error. Every error starts
+// "IPAM plugin <name>: <Method> (<what was asked>): ".
 package remote
 
 import (
