@@ -537,6 +537,9 @@ func TestRefusals(t *testing.T) {
 			if strings.Contains(err.Error(), "undo") {
 				t.Errorf("%s: %v: a refusal needs no undo", m.name, err)
 			}
+			if strings.Contains(err.Error(), `plugin "no"`) {
+				t.Errorf("%s: %v: names the plugin twice", m.name, err)
+			}
 			if got := methods(f.takeCalls()); !slices.Equal(got, []string{m.name}) {
 				t.Errorf("%s: the plugin got %q", m.name, got)
 			}
