@@ -62,6 +62,10 @@ type Ipam interface {
 	ReleaseAddress(*ReleaseAddressRequest) error
 }
 
+// pkgName is the name of the go-plugins-helpers package whose wire this
+// one reproduces.
+const pkgName = "ipam"
+
 // NewErrorResponse creates an ErrorResponse with the provided message.
 func NewErrorResponse(msg string) *ErrorResponse {
 	return &ErrorResponse{Err: msg}
@@ -81,9 +85,9 @@ func NewHandler(ipam Ipam) *Handler {
 	h := &Handler{Handler: helperswire.NewHandler("IpamDriver")}
 	h.HandleFunc("/"+api.GetCapabilities, helperswire.Query(ipam.GetCapabilities))
 	h.HandleFunc("/"+api.GetDefaultAddressSpaces, helperswire.Query(ipam.GetDefaultAddressSpaces))
-	h.HandleFunc("/"+api.RequestPool, helperswire.Call(ipam.RequestPool))
-	h.HandleFunc("/"+api.ReleasePool, helperswire.Do(ipam.ReleasePool))
-	h.HandleFunc("/"+api.RequestAddress, helperswire.Call(ipam.RequestAddress))
-	h.HandleFunc("/"+api.ReleaseAddress, helperswire.Do(ipam.ReleaseAddress))
+	h.HandleFunc("/"+api.RequestPool, helperswire.Call(pkgName, ipam.RequestPool))
+	h.HandleFunc("/"+api.ReleasePool, helperswire.Do(pkgName, ipam.ReleasePool))
+	h.HandleFunc("/"+api.RequestAddress, helperswire.Call(pkgName, ipam.RequestAddress))
+	h.HandleFunc("/"+api.ReleaseAddress, helperswire.Do(pkgName, ipam.ReleaseAddress))
 	return h
 }

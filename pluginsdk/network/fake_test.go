@@ -36,8 +36,8 @@ var (
 		InterfaceName: network.InterfaceName{SrcName: "veth1234", DstPrefix: "eth"},
 		Gateway:       "10.0.0.1", GatewayIPv6: "fd00::1",
 		StaticRoutes: []*network.StaticRoute{
-			{Destination: "192.0.2.0/24", RouteType: 0, NextHop: "10.0.0.254"},
-			{Destination: "198.51.100.0/24", RouteType: 1},
+			{Destination: "192.0.2.0/24", RouteType: 1, NextHop: "10.0.0.254"},
+			{Destination: "198.51.100.0/24", RouteType: 1, NextHop: "10.0.0.253"},
 		},
 		DisableGatewayService: true,
 	}

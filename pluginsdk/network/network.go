@@ -119,6 +119,10 @@ type Driver interface {
 	RevokeExternalConnectivity(*RevokeExternalConnectivityRequest) error
 }
 
+// pkgName is the name of the go-plugins-helpers package whose wire this
+// one reproduces.
+const pkgName = "network"
+
 // NewErrorResponse creates an ErrorResponse with the provided message.
 func NewErrorResponse(msg string) *ErrorResponse {
 	return &ErrorResponse{Err: msg}
@@ -144,19 +148,19 @@ var errNoCapabilities = errors.New("Network driver must implement GetCapabilitie
 func NewHandler(driver Driver) *Handler {
 	h := &Handler{Handler: helperswire.NewHandler("NetworkDriver"), driver: driver}
 	h.HandleFunc("/"+api.GetCapabilities, helperswire.Query(h.getCapabilities))
-	h.HandleFunc("/"+api.CreateNetwork, helperswire.Do(driver.CreateNetwork))
-	h.HandleFunc("/"+api.AllocateNetwork, helperswire.Call(driver.AllocateNetwork))
-	h.HandleFunc("/"+api.DeleteNetwork, helperswire.Do(driver.DeleteNetwork))
-	h.HandleFunc("/"+api.FreeNetwork, helperswire.Do(driver.FreeNetwork))
-	h.HandleFunc("/"+api.CreateEndpoint, helperswire.Call(driver.CreateEndpoint))
-	h.HandleFunc("/"+api.DeleteEndpoint, helperswire.Do(driver.DeleteEndpoint))
-	h.HandleFunc("/"+api.EndpointInfo, helperswire.Call(driver.EndpointInfo))
-	h.HandleFunc("/"+api.Join, helperswire.Call(driver.Join))
-	h.HandleFunc("/"+api.Leave, helperswire.Do(driver.Leave))
-	h.HandleFunc("/"+api.DiscoverNew, helperswire.Do(driver.DiscoverNew))
-	h.HandleFunc("/"+api.DiscoverDelete, helperswire.Do(driver.DiscoverDelete))
-	h.HandleFunc("/"+api.ProgramExternalConnectivity, helperswire.Do(driver.ProgramExternalConnectivity))
-	h.HandleFunc("/"+api.RevokeExternalConnectivity, helperswire.Do(driver.RevokeExternalConnectivity))
+	h.HandleFunc("/"+api.CreateNetwork, helperswire.Do(pkgName, driver.CreateNetwork))
+	h.HandleFunc("/"+api.AllocateNetwork, helperswire.Call(pkgName, driver.AllocateNetwork))
+	h.HandleFunc("/"+api.DeleteNetwork, helperswire.Do(pkgName, driver.DeleteNetwork))
+	h.HandleFunc("/"+api.FreeNetwork, helperswire.Do(pkgName, driver.FreeNetwork))
+	h.HandleFunc("/"+api.CreateEndpoint, helperswire.Call(pkgName, driver.CreateEndpoint))
+	h.HandleFunc("/"+api.DeleteEndpoint, helperswire.Do(pkgName, driver.DeleteEndpoint))
+	h.HandleFunc("/"+api.EndpointInfo, helperswire.Call(pkgName, driver.EndpointInfo))
+	h.HandleFunc("/"+api.Join, helperswire.Call(pkgName, driver.Join))
+	h.HandleFunc("/"+api.Leave, helperswire.Do(pkgName, driver.Leave))
+	h.HandleFunc("/"+api.DiscoverNew, helperswire.Do(pkgName, driver.DiscoverNew))
+	h.HandleFunc("/"+api.DiscoverDelete, helperswire.Do(pkgName, driver.DiscoverDelete))
+	h.HandleFunc("/"+api.ProgramExternalConnectivity, helperswire.Do(pkgName, driver.ProgramExternalConnectivity))
+	h.HandleFunc("/"+api.RevokeExternalConnectivity, helperswire.Do(pkgName, driver.RevokeExternalConnectivity))
 	return h
 }
 

@@ -11,7 +11,9 @@
 //     an error is status 500 with {"Err":"<message>"}; a method that
 //     returns only an error answers {};
 //   - a request body that does not decode is answered by http.Error:
-//     400, text/plain, the decoder's message;
+//     400, text/plain, the decoder's message, which names a request type
+//     by go-plugins-helpers' package ("network.JoinRequest", not
+//     "api.JoinRequest");
 //   - the HTTP method is not checked.
 //
 // One difference is deliberate: a request body is read up to
@@ -21,7 +23,10 @@ package helperswire
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"regexp"
+	"strings"
 
 	"github.com/netkit/libnetwork/pluginsdk"
 )
@@ -53,11 +58,13 @@ func Query[Res any](fn func() (Res, error)) http.HandlerFunc {
 	}
 }
 
-// Call returns the handler of a method with a request and an answer.
-func Call[Req, Res any](fn func(*Req) (Res, error)) http.HandlerFunc {
+// Call returns the handler of a method with a request and an answer. pkg
+// is the name of the go-plugins-helpers package of the protocol
+// ("network", "ipam").
+func Call[Req, Res any](pkg string, fn func(*Req) (Res, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := new(Req)
-		if !decode(w, r, req) {
+		if !decode(w, r, pkg, req) {
 			return
 		}
 		res, err := fn(req)
@@ -70,11 +77,11 @@ func Call[Req, Res any](fn func(*Req) (Res, error)) http.HandlerFunc {
 }
 
 // Do returns the handler of a method with a request and only an error:
-// {} on success.
-func Do[Req any](fn func(*Req) error) http.HandlerFunc {
+// {} on success. pkg is as for Call.
+func Do[Req any](pkg string, fn func(*Req) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := new(Req)
-		if !decode(w, r, req) {
+		if !decode(w, r, pkg, req) {
 			return
 		}
 		if err := fn(req); err != nil {
@@ -92,13 +99,34 @@ func Fail(w http.ResponseWriter, msg string) {
 
 // decode decodes the body into req. On failure it answers 400 with the
 // decoder's message as text and returns false.
-func decode(w http.ResponseWriter, r *http.Request, req any) bool {
+func decode(w http.ResponseWriter, r *http.Request, pkg string, req any) bool {
 	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, pluginsdk.MaxRequestSize)).Decode(req)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		http.Error(w, decodeMessage(err, pkg), http.StatusBadRequest)
 		return false
 	}
 	return true
+}
+
+// apiQualifier is the package qualifier of the wire structs in a type's
+// name: "api." of "[]*api.IPAMData", not the end of "driverapi.".
+var apiQualifier = regexp.MustCompile(`\bapi\.`)
+
+// decodeMessage is err's text as go-plugins-helpers' decoder writes it.
+// A type error names the Go type it decoded into ("json: cannot unmarshal
+// number into Go struct field CreateNetworkRequest.IPv4Data of type
+// api.IPAMData"): the wire structs are package api's here and package
+// pkg's there.
+func decodeMessage(err error, pkg string) string {
+	msg := err.Error()
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Type != nil {
+		have := te.Type.String()
+		if want := apiQualifier.ReplaceAllLiteralString(have, pkg+"."); want != have {
+			msg = strings.Replace(msg, " of type "+have, " of type "+want, 1)
+		}
+	}
+	return msg
 }
 
 // answer writes res with json.Encoder, whose newline after the value is
