@@ -163,11 +163,17 @@ func (d *Driver) wrap(method, what string, err error) error {
 		uv *json.UnsupportedValueError
 		me *json.MarshalerError
 	)
+	// The errors of package plugins start with the plugin and the method
+	// too: say them once.
+	ce := &callError{
+		msg:   prefix + ": " + strings.TrimPrefix(err.Error(), fmt.Sprintf("plugin %q: %s: ", d.name, method)),
+		cause: err,
+	}
 	switch {
 	case errors.As(err, &re) && re.Status == http.StatusNotFound:
-		return types.NotImplementedErrorf("%s: %w", prefix, err)
+		return types.NotImplementedErrorf("%w", ce)
 	case errors.As(err, &re):
-		return types.ForbiddenErrorf("%s: %w", prefix, err)
+		return types.ForbiddenErrorf("%w", ce)
 	// The request could not be encoded, so it was not sent: the
 	// caller's options are at fault, not the plugin.
 	case errors.As(err, &ut):
@@ -177,8 +183,18 @@ func (d *Driver) wrap(method, what string, err error) error {
 	case errors.As(err, &me):
 		return types.BadRequestErrorf("%s: the request cannot be sent as JSON: %w", prefix, me)
 	}
-	return types.Errorf("%s: %w", prefix, err)
+	return types.Errorf("%w", ce)
 }
+
+// callError is a failed call: its message is the driver's, its cause the
+// error of package plugins.
+type callError struct {
+	msg   string
+	cause error
+}
+
+func (e *callError) Error() string { return e.msg }
+func (e *callError) Unwrap() error { return e.cause }
 
 func shortMethod(method string) string {
 	return strings.TrimPrefix(method, driverapi.NetworkPluginEndpointType+".")
