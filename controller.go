@@ -123,6 +123,8 @@ type controller struct {
 	fw     *firewall.Firewall
 	// plugins finds and calls remote plugins (port mappers so far).
 	plugins *plugins.Registry
+	// remotes are the remote drivers and allocators activated so far.
+	remotes remotes
 	// drivers and ipams are filled in New and never change after.
 	drivers map[string]driverapi.Driver
 	ipams   map[string]ipamapi.Ipam
@@ -387,9 +389,9 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	if networkType == "" {
 		return nil, ErrInvalidNetworkDriver(networkType)
 	}
-	drv, ok := c.drivers[networkType]
-	if !ok {
-		return nil, NetworkTypeError(networkType)
+	drv, err := c.networkDriver(networkType)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.begin(); err != nil {
 		return nil, err
@@ -409,8 +411,8 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	if n.optErr != nil {
 		return nil, types.Errorf("network %s: %w", name, n.optErr)
 	}
-	if n.ipam, ok = c.ipams[n.ipamType]; !ok {
-		return nil, types.BadRequestErrorf("network %s: unknown IPAM driver %q", name, n.ipamType)
+	if n.ipam, err = c.ipamDriver(n.ipamType); err != nil {
+		return nil, types.Errorf("network %s: %w", name, err)
 	}
 	for _, conf := range n.ipamConfigs() {
 		if err := conf.Validate(); err != nil {

@@ -1,6 +1,7 @@
 package libnetwork
 
 import (
+	"crypto/rand"
 	"maps"
 	"net"
 	"slices"
@@ -408,12 +409,25 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 		}
 		return nil
 	}
+	opts := ep.ipamOptions
+	if pi, ok := n.ipam.(*pluginIpam); ok && pi.capability().RequiresMACAddress {
+		// The plugin wants the MAC with the request: the endpoint gets
+		// one now, which the driver then uses.
+		if ep.iface.mac == nil {
+			ep.iface.mac = randomMAC()
+		}
+		opts = maps.Clone(opts)
+		if opts == nil {
+			opts = map[string]string{}
+		}
+		opts[netlabel.MacAddress] = ep.iface.mac.String()
+	}
 	var lastErr error
 	for _, info := range infos {
 		if pref != nil && info.Pool != nil && !info.Pool.Contains(pref) {
 			continue
 		}
-		addr, _, err := n.ipam.RequestAddress(info.PoolID, pref, ep.ipamOptions)
+		addr, _, err := n.ipam.RequestAddress(info.PoolID, pref, opts)
 		if err != nil {
 			lastErr = err
 			continue
@@ -421,6 +435,14 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 		if addr == nil {
 			// The null allocator gives no address.
 			return nil
+		}
+		if info.Pool != nil && !info.Pool.Contains(addr.IP) {
+			// A remote allocator's answer is not trusted to be in its
+			// own pool.
+			if rerr := n.ipam.ReleaseAddress(info.PoolID, addr.IP); rerr != nil {
+				n.ctrl.logger.Warn("releasing an address IPAM gave outside its pool", "endpoint", ep.Name(), "address", addr, "error", rerr)
+			}
+			return types.InternalErrorf("endpoint %s: IPAM %s gave address %s, outside pool %s of network %s", ep.Name(), n.ipamType, addr.IP, info.Pool, n.name)
 		}
 		if v6 {
 			ep.iface.addrv6, ep.iface.poolIDv6 = addr, info.PoolID
@@ -533,4 +555,12 @@ func (ep *endpoint) forget() {
 	n.mu.Lock()
 	delete(n.epNames, ep.name)
 	n.mu.Unlock()
+}
+
+// randomMAC returns a random locally administered unicast MAC.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
 }

@@ -380,16 +380,27 @@ func (n *network) allocateFamily(confs []*IpamConf, v6 bool) ([]*IpamInfo, error
 			}
 		}
 
-		gwOpts := map[string]string{ipamapi.RequestAddressType: netlabel.Gateway}
-		var prefGW net.IP
-		if conf.Gateway != "" {
-			prefGW = net.ParseIP(conf.Gateway)
+		// A gateway in the pool's data (a remote allocator's) is the
+		// network's, unless the caller asked for one: IPAM is asked for
+		// the gateway address only then or when it gave none.
+		if g, ok := meta[netlabel.Gateway]; ok && conf.Gateway == "" {
+			ip, ipn, err := net.ParseCIDR(g)
+			if err != nil || !pool.Contains(ip) {
+				return nil, types.BadRequestErrorf("network %s: IPAM %s gave gateway %q for pool %s: not an address of the pool in CIDR form", n.name, n.ipamType, g, pool)
+			}
+			info.Gateway = &net.IPNet{IP: ip, Mask: ipn.Mask}
+		} else {
+			gwOpts := map[string]string{ipamapi.RequestAddressType: netlabel.Gateway}
+			var prefGW net.IP
+			if conf.Gateway != "" {
+				prefGW = net.ParseIP(conf.Gateway)
+			}
+			gw, _, err := n.ipam.RequestAddress(poolID, prefGW, gwOpts)
+			if err != nil {
+				return nil, types.Errorf("network %s: gateway in pool %s: %w", n.name, pool, err)
+			}
+			info.Gateway = gw
 		}
-		gw, _, err := n.ipam.RequestAddress(poolID, prefGW, gwOpts)
-		if err != nil {
-			return nil, types.Errorf("network %s: gateway in pool %s: %w", n.name, pool, err)
-		}
-		info.Gateway = gw
 		for name, a := range conf.AuxAddresses {
 			ip := net.ParseIP(a)
 			if _, _, err := n.ipam.RequestAddress(poolID, ip, nil); err != nil && !errors.Is(err, ipamapi.ErrIPAlreadyAllocated) {

@@ -11,6 +11,7 @@ import (
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/ipamapi"
 	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/plugins"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -149,34 +150,59 @@ func sortedKeys[T any](m map[string]T) []string {
 
 // restoreNetwork replays a network's IPAM and driver state.
 func (c *controller) restoreNetwork(r *networkRecord) error {
-	drv, ok := c.drivers[r.Type]
-	if !ok {
-		return NetworkTypeError(r.Type)
+	// A network on a plugin is restored whether or not the plugin is
+	// there now: its calls fail until it comes back.
+	drv, remoteDriver := c.drivers[r.Type], false
+	if drv == nil {
+		if plugins.ValidateName(r.Type) != nil {
+			return NetworkTypeError(r.Type)
+		}
+		drv, remoteDriver = &pluginDriver{c: c, name: r.Type}, true
 	}
 	n := &network{
 		ctrl: c, id: r.ID, name: r.Name, networkType: r.Type, driver: drv, scope: r.Scope,
-		attach: capabilityOf(drv).Attachment,
+		attach:  capabilityOf(drv).Attachment,
 		created: time.Unix(0, r.Created), ipamType: r.IpamType, addrSpace: r.AddrSpace,
 		ipamOptions: r.IpamOptions, ipamV4Config: r.IpamV4Config, ipamV6Config: r.IpamV6Config,
 		enableIPv6: r.EnableIPv6, internal: r.Internal, postIPv6: r.PostIPv6, persist: true,
 		labels: r.Labels, generic: r.Generic,
 		endpoints: map[string]*endpoint{}, epNames: map[string]bool{},
 	}
-	if n.ipam, ok = c.ipams[n.ipamType]; !ok {
-		return types.NotFoundErrorf("unknown IPAM driver %q", n.ipamType)
+	n.ipam = c.ipams[n.ipamType]
+	replay := true
+	if n.ipam == nil {
+		if plugins.ValidateName(n.ipamType) != nil {
+			return types.NotFoundErrorf("unknown IPAM driver %q", n.ipamType)
+		}
+		// A remote allocator keeps its own state: its pools and
+		// addresses are asked for again only if it says so.
+		pi := &pluginIpam{c: c, name: n.ipamType}
+		n.ipam, replay = pi, pi.capability().RequiresRequestReplay
 	}
-	// Replay exactly the pools and addresses that were given.
-	v4, err := c.replayPools(n, r.IpamV4Info, false)
-	if err != nil {
-		return err
+	if !replay {
+		n.ipamV4Info, n.ipamV6Info = r.IpamV4Info, r.IpamV6Info
+	} else {
+		// Replay exactly the pools and addresses that were given.
+		v4, err := c.replayPools(n, r.IpamV4Info, false)
+		if err != nil {
+			return err
+		}
+		n.ipamV4Info = v4
+		v6, err := c.replayPools(n, r.IpamV6Info, true)
+		if err != nil {
+			n.releasePools()
+			return err
+		}
+		n.ipamV6Info = v6
 	}
-	n.ipamV4Info = v4
-	v6, err := c.replayPools(n, r.IpamV6Info, true)
-	if err != nil {
-		n.releasePools()
-		return err
+	if remoteDriver {
+		// A plugin keeps its networks across the controller's restarts
+		// (docker does not create them again either).
+		c.networks[n.id] = n
+		c.subnets.add(n)
+		c.netNames[n.name] = true
+		return nil
 	}
-	n.ipamV6Info = v6
 	// The store says the network is ours: a driver that can tell adopts
 	// what it left in the kernel.
 	create := drv.CreateNetwork
