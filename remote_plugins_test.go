@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/pluginsdk"
 	"github.com/netkit/libnetwork/types"
+	"github.com/vishvananda/netlink"
 )
 
 // Remote network and IPAM drivers as embedders use them: the example
@@ -28,6 +30,21 @@ type hostilePlugin struct {
 	// and body; a method without one gets a good answer.
 	answers map[string]hostileAnswer
 	block   chan struct{}
+	// calls are the methods called, in order.
+	calls []string
+}
+
+// called returns how many times method was called.
+func (h *hostilePlugin) called(method string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.calls {
+		if c == method {
+			n++
+		}
+	}
+	return n
 }
 
 type hostileAnswer struct {
@@ -69,6 +86,7 @@ func startHostilePlugin(t *testing.T, sockDir, name string) *hostilePlugin {
 		sdk.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
 			h.mu.Lock()
 			a, bad := h.answers[method]
+			h.calls = append(h.calls, method)
 			h.mu.Unlock()
 			w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1+json")
 			switch {
@@ -175,6 +193,55 @@ func TestRemotePluginsHostile(t *testing.T) {
 			mustf(t, ep.Delete(false), "bridge endpoint delete")
 		})
 	}
+	t.Run("join with a link that is not there", func(t *testing.T) {
+		n, err := c.NewNetwork("hostile", "h7", NetworkOptionIpam("hostile", "", nil, nil, nil))
+		mustf(t, err, "network")
+		ep, err := n.CreateEndpoint("nolink")
+		mustf(t, err, "endpoint")
+		sb, err := c.NewSandbox("nolink")
+		mustf(t, err, "sandbox")
+		leaves := h.called("NetworkDriver.Leave")
+		if err := ep.Join(sb); err == nil || !strings.Contains(err.Error(), "nosuchlink0") {
+			t.Fatalf("join with a missing link: %v", err)
+		}
+		if h.called("NetworkDriver.Leave") != leaves+1 {
+			t.Errorf("the failed join was not undone with Leave")
+		}
+		if names := ifaceNames(t, nsOf(t, sb)); len(names) != 1 {
+			t.Errorf("sandbox interfaces after the failed join: %v", names)
+		}
+		mustf(t, sb.Delete(), "sandbox delete")
+		mustf(t, ep.Delete(false), "endpoint delete")
+		mustf(t, n.Delete(), "network delete")
+	})
+	t.Run("interface name prefix", func(t *testing.T) {
+		// The plugin made a veth in the controller's namespace and names
+		// the sandbox prefix "ovs": the sandbox gets ovs0.
+		h0 := e.host.Handle()
+		mustf(t, h0.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hx0"}, PeerName: "hx1"}), "veth")
+		h.set("NetworkDriver.Join", hostileAnswer{status: 200, body: `{"InterfaceName":{"SrcName":"hx1","DstPrefix":"ovs"}}`})
+		defer func() {
+			h.mu.Lock()
+			delete(h.answers, "NetworkDriver.Join")
+			h.mu.Unlock()
+		}()
+		n, err := c.NewNetwork("hostile", "h8", NetworkOptionIpam("hostile", "", nil, nil, nil))
+		mustf(t, err, "network")
+		ep, err := n.CreateEndpoint("prefixed")
+		mustf(t, err, "endpoint")
+		sb, err := c.NewSandbox("prefixed")
+		mustf(t, err, "sandbox")
+		mustf(t, ep.Join(sb), "join")
+		if names := ifaceNames(t, nsOf(t, sb)); !slices.Contains(names, "ovs0") {
+			t.Errorf("sandbox interfaces %v, want ovs0", names)
+		}
+		// Deleting the sandbox deletes its endpoints, as in v0.7.
+		mustf(t, sb.Delete(), "sandbox delete")
+		mustf(t, n.Delete(), "network delete")
+		if l, err := h0.LinkByName("hx0"); err == nil {
+			_ = h0.LinkDel(l)
+		}
+	})
 	t.Run("address outside the pool", func(t *testing.T) {
 		n, err := c.NewNetwork("hostile", "h6", NetworkOptionIpam("hostile", "", nil, nil, nil))
 		mustf(t, err, "network")

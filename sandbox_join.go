@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/driverapi"
@@ -176,7 +177,11 @@ func (sb *sandbox) checkCompatible(n *network) error {
 }
 
 // nextIfName returns the lowest free "ethN" of the sandbox.
-func (sb *sandbox) nextIfName() string {
+func (sb *sandbox) nextIfName() string { return sb.nextIfNameWith("eth") }
+
+// nextIfNameWith returns prefix followed by the lowest index no joined
+// endpoint's interface has.
+func (sb *sandbox) nextIfNameWith(prefix string) string {
 	used := map[string]bool{}
 	// sb.mu is released before the endpoints are locked (lock order).
 	for _, e := range sb.joined() {
@@ -187,7 +192,7 @@ func (sb *sandbox) nextIfName() string {
 		e.mu.Unlock()
 	}
 	for i := 0; ; i++ {
-		name := fmt.Sprintf("eth%d", i)
+		name := fmt.Sprintf("%s%d", prefix, i)
 		if !used[name] {
 			return name
 		}
@@ -230,6 +235,11 @@ func (sb *sandbox) configureJoined(ep *endpoint, js *joinState, ji *joinInfo) er
 	js.gw, js.gw6, js.staticRoutes, js.disableGW = ji.gw, ji.gw6, ji.routes, ji.disableGW
 	switch {
 	case ji.movedFrom != "":
+		if ji.dstPrefix != "" && ji.dstPrefix != "eth" {
+			// The driver names the interface's prefix in the sandbox,
+			// as docker's sandboxes do: "ovs" gives ovs0, ovs1, ...
+			js.ifName = sb.nextIfNameWith(ji.dstPrefix)
+		}
 		if err := ns.MoveInterface(c.hostNS.Handle(), ji.movedFrom, js.ifName); err != nil {
 			return types.Errorf("endpoint %s joining sandbox %s: moving %s in: %w", ep.Name(), sb.id, ji.movedFrom, err)
 		}
@@ -498,6 +508,7 @@ type joinInfo struct {
 	ifName    string
 	inSandbox bool
 	movedFrom string
+	dstPrefix string
 	gw, gw6   net.IP
 	routes    []*types.StaticRoute
 	disableGW bool
@@ -516,7 +527,12 @@ func (ji *joinInfo) SetNames(srcName, dstPrefix string) error {
 	if srcName == "" {
 		return types.BadRequestErrorf("join: empty interface name")
 	}
-	ji.movedFrom = srcName
+	// The prefix and an index make a link name: at most 15 bytes, no
+	// '/', ':' or white space, and room for the index.
+	if len(dstPrefix) > 12 || strings.ContainsAny(dstPrefix, "/: \t\n") {
+		return types.BadRequestErrorf("join: interface name prefix %q in the sandbox is not usable", dstPrefix)
+	}
+	ji.movedFrom, ji.dstPrefix = srcName, dstPrefix
 	return nil
 }
 
