@@ -47,9 +47,17 @@ func NewHandler(implements ...string) *Handler {
 		implements = []string{}
 	}
 	manifest, _ := json.Marshal(struct{ Implements []string }{implements})
+	return NewManifestHandler(ContentType, manifest)
+}
+
+// NewManifestHandler returns a Handler that answers /Plugin.Activate with
+// manifest verbatim, of Content-Type contentType. It is for protocol
+// packages that answer byte for byte as another implementation does
+// (pluginsdk/network and pluginsdk/ipam answer as go-plugins-helpers).
+func NewManifestHandler(contentType string, manifest []byte) *Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(ActivatePath, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", ContentType)
+		w.Header().Set("Content-Type", contentType)
 		_, _ = w.Write(manifest)
 	})
 	return &Handler{mux: mux}
