@@ -60,3 +60,12 @@ func (t *HandlerTime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(t.Stats())
 }
+
+// Wrap returns the handler a plugin serves: h for the protocol, each call
+// logged to calls first, and HandlerTimePath answered from ht.
+func Wrap(h http.Handler, calls *CallLog, ht *HandlerTime) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(HandlerTimePath, ht)
+	mux.Handle("/", calls.Middleware(h))
+	return mux
+}
