@@ -26,7 +26,9 @@ type CallLog struct {
 
 // CallRecord is one line of a CallLog.
 type CallRecord struct {
-	Method  string          `json:"method"`
+	// Method is the protocol method called ("IpamDriver.RequestPool").
+	Method string `json:"method"`
+	// Request is the request's JSON body.
 	Request json.RawMessage `json:"request"`
 }
 

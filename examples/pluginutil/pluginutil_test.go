@@ -126,7 +126,8 @@ func TestHandlerTime(t *testing.T) {
 // the socket is removed once Serve returns.
 func TestListenAndServe(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "p.sock")
+	path := filepath.Join(dir, "sub", "p.sock")
+	os.Mkdir(filepath.Dir(path), 0o755)
 	stale, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +161,12 @@ func TestListenAndServe(t *testing.T) {
 	if _, err := ListenUnix(regular); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("ListenUnix over a regular file: %v", err)
 	}
+
+	l, err = ListenUnix(filepath.Join(dir, "made", "q.sock"))
+	if err != nil {
+		t.Fatalf("ListenUnix in a missing directory: %v", err)
+	}
+	l.Close()
 
 	f := Flags{Name: "x"}
 	if f.SocketPath() != "/run/docker/plugins/x.sock" {

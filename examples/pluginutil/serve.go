@@ -46,10 +46,14 @@ func (f *Flags) SocketPath() string {
 }
 
 // ListenUnix listens on the unix socket at path, replacing a stale socket
-// left there (a file of another kind is refused and left alone). The
+// left there (a file of another kind is refused and left alone) and
+// making missing parent directories (0755). The
 // listener does not remove the socket when closed: Serve does, once it has
 // stopped serving.
 func ListenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("plugin socket %s: %w", path, err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
 			return nil, fmt.Errorf("plugin socket %s: a file that is not a socket is in the way", path)
