@@ -29,8 +29,11 @@ func (c *controller) makeDrivers() error {
 	if d.PluginCallTimeout < 0 {
 		return types.BadRequestErrorf("plugin call timeout %v is negative", d.PluginCallTimeout)
 	}
+	if d.PluginRetryWindow < 0 {
+		return types.BadRequestErrorf("plugin retry window %v is negative", d.PluginRetryWindow)
+	}
 	c.plugins = plugins.NewRegistry(plugins.Config{SocketDirs: d.PluginSocketDirs, SpecDirs: d.PluginSpecDirs,
-		CallTimeout: d.PluginCallTimeout, Logger: c.logger})
+		CallTimeout: d.PluginCallTimeout, RetryWindow: d.PluginRetryWindow, Logger: c.logger})
 	ports, err := portallocator.New(c.hostNS)
 	if err != nil {
 		return types.Errorf("port allocator: %w", err)

@@ -106,6 +106,10 @@ type network struct {
 	ipam       ipamapi.Ipam
 	ipamV4Info []*IpamInfo
 	ipamV6Info []*IpamInfo
+	// ipamKeepsState: a restored network on a remote allocator that keeps
+	// its pools and addresses across the controller's restarts, so they
+	// are not asked for again.
+	ipamKeepsState bool
 
 	mu sync.Mutex
 	// endpoints holds the network's endpoints by ID.

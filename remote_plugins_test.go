@@ -1,8 +1,12 @@
 package libnetwork
 
 import (
+	"bufio"
+	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -260,4 +264,222 @@ func TestRemotePluginsHostile(t *testing.T) {
 		}
 		mustf(t, n.Delete(), "network delete")
 	})
+}
+
+// Plugin programs of these tests, by flavour: built on this module's SDK,
+// or on github.com/docker/go-plugins-helpers.
+var remoteFlavours = []struct {
+	name, net, ipam string
+}{
+	{"sdk", "./examples/network-plugin", "./examples/ipam-plugin"},
+	{"go-plugins-helpers", "./internal/testplugins/gphnet", "./internal/testplugins/gphipam"},
+}
+
+// netPluginCall is a line of an example plugin's -log.
+type netPluginCall struct {
+	Method  string          `json:"method"`
+	Request json.RawMessage `json:"request"`
+}
+
+// readCalls returns the calls a plugin logged to path.
+func readCalls(t *testing.T, path string) []netPluginCall {
+	t.Helper()
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	mustf(t, err, "plugin log")
+	defer f.Close()
+	var out []netPluginCall
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var c netPluginCall
+		mustf(t, json.Unmarshal(sc.Bytes(), &c), "plugin log line %q", sc.Text())
+		out = append(out, c)
+	}
+	return out
+}
+
+// lastCall returns the request of the last logged call of method, decoded.
+func lastCall(t *testing.T, calls []netPluginCall, method string) map[string]any {
+	t.Helper()
+	for i := len(calls) - 1; i >= 0; i-- {
+		if strings.HasSuffix(calls[i].Method, method) {
+			var m map[string]any
+			mustf(t, json.Unmarshal(calls[i].Request, &m), "request of %s", method)
+			return m
+		}
+	}
+	t.Fatalf("the plugin got no %s; calls: %v", method, calls)
+	return nil
+}
+
+// startRemotePlugin runs plugin program bin as name, with its socket in
+// sockDir and its call log in a file of the test, inside the namespace at
+// nsPath ("" for the test's own).
+func startRemotePlugin(t *testing.T, bin, sockDir, name, nsPath string) (*pluginProc, string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".calls")
+	args := []string{"-name", name, "-log", logPath}
+	if nsPath == "" {
+		return startPlugin(t, bin, sockDir, name, args...), logPath
+	}
+	// nsenter execs the plugin: the PID killed at the end is the plugin's.
+	wrapper := filepath.Join(t.TempDir(), filepath.Base(bin)+"-in-ns")
+	script := "#!/bin/sh\nexec nsenter --net=" + nsPath + " " + bin + ` "$@"` + "\n"
+	mustf(t, os.WriteFile(wrapper, []byte(script), 0o755), "plugin wrapper")
+	return startPlugin(t, wrapper, sockDir, name, args...), logPath
+}
+
+// TestRemotePlugins: a network on a remote network driver with a remote
+// IPAM driver, both separate processes, for each flavour of plugin: two
+// containers get the veths the plugin made and addresses the IPAM plugin
+// gave, reach each other, leave, and everything is deleted; every call
+// reached the plugins with the expected fields; a controller restarted
+// finds the plugins again with the same IDs and addresses.
+func TestRemotePlugins(t *testing.T) {
+	for _, fl := range remoteFlavours {
+		t.Run(fl.name, func(t *testing.T) {
+			netBin, ipamBin := buildPlugin(t, fl.net), buildPlugin(t, fl.ipam)
+			e := newEnv(t)
+			sockDir := t.TempDir()
+			netPlugin, netLog := startRemotePlugin(t, netBin, sockDir, "vethnet", e.host.Path())
+			_, ipamLog := startRemotePlugin(t, ipamBin, sockDir, "exipam", "")
+			opts := []config.Option{config.OptionPluginSocketDirs(sockDir), config.OptionPluginSpecDirs(t.TempDir()),
+				config.OptionPluginRetryWindow(300 * time.Millisecond)}
+			c := e.start(opts...)
+			before := e.snapshot(c)
+
+			n, err := c.NewNetwork("vethnet", "pnet", NetworkOptionIpam("exipam", "", nil, nil, nil),
+				NetworkOptionDriverOpts(map[string]string{"color": "blue"}))
+			mustf(t, err, "network on the remote driver")
+			if n.Type() != "vethnet" {
+				t.Errorf("network type %q", n.Type())
+			}
+			ep1, sb1 := joined(t, c, n, "one")
+			ep2, sb2 := joined(t, c, n, "two")
+			a1 := ep1.Info().Iface().Address()
+			if a1 == nil || !strings.HasPrefix(a1.String(), "10.123.0.") || a1.String() == "10.123.0.1/24" {
+				t.Fatalf("endpoint one's address %v, want one of the IPAM plugin's 10.123.0.0/24 other than its gateway", a1)
+			}
+			if mac := ep1.Info().Iface().MacAddress(); mac == nil {
+				t.Error("endpoint one has no MAC (the IPAM plugin requires one)")
+			}
+			if gw := ep1.Info().Gateway(); gw.String() != "10.123.0.1" {
+				t.Errorf("endpoint one's gateway %v, want the IPAM plugin's 10.123.0.1", gw)
+			}
+			ns1, ns2 := nsOf(t, sb1), nsOf(t, sb2)
+			if names := ifaceNames(t, ns1); !containsName(names, "eth0") {
+				t.Errorf("sandbox one's interfaces %v, want the plugin's veth as eth0", names)
+			}
+			mustReach(t, ns2, listen(t, ns1, a1.IP))
+
+			calls := readCalls(t, netLog)
+			cn := lastCall(t, calls, "CreateNetwork")
+			if cn["NetworkID"] != n.ID() {
+				t.Errorf("CreateNetwork NetworkID %v, want %s", cn["NetworkID"], n.ID())
+			}
+			if v4, _ := cn["IPv4Data"].([]any); len(v4) != 1 || v4[0].(map[string]any)["Pool"] != "10.123.0.0/24" || v4[0].(map[string]any)["Gateway"] != "10.123.0.1/24" {
+				t.Errorf("CreateNetwork IPv4Data %v", cn["IPv4Data"])
+			}
+			if !strings.Contains(string(mustJSON(t, cn["Options"])), `"color":"blue"`) {
+				t.Errorf("CreateNetwork options %v lack the driver option", cn["Options"])
+			}
+			ce := lastCall(t, calls, "CreateEndpoint")
+			if iface, _ := ce["Interface"].(map[string]any); iface["Address"] == "" || iface["MacAddress"] == "" {
+				t.Errorf("CreateEndpoint interface %v, want the address and the MAC", ce["Interface"])
+			}
+			if j := lastCall(t, calls, "Join"); j["SandboxKey"] != sb2.Key() || j["EndpointID"] != ep2.ID() {
+				t.Errorf("Join %v, want sandbox key %s and endpoint %s", j, sb2.Key(), ep2.ID())
+			}
+			ipamCalls := readCalls(t, ipamLog)
+			if ra := lastCall(t, ipamCalls, "RequestAddress"); !strings.Contains(string(mustJSON(t, ra["Options"])), "com.docker.network.endpoint.macaddress") {
+				t.Errorf("RequestAddress options %v lack the MAC", ra["Options"])
+			}
+
+			// Restart: the same network, endpoint IDs and addresses.
+			c.Stop()
+			c = e.start(opts...)
+			n2, err := c.NetworkByID(n.ID())
+			mustf(t, err, "network after restart")
+			ep1b, err := n2.EndpointByID(ep1.ID())
+			mustf(t, err, "endpoint after restart")
+			if got := ep1b.Info().Iface().Address(); got.String() != a1.String() {
+				t.Errorf("endpoint one's address after restart %v, want %v", got, a1)
+			}
+			sb1b, err := c.SandboxByID(sb1.ID())
+			mustf(t, err, "sandbox after restart")
+			sb2b, err := c.SandboxByID(sb2.ID())
+			mustf(t, err, "sandbox after restart")
+			mustReach(t, nsOf(t, sb2b), listen(t, nsOf(t, sb1b), a1.IP))
+
+			for _, sb := range []Sandbox{sb1b, sb2b} {
+				mustf(t, sb.Delete(), "sandbox delete")
+			}
+			for _, ep := range n2.Endpoints() {
+				mustf(t, ep.Delete(false), "endpoint delete")
+			}
+			calls = readCalls(t, netLog)
+			for _, m := range []string{"Leave", "DeleteEndpoint"} {
+				lastCall(t, calls, m)
+			}
+			// The network plugin is gone when the controller starts: the
+			// network stays listed, its calls fail naming the plugin and
+			// leave nothing (the address the IPAM plugin gave is
+			// released), and they reach the plugin again once it is back.
+			netPlugin.kill()
+			c.Stop()
+			c = e.start(opts...)
+			n3, err := c.NetworkByID(n.ID())
+			mustf(t, err, "network listed while its plugin is absent")
+			held := func() int {
+				ic := readCalls(t, ipamLog)
+				return countMethod(ic, "RequestAddress") - countMethod(ic, "ReleaseAddress")
+			}
+			heldBefore := held()
+			if _, err := n3.CreateEndpoint("orphan"); err == nil || !strings.Contains(err.Error(), "vethnet") {
+				t.Fatalf("endpoint on a network whose plugin is absent: %v", err)
+			}
+			if len(n3.Endpoints()) != 0 || held() != heldBefore {
+				t.Errorf("after the failed create: endpoints %v, addresses held %d, were %d", n3.Endpoints(), held(), heldBefore)
+			}
+			// Back: a new process (with none of the old one's memory).
+			_, netLog2 := startRemotePlugin(t, netBin, sockDir, "vethnet", e.host.Path())
+			mustf(t, n3.Delete(), "network delete once the plugin is back")
+			lastCall(t, readCalls(t, netLog2), "DeleteNetwork")
+			ipamCalls = readCalls(t, ipamLog)
+			for _, m := range []string{"ReleaseAddress", "ReleasePool"} {
+				lastCall(t, ipamCalls, m)
+			}
+			e.requireSame(before, e.snapshot(c), "after deleting everything on the plugins")
+		})
+	}
+}
+
+// countMethod returns how many logged calls were of method.
+func countMethod(calls []netPluginCall, method string) int {
+	k := 0
+	for _, c := range calls {
+		if strings.HasSuffix(c.Method, "."+method) {
+			k++
+		}
+	}
+	return k
+}
+
+func containsName(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	mustf(t, err, "json")
+	return b
 }

@@ -180,7 +180,7 @@ func (c *controller) restoreNetwork(r *networkRecord) error {
 		n.ipam, replay = pi, pi.capability().RequiresRequestReplay
 	}
 	if !replay {
-		n.ipamV4Info, n.ipamV6Info = r.IpamV4Info, r.IpamV6Info
+		n.ipamV4Info, n.ipamV6Info, n.ipamKeepsState = r.IpamV4Info, r.IpamV6Info, true
 	} else {
 		// Replay exactly the pools and addresses that were given.
 		v4, err := c.replayPools(n, r.IpamV4Info, false)
@@ -333,13 +333,19 @@ func (c *controller) restoreEndpoint(r *endpointRecord) error {
 			return err
 		}
 	}
-	if err := ep.allocateFamily(n.ipamV4Info, ep.prefAddress, false); err != nil {
-		return err
-	}
-	if r.AddrV6 != "" {
-		if err := ep.allocateFamily(n.ipamV6Info, ep.prefAddressV6, true); err != nil {
-			ep.releaseAddresses()
+	if n.ipamKeepsState {
+		// The allocator still holds the addresses it gave.
+		ep.iface.addr, ep.iface.poolID = keptAddress(n.ipamV4Info, ep.prefAddress)
+		ep.iface.addrv6, ep.iface.poolIDv6 = keptAddress(n.ipamV6Info, ep.prefAddressV6)
+	} else {
+		if err := ep.allocateFamily(n.ipamV4Info, ep.prefAddress, false); err != nil {
 			return err
+		}
+		if r.AddrV6 != "" {
+			if err := ep.allocateFamily(n.ipamV6Info, ep.prefAddressV6, true); err != nil {
+				ep.releaseAddresses()
+				return err
+			}
 		}
 	}
 	ep.prefAddress, ep.prefAddressV6 = nil, nil
@@ -391,6 +397,14 @@ func (c *controller) restoreEndpoint(r *endpointRecord) error {
 // joined endpoint whose sandbox has a namespace, makes sure the interface
 // is there with its addresses.
 func (c *controller) restoreDriverEndpoint(n *network, ep *endpoint, sb *sandbox, js *joinState) error {
+	if _, ok := n.driver.(*pluginDriver); ok {
+		// A plugin keeps its endpoints across the controller's restarts,
+		// and the interface is in the sandbox already.
+		if js != nil {
+			js.populated = true
+		}
+		return nil
+	}
 	rs, isRestorer := n.driver.(driverapi.Restorer)
 	if !isRestorer {
 		if err := n.driver.CreateEndpoint(n.id, ep.id, ep.iface, ep.driverOptions()); err != nil {
@@ -547,4 +561,18 @@ func (c *controller) collectOrphanFiles() {
 			c.logger.Warn("removing orphaned sandbox files", "sandbox", name, "error", err)
 		}
 	}
+}
+
+// keptAddress returns ip with the mask of the pool of infos that holds
+// it, and that pool's ID; nil and "" for no address or no such pool.
+func keptAddress(infos []*IpamInfo, ip net.IP) (*net.IPNet, string) {
+	if ip == nil {
+		return nil, ""
+	}
+	for _, i := range infos {
+		if i.Pool != nil && i.Pool.Contains(ip) {
+			return &net.IPNet{IP: ip, Mask: i.Pool.Mask}, i.PoolID
+		}
+	}
+	return nil, ""
 }

@@ -64,6 +64,10 @@ type DaemonCfg struct {
 	// PluginCallTimeout bounds each call to a remote plugin (see
 	// OptionPluginCallTimeout); 0 means the default, 30 s.
 	PluginCallTimeout time.Duration
+	// PluginRetryWindow bounds how long a call keeps trying to reach a
+	// plugin whose socket refuses (see OptionPluginRetryWindow); 0 means
+	// the default, 5 s.
+	PluginRetryWindow time.Duration
 	// Logger receives the library's logs.
 	Logger *slog.Logger
 	// NetworkNamespace is the path of the network namespace the controller
@@ -178,6 +182,15 @@ func OptionPluginSpecDirs(dirs ...string) Option {
 // activation has its own bound (10 s, or d if shorter).
 func OptionPluginCallTimeout(d time.Duration) Option {
 	return func(c *Config) { c.Daemon.PluginCallTimeout = d }
+}
+
+// OptionPluginRetryWindow bounds how long a call to a plugin keeps
+// retrying, with backoff, while the plugin cannot be reached (its socket
+// is missing or refuses: it is restarting): then the call fails. 0 keeps
+// the default, 5 s; a negative d makes New fail with a
+// types.BadRequestError. The call's own timeout bounds it too.
+func OptionPluginRetryWindow(d time.Duration) Option {
+	return func(c *Config) { c.Daemon.PluginRetryWindow = d }
 }
 
 // OptionLogger sets the logger the library logs through. Without it the
