@@ -298,6 +298,11 @@ func (n *network) Delete() error {
 		undelete()
 		return types.Errorf("network %s: driver %s: %w", n.name, n.networkType, err)
 	}
+	if pd, ok := n.driver.(*pluginDriver); ok && n.scope == driverapi.GlobalScope {
+		if err := pd.freeNetwork(n.id); err != nil {
+			c.logger.Warn("freeing a deleted network's allocation", "network", n.name, "error", err)
+		}
+	}
 	// Out of the registry first, so no walker or overlap check finds the
 	// network with pools IPAM may already have given to another. Its name
 	// stays reserved until the pools are back.

@@ -3,6 +3,7 @@ package libnetwork
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"sync"
 
@@ -224,6 +225,45 @@ func (p *pluginDriver) RevokeExternalConnectivity(nid, eid string) error {
 		return err
 	}
 	return d.RevokeExternalConnectivity(nid, eid)
+}
+
+// allocateNetwork asks a global-scope plugin to allocate network n's
+// resources (AllocateNetwork, as docker's swarm manager does; this
+// controller is its own manager) and returns the driver options with the
+// plugin's answer added, for CreateNetwork and the record. A plugin that
+// does not implement AllocateNetwork (404) allocates nothing.
+func (p *pluginDriver) allocateNetwork(nid string, driverOpts map[string]string, v4, v6 []driverapi.IPAMData) (map[string]string, error) {
+	d, err := p.get()
+	if err != nil {
+		return nil, err
+	}
+	got, err := d.AllocateNetwork(nid, driverOpts, v4, v6)
+	var ni types.NotImplementedError
+	switch {
+	case errors.As(err, &ni):
+		return driverOpts, nil
+	case err != nil:
+		return nil, err
+	}
+	out := maps.Clone(driverOpts)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, got)
+	return out, nil
+}
+
+// freeNetwork undoes allocateNetwork; a 404 is tolerated as there.
+func (p *pluginDriver) freeNetwork(nid string) error {
+	d, err := p.get()
+	if err != nil {
+		return err
+	}
+	var ni types.NotImplementedError
+	if err := d.FreeNetwork(nid); err != nil && !errors.As(err, &ni) {
+		return err
+	}
+	return nil
 }
 
 // pluginIpam is the allocator of a network on a remote IPAM plugin: every

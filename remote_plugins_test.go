@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,8 +35,21 @@ type hostilePlugin struct {
 	// and body; a method without one gets a good answer.
 	answers map[string]hostileAnswer
 	block   chan struct{}
-	// calls are the methods called, in order.
-	calls []string
+	// calls are the methods called, in order; bodies their requests.
+	calls  []string
+	bodies []string
+}
+
+// lastBody returns the request body of the last call of method.
+func (h *hostilePlugin) lastBody(method string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := len(h.calls) - 1; i >= 0; i-- {
+		if h.calls[i] == method {
+			return h.bodies[i]
+		}
+	}
+	return ""
 }
 
 // called returns how many times method was called.
@@ -85,12 +99,15 @@ func startHostilePlugin(t *testing.T, sockDir, name string) *hostilePlugin {
 		"NetworkDriver.EndpointOperInfo":            `{"Value":{}}`,
 		"NetworkDriver.ProgramExternalConnectivity": `{}`,
 		"NetworkDriver.RevokeExternalConnectivity":  `{}`,
+		"NetworkDriver.AllocateNetwork":             `{"Options":{}}`,
+		"NetworkDriver.FreeNetwork":                 `{}`,
 	}
 	for method, body := range good {
 		sdk.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
+			req, _ := io.ReadAll(r.Body)
 			h.mu.Lock()
 			a, bad := h.answers[method]
-			h.calls = append(h.calls, method)
+			h.calls, h.bodies = append(h.calls, method), append(h.bodies, string(req))
 			h.mu.Unlock()
 			w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1+json")
 			switch {
@@ -482,4 +499,43 @@ func mustJSON(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	mustf(t, err, "json")
 	return b
+}
+
+// TestRemoteGlobalScope: a plugin of global scope is asked to allocate a
+// network before it creates it (this controller is its own manager, as
+// docker's swarm manager is), its answer reaches CreateNetwork and the
+// record, and the allocation is freed at delete; a plugin without
+// AllocateNetwork (404) allocates nothing and still works.
+func TestRemoteGlobalScope(t *testing.T) {
+	e := newEnv(t)
+	sockDir := t.TempDir()
+	g := startHostilePlugin(t, sockDir, "globalp")
+	g.set("NetworkDriver.GetCapabilities", hostileAnswer{status: 200, body: `{"Scope":"global"}`})
+	g.set("NetworkDriver.AllocateNetwork", hostileAnswer{status: 200, body: `{"Options":{"vni":"4242"}}`})
+	old := startHostilePlugin(t, sockDir, "oldglobal")
+	old.set("NetworkDriver.GetCapabilities", hostileAnswer{status: 200, body: `{"Scope":"global"}`})
+	old.set("NetworkDriver.AllocateNetwork", hostileAnswer{status: 404, body: "404 page not found\n"})
+	old.set("NetworkDriver.FreeNetwork", hostileAnswer{status: 404, body: "404 page not found\n"})
+	c := e.start(config.OptionPluginSocketDirs(sockDir), config.OptionPluginSpecDirs(t.TempDir()))
+
+	n, err := c.NewNetwork("globalp", "g1", NetworkOptionIpam("globalp", "", nil, nil, nil),
+		NetworkOptionDriverOpts(map[string]string{"color": "red"}))
+	mustf(t, err, "network on a global plugin")
+	if n.Info().Scope() != "global" {
+		t.Errorf("scope %q, want global", n.Info().Scope())
+	}
+	if b := g.lastBody("NetworkDriver.AllocateNetwork"); !strings.Contains(b, n.ID()) || !strings.Contains(b, `"color":"red"`) || !strings.Contains(b, "10.77.0.0/24") {
+		t.Errorf("AllocateNetwork request %s", b)
+	}
+	if b := g.lastBody("NetworkDriver.CreateNetwork"); !strings.Contains(b, `"vni":"4242"`) || !strings.Contains(b, `"color":"red"`) {
+		t.Errorf("CreateNetwork request %s lacks the allocated options", b)
+	}
+	mustf(t, n.Delete(), "delete")
+	if b := g.lastBody("NetworkDriver.FreeNetwork"); !strings.Contains(b, n.ID()) {
+		t.Errorf("FreeNetwork request %q", b)
+	}
+
+	n2, err := c.NewNetwork("oldglobal", "g2", NetworkOptionIpam("oldglobal", "", nil, nil, nil))
+	mustf(t, err, "network on a global plugin without AllocateNetwork")
+	mustf(t, n2.Delete(), "delete")
 }
