@@ -34,7 +34,9 @@ type hostilePlugin struct {
 	// answers maps a method ("NetworkDriver.Join") to a raw HTTP status
 	// and body; a method without one gets a good answer.
 	answers map[string]hostileAnswer
-	block   chan struct{}
+	// block is closed by release: hanging calls then end.
+	block     chan struct{}
+	blockOnce sync.Once
 	// calls are the methods called, in order; bodies their requests.
 	calls  []string
 	bodies []string
@@ -68,7 +70,10 @@ func (h *hostilePlugin) called(method string) int {
 type hostileAnswer struct {
 	status int
 	body   string
-	hang   bool
+	// hang: no answer until the test ends or the call gives up; drop:
+	// the connection is closed with no answer, as when the plugin dies
+	// in the middle of the call.
+	hang, drop bool
 }
 
 func (h *hostilePlugin) set(method string, a hostileAnswer) {
@@ -76,6 +81,9 @@ func (h *hostilePlugin) set(method string, a hostileAnswer) {
 	defer h.mu.Unlock()
 	h.answers[method] = a
 }
+
+// release ends the calls hanging now and from now on.
+func (h *hostilePlugin) release() { h.blockOnce.Do(func() { close(h.block) }) }
 
 // startHostilePlugin serves plugin name in sockDir.
 func startHostilePlugin(t *testing.T, sockDir, name string) *hostilePlugin {
@@ -111,6 +119,13 @@ func startHostilePlugin(t *testing.T, sockDir, name string) *hostilePlugin {
 			h.mu.Unlock()
 			w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1+json")
 			switch {
+			case bad && a.drop:
+				if hj, ok := w.(http.Hijacker); ok {
+					if conn, _, err := hj.Hijack(); err == nil {
+						_ = conn.Close()
+					}
+				}
+				return
 			case bad && a.hang:
 				select {
 				case <-h.block:
@@ -128,7 +143,7 @@ func startHostilePlugin(t *testing.T, sockDir, name string) *hostilePlugin {
 	l, err := net.Listen("unix", filepath.Join(sockDir, name+".sock"))
 	mustf(t, err, "hostile plugin socket")
 	go func() { _ = sdk.Serve(l) }()
-	t.Cleanup(func() { close(h.block); _ = l.Close() })
+	t.Cleanup(func() { h.release(); _ = l.Close() })
 	return h
 }
 
@@ -234,6 +249,38 @@ func TestRemotePluginsHostile(t *testing.T) {
 		mustf(t, sb.Delete(), "sandbox delete")
 		mustf(t, ep.Delete(false), "endpoint delete")
 		mustf(t, n.Delete(), "network delete")
+	})
+	t.Run("plugin dies in the middle of a join", func(t *testing.T) {
+		n, err := c.NewNetwork("hostile", "h9", NetworkOptionIpam("hostile", "", nil, nil, nil))
+		mustf(t, err, "network")
+		ep, err := n.CreateEndpoint("dying")
+		mustf(t, err, "endpoint")
+		sb, err := c.NewSandbox("dying")
+		mustf(t, err, "sandbox")
+		h.set("NetworkDriver.Join", hostileAnswer{drop: true})
+		defer func() {
+			h.mu.Lock()
+			delete(h.answers, "NetworkDriver.Join")
+			h.mu.Unlock()
+		}()
+		leaves := h.called("NetworkDriver.Leave")
+		err = ep.Join(sb)
+		if err == nil || !strings.Contains(err.Error(), "hostile") || !strings.Contains(err.Error(), "Join") {
+			t.Fatalf("join with a plugin dying mid-call: %v", err)
+		}
+		if h.called("NetworkDriver.Leave") <= leaves {
+			t.Errorf("the join the plugin may have made was not undone with Leave")
+		}
+		if names := ifaceNames(t, nsOf(t, sb)); len(names) != 1 {
+			t.Errorf("sandbox interfaces after the failed join: %v", names)
+		}
+		if info := ep.Info(); info.Sandbox() != nil {
+			t.Errorf("endpoint still joined after the failed join")
+		}
+		mustf(t, sb.Delete(), "sandbox delete")
+		mustf(t, ep.Delete(false), "endpoint delete")
+		mustf(t, n.Delete(), "network delete")
+		e.requireSame(before, e.snapshot(c), "after a plugin died mid-join")
 	})
 	t.Run("interface name prefix", func(t *testing.T) {
 		// The plugin made a veth in the controller's namespace and names
@@ -538,4 +585,50 @@ func TestRemoteGlobalScope(t *testing.T) {
 	n2, err := c.NewNetwork("oldglobal", "g2", NetworkOptionIpam("oldglobal", "", nil, nil, nil))
 	mustf(t, err, "network on a global plugin without AllocateNetwork")
 	mustf(t, n2.Delete(), "delete")
+}
+
+// TestRemotePluginBlockedDoesNotBlock: while a plugin holds a call
+// unanswered, the controller serves other networks and reads of the
+// plugin's own.
+func TestRemotePluginBlockedDoesNotBlock(t *testing.T) {
+	e := newEnv(t)
+	sockDir := t.TempDir()
+	h := startHostilePlugin(t, sockDir, "stuck")
+	c := e.start(config.OptionPluginSocketDirs(sockDir), config.OptionPluginSpecDirs(t.TempDir()))
+	br, err := c.NewNetwork("bridge", "free", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.79.0.0/24"}}, nil, nil))
+	mustf(t, err, "bridge network")
+	stuck, err := c.NewNetwork("stuck", "stuck1", NetworkOptionIpam("stuck", "", nil, nil, nil))
+	mustf(t, err, "network on the plugin")
+
+	h.set("NetworkDriver.CreateEndpoint", hostileAnswer{hang: true})
+	done := make(chan error, 1)
+	go func() {
+		_, err := stuck.CreateEndpoint("waits")
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); h.called("NetworkDriver.CreateEndpoint") == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin never got the CreateEndpoint")
+		}
+	}
+	// The plugin holds the call (its timeout is the default 30 s):
+	// bridge networks are served, and so are reads of the plugin's own.
+	ep, sb := joined(t, c, br, "meanwhile")
+	mustReach(t, nsOf(t, sb), listen(t, nsOf(t, sb), ep.Info().Iface().Address().IP))
+	mustf(t, sb.Delete(), "sandbox delete")
+	br2, err := c.NewNetwork("bridge", "free2", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.80.0.0/24"}}, nil, nil))
+	mustf(t, err, "another bridge network")
+	mustf(t, br2.Delete(), "bridge network delete")
+	if got, err := c.NetworkByName("stuck1"); err != nil || len(got.Endpoints()) != 0 || len(c.Networks()) != 2 {
+		t.Errorf("reading the plugin's network while it hangs: %v %v", got, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the blocked call returned (%v) before the others ran: the test proved nothing", err)
+	default:
+	}
+	h.release()
+	if err := <-done; err == nil {
+		t.Fatal("the abandoned CreateEndpoint succeeded")
+	}
 }
