@@ -120,6 +120,7 @@ import (
 const inNSEnv = "NETBENCH_IN_NETNS"
 
 func main() {
+	servePluginIfAsked()
 	n := flag.Int("n", 200, "number of containers to attach and detach")
 	ports := flag.Int("ports", 0, "published ports per container: container ports 1..N, alternately tcp and udp, on ephemeral host ports")
 	proto := flag.String("proto", "mixed", "with -ports: the protocol of the published ports: mixed (alternately tcp and udp), tcp or udp")
@@ -134,6 +135,7 @@ func main() {
 	dnsPeers := flag.Int("dns-peers", 10, "with -dns: containers whose names are queried")
 	dnsOutstanding := flag.Int("dns-outstanding", 100, "with -dns: queries dnsperf keeps in flight in the unpaced runs")
 	dnsPaced := flag.Int("dns-paced", 1000, "with -dns: queries per second of the paced runs that measure latency")
+	driver := flag.String("driver", "", "attach through a remote network driver of this name: netbench runs the example veth plugin (examples/network-plugin) as a separate process under it, and reports the controller's own time per attach and detach (minus the time inside the plugin's handlers)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run (the library's and netbench's own goroutines; not dnsperf's, dnsmasq's or iperf3's) to this file, for go tool pprof")
 	flag.Parse()
 	switch {
@@ -146,6 +148,9 @@ func main() {
 		checkThroughputFlags(*duration, *rounds)
 	default:
 		checkBenchFlags(*n, *ports, *kernel, *proto)
+		if *driver != "" && (*kernel || *ports > 0) {
+			fail("-driver: the example plugin publishes no ports and has no kernel-only baseline; run it without -kernel and -ports")
+		}
 	}
 	if *mtuUser && !*kernel {
 		fail("-bridge-mtu-user needs -kernel")
@@ -166,7 +171,7 @@ func main() {
 	case *kernel:
 		res, err = runKernel(*n, *mtuUser)
 	default:
-		res, err = run(*n, *ports, *proto, *noResolver)
+		res, err = run(*n, *ports, *proto, *noResolver, *driver)
 	}
 	stopProfile()
 	report(res, err, *asJSON)
@@ -297,6 +302,13 @@ type result struct {
 	// BridgeMTUUser for one with -bridge-mtu-user.
 	Kernel        bool `json:"kernel,omitempty"`
 	BridgeMTUUser bool `json:"bridge_mtu_user,omitempty"`
+
+	// Driver is the remote driver of a -driver run; AttachOwn and
+	// DetachOwn the controller's own time of each attach and detach
+	// (minus the time inside the plugin's handlers).
+	Driver    string `json:"driver,omitempty"`
+	AttachOwn *stats `json:"attach_own,omitempty"`
+	DetachOwn *stats `json:"detach_own,omitempty"`
 }
 
 // prepare makes the mounts private, mounts sysfs, mounts a tmpfs on a new
@@ -342,7 +354,7 @@ func newBench(dir string) (libnetwork.NetworkController, libnetwork.Network, err
 	return c, nw, nil
 }
 
-func run(n, ports int, proto string, noResolver bool) (*result, error) {
+func run(n, ports int, proto string, noResolver bool, driver string) (*result, error) {
 	dir, cleanup, err := prepare()
 	if err != nil {
 		return nil, err
@@ -360,7 +372,24 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 		sbOpts = append(sbOpts, libnetwork.OptionPortMapping(portBindings(ports, proto)))
 	}
 
-	c, nw, err := newBench(dir)
+	var (
+		c      libnetwork.NetworkController
+		nw     libnetwork.Network
+		plugin *benchPlugin
+	)
+	if driver == "" {
+		c, nw, err = newBench(dir)
+	} else {
+		sockDir := filepath.Join(dir, "plugins")
+		if err := os.MkdirAll(sockDir, 0o755); err != nil {
+			return nil, err
+		}
+		if plugin, err = startBenchPlugin(sockDir, driver); err != nil {
+			return nil, err
+		}
+		defer plugin.stop()
+		c, nw, err = newDriverBench(dir, sockDir, driver)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -368,6 +397,26 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 
 	steps := map[string][]time.Duration{}
 	var attach, detach []time.Duration
+	// The controller's own time of each attach and detach on a remote
+	// driver: the operation's time minus its plugin's handlers'.
+	var attachOwn, detachOwn []time.Duration
+	own := func(into *[]time.Duration, took time.Duration, before time.Duration) error {
+		if plugin == nil {
+			return nil
+		}
+		after, err := plugin.handlerTime()
+		if err != nil {
+			return err
+		}
+		*into = append(*into, took-(after-before))
+		return nil
+	}
+	pluginTime := func() (time.Duration, error) {
+		if plugin == nil {
+			return 0, nil
+		}
+		return plugin.handlerTime()
+	}
 	type pair struct {
 		ep libnetwork.Endpoint
 		sb libnetwork.Sandbox
@@ -381,8 +430,12 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 	}
 	for i := 0; i < n; i++ {
 		var p pair
+		before, err := pluginTime()
+		if err != nil {
+			return nil, err
+		}
 		t0 := time.Now()
-		err := timed("attach.new_sandbox", func() (err error) {
+		err = timed("attach.new_sandbox", func() (err error) {
 			p.sb, err = c.NewSandbox(fmt.Sprintf("ctr%d", i), sbOpts...)
 			return err
 		})
@@ -398,7 +451,11 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("attach %d: %w", i, err)
 		}
-		attach = append(attach, time.Since(t0))
+		took := time.Since(t0)
+		attach = append(attach, took)
+		if err := own(&attachOwn, took, before); err != nil {
+			return nil, err
+		}
 		pairs = append(pairs, p)
 	}
 	openFiles := countOpenFiles()
@@ -412,8 +469,12 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 		published += got
 	}
 	for i, p := range pairs {
+		before, err := pluginTime()
+		if err != nil {
+			return nil, err
+		}
 		t0 := time.Now()
-		err := timed("detach.leave", func() error { return p.ep.Leave(p.sb) })
+		err = timed("detach.leave", func() error { return p.ep.Leave(p.sb) })
 		if err == nil {
 			err = timed("detach.delete_endpoint", func() error { return p.ep.Delete(false) })
 		}
@@ -423,7 +484,11 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("detach %d: %w", i, err)
 		}
-		detach = append(detach, time.Since(t0))
+		took := time.Since(t0)
+		detach = append(detach, took)
+		if err := own(&detachOwn, took, before); err != nil {
+			return nil, err
+		}
 	}
 	if ports == 0 {
 		proto = ""
@@ -431,6 +496,10 @@ func run(n, ports int, proto string, noResolver bool) (*result, error) {
 	res := &result{N: n, Ports: ports, Proto: proto, Published: published, OpenFiles: openFiles, Attach: summarize(attach), Detach: summarize(detach), Steps: map[string]stats{}}
 	for k, v := range steps {
 		res.Steps[k] = summarize(v)
+	}
+	if plugin != nil {
+		a, d := summarize(attachOwn), summarize(detachOwn)
+		res.Driver, res.AttachOwn, res.DetachOwn = driver, &a, &d
 	}
 	return res, nil
 }
@@ -493,5 +562,10 @@ func (r *result) print() {
 	row("detach", r.Detach)
 	for _, k := range detachSteps {
 		row("  "+k, r.Steps[k])
+	}
+	if r.AttachOwn != nil {
+		fmt.Printf("remote driver %s, the controller's own time (minus the plugin's handlers):\n", r.Driver)
+		row("attach (own)", *r.AttachOwn)
+		row("detach (own)", *r.DetachOwn)
 	}
 }

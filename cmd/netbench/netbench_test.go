@@ -260,3 +260,21 @@ func TestNetbenchDNSRefusals(t *testing.T) {
 	refused(t, bin, "-dns-peers", "-dns-peers", "3")
 	refused(t, bin, "-no-resolver", "-kernel", "-no-resolver")
 }
+
+// TestNetbenchDriver runs -driver briefly: attach and detach through the
+// example veth plugin as a process of netbench's, with the controller's own
+// time beside the totals.
+func TestNetbenchDriver(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := buildNetbench(t)
+	var res result
+	runJSON(t, bin, &res, "-driver", "veth-example", "-n", "3")
+	if res.Driver != "veth-example" || res.AttachOwn == nil || res.DetachOwn == nil {
+		t.Fatalf("result %+v lacks the remote driver's figures", res)
+	}
+	if res.AttachOwn.MedianMs <= 0 || res.AttachOwn.MedianMs > res.Attach.MedianMs {
+		t.Errorf("attach median %v ms, the controller's own %v ms: own must be positive and at most the total", res.Attach.MedianMs, res.AttachOwn.MedianMs)
+	}
+	refused(t, bin, "-driver", "-driver", "veth-example", "-kernel")
+	refused(t, bin, "-driver", "-driver", "veth-example", "-ports", "2")
+}

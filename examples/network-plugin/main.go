@@ -24,49 +24,22 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 
 	"github.com/netkit/libnetwork/examples/network-plugin/vethdriver"
 	"github.com/netkit/libnetwork/examples/pluginutil"
-	"github.com/netkit/libnetwork/pluginsdk/network"
 )
 
 func main() {
 	var f pluginutil.Flags
 	f.Register(flag.CommandLine, "veth-example")
 	flag.Parse()
-	if err := run(f); err != nil {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("plugin", f.Name)
+	if err := vethdriver.Serve(f, logger); err != nil {
 		fmt.Fprintf(os.Stderr, "network-plugin %s: %v\n", f.Name, err)
 		os.Exit(1)
 	}
-}
-
-func run(f pluginutil.Flags) error {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("plugin", f.Name)
-	d, err := vethdriver.New(logger)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	calls, err := pluginutil.OpenCallLog(f.Log)
-	if err != nil {
-		return err
-	}
-	defer calls.Close()
-
-	l, err := pluginutil.ListenUnix(f.SocketPath())
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: pluginutil.Wrap(network.NewHandler(d), calls, d.HandlerTime())}
-	logger.Info("serving", "socket", f.SocketPath())
-	if err := pluginutil.Serve(l, srv.Serve, srv.Shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
