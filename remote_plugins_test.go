@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/pluginsdk"
 	"github.com/netkit/libnetwork/types"
 	"github.com/vishvananda/netlink"
@@ -433,6 +434,11 @@ func TestRemotePlugins(t *testing.T) {
 			if gw := ep1.Info().Gateway(); gw.String() != "10.123.0.1" {
 				t.Errorf("endpoint one's gateway %v, want the IPAM plugin's 10.123.0.1", gw)
 			}
+			di, err := ep1.DriverInfo()
+			mustf(t, err, "driver info")
+			if mac, ok := di[netlabel.MacAddress].(net.HardwareAddr); !ok || mac.String() != ep1.Info().Iface().MacAddress().String() {
+				t.Errorf("driver info %v: want the endpoint's MAC %v", di, ep1.Info().Iface().MacAddress())
+			}
 			ns1, ns2 := nsOf(t, sb1), nsOf(t, sb2)
 			if names := ifaceNames(t, ns1); !containsName(names, "eth0") {
 				t.Errorf("sandbox one's interfaces %v, want the plugin's veth as eth0", names)
@@ -450,6 +456,8 @@ func TestRemotePlugins(t *testing.T) {
 			if !strings.Contains(string(mustJSON(t, cn["Options"])), `"color":"blue"`) {
 				t.Errorf("CreateNetwork options %v lack the driver option", cn["Options"])
 			}
+			lastCall(t, calls, "EndpointOperInfo")
+			lastCall(t, calls, "ProgramExternalConnectivity")
 			ce := lastCall(t, calls, "CreateEndpoint")
 			if iface, _ := ce["Interface"].(map[string]any); iface["Address"] == "" || iface["MacAddress"] == "" {
 				t.Errorf("CreateEndpoint interface %v, want the address and the MAC", ce["Interface"])
@@ -485,7 +493,7 @@ func TestRemotePlugins(t *testing.T) {
 				mustf(t, ep.Delete(false), "endpoint delete")
 			}
 			calls = readCalls(t, netLog)
-			for _, m := range []string{"Leave", "DeleteEndpoint"} {
+			for _, m := range []string{"RevokeExternalConnectivity", "Leave", "DeleteEndpoint"} {
 				lastCall(t, calls, m)
 			}
 			// The network plugin is gone when the controller starts: the
