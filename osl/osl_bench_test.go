@@ -102,3 +102,32 @@ func ipNet(s string) *net.IPNet {
 	n.IP = ip
 	return n
 }
+
+// BenchmarkMoveInterface moves a link made in the test's namespace into a
+// sandbox and renames it: what a remote driver's Join costs the controller
+// (the protocol names an interface in the host's namespace). The kernel's
+// namespace change dominates it.
+func BenchmarkMoveInterface(b *testing.B) {
+	testutil.RequireRoot(b)
+	n := newTestNamespace(b)
+	host, err := netlink.NewHandle()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer host.Close()
+	tag := rand.Uint32N(0x10000)
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		src := fmt.Sprintf("mv%04x%d", tag, i)
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: src + "h"}, PeerName: src}
+		if err := host.LinkAdd(veth); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := n.MoveInterface(host, src, fmt.Sprintf("eth%d", i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
