@@ -127,6 +127,10 @@ type controller struct {
 	plugins *plugins.Registry
 	// remotes are the remote drivers and allocators activated so far.
 	remotes remotes
+	// rootless exposes published ports on the real host through the
+	// rootless port manager (config.OptionRootlessPortManager); nil
+	// without one. Set once at New, after the restore.
+	rootless *rootlessPorts
 	// drivers and ipams are filled in New and never change after.
 	drivers map[string]driverapi.Driver
 	ipams   map[string]ipamapi.Ipam
@@ -213,6 +217,7 @@ func New(cfgOptions ...config.Option) (NetworkController, error) {
 	if err := c.restore(); err != nil {
 		return nil, err
 	}
+	c.startRootless()
 	if err := c.startSetKeyServer(); err != nil {
 		return nil, err
 	}

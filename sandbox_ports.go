@@ -105,6 +105,15 @@ func (sb *sandbox) programExternal(ep *endpoint, published []types.PortBinding) 
 		}
 	}
 	sb.setPublished(ep, slices.Clone(got))
+	if err := sb.ctrl.rootlessAdd(got); err != nil {
+		// Published inside the namespace but not on the host: undo it,
+		// as a failed publish.
+		if rerr := n.driver.RevokeExternalConnectivity(n.id, ep.id); rerr != nil {
+			sb.ctrl.logger.Warn("unpublishing ports the rootless port manager refused", "endpoint", ep.Name(), "error", rerr)
+		}
+		sb.setPublished(ep, nil)
+		return types.Errorf("endpoint %s (network %s) in sandbox %s: %w", ep.Name(), n.name, sb.id, err)
+	}
 	return nil
 }
 
@@ -155,7 +164,11 @@ func (sb *sandbox) revokeExternal(ep *endpoint) []types.PortBinding {
 	if err := n.driver.RevokeExternalConnectivity(n.id, ep.id); err != nil {
 		sb.ctrl.logger.Warn("unpublishing the ports of an endpoint", "endpoint", ep.Name(), "network", n.name, "sandbox", sb.id, "error", err)
 	}
-	return sb.setPublished(ep, nil)
+	before := sb.setPublished(ep, nil)
+	if err := sb.ctrl.rootlessRemove(before); err != nil {
+		sb.ctrl.logger.Warn("rootless: unexposing the ports of an endpoint on the host", "endpoint", ep.Name(), "sandbox", sb.id, "error", err)
+	}
+	return before
 }
 
 // externalOptions is the option map of ProgramExternalConnectivity for ep:

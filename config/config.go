@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/netkit/libnetwork/rootless/port"
 )
 
 // Default locations. The data dir holds durable configuration (networks);
@@ -68,6 +70,9 @@ type DaemonCfg struct {
 	// plugin whose socket refuses (see OptionPluginRetryWindow); 0 means
 	// the default, 5 s.
 	PluginRetryWindow time.Duration
+	// RootlessPorts, when set, exposes every published port on the real
+	// host too (see OptionRootlessPortManager).
+	RootlessPorts port.Manager
 	// Logger receives the library's logs.
 	Logger *slog.Logger
 	// NetworkNamespace is the path of the network namespace the controller
@@ -191,6 +196,19 @@ func OptionPluginCallTimeout(d time.Duration) Option {
 // types.BadRequestError. The call's own timeout bounds it too.
 func OptionPluginRetryWindow(d time.Duration) Option {
 	return func(c *Config) { c.Daemon.PluginRetryWindow = d }
+}
+
+// OptionRootlessPortManager is for a controller that runs rootless: inside
+// a user namespace and a network namespace of its own, as rootlesskit sets
+// them up. Every port it publishes is then also exposed on the real host
+// through m (rootlesskit's port driver, the built-in one of package
+// rootless/port/builtin, or a client of a rootlesskit API socket): the
+// binding's host address and port on the host side, the same port inside
+// the namespace on the child side. Ports are removed from m on leave and
+// delete, and at New m is made to expose exactly the published ports
+// (ports it lists that no endpoint owns are removed).
+func OptionRootlessPortManager(m port.Manager) Option {
+	return func(c *Config) { c.Daemon.RootlessPorts = m }
 }
 
 // OptionLogger sets the logger the library logs through. Without it the
