@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -258,4 +259,65 @@ func udpEcho(t *testing.T, addr, msg string) string {
 	}
 	t.Fatalf("no UDP answer from %s", addr)
 	return ""
+}
+
+// TestRealSlirp4netnsConcurrent adds and removes ports from two Managers at
+// once on one slirp4netns, which serves one connection at a time from a
+// listen backlog of 0: every call must still get through, and the IDs
+// stay distinct.
+func TestRealSlirp4netnsConcurrent(t *testing.T) {
+	c := startSlirp4netns(t)
+	managers := []*Manager{newManager(t, c.socket), newManager(t, c.socket)}
+	ctx := context.Background()
+	const perManager = 8
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		ids  = map[int]*Manager{}
+		errs []error
+	)
+	for i, m := range managers {
+		for j := range perManager {
+			wg.Go(func() {
+				spec := port.Spec{Proto: "tcp", ParentIP: "127.0.0.1", ParentPort: 20000 + i*perManager + j, ChildPort: 8080}
+				st, err := m.AddPort(ctx, spec)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				if _, dup := ids[st.ID]; dup {
+					errs = append(errs, fmt.Errorf("ID %d given twice", st.ID))
+				}
+				ids[st.ID] = m
+			})
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("concurrent AddPort: %v", errs)
+	}
+	if got, err := managers[0].ListPorts(ctx); err != nil || len(got) != 2*perManager {
+		t.Fatalf("ListPorts = %d ports, %v; want %d", len(got), err, 2*perManager)
+	}
+	if got := httpGet(t, fmt.Sprintf("127.0.0.1:%d", 20000+2*perManager-1), "/last"); got != "child /last" {
+		t.Errorf("GET through the last forward: %q", got)
+	}
+	for id, m := range ids {
+		wg.Go(func() {
+			if err := m.RemovePort(ctx, id); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("concurrent RemovePort: %v", errs)
+	}
+	if got, err := managers[1].ListPorts(ctx); err != nil || len(got) != 0 {
+		t.Errorf("ListPorts after removing everything = %+v, %v", got, err)
+	}
 }

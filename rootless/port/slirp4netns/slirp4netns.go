@@ -33,7 +33,7 @@ import (
 // DefaultChildIP is the child's address on slirp4netns's tap device when
 // slirp4netns configures it (--configure with the default --cidr
 // 10.0.2.0/24).
-var DefaultChildIP = net.IPv4(10, 0, 2, 100)
+const DefaultChildIP = "10.0.2.100"
 
 // maxSocketPath is the room in a unix socket address (sun_path) less its
 // terminating NUL.
@@ -88,7 +88,7 @@ func New(apiSocket string, childIP net.IP, logger *slog.Logger) (*Manager, error
 		return nil, types.BadRequestErrorf("slirp4netns port manager: API socket path %s is %d bytes, over the %d a unix socket address holds", apiSocket, len(apiSocket), maxSocketPath)
 	}
 	if childIP == nil {
-		childIP = DefaultChildIP
+		childIP = net.ParseIP(DefaultChildIP)
 	}
 	ip, ok := netip.AddrFromSlice(childIP)
 	if ip = ip.Unmap(); !ok || !ip.Is4() {
@@ -233,7 +233,7 @@ func (m *Manager) RemovePort(ctx context.Context, id int) error {
 func (m *Manager) Info(context.Context) (*api.PortDriverInfo, error) {
 	return &api.PortDriverInfo{
 		Driver:                  "slirp4netns",
-		Protos:                  append([]string(nil), Protos...),
+		Protos:                  append([]string(nil), protos...),
 		DisallowLoopbackChildIP: true,
 	}, nil
 }

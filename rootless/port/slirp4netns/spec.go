@@ -9,11 +9,11 @@ import (
 	"github.com/netkit/libnetwork/types"
 )
 
-// Protos are the values of port.Spec.Proto slirp4netns can forward: IPv4
+// protos are the values of port.Spec.Proto slirp4netns can forward: IPv4
 // TCP and UDP. slirp4netns 1.2's add_hostfwd takes IPv4 addresses only (its
 // manual says "IPv4 only"; 1.3 is the same), so "tcp" and "udp" listen on
 // IPv4 only, and "tcp6" and "udp6" are refused.
-var Protos = []string{"tcp", "tcp4", "udp", "udp4"}
+var protos = []string{"tcp", "tcp4", "udp", "udp4"}
 
 // toHostfwd checks spec and turns it into slirp4netns's add_hostfwd
 // arguments; childIP is the guest address used when spec.ChildIP is
