@@ -39,8 +39,8 @@ const childProcess = "rootless-port-builtin-test-child"
 
 // Ports of the servers in the child namespace, on 127.0.0.1 and ::1.
 const (
-	echoPort  = 7 // TCP and UDP echo; TCP sends eofMark after the client's EOF, then closes
-	countPort = 9 // TCP: reads to EOF, then answers the byte count and closes
+	echoPort  = 7  // TCP and UDP echo; TCP sends eofMark after the client's EOF, then closes
+	countPort = 9  // TCP: reads to EOF, then answers the byte count and closes
 	deadPort  = 8  // nothing listens
 	resetPort = 10 // TCP: resets each connection once it has read a byte
 )
