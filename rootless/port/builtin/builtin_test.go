@@ -86,6 +86,25 @@ func TestTCPRemoveClosesConnections(t *testing.T) {
 	}
 }
 
+// TestTCPResetInChild: a reset from the child's service reaches the
+// client as a close.
+func TestTCPResetInChild(t *testing.T) {
+	r := newRig(t)
+	p := freePort()
+	r.add(port.Spec{Proto: "tcp4", ParentPort: p, ChildPort: resetPort})
+	c, err := net.Dial("tcp", addr("127.0.0.1", p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(c); len(b) != 0 || err != nil {
+		t.Errorf("after the service's reset the client read %q, %v; want a plain close (EOF)", b, err)
+	}
+}
+
 // TestTCPNoServiceInChild: a port may be exposed before its service
 // listens in the child; meanwhile clients are closed at once.
 func TestTCPNoServiceInChild(t *testing.T) {

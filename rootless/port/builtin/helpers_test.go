@@ -39,9 +39,10 @@ const childProcess = "rootless-port-builtin-test-child"
 
 // Ports of the servers in the child namespace, on 127.0.0.1 and ::1.
 const (
-	echoPort  = 7 // TCP and UDP echo; TCP sends eofMark after the client's EOF, then closes
-	countPort = 9 // TCP: reads to EOF, then answers the byte count and closes
-	deadPort  = 8 // nothing listens
+	echoPort  = 7  // TCP and UDP echo; TCP sends eofMark after the client's EOF, then closes
+	countPort = 9  // TCP: reads to EOF, then answers the byte count and closes
+	deadPort  = 8  // nothing listens
+	resetPort = 10 // TCP: resets each connection once it has read a byte
 )
 
 // eofMark is what the TCP echo server writes once it has read the
@@ -73,6 +74,9 @@ func childMain() {
 			fail(err)
 		}
 		if err := serveTCP(net.JoinHostPort(ip, strconv.Itoa(countPort)), countTCP); err != nil {
+			fail(err)
+		}
+		if err := serveTCP(net.JoinHostPort(ip, strconv.Itoa(resetPort)), resetTCP); err != nil {
 			fail(err)
 		}
 		if err := serveUDPEcho(net.JoinHostPort(ip, strconv.Itoa(echoPort))); err != nil {
@@ -123,6 +127,12 @@ func countTCP(c *net.TCPConn) {
 	n, err := io.Copy(io.Discard, c)
 	if err == nil {
 		_, _ = fmt.Fprint(c, n)
+	}
+}
+
+func resetTCP(c *net.TCPConn) {
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		_ = c.SetLinger(0) // close sends a RST
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,7 +224,7 @@ func (d *parentDriver) open(ctx context.Context, spec port.Spec) (forwarder, err
 	if err := d.checkChild(ctx, spec); err != nil {
 		return nil, err
 	}
-	if spec.Proto[0] == 't' {
+	if strings.HasPrefix(spec.Proto, "tcp") {
 		ln, err := sock.listener(spec)
 		if err != nil {
 			return nil, err
