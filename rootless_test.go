@@ -3,6 +3,7 @@ package libnetwork
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,13 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/moby/sys/reexec"
 	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/internal/testutil"
 	"github.com/netkit/libnetwork/rootless/port"
 	"github.com/netkit/libnetwork/rootless/port/apiclient"
 	"github.com/netkit/libnetwork/rootless/port/apiserver"
@@ -33,46 +33,65 @@ import (
 // ports go through that API; a container there serves on published ports,
 // and the test reaches them through the parent's ports.
 
-const rootlessChild = "libnetwork-rootless-child"
+// rootlessChildEnv, set to a rootlessChildConfig in JSON, makes the test
+// binary the rootless child: under the test's own parent, or as
+// rootlesskit's child program.
+const rootlessChildEnv = "LIBNETWORK_TEST_ROOTLESS_CHILD"
 
-func init() { reexec.Register(rootlessChild, runRootlessChild) }
+func init() {
+	if cfg := os.Getenv(rootlessChildEnv); cfg != "" {
+		runRootlessChild(cfg)
+	}
+}
 
-// rootlessChildConfig is what the child is told, as JSON in argv[1].
+// rootlessChildConfig is what the child is told.
 type rootlessChildConfig struct {
-	Opaque    map[string]string
-	APISocket string
-	DataDir   string
-	ExecRoot  string
+	// Opaque is the built-in parent's word for its child; none under
+	// rootlesskit, whose own child does the port work.
+	Opaque map[string]string
+	// APISocket is the parent's API socket; empty under rootlesskit,
+	// whose socket is $ROOTLESSKIT_STATE_DIR/api.sock.
+	APISocket         string
+	DataDir, ExecRoot string
+	// TCPPort and UDPPort are the host ports the container publishes.
+	TCPPort, UDPPort uint16
 }
 
 // runRootlessChild is the child process: it prints "READY" once the
-// container serves, and stops when its stdin closes.
-func runRootlessChild() {
+// container serves, leaves at the first line on stdin and prints "LEFT",
+// and stops when stdin closes.
+func runRootlessChild(raw string) {
 	fail := func(format string, args ...any) {
 		fmt.Printf("ERROR "+format+"\n", args...)
 		os.Exit(1)
 	}
 	var cfg rootlessChildConfig
-	if err := json.Unmarshal([]byte(os.Args[1]), &cfg); err != nil {
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
 		fail("config: %v", err)
+	}
+	if cfg.APISocket == "" {
+		cfg.APISocket = filepath.Join(os.Getenv("ROOTLESSKIT_STATE_DIR"), "api.sock")
 	}
 	// The namespaces of its own: mounts kept in, a sysfs of this netns.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		fail("making / private: %v", err)
 	}
-	if err := unix.Mount("sysfs", "/sys", "sysfs", 0, ""); err != nil {
+	// rootlesskit mounts the sysfs of its network namespace itself.
+	if err := unix.Mount("sysfs", "/sys", "sysfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
 		fail("mounting sysfs: %v", err)
 	}
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		fail("lo up: %v %s", err, out)
 	}
 	quit := make(chan struct{})
-	child := builtin.NewChildDriver(slog.New(slog.DiscardHandler))
-	go func() {
-		if err := child.RunChildDriver(cfg.Opaque, quit); err != nil {
-			fmt.Println("ERROR child driver:", err)
-		}
-	}()
+	if cfg.Opaque != nil {
+		child := builtin.NewChildDriver(slog.New(slog.DiscardHandler))
+		go func() {
+			if err := child.RunChildDriver(cfg.Opaque, quit); err != nil {
+				fmt.Println("ERROR child driver:", err)
+			}
+		}()
+	}
 	pm, err := apiclient.New(cfg.APISocket)
 	if err != nil {
 		fail("API client: %v", err)
@@ -86,8 +105,8 @@ func runRootlessChild() {
 		fail("network: %v", err)
 	}
 	sb, err := c.NewSandbox("web", OptionPortMapping([]types.PortBinding{
-		{Proto: types.TCP, Port: 80, HostPort: 18180},
-		{Proto: types.UDP, Port: 53, HostPort: 18153},
+		{Proto: types.TCP, Port: 80, HostPort: cfg.TCPPort},
+		{Proto: types.UDP, Port: 53, HostPort: cfg.UDPPort},
 	}))
 	if err != nil {
 		fail("sandbox: %v", err)
@@ -141,9 +160,82 @@ func runRootlessChild() {
 	os.Exit(0)
 }
 
+// rootlessChildProc is a running rootless child and what it says.
+type rootlessChildProc struct {
+	t     *testing.T
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+}
+
+func (p *rootlessChildProc) expect(want string) {
+	p.t.Helper()
+	if !p.lines.Scan() {
+		p.t.Fatalf("the child ended before %s", want)
+	}
+	if got := p.lines.Text(); got != want {
+		p.t.Fatalf("the child said %q, want %s", got, want)
+	}
+}
+
+// startRootlessChild starts cmd, a rootless child told cfg.
+func startRootlessChild(t *testing.T, cmd *exec.Cmd, cfg rootlessChildConfig) *rootlessChildProc {
+	t.Helper()
+	b, _ := json.Marshal(cfg)
+	cmd.Env = append(os.Environ(), rootlessChildEnv+"="+string(b))
+	stdin, err := cmd.StdinPipe()
+	mustf(t, err, "child stdin")
+	stdout, err := cmd.StdoutPipe()
+	mustf(t, err, "child stdout")
+	cmd.Stderr = os.Stderr
+	mustf(t, cmd.Start(), "starting the rootless child")
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return &rootlessChildProc{t: t, stdin: stdin, lines: bufio.NewScanner(stdout)}
+}
+
+// checkRootlessPorts fetches the container's servers through the parent's
+// ports, has the child leave, and checks the ports are gone from m and
+// from the host.
+func checkRootlessPorts(t *testing.T, child *rootlessChildProc, m port.Manager, tcpPort, udpPort int) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/path", tcpPort))
+	mustf(t, err, "fetching through the parent's port")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello from the rootless container, /path" {
+		t.Errorf("answer %q", body)
+	}
+	uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", udpPort))
+	mustf(t, err, "udp")
+	_ = uc.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = uc.Write([]byte("ping"))
+	mustf(t, err, "udp write")
+	buf := make([]byte, 100)
+	k, err := uc.Read(buf)
+	mustf(t, err, "udp answer")
+	uc.Close()
+	if string(buf[:k]) != "echo ping" {
+		t.Errorf("udp answer %q", buf[:k])
+	}
+	ports, err := m.ListPorts(t.Context())
+	mustf(t, err, "parent's ports")
+	if len(ports) != 2 {
+		t.Errorf("the parent exposes %v, want the two published ports", ports)
+	}
+	// Leave: the parent stops listening.
+	_, _ = child.stdin.Write([]byte("leave\n"))
+	child.expect("LEFT")
+	if ports, _ := m.ListPorts(t.Context()); len(ports) != 0 {
+		t.Errorf("after leave the parent exposes %v", ports)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the parent still listens on %d after leave", tcpPort)
+	}
+}
+
 func TestRootlessController(t *testing.T) {
-	e := newEnv(t) // root in the test namespace, which is the "host"
-	_ = e
+	testutil.RequireRoot(t) // the test namespace is the "host"
 	dir := t.TempDir()
 	mustf(t, os.Chmod(dir, 0o755), "chmod")
 	stateDir := filepath.Join(dir, "state")
@@ -157,22 +249,17 @@ func TestRootlessController(t *testing.T) {
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	cfg, _ := json.Marshal(rootlessChildConfig{Opaque: parent.OpaqueForChild(), APISocket: apiSock,
-		DataDir: filepath.Join(dir, "data"), ExecRoot: filepath.Join(dir, "exec")})
-	cmd := reexec.Command(rootlessChild, string(cfg))
+	exe, err := os.Executable()
+	mustf(t, err, "test binary")
+	cmd := exec.Command(exe)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
 		Pdeathsig:   syscall.SIGKILL,
 	}
-	stdin, err := cmd.StdinPipe()
-	mustf(t, err, "child stdin")
-	stdout, err := cmd.StdoutPipe()
-	mustf(t, err, "child stdout")
-	cmd.Stderr = os.Stderr
-	mustf(t, cmd.Start(), "starting the child in a user namespace")
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	child := startRootlessChild(t, cmd, rootlessChildConfig{Opaque: parent.OpaqueForChild(), APISocket: apiSock,
+		DataDir: filepath.Join(dir, "data"), ExecRoot: filepath.Join(dir, "exec"), TCPPort: 18180, UDPPort: 18153})
 	// The parent is ready once the child answers on its socket.
 	initDone, quit := make(chan struct{}), make(chan struct{})
 	parentErr := make(chan error, 1)
@@ -185,57 +272,45 @@ func TestRootlessController(t *testing.T) {
 		t.Fatal("the child driver never answered the parent")
 	}
 	t.Cleanup(func() { close(quit); <-parentErr })
-	lines := bufio.NewScanner(stdout)
-	expect := func(want string) {
-		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("child ended before %s", want)
-		}
-		if got := lines.Text(); got != want {
-			t.Fatalf("child said %q, want %s", got, want)
-		}
-	}
-	expect("READY")
+	child.expect("READY")
+	checkRootlessPorts(t, child, parent, 18180, 18153)
+}
 
-	// TCP through the parent's port.
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get("http://127.0.0.1:18180/path")
-	mustf(t, err, "fetching through the parent's port")
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "hello from the rootless container, /path" {
-		t.Errorf("answer %q", body)
+// TestRootlessControllerUnderRootlesskit: the same, with Debian's
+// rootlesskit as the parent (its user, mount and network namespaces, its
+// slirp4netns network and built-in port driver, its API socket) and the
+// controller inside as dockerd runs there.
+func TestRootlessControllerUnderRootlesskit(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tool := range []string{"rootlesskit", "slirp4netns", "newuidmap", "newgidmap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed (Debian packages rootlesskit, slirp4netns, uidmap): %v", tool, err)
+			}
+			t.Skipf("needs %s (Debian packages rootlesskit, slirp4netns, uidmap): %v", tool, err)
+		}
 	}
-	// UDP through the parent's port.
-	uc, err := net.Dial("udp", "127.0.0.1:18153")
-	mustf(t, err, "udp")
-	_ = uc.SetDeadline(time.Now().Add(10 * time.Second))
-	_, err = uc.Write([]byte("ping"))
-	mustf(t, err, "udp write")
-	buf := make([]byte, 100)
-	k, err := uc.Read(buf)
-	mustf(t, err, "udp answer")
-	uc.Close()
-	if string(buf[:k]) != "echo ping" {
-		t.Errorf("udp answer %q", buf[:k])
+	dir := t.TempDir()
+	mustf(t, os.Chmod(dir, 0o755), "chmod")
+	// rootlesskit as root wants sub-IDs: a file of the test's over
+	// /etc/subuid and /etc/subgid, in the test's private mount namespace
+	// only.
+	subid := filepath.Join(dir, "subid")
+	mustf(t, os.WriteFile(subid, []byte("root:100000:65536\n"), 0o644), "subid")
+	for _, target := range []string{"/etc/subuid", "/etc/subgid"} {
+		mustf(t, unix.Mount(subid, target, "", unix.MS_BIND, ""), "bind-mounting %s", target)
+		t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
 	}
-	ports, err := parent.ListPorts(t.Context())
-	mustf(t, err, "parent's ports")
-	if len(ports) != 2 {
-		t.Errorf("the parent exposes %v, want the two published ports", ports)
-	}
-
-	// Leave: the parent stops listening.
-	_, _ = stdin.Write([]byte("leave\n"))
-	expect("LEFT")
-	if ports, _ := parent.ListPorts(t.Context()); len(ports) != 0 {
-		t.Errorf("after leave the parent exposes %v", ports)
-	}
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:18180", time.Second); err == nil {
-		c.Close()
-		t.Error("the parent still listens on 18180 after leave")
-	} else if !strings.Contains(err.Error(), "refused") {
-		t.Logf("dial after leave: %v", err)
-	}
-	stdin.Close()
+	exe, err := os.Executable()
+	mustf(t, err, "test binary")
+	stateDir := filepath.Join(dir, "state")
+	cmd := exec.Command("rootlesskit", "--net=slirp4netns", "--disable-host-loopback",
+		"--port-driver=builtin", "--subid-source=static", "--state-dir="+stateDir, "--", exe)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	child := startRootlessChild(t, cmd, rootlessChildConfig{
+		DataDir: filepath.Join(dir, "data"), ExecRoot: filepath.Join(dir, "exec"), TCPPort: 18280, UDPPort: 18253})
+	child.expect("READY")
+	m, err := apiclient.New(filepath.Join(stateDir, "api.sock"))
+	mustf(t, err, "client of rootlesskit's API")
+	checkRootlessPorts(t, child, m, 18280, 18253)
 }
