@@ -45,8 +45,16 @@ func keyOfSpec(s port.Spec) rootlessKey {
 
 // rootlessSpecs returns the specs exposing bindings; a binding of a
 // protocol the managers do not carry (SCTP) has none, and is returned in
-// skipped.
-func rootlessSpecs(bindings []types.PortBinding) (specs []port.Spec, skipped []types.PortBinding) {
+// skipped. The child side of a wildcard binding is loopback for IPv4
+// (route_localnet lets the port rules take it to the container) and
+// child6 for IPv6, where the kernel routes nothing from ::1 to a
+// container: an address of the namespace the rules apply to (the
+// network's IPv6 gateway), or ::1 when there is none.
+func rootlessSpecs(bindings []types.PortBinding, child6 net.IP) (specs []port.Spec, skipped []types.PortBinding) {
+	loop6 := "::1"
+	if child6 != nil {
+		loop6 = child6.String()
+	}
 	for _, b := range bindings {
 		var proto string
 		switch b.Proto {
@@ -66,7 +74,7 @@ func rootlessSpecs(bindings []types.PortBinding) (specs []port.Spec, skipped []t
 				family = "6"
 			}
 		} else if ip != nil && ip.To4() == nil {
-			parent, child, family = "::", "::1", "6"
+			parent, child, family = "::", loop6, "6"
 		}
 		last := b.HostPortEnd
 		if last < b.HostPort {
@@ -81,11 +89,11 @@ func rootlessSpecs(bindings []types.PortBinding) (specs []port.Spec, skipped []t
 
 // add exposes bindings; on a failure it removes what it exposed of them and
 // returns an error naming the port.
-func (r *rootlessPorts) add(ctx context.Context, bindings []types.PortBinding) error {
+func (r *rootlessPorts) add(ctx context.Context, bindings []types.PortBinding, child6 net.IP) error {
 	if r == nil {
 		return nil
 	}
-	specs, _ := rootlessSpecs(bindings)
+	specs, _ := rootlessSpecs(bindings, child6)
 	var done []rootlessKey
 	for _, s := range specs {
 		k := keyOfSpec(s)
@@ -114,7 +122,7 @@ func (r *rootlessPorts) remove(ctx context.Context, bindings []types.PortBinding
 	if r == nil {
 		return nil
 	}
-	specs, _ := rootlessSpecs(bindings)
+	specs, _ := rootlessSpecs(bindings, nil)
 	keys := make([]rootlessKey, 0, len(specs))
 	for _, s := range specs {
 		keys = append(keys, keyOfSpec(s))
@@ -143,17 +151,19 @@ func (r *rootlessPorts) removeKeys(ctx context.Context, keys []rootlessKey) erro
 // that no binding owns are removed (a crash left them, or they were
 // published before a restart and are gone), and the missing ones added.
 // Failures are logged, one by one.
-func (r *rootlessPorts) reconcile(ctx context.Context, c *controller, bindings []types.PortBinding) {
+func (r *rootlessPorts) reconcile(ctx context.Context, c *controller, published []rootlessPublished) {
 	if r == nil {
 		return
 	}
-	specs, skipped := rootlessSpecs(bindings)
-	for _, b := range skipped {
-		c.logger.Warn("rootless: a published port of a protocol the port manager does not carry is not exposed on the host", "binding", b.String())
-	}
 	want := map[rootlessKey]port.Spec{}
-	for _, s := range specs {
-		want[keyOfSpec(s)] = s
+	for _, p := range published {
+		specs, skipped := rootlessSpecs(p.bindings, p.child6)
+		for _, b := range skipped {
+			c.logger.Warn("rootless: a published port of a protocol the port manager does not carry is not exposed on the host", "binding", b.String())
+		}
+		for _, s := range specs {
+			want[keyOfSpec(s)] = s
+		}
 	}
 	listed, err := r.m.ListPorts(ctx)
 	if err != nil {
@@ -198,15 +208,33 @@ func (r *rootlessPorts) reconcile(ctx context.Context, c *controller, bindings [
 // rootlessTimeout bounds a call to the rootless port manager.
 const rootlessTimeout = 30 * time.Second
 
-// rootlessAdd exposes bindings on the host when the controller has a
-// rootless port manager.
-func (c *controller) rootlessAdd(bindings []types.PortBinding) error {
+// rootlessPublished is what an endpoint publishes, with the child address
+// of its IPv6 wildcard bindings.
+type rootlessPublished struct {
+	bindings []types.PortBinding
+	child6   net.IP
+}
+
+// rootlessChild6 returns the child address of ep's IPv6 wildcard bindings:
+// its network's IPv6 gateway, or nil.
+func rootlessChild6(ep *endpoint) net.IP {
+	for _, i := range ep.network.ipamV6Info {
+		if i.Gateway != nil {
+			return i.Gateway.IP
+		}
+	}
+	return nil
+}
+
+// rootlessAdd exposes the bindings ep published on the host when the
+// controller has a rootless port manager.
+func (c *controller) rootlessAdd(ep *endpoint, bindings []types.PortBinding) error {
 	if c.rootless == nil || len(bindings) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rootlessTimeout)
 	defer cancel()
-	return c.rootless.add(ctx, bindings)
+	return c.rootless.add(ctx, bindings, rootlessChild6(ep))
 }
 
 // rootlessRemove unexposes bindings on the host.
@@ -227,7 +255,7 @@ func (c *controller) startRootless() {
 	if m == nil {
 		return
 	}
-	var all []types.PortBinding
+	var all []rootlessPublished
 	c.mu.Lock()
 	nets := make([]*network, 0, len(c.networks))
 	for _, n := range c.networks {
@@ -243,8 +271,8 @@ func (c *controller) startRootless() {
 		n.mu.Unlock()
 		for _, ep := range eps {
 			ep.mu.Lock()
-			if ep.join != nil {
-				all = append(all, ep.join.published...)
+			if ep.join != nil && len(ep.join.published) > 0 {
+				all = append(all, rootlessPublished{bindings: ep.join.published, child6: rootlessChild6(ep)})
 			}
 			ep.mu.Unlock()
 		}

@@ -100,7 +100,8 @@ func runRootlessChild(raw string) {
 	if err != nil {
 		fail("controller in the user namespace: %v", err)
 	}
-	n, err := c.NewNetwork("bridge", "rootless", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.82.0.0/24"}}, nil, nil))
+	n, err := c.NewNetwork("bridge", "rootless", NetworkOptionEnableIPv6(true),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.82.0.0/24"}}, []*IpamConf{{PreferredPool: "fd00:82::/64"}}, nil))
 	if err != nil {
 		fail("network: %v", err)
 	}
@@ -198,29 +199,31 @@ func startRootlessChild(t *testing.T, cmd *exec.Cmd, cfg rootlessChildConfig) *r
 func checkRootlessPorts(t *testing.T, child *rootlessChildProc, m port.Manager, tcpPort, udpPort int) {
 	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/path", tcpPort))
-	mustf(t, err, "fetching through the parent's port")
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "hello from the rootless container, /path" {
-		t.Errorf("answer %q", body)
-	}
-	uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", udpPort))
-	mustf(t, err, "udp")
-	_ = uc.SetDeadline(time.Now().Add(10 * time.Second))
-	_, err = uc.Write([]byte("ping"))
-	mustf(t, err, "udp write")
-	buf := make([]byte, 100)
-	k, err := uc.Read(buf)
-	mustf(t, err, "udp answer")
-	uc.Close()
-	if string(buf[:k]) != "echo ping" {
-		t.Errorf("udp answer %q", buf[:k])
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		resp, err := client.Get("http://" + net.JoinHostPort(host, fmt.Sprint(tcpPort)) + "/path")
+		mustf(t, err, "fetching through the parent's port on %s", host)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "hello from the rootless container, /path" {
+			t.Errorf("answer on %s: %q", host, body)
+		}
+		uc, err := net.Dial("udp", net.JoinHostPort(host, fmt.Sprint(udpPort)))
+		mustf(t, err, "udp")
+		_ = uc.SetDeadline(time.Now().Add(10 * time.Second))
+		_, err = uc.Write([]byte("ping"))
+		mustf(t, err, "udp write")
+		buf := make([]byte, 100)
+		k, err := uc.Read(buf)
+		mustf(t, err, "udp answer on %s", host)
+		uc.Close()
+		if string(buf[:k]) != "echo ping" {
+			t.Errorf("udp answer on %s: %q", host, buf[:k])
+		}
 	}
 	ports, err := m.ListPorts(t.Context())
 	mustf(t, err, "parent's ports")
-	if len(ports) != 2 {
-		t.Errorf("the parent exposes %v, want the two published ports", ports)
+	if len(ports) != 4 {
+		t.Errorf("the parent exposes %v, want the two published ports on both families", ports)
 	}
 	// Leave: the parent stops listening.
 	_, _ = child.stdin.Write([]byte("leave\n"))
@@ -231,6 +234,10 @@ func checkRootlessPorts(t *testing.T, child *rootlessChildProc, m port.Manager, 
 	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort), time.Second); err == nil {
 		c.Close()
 		t.Errorf("the parent still listens on %d after leave", tcpPort)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("[::1]:%d", tcpPort), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the parent still listens on [::1]:%d after leave", tcpPort)
 	}
 }
 

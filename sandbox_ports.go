@@ -105,7 +105,7 @@ func (sb *sandbox) programExternal(ep *endpoint, published []types.PortBinding) 
 		}
 	}
 	sb.setPublished(ep, slices.Clone(got))
-	if err := sb.ctrl.rootlessAdd(got); err != nil {
+	if err := sb.ctrl.rootlessAdd(ep, got); err != nil {
 		// Published inside the namespace but not on the host: undo it,
 		// as a failed publish.
 		if rerr := n.driver.RevokeExternalConnectivity(n.id, ep.id); rerr != nil {

@@ -204,7 +204,8 @@ func OptionPluginRetryWindow(d time.Duration) Option {
 // through m (rootlesskit's port driver, the built-in one of package
 // rootless/port/builtin, or a client of a rootlesskit API socket): the
 // binding's host address and port on the host side, the same port inside
-// the namespace on the child side. Ports are removed from m on leave and
+// the namespace on the child side (on loopback for an IPv4 wildcard
+// binding, on the network's IPv6 gateway for an IPv6 one). Ports are removed from m on leave and
 // delete, and at New m is made to expose exactly the published ports
 // (ports it lists that no endpoint owns are removed).
 func OptionRootlessPortManager(m port.Manager) Option {
