@@ -549,7 +549,9 @@ func runRootlessChild(v string) error {
 	quit := make(chan struct{})
 	driverDone := make(chan error, 1)
 	if cfg.Opaque != nil {
-		go func() { driverDone <- builtin.NewChildDriver(slog.New(slog.DiscardHandler)).RunChildDriver(cfg.Opaque, quit) }()
+		go func() {
+			driverDone <- builtin.NewChildDriver(slog.New(slog.DiscardHandler)).RunChildDriver(cfg.Opaque, quit)
+		}()
 	}
 	select {
 	case <-sig:
