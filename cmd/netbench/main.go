@@ -35,7 +35,9 @@
 //	netbench -ports 2 -proto tcp -n 1000 -json
 //
 // -throughput measures the data path instead; see throughput.go. -dns
-// measures the embedded DNS server with dnsperf; see dns.go.
+// measures the embedded DNS server with dnsperf; see dns.go. -rootless
+// measures a rootless published port through the built-in port driver and
+// through rootlesskit's; see rootless.go.
 //
 // Each container's endpoint wants name resolution, so its sandbox starts
 // the embedded DNS server at its join, in attach.join. With -no-resolver
@@ -121,6 +123,7 @@ const inNSEnv = "NETBENCH_IN_NETNS"
 
 func main() {
 	servePluginIfAsked()
+	serveRootlessChildIfAsked()
 	n := flag.Int("n", 200, "number of containers to attach and detach")
 	ports := flag.Int("ports", 0, "published ports per container: container ports 1..N, alternately tcp and udp, on ephemeral host ports")
 	proto := flag.String("proto", "mixed", "with -ports: the protocol of the published ports: mixed (alternately tcp and udp), tcp or udp")
@@ -128,8 +131,9 @@ func main() {
 	kernel := flag.Bool("kernel", false, "make the library's kernel calls directly, without the library: the kernel-only baseline")
 	mtuUser := flag.Bool("bridge-mtu-user", false, "with -kernel: make the bridge's MTU count as set by the user")
 	throughput := flag.Bool("throughput", false, "measure TCP throughput with iperf3 through a published port and straight to the container, instead of attach and detach")
-	duration := flag.Int("duration", 3, "with -throughput: seconds of each iperf3 run")
-	rounds := flag.Int("rounds", 1, "with -throughput: runs of each path, alternating which goes first; the median is reported")
+	duration := flag.Int("duration", 3, "with -throughput, -dns or -rootless: seconds of each run (default 10 with -dns, 5 with -rootless)")
+	rounds := flag.Int("rounds", 1, "with -throughput or -rootless: runs of each path, alternating which goes first; the median is reported")
+	rootless := flag.Bool("rootless", false, "measure TCP throughput (iperf3) and connection set-up rate through a rootless published port, with the built-in port driver and with rootlesskit's, instead of attach and detach")
 	noResolver := flag.Bool("no-resolver", false, "attach containers with CreateOptionDisableResolution: no embedded DNS server (to compare attach with and without it)")
 	dnsMode := flag.Bool("dns", false, "measure the embedded DNS server with dnsperf inside a container (local and forwarded names), instead of attach and detach")
 	dnsPeers := flag.Int("dns-peers", 10, "with -dns: containers whose names are queried")
@@ -139,6 +143,11 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run (the library's and netbench's own goroutines; not dnsperf's, dnsmasq's or iperf3's) to this file, for go tool pprof")
 	flag.Parse()
 	switch {
+	case *rootless:
+		if !flagSet("duration") {
+			*duration = 5
+		}
+		checkRootlessFlags(*duration, *rounds)
 	case *dnsMode:
 		if !flagSet("duration") {
 			*duration = 10
@@ -164,6 +173,8 @@ func main() {
 		err error
 	)
 	switch {
+	case *rootless:
+		res, err = runRootless(*duration, *rounds)
 	case *dnsMode:
 		res, err = runDNS(*duration, *dnsPeers, *dnsOutstanding, *dnsPaced)
 	case *throughput:
@@ -228,10 +239,11 @@ func checkBenchFlags(n, ports int, kernel bool, proto string) {
 	case kernel && n > maxKernelN:
 		fail(fmt.Sprintf("-kernel: -n is at most %d (one /16 of addresses)", maxKernelN))
 	}
-	for _, name := range []string{"duration", "rounds"} {
-		if flagSet(name) {
-			fail("-" + name + " needs -throughput or -dns")
-		}
+	if flagSet("duration") {
+		fail("-duration needs -throughput, -dns or -rootless")
+	}
+	if flagSet("rounds") {
+		fail("-rounds needs -throughput or -rootless")
 	}
 	for _, name := range []string{"dns-peers", "dns-outstanding", "dns-paced"} {
 		if flagSet(name) {

@@ -278,3 +278,50 @@ func TestNetbenchDriver(t *testing.T) {
 	refused(t, bin, "-driver", "-driver", "veth-example", "-kernel")
 	refused(t, bin, "-driver", "-driver", "veth-example", "-ports", "2")
 }
+
+// TestNetbenchRootless runs -rootless briefly: the built-in port driver
+// and rootlesskit's each publish a child's iperf3 and one-byte servers,
+// and both figures of both sides are there. CI installs the tools;
+// elsewhere the test skips without them.
+func TestNetbenchRootless(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tool := range rootlessTools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed (Debian packages iperf3, rootlesskit, slirp4netns, uidmap): %v", tool, err)
+			}
+			t.Skipf("needs %s (Debian packages iperf3, rootlesskit, slirp4netns, uidmap): %v", tool, err)
+		}
+	}
+	bin := buildNetbench(t)
+	var res rootlessResult
+	runJSON(t, bin, &res, "-rootless", "-duration", "1")
+	if res.BuiltinGbps <= 0 || res.RootlesskitGbps <= 0 || res.BuiltinConnPerS <= 0 || res.RootlesskitConnPerS <= 0 {
+		t.Errorf("figures %+v: want all four > 0", res)
+	}
+	if res.DurationS != 1 || res.Rounds != 1 || len(res.BuiltinRunsGbps) != 1 || len(res.RootlesskitRunsConnPerS) != 1 {
+		t.Errorf("runs %+v, want one of 1 s per side", res)
+	}
+	if !strings.Contains(res.RootlesskitVersion, "rootlesskit") {
+		t.Errorf("rootlesskit version %q", res.RootlesskitVersion)
+	}
+}
+
+// TestNetbenchRootlessRefusals: -rootless refuses the other modes' flags,
+// and says what it needs.
+func TestNetbenchRootlessRefusals(t *testing.T) {
+	bin := buildNetbench(t)
+	refused(t, bin, "-n does not apply", "-rootless", "-n", "5")
+	refused(t, bin, "-ports does not apply", "-rootless", "-ports", "2")
+	refused(t, bin, "-throughput does not apply", "-rootless", "-throughput")
+	refused(t, bin, "-driver does not apply", "-rootless", "-driver", "veth-example")
+	refused(t, bin, "-duration", "-rootless", "-duration", "0")
+	refused(t, bin, "-rounds", "-rootless", "-rounds", "0")
+	refused(t, bin, "-rounds needs -throughput or -rootless", "-rounds", "2")
+	cmd := exec.Command(bin, "-rootless")
+	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "-rootless needs") {
+		t.Errorf("-rootless with nothing on PATH: %v %q, want a failure naming what it needs", err, out)
+	}
+}

@@ -287,15 +287,20 @@ type iperfReport struct {
 	} `json:"end"`
 }
 
-// iperfClient runs an iperf3 client in the namespace at netnsPath against
-// addr ("host:port") for seconds, and returns the Gbit/s the server
-// received and the retransmissions the client counted.
+// iperfClient runs an iperf3 client in the namespace at netnsPath (in
+// netbench's own if it is empty) against addr ("host:port") for seconds,
+// and returns the Gbit/s the server received and the retransmissions the
+// client counted.
 func iperfClient(netnsPath, addr string, seconds int) (float64, int, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return 0, 0, err
 	}
-	cmd := exec.Command("nsenter", "--net="+netnsPath, "iperf3", "-c", host, "-p", port, "-t", fmt.Sprint(seconds), "-J")
+	args := []string{"iperf3", "-c", host, "-p", port, "-t", fmt.Sprint(seconds), "-J"}
+	if netnsPath != "" {
+		args = append([]string{"nsenter", "--net=" + netnsPath}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, runErr := cmd.Output()
