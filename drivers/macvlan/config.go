@@ -1,0 +1,149 @@
+package macvlan
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/lanparent"
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/options"
+	"github.com/netkit/libnetwork/types"
+)
+
+// Driver options of a macvlan network (under netlabel.GenericData), as
+// docker names them.
+const (
+	// ParentOption names the parent interface in the controller's
+	// namespace; "eth0.10" is VLAN 10 on eth0, created when missing. No
+	// parent makes an internal network.
+	ParentOption = lanparent.ParentOption
+	// ModeOption is the macvlan mode: ModeBridge (the default),
+	// ModePrivate, ModeVEPA or ModePassthru.
+	ModeOption = "macvlan_mode"
+	// MTUOption is the MTU of the network's interfaces (default: the
+	// parent's); it may not exceed the parent's.
+	MTUOption = netlabel.DriverMTU
+)
+
+// Modes (ModeOption).
+const (
+	// ModeBridge: endpoints on one parent reach each other directly.
+	ModeBridge = "bridge"
+	// ModePrivate: endpoints on one parent do not reach each other, even
+	// through a hairpinning switch.
+	ModePrivate = "private"
+	// ModeVEPA: everything goes out of the parent; endpoints reach each
+	// other only through a switch that sends frames back (hairpin).
+	ModeVEPA = "vepa"
+	// ModePassthru: one endpoint takes the parent whole.
+	ModePassthru = "passthru"
+)
+
+// linkModes maps a mode to the kernel's.
+var linkModes = map[string]netlink.MacvlanMode{
+	ModeBridge:   netlink.MACVLAN_MODE_BRIDGE,
+	ModePrivate:  netlink.MACVLAN_MODE_PRIVATE,
+	ModeVEPA:     netlink.MACVLAN_MODE_VEPA,
+	ModePassthru: netlink.MACVLAN_MODE_PASSTHRU,
+}
+
+// networkConfig is a macvlan network's configuration, parsed once from
+// CreateNetwork's arguments.
+type networkConfig struct {
+	parent   string // "" for an internal network
+	mode     string
+	mtu      int // 0: the parent's
+	internal bool
+	subnets  []netip.Prefix
+	gw4, gw6 net.IP
+}
+
+// parseNetworkConfig turns CreateNetwork's arguments into a networkConfig;
+// bad input is a BadRequest naming the option and the value.
+func parseNetworkConfig(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) (networkConfig, error) {
+	c := networkConfig{mode: ModeBridge}
+	gen, err := lanparent.DriverOptions(NetworkType, opts, ParentOption, ModeOption, MTUOption)
+	if err != nil {
+		return c, types.BadRequestErrorf("macvlan network %s: %w", nid, err)
+	}
+	c.parent = gen[ParentOption]
+	if m, ok := gen[ModeOption]; ok && m != "" {
+		if _, known := linkModes[m]; !known {
+			return c, types.BadRequestErrorf("macvlan network %s: option %s: unknown mode %q (want %s, %s, %s or %s)",
+				nid, ModeOption, m, ModeBridge, ModePrivate, ModeVEPA, ModePassthru)
+		}
+		c.mode = m
+	}
+	if s, ok := gen[MTUOption]; ok && s != "" && s != "0" {
+		mtu, _, err := options.GetInt(map[string]interface{}{MTUOption: s}, MTUOption)
+		if err != nil {
+			return c, types.BadRequestErrorf("macvlan network %s: %w", nid, err)
+		}
+		if mtu < 68 || mtu > 65535 {
+			return c, types.BadRequestErrorf("macvlan network %s: option %s: %d is out of range 68..65535", nid, MTUOption, mtu)
+		}
+		c.mtu = mtu
+	}
+	if c.internal, _, err = options.GetBool(opts, netlabel.Internal); err != nil {
+		return c, types.BadRequestErrorf("macvlan network %s: %w", nid, err)
+	}
+	// As docker: no parent makes an internal network, whose parent reaches
+	// nothing.
+	c.internal = c.internal || c.parent == ""
+	v6, _, err := options.GetBool(opts, netlabel.EnableIPv6)
+	if err != nil {
+		return c, types.BadRequestErrorf("macvlan network %s: %w", nid, err)
+	}
+	add := func(d driverapi.IPAMData, six bool) error {
+		if d.Pool == nil {
+			return types.BadRequestErrorf("macvlan network %s: IPAM data without a pool", nid)
+		}
+		p, ok := prefixOf(d.Pool)
+		if !ok || p.Addr().Is6() != six {
+			return types.BadRequestErrorf("macvlan network %s: pool %s is not an IPv%d pool", nid, d.Pool, map[bool]int{false: 4, true: 6}[six])
+		}
+		c.subnets = append(c.subnets, p.Masked())
+		if d.Gateway == nil {
+			return nil
+		}
+		if !d.Pool.Contains(d.Gateway.IP) {
+			return types.BadRequestErrorf("macvlan network %s: gateway %s is outside pool %s", nid, d.Gateway.IP, d.Pool)
+		}
+		if six && c.gw6 == nil {
+			c.gw6 = d.Gateway.IP
+		}
+		if !six && c.gw4 == nil {
+			c.gw4 = d.Gateway.IP
+		}
+		return nil
+	}
+	for _, d := range ipV4Data {
+		if err := add(d, false); err != nil {
+			return c, err
+		}
+	}
+	if v6 {
+		for _, d := range ipV6Data {
+			if err := add(d, true); err != nil {
+				return c, err
+			}
+		}
+	}
+	return c, nil
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	addr, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	addr = addr.Unmap()
+	ones, bits := n.Mask.Size()
+	if bits != addr.BitLen() {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(addr, ones), true
+}
