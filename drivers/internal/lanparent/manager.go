@@ -148,6 +148,11 @@ func (m *Manager) Acquire(c Claim, restore bool) (Parent, error) {
 		}
 	}
 	st := m.parents[p.Name]
+	if st != nil && p.Internal {
+		// Two network IDs that share their first 12 characters.
+		return Parent{}, types.ForbiddenErrorf("%s network %s: its internal parent %s is network %s's",
+			d, c.Network, p.Name, strings.Join(m.usersLocked(p.Name), ", "))
+	}
 	if st != nil {
 		if err := m.checkSharing(p.Name, st, c, vlan != 0); err != nil {
 			return Parent{}, err
@@ -403,6 +408,11 @@ func (m *Manager) Release(nid string) error {
 func (m *Manager) Users(name string) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.usersLocked(name)
+}
+
+// usersLocked is Users; m.mu must be held.
+func (m *Manager) usersLocked(name string) []string {
 	var out []string
 	if st := m.parents[name]; st != nil {
 		for nid := range st.claims {
