@@ -341,3 +341,29 @@ func isNotImplemented(err error) bool {
 	var e types.NotImplementedError
 	return errors.As(err, &e)
 }
+
+// TestRejoinAfterLeave: the controller retires the interface at Leave
+// (down, renamed, left in the sandbox); joining again makes a new link
+// with the same MAC on the same parent, which works.
+func TestRejoinAfterLeave(t *testing.T) {
+	d, host := testDriver(t)
+	lan := newLAN(t, host, "lan0")
+	lanNetwork(t, d, nid1, "lan0", "")
+	sb, _ := joinNew(t, d, nid1, eid1, "192.168.90.11/24")
+	if err := sb.RetireInterface("eth0", "gone0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Leave(nid1, eid1); err != nil {
+		t.Fatal(err)
+	}
+	ji := &joinInfo{ns: sb, ifName: "eth0"}
+	if err := d.Join(nid1, eid1, sb.Path(), ji, nil); err != nil {
+		t.Fatalf("join after leave: %v", err)
+	}
+	if err := sb.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: cidr(t, "192.168.90.11/24")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dialFrom(sb, lan.addr); err != nil || got != "lan" {
+		t.Errorf("to the LAN server after rejoining: %q, %v", got, err)
+	}
+}
