@@ -4,6 +4,7 @@ import (
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/drivers/bridge"
 	"github.com/netkit/libnetwork/drivers/host"
+	"github.com/netkit/libnetwork/drivers/macvlan"
 	"github.com/netkit/libnetwork/drivers/null"
 	"github.com/netkit/libnetwork/ipamapi"
 	defaultipam "github.com/netkit/libnetwork/ipams/default"
@@ -63,10 +64,15 @@ func (c *controller) makeDrivers() error {
 		return types.Errorf("bridge driver: %w", err)
 	}
 	c.closers = append(c.closers, br.Close)
+	mv, err := macvlan.New(macvlan.Config{Logger: c.logger, Host: c.hostNS.Handle()})
+	if err != nil {
+		return types.Errorf("macvlan driver: %w", err)
+	}
 	c.drivers = map[string]driverapi.Driver{
-		bridge.NetworkType: br,
-		"host":             host.New(),
-		"null":             null.New(),
+		bridge.NetworkType:  br,
+		macvlan.NetworkType: mv,
+		"host":              host.New(),
+		"null":              null.New(),
 	}
 
 	routes, err := newRouteLister(c.hostNS)

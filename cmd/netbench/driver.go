@@ -1,8 +1,10 @@
 package main
 
-// The -driver mode: attach and detach through a remote network driver.
+// The -driver mode: attach and detach through another network driver: a
+// built-in one that hangs its links off a parent interface (macvlan,
+// ipvlan), given a parent of netbench's own, or else a remote one.
 //
-// netbench runs the example veth plugin (examples/network-plugin, package
+// For a remote driver netbench runs the example veth plugin (examples/network-plugin, package
 // vethdriver) as a separate process, itself re-executed with
 // pluginSocketEnv set, in its own namespaces beside the controller, under
 // the name -driver gives; the controller finds it in a socket directory of
@@ -30,6 +32,7 @@ import (
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/examples/network-plugin/vethdriver"
 	"github.com/netkit/libnetwork/examples/pluginutil"
+	"github.com/vishvananda/netlink"
 )
 
 // pluginSocketEnv, set, makes netbench the plugin process of a -driver
@@ -123,6 +126,42 @@ func newDriverBench(dir, sockDir, driver string) (libnetwork.NetworkController, 
 		return nil, nil, err
 	}
 	nw, err := c.NewNetwork(driver, "bench")
+	if err != nil {
+		c.Stop()
+		return nil, nil, err
+	}
+	return c, nw, nil
+}
+
+// parentDrivers are the built-in drivers -driver names that need a parent
+// interface.
+var parentDrivers = map[string]bool{"macvlan": true, "ipvlan": true}
+
+// benchParent is the link netbench gives a parent driver's network, one end
+// of a veth pair in netbench's own namespace.
+const benchParent = "nbparent0"
+
+// newParentDriverBench makes the controller of a -driver run on a built-in
+// parent driver, and its network "bench" on benchParent.
+func newParentDriverBench(dir, driver string) (libnetwork.NetworkController, libnetwork.Network, error) {
+	// A veth pair: this kernel may have no dummy links.
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: benchParent}, PeerName: benchParent + "p"}); err != nil {
+		return nil, nil, fmt.Errorf("making the parent %s: %w", benchParent, err)
+	}
+	for _, name := range []string{benchParent, benchParent + "p"} {
+		l, err := netlink.LinkByName(name)
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("bringing the parent %s up: %w", name, err)
+		}
+	}
+	c, err := libnetwork.New(config.OptionDataDir(filepath.Join(dir, "data")), config.OptionExecRoot(filepath.Join(dir, "exec")))
+	if err != nil {
+		return nil, nil, err
+	}
+	nw, err := c.NewNetwork(driver, "bench", libnetwork.NetworkOptionDriverOpts(map[string]string{"parent": benchParent}))
 	if err != nil {
 		c.Stop()
 		return nil, nil, err

@@ -139,7 +139,7 @@ func main() {
 	dnsPeers := flag.Int("dns-peers", 10, "with -dns: containers whose names are queried")
 	dnsOutstanding := flag.Int("dns-outstanding", 100, "with -dns: queries dnsperf keeps in flight in the unpaced runs")
 	dnsPaced := flag.Int("dns-paced", 1000, "with -dns: queries per second of the paced runs that measure latency")
-	driver := flag.String("driver", "", "attach through a remote network driver of this name: netbench runs the example veth plugin (examples/network-plugin) as a separate process under it, and reports the controller's own time per attach and detach (minus the time inside the plugin's handlers)")
+	driver := flag.String("driver", "", "attach through another network driver: macvlan or ipvlan (built in, on a veth parent of netbench's own), or any other name for a remote driver: netbench runs the example veth plugin (examples/network-plugin) as a separate process under it, and reports the controller's own time per attach and detach (minus the time inside the plugin's handlers)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run (the library's and netbench's own goroutines; not dnsperf's, dnsmasq's or iperf3's) to this file, for go tool pprof")
 	flag.Parse()
 	switch {
@@ -389,9 +389,12 @@ func run(n, ports int, proto string, noResolver bool, driver string) (*result, e
 		nw     libnetwork.Network
 		plugin *benchPlugin
 	)
-	if driver == "" {
+	switch {
+	case driver == "":
 		c, nw, err = newBench(dir)
-	} else {
+	case parentDrivers[driver]:
+		c, nw, err = newParentDriverBench(dir, driver)
+	default:
 		sockDir := filepath.Join(dir, "plugins")
 		if err := os.MkdirAll(sockDir, 0o755); err != nil {
 			return nil, err

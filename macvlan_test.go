@@ -1,0 +1,65 @@
+package libnetwork
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+	"github.com/vishvananda/netlink"
+)
+
+// macvlan through the controller: a "LAN" namespace behind a veth whose
+// other end, in the controller's namespace, is the macvlan parent.
+// Containers on the network reach the LAN server and each other, by address
+// and through the embedded DNS by name; a published port is refused; after
+// a restart they still reach the LAN.
+func TestMacvlanNetwork(t *testing.T) {
+	e := newEnv(t)
+	lan, err := osl.NewNamespace(t.TempDir() + "/lan")
+	mustf(t, err, "LAN namespace")
+	t.Cleanup(func() { _ = lan.Destroy() })
+	h := e.host.Handle()
+	mustf(t, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(lan.Fd())}), "LAN veth")
+	parent, err := h.LinkByName("lan0")
+	mustf(t, err, "parent")
+	mustf(t, h.LinkSetUp(parent), "parent up")
+	mustf(t, lan.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: &net.IPNet{IP: net.ParseIP("192.168.91.1").To4(), Mask: net.CIDRMask(24, 32)}}), "LAN address")
+	server := listen(t, lan, net.ParseIP("192.168.91.1"))
+
+	c := e.start()
+	n, err := c.NewNetwork("macvlan", "phys", NetworkOptionDriverOpts(map[string]string{"parent": "lan0"}),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "192.168.91.0/24", Gateway: "192.168.91.1"}}, nil, nil))
+	mustf(t, err, "macvlan network")
+	ep1, sb1 := joined(t, c, n, "one")
+	ep2, sb2 := joined(t, c, n, "two")
+	ns1, ns2 := nsOf(t, sb1), nsOf(t, sb2)
+	mustReach(t, ns1, server)
+	mustReach(t, ns2, server)
+	mustReach(t, ns2, listen(t, ns1, ep1.Info().Iface().Address().IP))
+	if gw := ep1.Info().Gateway(); gw.String() != "192.168.91.1" {
+		t.Errorf("gateway %v, want the LAN router 192.168.91.1", gw)
+	}
+	dig(t, sb2, "one", "A").wantAnswer(t, "a macvlan peer by name", "A "+ipOf(ep1))
+	_ = ep2
+
+	// No port publishing on macvlan, as in docker.
+	sb3, err := c.NewSandbox("pub", OptionPortMapping([]types.PortBinding{{Proto: types.TCP, Port: 80, HostPort: 18080}}))
+	mustf(t, err, "sandbox")
+	ep3, err := n.CreateEndpoint("pub")
+	mustf(t, err, "endpoint")
+	if err := ep3.Join(sb3); err == nil || !strings.Contains(err.Error(), "publish") {
+		t.Errorf("join with a published port on macvlan: %v", err)
+	}
+
+	c.Stop()
+	c = e.start()
+	sb1b, err := c.SandboxByID(sb1.ID())
+	mustf(t, err, "sandbox after restart")
+	mustReach(t, nsOf(t, sb1b), server)
+	n2, err := c.NetworkByName("phys")
+	mustf(t, err, "network after restart")
+	_, sb4 := joined(t, c, n2, "after")
+	mustReach(t, nsOf(t, sb4), server)
+}
