@@ -275,6 +275,11 @@ func TestNetbenchDriver(t *testing.T) {
 	if res.AttachOwn.MedianMs <= 0 || res.AttachOwn.MedianMs > res.Attach.MedianMs {
 		t.Errorf("attach median %v ms, the controller's own %v ms: own must be positive and at most the total", res.Attach.MedianMs, res.AttachOwn.MedianMs)
 	}
+	var mv result
+	runJSON(t, bin, &mv, "-driver", "macvlan", "-n", "3")
+	if mv.N != 3 || mv.Attach.MedianMs <= 0 || mv.AttachOwn != nil {
+		t.Errorf("-driver macvlan: %+v", mv)
+	}
 	refused(t, bin, "-driver", "-driver", "veth-example", "-kernel")
 	refused(t, bin, "-driver", "-driver", "veth-example", "-ports", "2")
 }
