@@ -53,6 +53,20 @@ func TestMacvlanNetwork(t *testing.T) {
 		t.Errorf("join with a published port on macvlan: %v", err)
 	}
 
+	// Private mode on the same parent (another subnet): its containers
+	// do not see each other.
+	priv, err := c.NewNetwork("macvlan", "priv", NetworkOptionDriverOpts(map[string]string{"parent": "lan0", "macvlan_mode": "private"}),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "192.168.92.0/24"}}, nil, nil))
+	mustf(t, err, "private macvlan network")
+	p1, psb1 := joined(t, c, priv, "p1")
+	_, psb2 := joined(t, c, priv, "p2")
+	mustNotReach(t, nsOf(t, psb2), listen(t, nsOf(t, psb1), p1.Info().Iface().Address().IP))
+	// A subnet overlapping another network's on the same parent is refused.
+	if _, err := c.NewNetwork("macvlan", "clash", NetworkOptionDriverOpts(map[string]string{"parent": "lan0"}),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "192.168.91.0/25"}}, nil, nil)); err == nil {
+		t.Error("a network overlapping phys on lan0 was created")
+	}
+
 	c.Stop()
 	c = e.start()
 	sb1b, err := c.SandboxByID(sb1.ID())
