@@ -150,11 +150,11 @@ func (j *joinInfo) NetNSFd() int {
 	}
 	return j.ns.Fd()
 }
-func (j *joinInfo) IfaceName() string                          { return j.ifName }
-func (j *joinInfo) SetNames(src, _ string) error               { j.moved = src; return nil }
-func (j *joinInfo) SetCreatedInSandbox() error                 { j.created = true; return nil }
-func (j *joinInfo) SetGateway(ip net.IP) error                 { j.gw4 = ip; return nil }
-func (j *joinInfo) SetGatewayIPv6(ip net.IP) error             { j.gw6 = ip; return nil }
+func (j *joinInfo) IfaceName() string              { return j.ifName }
+func (j *joinInfo) SetNames(src, _ string) error   { j.moved = src; return nil }
+func (j *joinInfo) SetCreatedInSandbox() error     { j.created = true; return nil }
+func (j *joinInfo) SetGateway(ip net.IP) error     { j.gw4 = ip; return nil }
+func (j *joinInfo) SetGatewayIPv6(ip net.IP) error { j.gw6 = ip; return nil }
 func (j *joinInfo) AddStaticRoute(dst *net.IPNet, typ int, nh net.IP) error {
 	j.routes = append(j.routes, route{dst.String(), typ, nh})
 	return nil
