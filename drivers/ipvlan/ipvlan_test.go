@@ -373,3 +373,55 @@ func TestRestoreAndOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConnectedDefaultRoutesApply checks that the routes an l3 Join
+// reports work as the controller applies them (osl.Route without
+// gateway: scope link through the interface), on a veth standing in for
+// the ipvlan link the kernel may lack: a default route of each family
+// through eth0, and a destination outside the subnet reached through it.
+func TestConnectedDefaultRoutesApply(t *testing.T) {
+	_, host := testDriver(t)
+	sb, peer := newSandbox(t), newSandbox(t)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", Namespace: netlink.NsFd(sb.Fd())}, PeerName: "peer0", PeerNamespace: netlink.NsFd(peer.Fd())}
+	if err := host.Handle().LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	ji := &joinInfo{ifName: "eth0"}
+	n := &network{config: networkConfig{mode: ModeL3, flag: FlagBridge}}
+	if err := report(n, &endpoint{v6: true}, ji); err != nil {
+		t.Fatal(err)
+	}
+	cfg := osl.IfaceConfig{Name: "eth0", Addr: cidr(t, "10.91.0.11/24"), AddrV6: cidr(t, "fd91::11/64")}
+	for _, r := range ji.routes {
+		_, dst, _ := net.ParseCIDR(r.dst)
+		cfg.Routes = append(cfg.Routes, osl.Route{Dst: dst, Gw: r.nextHop})
+	}
+	if err := sb.ConfigureInterface(cfg); err != nil {
+		t.Fatalf("applying the l3 routes %v: %v", ji.routes, err)
+	}
+	// The peer answers for an address outside the endpoint's subnet, on
+	// the link (as the parent routes in l3 mode).
+	if err := peer.ConfigureInterface(osl.IfaceConfig{Name: "peer0", Addr: cidr(t, "172.30.0.1/32"),
+		Routes: []osl.Route{{Dst: cidr(t, "10.91.0.0/24")}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := sb.Handle().RouteListFiltered(family, &netlink.Route{Dst: nil}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range routes {
+			if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw == nil && r.LinkIndex == mustIndex(t, sb.Handle(), "eth0") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("family %d: no default route through eth0 without gateway in %v", family, routes)
+		}
+	}
+	srv := listenIn(t, peer, "172.30.0.1:0", "routed")
+	if got, err := dialFrom(sb, srv); err != nil || got != "routed" {
+		t.Errorf("through the connected default route: %q, %v", got, err)
+	}
+}
