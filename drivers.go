@@ -4,6 +4,7 @@ import (
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/drivers/bridge"
 	"github.com/netkit/libnetwork/drivers/host"
+	"github.com/netkit/libnetwork/drivers/ipvlan"
 	"github.com/netkit/libnetwork/drivers/macvlan"
 	"github.com/netkit/libnetwork/drivers/null"
 	"github.com/netkit/libnetwork/ipamapi"
@@ -68,9 +69,14 @@ func (c *controller) makeDrivers() error {
 	if err != nil {
 		return types.Errorf("macvlan driver: %w", err)
 	}
+	iv, err := ipvlan.New(ipvlan.Config{Logger: c.logger, Host: c.hostNS.Handle()})
+	if err != nil {
+		return types.Errorf("ipvlan driver: %w", err)
+	}
 	c.drivers = map[string]driverapi.Driver{
 		bridge.NetworkType:  br,
 		macvlan.NetworkType: mv,
+		ipvlan.NetworkType:  iv,
 		"host":              host.New(),
 		"null":              null.New(),
 	}

@@ -1,6 +1,7 @@
 package libnetwork
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -76,4 +77,49 @@ func TestMacvlanNetwork(t *testing.T) {
 	mustf(t, err, "network after restart")
 	_, sb4 := joined(t, c, n2, "after")
 	mustReach(t, nsOf(t, sb4), server)
+}
+
+// TestIpvlanNetwork: an ipvlan network through the controller. Where the
+// kernel has no ipvlan link type (this machine's), decided by the join
+// itself, the join is refused clearly and leaves the sandbox and the
+// controller's namespace as they were; elsewhere the container reaches the
+// LAN server.
+func TestIpvlanNetwork(t *testing.T) {
+	e := newEnv(t)
+	lan, err := osl.NewNamespace(t.TempDir() + "/lan")
+	mustf(t, err, "LAN namespace")
+	t.Cleanup(func() { _ = lan.Destroy() })
+	h := e.host.Handle()
+	mustf(t, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan1"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(lan.Fd())}), "LAN veth")
+	parent, err := h.LinkByName("lan1")
+	mustf(t, err, "parent")
+	mustf(t, h.LinkSetUp(parent), "parent up")
+	mustf(t, lan.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: &net.IPNet{IP: net.ParseIP("192.168.93.1").To4(), Mask: net.CIDRMask(24, 32)}}), "LAN address")
+	server := listen(t, lan, net.ParseIP("192.168.93.1"))
+
+	c := e.start()
+	n, err := c.NewNetwork("ipvlan", "l2net", NetworkOptionDriverOpts(map[string]string{"parent": "lan1", "ipvlan_mode": "l2"}),
+		NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "192.168.93.0/24", Gateway: "192.168.93.1"}}, nil, nil))
+	mustf(t, err, "ipvlan network")
+	ep, err := n.CreateEndpoint("one")
+	mustf(t, err, "endpoint")
+	sb, err := c.NewSandbox("one")
+	mustf(t, err, "sandbox")
+	before := e.snapshot(c)
+	err = ep.Join(sb)
+	var ni types.NotImplementedError
+	switch {
+	case errors.As(err, &ni):
+		if !strings.Contains(err.Error(), "ipvlan") {
+			t.Errorf("refusal %q does not name ipvlan", err)
+		}
+		if names := ifaceNames(t, nsOf(t, sb)); len(names) != 1 {
+			t.Errorf("sandbox interfaces after the refused join: %v", names)
+		}
+		e.requireSame(before, e.snapshot(c), "after a refused ipvlan join")
+		t.Skipf("the kernel has no ipvlan link type (the join said: %v); the refusal was checked, traffic cannot be", err)
+	case err != nil:
+		t.Fatalf("join: %v", err)
+	}
+	mustReach(t, nsOf(t, sb), server)
 }
