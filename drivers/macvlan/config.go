@@ -9,7 +9,6 @@ import (
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/drivers/internal/lanparent"
 	"github.com/netkit/libnetwork/netlabel"
-	"github.com/netkit/libnetwork/options"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -77,73 +76,10 @@ func parseNetworkConfig(nid string, opts map[string]interface{}, ipV4Data, ipV6D
 		}
 		c.mode = m
 	}
-	if s, ok := gen[MTUOption]; ok && s != "" && s != "0" {
-		mtu, _, err := options.GetInt(map[string]interface{}{MTUOption: s}, MTUOption)
-		if err != nil {
-			return c, types.BadRequestErrorf("macvlan network %s: %w", nid, err)
-		}
-		if mtu < 68 || mtu > 65535 {
-			return c, types.BadRequestErrorf("macvlan network %s: option %s: %d is out of range 68..65535", nid, MTUOption, mtu)
-		}
-		c.mtu = mtu
-	}
-	if c.internal, _, err = options.GetBool(opts, netlabel.Internal); err != nil {
-		return c, types.BadRequestErrorf("macvlan network %s: %w", nid, err)
-	}
-	// As docker: no parent makes an internal network, whose parent reaches
-	// nothing.
-	c.internal = c.internal || c.parent == ""
-	v6, _, err := options.GetBool(opts, netlabel.EnableIPv6)
+	a, err := lanparent.ParseAddressing(NetworkType, nid, gen, MTUOption, opts, c.parent != "", ipV4Data, ipV6Data)
 	if err != nil {
-		return c, types.BadRequestErrorf("macvlan network %s: %w", nid, err)
+		return c, err
 	}
-	add := func(d driverapi.IPAMData, six bool) error {
-		if d.Pool == nil {
-			return types.BadRequestErrorf("macvlan network %s: IPAM data without a pool", nid)
-		}
-		p, ok := prefixOf(d.Pool)
-		if !ok || p.Addr().Is6() != six {
-			return types.BadRequestErrorf("macvlan network %s: pool %s is not an IPv%d pool", nid, d.Pool, map[bool]int{false: 4, true: 6}[six])
-		}
-		c.subnets = append(c.subnets, p.Masked())
-		if d.Gateway == nil {
-			return nil
-		}
-		if !d.Pool.Contains(d.Gateway.IP) {
-			return types.BadRequestErrorf("macvlan network %s: gateway %s is outside pool %s", nid, d.Gateway.IP, d.Pool)
-		}
-		if six && c.gw6 == nil {
-			c.gw6 = d.Gateway.IP
-		}
-		if !six && c.gw4 == nil {
-			c.gw4 = d.Gateway.IP
-		}
-		return nil
-	}
-	for _, d := range ipV4Data {
-		if err := add(d, false); err != nil {
-			return c, err
-		}
-	}
-	if v6 {
-		for _, d := range ipV6Data {
-			if err := add(d, true); err != nil {
-				return c, err
-			}
-		}
-	}
+	c.mtu, c.internal, c.subnets, c.gw4, c.gw6 = a.MTU, a.Internal, a.Subnets, a.GW4, a.GW6
 	return c, nil
-}
-
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	addr, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	addr = addr.Unmap()
-	ones, bits := n.Mask.Size()
-	if bits != addr.BitLen() {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(addr, ones), true
 }
