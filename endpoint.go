@@ -410,17 +410,25 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 		return nil
 	}
 	opts := ep.ipamOptions
-	if pi, ok := n.ipam.(*pluginIpam); ok && pi.capability().RequiresMACAddress {
-		// The plugin wants the MAC with the request: the endpoint gets
-		// one now, which the driver then uses.
-		if ep.iface.mac == nil {
-			ep.iface.mac = randomMAC()
+	if pi, ok := n.ipam.(*pluginIpam); ok {
+		// Found once: a plugin that cannot be reached fails here,
+		// after one wait, not again at each request.
+		a, err := pi.get()
+		if err != nil {
+			return types.Errorf("endpoint %s: address in network %s: %w", ep.Name(), n.name, err)
 		}
-		opts = maps.Clone(opts)
-		if opts == nil {
-			opts = map[string]string{}
+		if a.Capability().RequiresMACAddress {
+			// The plugin wants the MAC with the request: the endpoint
+			// gets one now, which the driver then uses.
+			if ep.iface.mac == nil {
+				ep.iface.mac = randomMAC()
+			}
+			opts = maps.Clone(opts)
+			if opts == nil {
+				opts = map[string]string{}
+			}
+			opts[netlabel.MacAddress] = ep.iface.mac.String()
 		}
-		opts[netlabel.MacAddress] = ep.iface.mac.String()
 	}
 	var lastErr error
 	for _, info := range infos {
