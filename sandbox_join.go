@@ -257,6 +257,13 @@ func (sb *sandbox) configureJoined(ep *endpoint, js *joinState, ji *joinInfo) er
 		// the bridge, making each attach cost O(containers).
 		NoIPv6LinkLocal: ep.iface.addrv6 == nil}
 	for _, r := range ji.routes {
+		if isConnectedDefault(r) {
+			// Chosen among the sandbox's default routes by
+			// updateGateways, as a gateway is: applied here, another
+			// endpoint's gateway would replace it, and its Leave
+			// delete it.
+			continue
+		}
 		cfg.Routes = append(cfg.Routes, osl.Route{Dst: r.Destination, Gw: r.NextHop})
 	}
 	if err := c.failAt("join-before-configure"); err != nil {
@@ -343,8 +350,9 @@ func (sb *sandbox) updateGateways() error {
 		for _, e := range eps {
 			e.mu.Lock()
 			js := e.join
-			ok := js != nil && js.populated && !js.disableGW && js.ifName != "" &&
-				((!v6 && js.gw != nil) || (v6 && js.gw6 != nil))
+			ok := js != nil && js.populated && js.ifName != "" &&
+				((!js.disableGW && ((!v6 && js.gw != nil) || (v6 && js.gw6 != nil))) ||
+					js.connectedDefault(v6))
 			e.mu.Unlock()
 			if ok {
 				cands = append(cands, e)
@@ -383,8 +391,17 @@ func (sb *sandbox) updateGateways() error {
 			if v6 {
 				gw = best.join.gw6
 			}
+			if best.join.disableGW {
+				gw = nil
+			}
 			best.mu.Unlock()
-			if err := ns.SetDefaultGateway(gw, ifName); err != nil {
+			var err error
+			if gw == nil {
+				err = ns.SetDefaultInterface(ifName, v6)
+			} else {
+				err = ns.SetDefaultGateway(gw, ifName)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -397,6 +414,29 @@ func (sb *sandbox) updateGateways() error {
 		sb.mu.Unlock()
 	}
 	return sb.updateExternal()
+}
+
+// isConnectedDefault reports whether r is a default route without a next
+// hop: the interface itself as the default route, as ipvlan's l3 modes
+// report it.
+func isConnectedDefault(r *types.StaticRoute) bool {
+	if r == nil || r.Destination == nil || r.NextHop != nil {
+		return false
+	}
+	ones, _ := r.Destination.Mask.Size()
+	return ones == 0 && r.Destination.IP.IsUnspecified()
+}
+
+// connectedDefault reports whether the join's driver made the interface
+// itself the default route of the IPv6 (v6) or IPv4 family. Such a route
+// competes with gateways for the sandbox's default route.
+func (js *joinState) connectedDefault(v6 bool) bool {
+	for _, r := range js.staticRoutes {
+		if isConnectedDefault(r) && (r.Destination.IP.To4() == nil) == v6 {
+			return true
+		}
+	}
+	return false
 }
 
 func (ep *endpoint) priority() int {

@@ -476,6 +476,41 @@ func TestDefaultGateway(t *testing.T) {
 	}
 }
 
+// TestDefaultInterface: a default route through the interface itself
+// replaces one through a gateway, and the reverse, per family.
+func TestDefaultInterface(t *testing.T) {
+	testutil.RequireRoot(t)
+	n := newTestNamespace(t)
+	vethIn(t, n, "vh-di", "eth0")
+	if err := n.ConfigureInterface(IfaceConfig{Name: "eth0", Addr: mustCIDR(t, "10.11.0.2/24"), AddrV6: mustCIDR(t, "fd00:11::2/64")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetDefaultGateway(net.ParseIP("10.11.0.1"), "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, v6 := range []bool{false, true} {
+		if err := n.SetDefaultInterface("eth0", v6); err != nil {
+			t.Fatalf("SetDefaultInterface(v6=%v): %v", v6, err)
+		}
+	}
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		defs := defaultRoutes(t, n, family)
+		// IPv6 routes have no scope; the kernel reports universe.
+		if len(defs) != 1 || defs[0].Gw != nil || (family == netlink.FAMILY_V4 && defs[0].Scope != netlink.SCOPE_LINK) {
+			t.Errorf("family %d: default routes %v, want one through eth0 without gateway", family, defs)
+		}
+	}
+	if err := n.SetDefaultGateway(net.ParseIP("10.11.0.1"), "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if defs := defaultRoutes(t, n, netlink.FAMILY_V4); len(defs) != 1 || !defs[0].Gw.Equal(net.ParseIP("10.11.0.1")) {
+		t.Errorf("IPv4 default routes %v, want the gateway's to replace the interface's", defs)
+	}
+	if err := n.SetDefaultInterface("nope0", false); !types.IsNotFound(err) {
+		t.Errorf("SetDefaultInterface on a missing link: %v, want a NotFoundError", err)
+	}
+}
+
 func TestRetireInterface(t *testing.T) {
 	testutil.RequireRoot(t)
 	n := newTestNamespace(t)

@@ -33,6 +33,28 @@ func (n *Namespace) SetDefaultGateway(gw net.IP, ifName string) error {
 	})
 }
 
+// SetDefaultInterface makes the interface ifName itself the default route
+// of the IPv6 (v6) or IPv4 family, without a gateway (scope link: every
+// destination is on the link, as an ipvlan l3 parent routes it), replacing
+// any default route of that family.
+func (n *Namespace) SetDefaultInterface(ifName string, v6 bool) error {
+	if err := checkIfName("setting the default route", ifName); err != nil {
+		return err
+	}
+	op := fmt.Sprintf("setting the default route on %s", ifName)
+	return n.withHandle(op, func(h *netlink.Handle) error {
+		link, err := linkByName(h, ifName)
+		if err != nil {
+			return n.kernelError(op, err)
+		}
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: defaultDst(v6), Scope: netlink.SCOPE_LINK}
+		if err := h.RouteReplace(route); err != nil {
+			return n.kernelError(op, err)
+		}
+		return nil
+	})
+}
+
 // UnsetDefaultGateway removes the default routes of the IPv6 (v6) or IPv4
 // family from the main table. No default route is not an error.
 func (n *Namespace) UnsetDefaultGateway(v6 bool) error {
