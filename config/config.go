@@ -41,6 +41,10 @@ type PoolSpec struct {
 // Config is the controller's configuration.
 type Config struct {
 	Daemon DaemonCfg
+	// GlobalStore is the store of global-scope networks (OptionKVProvider).
+	GlobalStore GlobalStoreCfg
+	// Cluster is this host's place in the cluster (OptionDiscoveryAddress).
+	Cluster ClusterCfg
 }
 
 // DaemonCfg is the controller-wide part of the configuration.
@@ -120,7 +124,9 @@ func (c *Config) Clone() Config {
 	d.DefaultAddressPools = slices.Clone(d.DefaultAddressPools)
 	d.PluginSocketDirs = slices.Clone(d.PluginSocketDirs)
 	d.PluginSpecDirs = slices.Clone(d.PluginSpecDirs)
-	return Config{Daemon: d}
+	g := c.GlobalStore
+	g.Opts = maps.Clone(g.Opts)
+	return Config{Daemon: d, GlobalStore: g, Cluster: c.Cluster}
 }
 
 // OptionDataDir sets the directory of the durable store. It and every
