@@ -40,6 +40,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,9 @@ type controller struct {
 	// to change them), so they are read without a lock.
 	dataDir  string
 	execRoot string
+	// cluster is the checked global store and cluster configuration,
+	// fixed at New.
+	cluster clusterConfig
 	// store holds networks (data dir); state holds endpoints and sandboxes
 	// (exec root).
 	store *datastore.Store
@@ -188,6 +192,10 @@ var _ NetworkController = (*controller)(nil)
 // Otherwise New fails with an UnsafeDirError and makes nothing.
 func New(cfgOptions ...config.Option) (NetworkController, error) {
 	cfg := config.New(cfgOptions...)
+	cluster, err := checkClusterConfig(*cfg)
+	if err != nil {
+		return nil, err
+	}
 	logger := cfg.Daemon.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -201,6 +209,7 @@ func New(cfgOptions ...config.Option) (NetworkController, error) {
 		sandboxes:  map[string]*sandbox{},
 		netNames:   map[string]bool{},
 		containers: map[string]bool{},
+		cluster:    cluster,
 	}
 	ok := false
 	defer func() {
@@ -333,6 +342,9 @@ func (c *controller) ReloadConfiguration(cfgOptions ...config.Option) error {
 	if next.Daemon.DataDir != c.cfg.Daemon.DataDir || next.Daemon.ExecRoot != c.cfg.Daemon.ExecRoot {
 		return types.ForbiddenErrorf("reload configuration: the data dir and exec root cannot change while the controller runs (have %s, %s)", c.cfg.Daemon.DataDir, c.cfg.Daemon.ExecRoot)
 	}
+	if !reflect.DeepEqual(next.GlobalStore, c.cfg.GlobalStore) || next.Cluster != c.cfg.Cluster {
+		return types.ForbiddenErrorf("reload configuration: the global store and discovery address cannot change while the controller runs (have %q, %q)", c.cfg.GlobalStore.URL, c.cfg.Cluster.Address)
+	}
 	c.cfg = next
 	return nil
 }
@@ -395,6 +407,9 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	}
 	if networkType == "" {
 		return nil, ErrInvalidNetworkDriver(networkType)
+	}
+	if err := c.refuseWithoutGlobalStore(networkType, name); err != nil {
+		return nil, err
 	}
 	drv, err := c.networkDriver(networkType)
 	if err != nil {
