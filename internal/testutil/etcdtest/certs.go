@@ -92,11 +92,13 @@ func writeCertificates(dir string) (*TLSFiles, error) {
 	leaves := []struct {
 		serial            int64
 		name              string
-		usage             x509.ExtKeyUsage
+		usage             []x509.ExtKeyUsage
 		certFile, keyFile string
 	}{
-		{2, "etcdtest server", x509.ExtKeyUsageServerAuth, files.ServerCertFile, files.ServerKeyFile},
-		{3, "etcdtest client", x509.ExtKeyUsageClientAuth, files.ClientCertFile, files.ClientKeyFile},
+		// etcd also dials itself (its HTTP gateway) with its server
+		// certificate, as a client.
+		{2, "etcdtest server", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, files.ServerCertFile, files.ServerKeyFile},
+		{3, "etcdtest client", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, files.ClientCertFile, files.ClientKeyFile},
 	}
 	for _, l := range leaves {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -109,7 +111,7 @@ func writeCertificates(dir string) (*TLSFiles, error) {
 			NotBefore:    now.Add(-time.Hour),
 			NotAfter:     now.Add(24 * time.Hour),
 			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{l.usage},
+			ExtKeyUsage:  l.usage,
 			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 			DNSNames:     []string{"localhost"},
 		}
