@@ -161,7 +161,11 @@ func tcpCheck(t testing.TB, from, to *container) error {
 	t.Helper()
 	msg := "hello from " + to.addr.IP.String()
 	addr := listenTCP(t, to.ns, net.JoinHostPort(to.addr.IP.String(), "0"), msg)
-	got, err := dialTCP(from.ns, addr, time.Second)
+	// Beyond a SYN retransmission (1 s): a new bridge port forwards
+	// only once the kernel's link watcher has seen its carrier, which
+	// waits for the rtnl lock, held long by the clean-up of the
+	// namespaces an earlier test destroyed.
+	got, err := dialTCP(from.ns, addr, 5*time.Second)
 	if err != nil {
 		return err
 	}
