@@ -119,6 +119,9 @@ type controller struct {
 	// cluster is the checked global store and cluster configuration,
 	// fixed at New.
 	cluster clusterConfig
+	// global is the controller's part in the global store; nil without
+	// one. Set at New, never changed.
+	global *globalCtl
 	// store holds networks (data dir); state holds endpoints and sandboxes
 	// (exec root).
 	store *datastore.Store
@@ -231,6 +234,9 @@ func New(cfgOptions ...config.Option) (NetworkController, error) {
 		return nil, err
 	}
 	c.startRestoredResolvers()
+	if c.global != nil {
+		c.global.start()
+	}
 	ok = true
 	return c, nil
 }
@@ -271,7 +277,10 @@ func (c *controller) open() error {
 	if err := c.fw.Init(); err != nil {
 		return types.Errorf("initialising nftables: %w", err)
 	}
-	return c.makeDrivers()
+	if err := c.makeDrivers(); err != nil {
+		return err
+	}
+	return c.openGlobal()
 }
 
 // loadID reads the controller's ID from the data store, or makes one. A
@@ -436,6 +445,12 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	if n.ipam, err = c.ipamDriver(n.ipamType); err != nil {
 		return nil, types.Errorf("network %s: %w", name, err)
 	}
+	if n.isGlobal() && n.ipamType == ipamapi.DefaultIPAM {
+		n.ipam = c.global.ipam
+		if n.addrSpace == "" {
+			n.addrSpace = ipamapi.GlobalDefault
+		}
+	}
 	for _, conf := range n.ipamConfigs() {
 		if err := conf.Validate(); err != nil {
 			return nil, types.Errorf("network %s: %w", name, err)
@@ -501,6 +516,13 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 		default:
 			n.generic[netlabel.GenericData] = got
 		}
+	}
+	if n.isGlobal() {
+		undo, err := c.global.createNetwork(n)
+		if err != nil {
+			return nil, err
+		}
+		u.add(undo)
 	}
 	if err := drv.CreateNetwork(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
 		return nil, types.Errorf("network %s: driver %s: %w", name, networkType, err)

@@ -80,6 +80,13 @@ func (c *controller) makeDrivers() error {
 		"host":              host.New(),
 		"null":              null.New(),
 	}
+	if len(c.cluster.endpoints) > 0 {
+		ov, err := c.newOverlayDriver()
+		if err != nil {
+			return err
+		}
+		c.drivers[overlayNetworkType] = ov
+	}
 
 	routes, err := newRouteLister(c.hostNS)
 	if err != nil {

@@ -2,6 +2,7 @@ package libnetwork
 
 import (
 	"crypto/rand"
+	globalipam "github.com/netkit/libnetwork/ipams/global"
 	"maps"
 	"net"
 	"slices"
@@ -410,6 +411,15 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 		return nil
 	}
 	opts := ep.ipamOptions
+	if n.isGlobal() {
+		// The global allocator binds the address to this host's lease
+		// and lets it take back its own after a restart.
+		opts = maps.Clone(opts)
+		if opts == nil {
+			opts = map[string]string{}
+		}
+		opts[globalipam.OwnerOption] = n.ctrl.id
+	}
 	if pi, ok := n.ipam.(*pluginIpam); ok {
 		// Found once: a plugin that cannot be reached fails here,
 		// after one wait, not again at each request.

@@ -280,6 +280,17 @@ func (n *network) Delete() error {
 		n.deleting = false
 		n.mu.Unlock()
 	}
+	if n.isGlobal() {
+		// Out of the global store first: no other host joins it after.
+		err := c.global.checkNoRemoteEndpoints(n)
+		if err == nil {
+			err = c.global.deleteNetworkKeys(n)
+		}
+		if err != nil {
+			undelete()
+			return err
+		}
+	}
 
 	// The record goes first: a record outliving its network would bring
 	// the network back at the next start.

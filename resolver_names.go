@@ -85,22 +85,7 @@ func (sb *sandbox) buildNames(gen uint64) *nameTable {
 				continue
 			}
 			v4, v6 := endpointAddrs(ep)
-			add := func(name string) {
-				name = strings.ToLower(name)
-				for _, key := range []string{name, name + suffix} {
-					e := local[key]
-					if e == nil {
-						e = &nameEntry{}
-						local[key] = e
-					}
-					if v4.IsValid() {
-						e.v4 = append(e.v4, v4)
-					}
-					if v6.IsValid() {
-						e.v6 = append(e.v6, v6)
-					}
-				}
-			}
+			add := func(name string) { addName(local, name, suffix, v4, v6) }
 			// An anonymous endpoint is named, and reversed, by its
 			// first alias.
 			ptr := ""
@@ -125,6 +110,36 @@ func (sb *sandbox) buildNames(gen uint64) *nameTable {
 				}
 			}
 		}
+		// The endpoints other hosts have joined to a global network.
+		for _, ge := range sb.ctrl.remoteEndpoints(n.id) {
+			if ge.DisableResolution {
+				continue
+			}
+			var v4, v6 netip.Addr
+			if p, err := netip.ParsePrefix(ge.Addr); err == nil {
+				v4 = p.Addr()
+			}
+			if p, err := netip.ParsePrefix(ge.AddrV6); err == nil {
+				v6 = p.Addr()
+			}
+			add := func(name string) { addName(local, name, suffix, v4, v6) }
+			ptr := ""
+			if !ge.Anonymous {
+				ptr = ge.Name
+				add(ptr)
+			}
+			for _, a := range ge.MyAliases {
+				add(a)
+				if ptr == "" {
+					ptr = a
+				}
+			}
+			for _, a := range []netip.Addr{v4, v6} {
+				if _, dup := t.addrs[a]; a.IsValid() && ptr != "" && !dup {
+					t.addrs[a] = ptr + "." + n.name
+				}
+			}
+		}
 		for name, e := range local {
 			g := t.names[name]
 			if g == nil {
@@ -140,6 +155,25 @@ func (sb *sandbox) buildNames(gen uint64) *nameTable {
 		}
 	}
 	return t
+}
+
+// addName adds an endpoint's addresses to name and to name followed by
+// suffix (".<network>") in local.
+func addName(local map[string]*nameEntry, name, suffix string, v4, v6 netip.Addr) {
+	name = strings.ToLower(name)
+	for _, key := range []string{name, name + suffix} {
+		e := local[key]
+		if e == nil {
+			e = &nameEntry{}
+			local[key] = e
+		}
+		if v4.IsValid() {
+			e.v4 = append(e.v4, v4)
+		}
+		if v6.IsValid() {
+			e.v6 = append(e.v6, v6)
+		}
+	}
 }
 
 // endpointAddrs returns the endpoint's addresses; each is the zero Addr

@@ -100,7 +100,7 @@ type digResult struct {
 }
 
 // dig runs dig inside the sandbox's namespace and parses its answer.
-func dig(t *testing.T, sb Sandbox, args ...string) digResult {
+func dig(t *testing.T, sb interface{ Key() string }, args ...string) digResult {
 	t.Helper()
 	argv := append([]string{"--net=" + sb.Key(), "dig", "+timeout=3", "+tries=1", "+nocookie"}, args...)
 	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "@") }) {

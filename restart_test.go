@@ -28,7 +28,7 @@ const childEnv = "LIBNETWORK_TEST_KILLED_CHILD"
 // it builds state in the directories and namespace it is given, reports
 // ready, and waits to be killed.
 func runKilledChild() bool {
-	if runKillLoopWorker() || runMacvlanChild() {
+	if runKillLoopWorker() || runMacvlanChild() || runHostWorker() {
 		return true
 	}
 	spec := os.Getenv(childEnv)

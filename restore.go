@@ -168,8 +168,17 @@ func (c *controller) restoreNetwork(r *networkRecord) error {
 		labels: r.Labels, generic: r.Generic,
 		endpoints: map[string]*endpoint{}, epNames: map[string]bool{},
 	}
+	if r.Type == overlayNetworkType && c.global == nil {
+		return types.ForbiddenErrorf("an overlay network needs the global store, which is not configured")
+	}
 	n.ipam = c.ipams[n.ipamType]
 	replay := true
+	if n.isGlobal() && n.ipamType == ipamapi.DefaultIPAM {
+		// The global store keeps the pools; this host's addresses are
+		// claimed again when the global store is reachable
+		// (globalCtl.republish).
+		n.ipam, replay = c.global.ipam, false
+	}
 	if n.ipam == nil {
 		if plugins.ValidateName(n.ipamType) != nil {
 			return types.NotFoundErrorf("unknown IPAM driver %q", n.ipamType)

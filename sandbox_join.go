@@ -151,6 +151,17 @@ func (sb *sandbox) commitJoin(ep *endpoint, u *undo) error {
 	}); err != nil {
 		return err
 	}
+	if ep.network.isGlobal() {
+		// Other hosts learn the endpoint (their peers, their names).
+		if err := c.global.publish(ep); err != nil {
+			return err
+		}
+		u.add(func() {
+			if err := c.global.unpublish(ep); err != nil {
+				c.logger.Warn("undoing a join's global record", "endpoint", ep.Name(), "error", err)
+			}
+		})
+	}
 	if ep.network.isHost() && !sb.hostNet {
 		// The sandbox's files become copies of the host's.
 		sb.rebuildFiles()
@@ -485,6 +496,16 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 	js := ep.join
 	ep.busy = true
 	ep.mu.Unlock()
+	if ep.network.isGlobal() {
+		// Other hosts stop sending to it first; if the global store
+		// cannot be told, the endpoint stays joined.
+		if err := c.global.unpublish(ep); err != nil {
+			ep.mu.Lock()
+			ep.busy = false
+			ep.mu.Unlock()
+			return types.Errorf("endpoint %s leaving sandbox %s: %w", ep.Name(), sb.id, err)
+		}
+	}
 
 	sb.removeHostsRecords(ep)
 	sb.mu.Lock()

@@ -19,6 +19,7 @@ const (
 	opUpdate
 	opDelete
 	opCheck
+	opPut
 )
 
 func (t opType) String() string {
@@ -31,13 +32,16 @@ func (t opType) String() string {
 		return "delete"
 	case opCheck:
 		return "check"
+	case opPut:
+		return "put"
 	}
 	return "op?"
 }
 
-// Op is one operation of a transaction: a compare on a key and, except for
-// Check, a write of it. Make it with Create, CreateLeased, Update, Delete
-// or Check.
+// Op is one operation of a transaction on a key: a compare (except for Put
+// and unconditional Delete) and a write (except for Check). Make it with
+// Create, CreateLeased, Update, UpdateLeased, Delete, Check, Put or
+// PutLeased.
 type Op struct {
 	typ    opType
 	kind   string
@@ -67,6 +71,24 @@ func Update(kind, id string, val []byte, modRev int64) Op {
 	return Op{typ: opUpdate, kind: kind, id: id, val: val, modRev: modRev}
 }
 
+// UpdateLeased is Update with the key bound to the host lease, as
+// CreateLeased binds it: a host taking back a key it wrote before a
+// restart (under a lease that may still run) binds it to its new lease.
+func UpdateLeased(kind, id string, val []byte, modRev int64) Op {
+	return Op{typ: opUpdate, kind: kind, id: id, val: val, modRev: modRev, leased: true}
+}
+
+// Put puts val in kind/id whatever the key holds: for a key only one host
+// writes.
+func Put(kind, id string, val []byte) Op {
+	return Op{typ: opPut, kind: kind, id: id, val: val}
+}
+
+// PutLeased is Put with the key bound to the host lease.
+func PutLeased(kind, id string, val []byte) Op {
+	return Op{typ: opPut, kind: kind, id: id, val: val, leased: true}
+}
+
 // Delete deletes kind/id if its mod revision is modRev; with modRev 0 it
 // deletes it whatever its revision, and succeeds if it does not exist.
 func Delete(kind, id string, modRev int64) Op {
@@ -90,6 +112,8 @@ func (o Op) want() (int64, bool) {
 		return 0, true
 	case opDelete:
 		return o.modRev, o.modRev != 0
+	case opPut:
+		return 0, false
 	}
 	return o.modRev, true
 }
@@ -218,7 +242,7 @@ func (s *Store) build(ops []Op, lease clientv3.LeaseID, leased map[string]bool) 
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", want))
 		}
 		switch o.typ {
-		case opCreate, opUpdate:
+		case opCreate, opUpdate, opPut:
 			if leased[k] {
 				writes = append(writes, clientv3.OpPut(k, string(o.val), clientv3.WithLease(lease)))
 			} else {

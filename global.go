@@ -1,0 +1,699 @@
+package libnetwork
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/datastore"
+	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/overlay"
+	"github.com/netkit/libnetwork/globalstore"
+	globalipam "github.com/netkit/libnetwork/ipams/global"
+	"github.com/netkit/libnetwork/netlabel"
+	"github.com/netkit/libnetwork/types"
+)
+
+// Global networks (the overlay driver's) live in the global store, etcd,
+// shared by the controllers of every host:
+//
+//   - network/<id>: the network's record, as in the local store;
+//   - netname/<name>: the network's ID, so a name is taken once across hosts;
+//   - vni/<vni>: the network's ID, so a VNI is taken once across hosts;
+//   - endpoint/<id>: a joined endpoint (where it is: host, VTEP, MAC; its
+//     addresses and names), bound to its host's lease;
+//   - pools/..., ip_<pool>/...: the global allocator's (package
+//     globalipam).
+//
+// Every controller watches networks and endpoints: it adds the networks
+// other hosts create (and removes those they delete), programs the remote
+// endpoints of its global networks into the overlay driver as peers, and
+// answers their names in its sandboxes' DNS. A local copy of each global
+// network's record stays in the local store, so that a restart restores
+// the host's networks and endpoints while etcd is away; whenever the
+// endpoint watch starts over (at start, after etcd comes back, after a
+// compaction), the controller puts its own joined endpoints and their
+// addresses back (they may have gone with an expired lease) and drops the
+// peers that are gone.
+
+// Kinds of the global store.
+const (
+	gkindNetwork  = "network"
+	gkindName     = "netname"
+	gkindVNI      = "vni"
+	gkindEndpoint = "endpoint"
+)
+
+// VNIs the controller hands out when the caller names none: docker's range.
+const (
+	vniFirst = 4096
+	vniLast  = 1<<24 - 1
+)
+
+// globalCtl is the controller's part in the global store.
+type globalCtl struct {
+	c     *controller
+	store *globalstore.Store
+	ipam  *globalipam.Allocator
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// peers are the joined endpoints of other hosts, by network ID and
+	// endpoint ID, whether or not the network is known here yet.
+	peers map[string]map[string]*globalEndpoint
+}
+
+// globalEndpoint is the record of a joined endpoint in the global store.
+type globalEndpoint struct {
+	Network           string
+	Name              string
+	Host              string
+	VTEP              string
+	MAC               string
+	Addr              string   `json:",omitempty"`
+	AddrV6            string   `json:",omitempty"`
+	Anonymous         bool     `json:",omitempty"`
+	DisableResolution bool     `json:",omitempty"`
+	MyAliases         []string `json:",omitempty"`
+}
+
+// openGlobal opens the global store when one is configured. It does not
+// wait for etcd: the controller starts, and serves its local networks,
+// while etcd is away.
+func (c *controller) openGlobal() error {
+	if len(c.cluster.endpoints) == 0 {
+		return nil
+	}
+	g := c.Config().GlobalStore
+	st, err := globalstore.New(globalstore.Config{
+		Endpoints: c.cluster.endpoints,
+		CAFile:    g.Opts[config.KVCACertFile], CertFile: g.Opts[config.KVCertFile], KeyFile: g.Opts[config.KVKeyFile],
+		Prefix: g.Prefix, DialTimeout: g.DialTimeout, RequestTimeout: g.RequestTimeout, LeaseTTL: g.LeaseTTL,
+		Host: c.id, Logger: c.logger,
+	})
+	if err != nil {
+		return types.Errorf("opening the global store: %w", err)
+	}
+	c.closers = append(c.closers, st.Close)
+	ipam, err := globalipam.New(globalipam.Config{Store: st, Logger: c.logger})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.global = &globalCtl{c: c, store: st, ipam: ipam, ctx: ctx, cancel: cancel, peers: map[string]map[string]*globalEndpoint{}}
+	// Stopped before the store closes (closers run last first).
+	c.closers = append(c.closers, func() error { c.global.stop(); return nil })
+	return nil
+}
+
+// newOverlayDriver makes the overlay driver, whose tunnels end at the
+// discovery address.
+func (c *controller) newOverlayDriver() (*overlay.Driver, error) {
+	var vtep net.IP
+	if c.cluster.advertise.IsValid() {
+		vtep = net.IP(c.cluster.advertise.AsSlice())
+	}
+	d, err := overlay.New(overlay.Config{Logger: c.logger, Host: c.hostNS.Handle(),
+		NamespaceDir: filepath.Join(c.execRoot, "overlay"), VTEP: vtep})
+	if err != nil {
+		return nil, types.Errorf("overlay driver: %w", err)
+	}
+	c.closers = append(c.closers, d.Close)
+	return d, nil
+}
+
+// start starts following the global store.
+func (g *globalCtl) start() {
+	g.wg.Add(2)
+	go g.watchNetworks()
+	go g.watchEndpoints()
+}
+
+func (g *globalCtl) stop() {
+	g.cancel()
+	g.wg.Wait()
+}
+
+// isGlobal reports whether n's records live in the global store.
+func (n *network) isGlobal() bool {
+	return n.networkType == overlayNetworkType && n.ctrl.global != nil
+}
+
+// vxlanIDs parses the driver option of the VNIs, "" giving none.
+func vxlanIDs(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v < 1 || v > vniLast {
+			return nil, types.BadRequestErrorf("%s: %q is not a VNI (1 to %d)", overlay.VXLANIDListOption, f, vniLast)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// driverOpt returns the string driver option key of n, "" if unset.
+func (n *network) driverOpt(key string) string {
+	switch g := n.generic[netlabel.GenericData].(type) {
+	case map[string]string:
+		return g[key]
+	case map[string]interface{}:
+		s, _ := g[key].(string)
+		return s
+	}
+	return ""
+}
+
+// setDriverOpt sets a string driver option of n.
+func (n *network) setDriverOpt(key, val string) {
+	if n.generic == nil {
+		n.generic = map[string]interface{}{}
+	}
+	switch g := n.generic[netlabel.GenericData].(type) {
+	case map[string]string:
+		m := maps.Clone(g)
+		m[key] = val
+		n.generic[netlabel.GenericData] = m
+	case map[string]interface{}:
+		m := maps.Clone(g)
+		m[key] = val
+		n.generic[netlabel.GenericData] = m
+	default:
+		n.generic[netlabel.GenericData] = map[string]string{key: val}
+	}
+}
+
+// createNetwork records a new global network in the global store: its
+// record, its name and its VNIs (those asked for, or free ones, one per
+// IPv4 subnet), in one transaction, so two hosts can take neither the same
+// name nor the same VNI. It sets the VNIs as the driver's option.
+func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
+	ctx := g.ctx
+	vnis, err := vxlanIDs(n.driverOpt(overlay.VXLANIDListOption))
+	if err != nil {
+		return nil, types.Errorf("network %s: %w", n.name, err)
+	}
+	asked := len(vnis) > 0
+	want := max(len(n.ipamV4Info), 1)
+	if asked && len(vnis) != want {
+		return nil, types.BadRequestErrorf("network %s: %s has %d VNIs for %d IPv4 subnets", n.name, overlay.VXLANIDListOption, len(vnis), want)
+	}
+	for attempt := 0; ; attempt++ {
+		if !asked {
+			taken, _, err := g.store.List(ctx, gkindVNI)
+			if err != nil {
+				return nil, types.Errorf("network %s: choosing a VNI: %w", n.name, err)
+			}
+			used := map[int]bool{}
+			for _, kv := range taken {
+				v, _ := strconv.Atoi(kv.ID)
+				used[v] = true
+			}
+			vnis = vnis[:0]
+			for v := vniFirst; v <= vniLast && len(vnis) < want; v++ {
+				if !used[v] {
+					vnis = append(vnis, v)
+				}
+			}
+		}
+		strs := make([]string, len(vnis))
+		for i, v := range vnis {
+			strs[i] = strconv.Itoa(v)
+		}
+		n.setDriverOpt(overlay.VXLANIDListOption, strings.Join(strs, ","))
+		rec, err := json.Marshal(n.record())
+		if err != nil {
+			return nil, types.InternalErrorf("network %s: encoding its record: %v", n.name, err)
+		}
+		ops := []globalstore.Op{
+			globalstore.Create(gkindName, n.name, []byte(n.id)),
+			globalstore.Create(gkindNetwork, n.id, rec),
+		}
+		for _, v := range strs {
+			ops = append(ops, globalstore.Create(gkindVNI, v, []byte(n.id)))
+		}
+		_, err = g.store.Txn(ctx, ops...)
+		var ce *globalstore.ConflictError
+		switch {
+		case err == nil:
+			return func() { g.deleteNetworkKeys(n) }, nil
+		case errors.As(err, &ce) && ce.Kind == gkindName:
+			return nil, NetworkNameError(n.name)
+		case errors.As(err, &ce) && ce.Kind == gkindVNI && asked:
+			return nil, types.ForbiddenErrorf("network %s: VNI %s is taken by another network", n.name, ce.ID)
+		case errors.As(err, &ce) && ce.Kind == gkindVNI && attempt < 16:
+			continue // another host took it meanwhile
+		default:
+			return nil, types.Errorf("network %s: recording it in the global store: %w", n.name, err)
+		}
+	}
+}
+
+// deleteNetworkKeys removes a global network's keys.
+func (g *globalCtl) deleteNetworkKeys(n *network) error {
+	ops := []globalstore.Op{globalstore.Delete(gkindNetwork, n.id, 0), globalstore.Delete(gkindName, n.name, 0)}
+	vnis, _ := vxlanIDs(n.driverOpt(overlay.VXLANIDListOption))
+	for _, v := range vnis {
+		ops = append(ops, globalstore.Delete(gkindVNI, strconv.Itoa(v), 0))
+	}
+	if _, err := g.store.Txn(g.ctx, ops...); err != nil {
+		return types.Errorf("network %s: removing it from the global store: %w", n.name, err)
+	}
+	return nil
+}
+
+// checkNoRemoteEndpoints refuses to delete a global network that has
+// joined endpoints on other hosts.
+func (g *globalCtl) checkNoRemoteEndpoints(n *network) error {
+	kvs, _, err := g.store.List(g.ctx, gkindEndpoint)
+	if err != nil {
+		return types.Errorf("network %s: listing its endpoints: %w", n.name, err)
+	}
+	for _, kv := range kvs {
+		var ge globalEndpoint
+		if json.Unmarshal(kv.Value, &ge) == nil && ge.Network == n.id && ge.Host != g.c.id {
+			return &ActiveEndpointsError{name: n.name, id: n.id}
+		}
+	}
+	return nil
+}
+
+// endpointRecord returns the global record of a joined endpoint of n.
+func (g *globalCtl) endpointRecord(ep *endpoint) globalEndpoint {
+	ge := globalEndpoint{Network: ep.network.id, Name: ep.name, Host: g.c.id, VTEP: g.c.cluster.advertise.String(),
+		Anonymous: ep.anonymous, DisableResolution: ep.disableResolution, MyAliases: ep.myAliases}
+	if ep.iface.mac != nil {
+		ge.MAC = ep.iface.mac.String()
+	}
+	if ep.iface.addr != nil {
+		ge.Addr = ep.iface.addr.String()
+	}
+	if ep.iface.addrv6 != nil {
+		ge.AddrV6 = ep.iface.addrv6.String()
+	}
+	return ge
+}
+
+// publish puts a joined endpoint of a global network in the global store,
+// bound to this host's lease.
+func (g *globalCtl) publish(ep *endpoint) error {
+	b, err := json.Marshal(g.endpointRecord(ep))
+	if err != nil {
+		return types.InternalErrorf("endpoint %s: encoding its global record: %v", ep.name, err)
+	}
+	if _, err := g.store.Txn(g.ctx, globalstore.PutLeased(gkindEndpoint, ep.id, b)); err != nil {
+		return types.Errorf("endpoint %s: publishing it in the global store: %w", ep.name, err)
+	}
+	return nil
+}
+
+// unpublish removes an endpoint's record from the global store.
+func (g *globalCtl) unpublish(ep *endpoint) error {
+	if _, err := g.store.Txn(g.ctx, globalstore.Delete(gkindEndpoint, ep.id, 0)); err != nil {
+		return types.Errorf("endpoint %s: removing it from the global store: %w", ep.name, err)
+	}
+	return nil
+}
+
+// watchNetworks follows the global networks: those other hosts create are
+// added here, those deleted are removed.
+func (g *globalCtl) watchNetworks() {
+	defer g.wg.Done()
+	for ev := range g.store.Watch(g.ctx, gkindNetwork) {
+		switch ev.Type {
+		case globalstore.EventReset:
+			seen := map[string]bool{}
+			for _, kv := range ev.All {
+				seen[kv.ID] = true
+				g.learnNetwork(kv)
+			}
+			for _, n := range g.c.globalNetworks() {
+				if !seen[n.id] {
+					g.forgetNetwork(n.id)
+				}
+			}
+		case globalstore.EventPut:
+			g.learnNetwork(ev.KV)
+		case globalstore.EventDelete:
+			g.forgetNetwork(ev.KV.ID)
+		}
+	}
+}
+
+// globalNetworks returns the registry's global networks.
+func (c *controller) globalNetworks() []*network {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*network
+	for _, n := range c.networks {
+		if n.isGlobal() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// learnNetwork adds a global network another host created.
+func (g *globalCtl) learnNetwork(kv globalstore.KV) {
+	c := g.c
+	c.mu.Lock()
+	_, known := c.networks[kv.ID]
+	c.mu.Unlock()
+	if known {
+		return
+	}
+	var r networkRecord
+	if err := json.Unmarshal(kv.Value, &r); err != nil || r.ID != kv.ID || r.Type != overlayNetworkType {
+		c.logger.Warn("ignoring an unreadable global network record", "id", kv.ID, "error", err)
+		return
+	}
+	if err := c.begin(); err != nil {
+		return
+	}
+	defer c.end()
+	if err := c.addGlobalNetwork(&r); err != nil {
+		c.logger.Warn("adding a network of the global store", "network", r.Name, "id", r.ID, "error", err)
+		return
+	}
+	c.logger.Info("added a network of the global store", "network", r.Name, "id", r.ID)
+	g.programPeers(r.ID)
+	c.namesChanged()
+}
+
+// addGlobalNetwork makes the network of a global record here: the
+// driver's part, the local copy of the record, the registry.
+func (c *controller) addGlobalNetwork(r *networkRecord) error {
+	drv := c.drivers[overlayNetworkType]
+	n := &network{
+		ctrl: c, id: r.ID, name: r.Name, networkType: r.Type, driver: drv, scope: driverapi.GlobalScope,
+		attach: capabilityOf(drv).Attachment, ipamType: r.IpamType, addrSpace: r.AddrSpace,
+		ipamOptions: r.IpamOptions, ipamV4Config: r.IpamV4Config, ipamV6Config: r.IpamV6Config,
+		ipamV4Info: r.IpamV4Info, ipamV6Info: r.IpamV6Info, ipamKeepsState: true,
+		enableIPv6: r.EnableIPv6, internal: r.Internal, postIPv6: r.PostIPv6, persist: true,
+		labels: r.Labels, generic: r.Generic, ipam: c.global.ipam,
+		endpoints: map[string]*endpoint{}, epNames: map[string]bool{},
+	}
+	c.mu.Lock()
+	if c.networks[n.id] != nil {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.netNames[n.name] {
+		c.mu.Unlock()
+		return types.ForbiddenErrorf("a local network has the name %s", n.name)
+	}
+	c.netNames[n.name] = true
+	c.mu.Unlock()
+	fail := func(err error) error {
+		c.mu.Lock()
+		delete(c.netNames, n.name)
+		c.mu.Unlock()
+		return err
+	}
+	if err := drv.CreateNetwork(n.id, n.driverOptions(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info)); err != nil {
+		return fail(types.Errorf("driver %s: %w", n.networkType, err))
+	}
+	if err := c.store.Update(func(tx *datastore.Tx) error { return tx.Put(kindNetwork, n.id, n.record()) }); err != nil {
+		_ = drv.DeleteNetwork(n.id)
+		return fail(types.Errorf("storing: %w", err))
+	}
+	c.mu.Lock()
+	c.networks[n.id] = n
+	c.subnets.add(n)
+	c.mu.Unlock()
+	return nil
+}
+
+// forgetNetwork removes a global network another host deleted, unless
+// endpoints of this host are still on it.
+func (g *globalCtl) forgetNetwork(id string) {
+	c := g.c
+	c.mu.Lock()
+	n := c.networks[id]
+	c.mu.Unlock()
+	if n == nil || !n.isGlobal() {
+		return
+	}
+	if err := c.begin(); err != nil {
+		return
+	}
+	defer c.end()
+	n.mu.Lock()
+	busy := len(n.endpoints) > 0 || len(n.epNames) > 0 || n.deleting
+	n.mu.Unlock()
+	if busy {
+		c.logger.Warn("a network deleted from the global store still has endpoints here; keeping it", "network", n.name, "id", id)
+		return
+	}
+	c.mu.Lock()
+	delete(c.networks, n.id)
+	c.subnets.remove(n)
+	delete(c.netNames, n.name)
+	c.mu.Unlock()
+	if err := c.store.Update(func(tx *datastore.Tx) error { return tx.Delete(kindNetwork, n.id) }); err != nil {
+		c.logger.Warn("removing the local copy of a deleted global network", "network", n.name, "error", err)
+	}
+	if err := n.driver.DeleteNetwork(n.id); err != nil {
+		c.logger.Warn("removing a network deleted from the global store", "network", n.name, "error", err)
+	}
+	g.mu.Lock()
+	delete(g.peers, id)
+	g.mu.Unlock()
+	c.namesChanged()
+	c.logger.Info("removed a network deleted from the global store", "network", n.name, "id", id)
+}
+
+// watchEndpoints follows the joined endpoints of every host.
+func (g *globalCtl) watchEndpoints() {
+	defer g.wg.Done()
+	for ev := range g.store.Watch(g.ctx, gkindEndpoint) {
+		switch ev.Type {
+		case globalstore.EventReset:
+			g.resync(ev.All)
+		case globalstore.EventPut:
+			g.peerPut(ev.KV)
+		case globalstore.EventDelete:
+			g.peerDelete(ev.KV.ID)
+		}
+	}
+}
+
+// resync replaces the peers with a full listing, and puts back this
+// host's joined endpoints that the listing lacks or has wrong (after a
+// lease expired while etcd was away, or a restart).
+func (g *globalCtl) resync(all []globalstore.KV) {
+	seen := map[string]bool{}
+	mine := map[string]bool{}
+	for _, kv := range all {
+		var ge globalEndpoint
+		if json.Unmarshal(kv.Value, &ge) != nil {
+			continue
+		}
+		if ge.Host == g.c.id {
+			mine[kv.ID] = true
+			continue
+		}
+		seen[kv.ID] = true
+		g.peerPut(kv)
+	}
+	g.mu.Lock()
+	var gone []string
+	for _, eps := range g.peers {
+		for id := range eps {
+			if !seen[id] {
+				gone = append(gone, id)
+			}
+		}
+	}
+	g.mu.Unlock()
+	for _, id := range gone {
+		g.peerDelete(id)
+	}
+	g.republish(all, mine)
+}
+
+// republish puts back this host's joined endpoints of global networks
+// (claiming their addresses again) and removes records of this host's
+// that name no endpoint here any more.
+func (g *globalCtl) republish(all []globalstore.KV, mine map[string]bool) {
+	c := g.c
+	local := map[string]bool{}
+	for _, n := range c.globalNetworks() {
+		for _, ep := range n.joinedEndpoints() {
+			local[ep.id] = true
+			if err := g.reclaim(ep); err != nil {
+				c.logger.Warn("putting a joined endpoint back in the global store", "endpoint", ep.name, "error", err)
+			}
+		}
+	}
+	for id := range mine {
+		if !local[id] {
+			if _, err := g.store.Txn(g.ctx, globalstore.Delete(gkindEndpoint, id, 0)); err != nil {
+				c.logger.Warn("removing a stale endpoint of this host from the global store", "endpoint", id, "error", err)
+			}
+		}
+	}
+}
+
+// reclaim takes the endpoint's addresses again (this host's, bound to its
+// current lease) and publishes it.
+func (g *globalCtl) reclaim(ep *endpoint) error {
+	n := ep.network
+	opts := map[string]string{globalipam.OwnerOption: g.c.id}
+	for _, a := range []struct {
+		pool string
+		addr *net.IPNet
+	}{{ep.iface.poolID, ep.iface.addr}, {ep.iface.poolIDv6, ep.iface.addrv6}} {
+		if a.addr == nil || a.pool == "" {
+			continue
+		}
+		if _, _, err := n.ipam.RequestAddress(a.pool, a.addr.IP, opts); err != nil {
+			return types.Errorf("address %s: %w", a.addr, err)
+		}
+	}
+	return g.publish(ep)
+}
+
+// peerPut records a remote endpoint and programs it.
+func (g *globalCtl) peerPut(kv globalstore.KV) {
+	var ge globalEndpoint
+	if err := json.Unmarshal(kv.Value, &ge); err != nil {
+		g.c.logger.Warn("ignoring an unreadable global endpoint record", "id", kv.ID, "error", err)
+		return
+	}
+	if ge.Host == g.c.id {
+		return
+	}
+	g.mu.Lock()
+	eps := g.peers[ge.Network]
+	if eps == nil {
+		eps = map[string]*globalEndpoint{}
+		g.peers[ge.Network] = eps
+	}
+	old := eps[kv.ID]
+	eps[kv.ID] = &ge
+	g.mu.Unlock()
+	if old != nil && (old.VTEP != ge.VTEP || old.MAC != ge.MAC || old.Addr != ge.Addr) {
+		g.program(kv.ID, old, false)
+	}
+	g.program(kv.ID, &ge, true)
+	g.c.namesChanged()
+}
+
+// peerDelete forgets a remote endpoint and unprograms it.
+func (g *globalCtl) peerDelete(id string) {
+	g.mu.Lock()
+	var old *globalEndpoint
+	for _, eps := range g.peers {
+		if ge, ok := eps[id]; ok {
+			old = ge
+			delete(eps, id)
+		}
+	}
+	g.mu.Unlock()
+	if old != nil {
+		g.program(id, old, false)
+		g.c.namesChanged()
+	}
+}
+
+// programPeers programs the known remote endpoints of a network just
+// added here.
+func (g *globalCtl) programPeers(nid string) {
+	g.mu.Lock()
+	eps := maps.Clone(g.peers[nid])
+	g.mu.Unlock()
+	for id, ge := range eps {
+		g.program(id, ge, true)
+	}
+}
+
+// program adds (or removes) a remote endpoint as a peer of the overlay
+// driver, if its network is here.
+func (g *globalCtl) program(id string, ge *globalEndpoint, add bool) {
+	c := g.c
+	c.mu.Lock()
+	n := c.networks[ge.Network]
+	c.mu.Unlock()
+	if n == nil {
+		return
+	}
+	d, ok := n.driver.(*overlay.Driver)
+	if !ok {
+		return
+	}
+	p, err := ge.peer(id)
+	if err != nil {
+		c.logger.Warn("ignoring a global endpoint record", "endpoint", id, "error", err)
+		return
+	}
+	if add {
+		err = d.AddPeer(n.id, p)
+	} else {
+		err = d.DeletePeer(n.id, p)
+	}
+	if err != nil {
+		c.logger.Warn("programming a peer", "network", n.name, "endpoint", ge.Name, "host", ge.Host, "add", add, "error", err)
+	}
+}
+
+// peer converts the record for the overlay driver.
+func (ge *globalEndpoint) peer(id string) (overlay.Peer, error) {
+	mac, err := net.ParseMAC(ge.MAC)
+	if err != nil {
+		return overlay.Peer{}, err
+	}
+	p := overlay.Peer{EndpointID: id, MAC: mac, VTEP: net.ParseIP(ge.VTEP)}
+	if p.VTEP == nil {
+		return overlay.Peer{}, types.BadRequestErrorf("VTEP %q is not an address", ge.VTEP)
+	}
+	if ge.Addr != "" {
+		if p.IP, _, err = net.ParseCIDR(ge.Addr); err != nil {
+			return overlay.Peer{}, err
+		}
+	}
+	if ge.AddrV6 != "" {
+		ip6, _, err := net.ParseCIDR(ge.AddrV6)
+		if err != nil {
+			return overlay.Peer{}, err
+		}
+		if p.IP == nil {
+			p.IP = ip6
+		} else {
+			p.IPv6 = ip6
+		}
+	}
+	return p, nil
+}
+
+// remoteEndpoints returns the remote joined endpoints of network nid, for
+// the names the sandboxes resolve.
+func (c *controller) remoteEndpoints(nid string) []*globalEndpoint {
+	g := c.global
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	eps := g.peers[nid]
+	out := make([]*globalEndpoint, 0, len(eps))
+	for _, ge := range eps {
+		out = append(out, ge)
+	}
+	slices.SortFunc(out, func(a, b *globalEndpoint) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

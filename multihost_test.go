@@ -1,0 +1,370 @@
+package libnetwork
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+	"github.com/vishvananda/netlink"
+)
+
+// Multi-host tests run each "host" as its own OS process: this test binary
+// re-executed with hostWorkerEnv set, running one controller on its own
+// data dir, exec root and network namespace, and serving the requests the
+// test writes to its stdin (one JSON object per line) with one JSON reply
+// per line on its stdout. The hosts' namespaces are joined by veths to an
+// underlay bridge in the test's namespace; the test reaches the containers
+// itself, through their namespaces' paths (sandbox keys).
+
+const hostWorkerEnv = "LIBNETWORK_TEST_HOST_WORKER"
+
+// hostSpec is what a host worker is started with.
+type hostSpec struct {
+	DataDir, ExecRoot, NS string
+	Etcd, Prefix          string
+	Advertise             string
+	LeaseTTL              time.Duration
+	RequestTimeout        time.Duration
+}
+
+// hostReq is one request to a host worker.
+type hostReq struct {
+	Op      string   `json:"op"`
+	Name    string   `json:"name,omitempty"`
+	Network string   `json:"network,omitempty"`
+	Driver  string   `json:"driver,omitempty"`
+	Subnet  string   `json:"subnet,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// hostReply is a host worker's answer.
+type hostReply struct {
+	Err   string   `json:"err,omitempty"`
+	Class string   `json:"class,omitempty"`
+	ID    string   `json:"id,omitempty"`
+	Key   string   `json:"key,omitempty"`
+	IP    string   `json:"ip,omitempty"`
+	MAC   string   `json:"mac,omitempty"`
+	Names []string `json:"names,omitempty"`
+}
+
+// errorClass names the types class of err, for the test to check.
+func errorClass(err error) string {
+	switch {
+	case types.IsBadRequest(err):
+		return "badrequest"
+	case types.IsNotFound(err):
+		return "notfound"
+	case types.IsForbidden(err):
+		return "forbidden"
+	}
+	var te types.TimeoutError
+	var ns types.NoServiceError
+	switch {
+	case errors.As(err, &te):
+		return "timeout"
+	case errors.As(err, &ns):
+		return "noservice"
+	}
+	return fmt.Sprintf("%T", err)
+}
+
+// runHostWorker is the body of a host worker process.
+func runHostWorker() bool {
+	raw := os.Getenv(hostWorkerEnv)
+	if raw == "" {
+		return false
+	}
+	var spec hostSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Println(`{"err":"bad spec"}`)
+		os.Exit(1)
+	}
+	opts := []config.Option{config.OptionDataDir(spec.DataDir), config.OptionExecRoot(spec.ExecRoot),
+		config.OptionNetworkNamespace(spec.NS), config.OptionDiscoveryAddress(spec.Advertise),
+		config.OptionLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))}
+	if spec.Etcd != "" {
+		opts = append(opts, config.OptionKVProvider("etcd"), config.OptionKVProviderURL(spec.Etcd),
+			config.OptionKVPrefix(spec.Prefix), config.OptionKVLeaseTTL(spec.LeaseTTL),
+			config.OptionKVTimeouts(spec.RequestTimeout, spec.RequestTimeout))
+	}
+	out := json.NewEncoder(os.Stdout)
+	c, err := New(opts...)
+	if err != nil {
+		_ = out.Encode(hostReply{Err: err.Error(), Class: errorClass(err)})
+		os.Exit(1)
+	}
+	_ = out.Encode(hostReply{ID: c.ID()})
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var req hostReq
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			_ = out.Encode(hostReply{Err: err.Error()})
+			continue
+		}
+		if req.Op == "quit" {
+			c.Stop()
+			_ = out.Encode(hostReply{})
+			os.Exit(0)
+		}
+		rep, err := serveHostReq(c, req)
+		if err != nil {
+			rep = hostReply{Err: err.Error(), Class: errorClass(err)}
+		}
+		_ = out.Encode(rep)
+	}
+	c.Stop()
+	os.Exit(0)
+	return true
+}
+
+func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
+	switch req.Op {
+	case "network":
+		var ipam NetworkOption
+		if req.Subnet != "" {
+			ipam = NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: req.Subnet}}, nil, nil)
+		}
+		n, err := c.NewNetwork(req.Driver, req.Name, ipam)
+		if err != nil {
+			return hostReply{}, err
+		}
+		return hostReply{ID: n.ID()}, nil
+	case "deletenet":
+		n, err := c.NetworkByName(req.Name)
+		if err != nil {
+			return hostReply{}, err
+		}
+		return hostReply{}, n.Delete()
+	case "networks":
+		var names []string
+		for _, n := range c.Networks() {
+			names = append(names, n.Name())
+		}
+		return hostReply{Names: names}, nil
+	case "join":
+		n, err := c.NetworkByName(req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		var eopts []EndpointOption
+		for _, a := range req.Aliases {
+			eopts = append(eopts, CreateOptionMyAlias(a))
+		}
+		ep, err := n.CreateEndpoint(req.Name, eopts...)
+		if err != nil {
+			return hostReply{}, err
+		}
+		sb, err := c.NewSandbox("ctr-"+req.Name, OptionHostname(req.Name))
+		if err != nil {
+			_ = ep.Delete(false)
+			return hostReply{}, err
+		}
+		if err := ep.Join(sb); err != nil {
+			_ = sb.Delete()
+			_ = ep.Delete(false)
+			return hostReply{}, err
+		}
+		i := ep.Info().Iface()
+		return hostReply{ID: ep.ID(), Key: sb.Key(), IP: i.Address().IP.String(), MAC: i.MacAddress().String()}, nil
+	case "leave":
+		n, err := c.NetworkByName(req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		ep, err := n.EndpointByName(req.Name)
+		if err != nil {
+			return hostReply{}, err
+		}
+		var sbErr error
+		c.WalkSandboxes(func(sb Sandbox) bool {
+			if sb.ContainerID() == "ctr-"+req.Name {
+				sbErr = sb.Delete()
+				return true
+			}
+			return false
+		})
+		if sbErr != nil {
+			return hostReply{}, sbErr
+		}
+		return hostReply{}, ep.Delete(false)
+	}
+	return hostReply{}, fmt.Errorf("unknown op %q", req.Op)
+}
+
+// hostProc is a running host worker, seen from the test.
+type hostProc struct {
+	t    *testing.T
+	name string
+	spec hostSpec
+	ns   *osl.Namespace
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	id   string
+}
+
+// cluster is the multi-host world of a test: an underlay bridge in the
+// test's namespace, and hosts on it.
+type cluster struct {
+	t     *testing.T
+	dir   string
+	hosts []*hostProc
+}
+
+// newCluster makes n host namespaces on an underlay bridge, the i-th with
+// address 192.168.210.(i+1)/24 on its eth0 (MTU 1500), and starts a host
+// worker in each with spec's store settings.
+func newCluster(t *testing.T, n int, etcd, prefix string) *cluster {
+	t.Helper()
+	cl := &cluster{t: t, dir: t.TempDir()}
+	self, err := osl.CurrentNamespace()
+	mustf(t, err, "own namespace")
+	t.Cleanup(func() { self.Close() })
+	h := self.Handle()
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "underlay0"}}
+	mustf(t, h.LinkAdd(br), "underlay bridge")
+	t.Cleanup(func() { _ = h.LinkDel(br) })
+	mustf(t, h.LinkSetUp(br), "underlay up")
+	for i := range n {
+		name := fmt.Sprintf("host%d", i+1)
+		dir := filepath.Join(cl.dir, name)
+		ns, err := osl.NewNamespace(filepath.Join(dir, "ns"))
+		mustf(t, err, "%s namespace", name)
+		t.Cleanup(func() { _ = ns.Destroy() })
+		port := "ul-" + name
+		mustf(t, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index}, PeerName: "eth0", PeerNamespace: netlink.NsFd(ns.Fd())}), "%s underlay veth", name)
+		p, err := h.LinkByName(port)
+		mustf(t, err, "port")
+		mustf(t, h.LinkSetUp(p), "port up")
+		addr := fmt.Sprintf("192.168.210.%d", i+1)
+		mustf(t, ns.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: &net.IPNet{IP: net.ParseIP(addr).To4(), Mask: net.CIDRMask(24, 32)}}), "%s underlay address", name)
+		hp := &hostProc{t: t, name: name, ns: ns, spec: hostSpec{DataDir: filepath.Join(dir, "data"), ExecRoot: filepath.Join(dir, "exec"),
+			NS: ns.Path(), Etcd: etcd, Prefix: prefix, Advertise: addr, LeaseTTL: 5 * time.Second, RequestTimeout: 2 * time.Second}}
+		t.Cleanup(func() {
+			// After the worker is gone (cleanups run last first): its
+			// sandboxes' and networks' namespace files.
+			_ = filepath.WalkDir(hp.spec.ExecRoot, func(path string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && osl.IsNamespaceMount(path) {
+					_ = osl.RemoveNamespaceFile(path)
+				}
+				return nil
+			})
+		})
+		hp.start()
+		cl.hosts = append(cl.hosts, hp)
+	}
+	return cl
+}
+
+// start starts the host's worker and waits for its controller.
+func (hp *hostProc) start() {
+	t := hp.t
+	t.Helper()
+	spec, _ := json.Marshal(hp.spec)
+	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+	cmd.Env = append(os.Environ(), hostWorkerEnv+"="+string(spec))
+	in, err := cmd.StdinPipe()
+	mustf(t, err, "stdin")
+	out, err := cmd.StdoutPipe()
+	mustf(t, err, "stdout")
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(hp.spec.NS), "worker.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	mustf(t, err, "worker log")
+	cmd.Stderr = logf
+	mustf(t, cmd.Start(), "starting %s", hp.name)
+	logf.Close()
+	hp.mu.Lock()
+	hp.cmd, hp.in, hp.out = cmd, in, bufio.NewScanner(out)
+	hp.out.Buffer(make([]byte, 1<<20), 1<<20)
+	hp.mu.Unlock()
+	t.Cleanup(hp.kill)
+	rep := hp.read()
+	if rep.Err != "" {
+		t.Fatalf("%s: New: %s", hp.name, rep.Err)
+	}
+	hp.id = rep.ID
+}
+
+func (hp *hostProc) read() hostReply {
+	hp.t.Helper()
+	if !hp.out.Scan() {
+		hp.t.Fatalf("%s: worker gone: %v\n%s", hp.name, hp.out.Err(), hp.log())
+	}
+	var rep hostReply
+	mustf(hp.t, json.Unmarshal(hp.out.Bytes(), &rep), "%s: reply %q", hp.name, hp.out.Bytes())
+	return rep
+}
+
+// log returns the tail of the worker's stderr.
+func (hp *hostProc) log() string {
+	b, _ := os.ReadFile(filepath.Join(filepath.Dir(hp.spec.NS), "worker.log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// call sends req and returns the reply; it is safe for concurrent use.
+func (hp *hostProc) call(req hostReq) hostReply {
+	hp.t.Helper()
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	b, _ := json.Marshal(req)
+	if _, err := hp.in.Write(append(b, '\n')); err != nil {
+		hp.t.Fatalf("%s: %v", hp.name, err)
+	}
+	return hp.read()
+}
+
+// must is call that fails the test on an error reply.
+func (hp *hostProc) must(req hostReq) hostReply {
+	hp.t.Helper()
+	rep := hp.call(req)
+	if rep.Err != "" {
+		hp.t.Fatalf("%s: %s %s: %s (%s)", hp.name, req.Op, req.Name, rep.Err, rep.Class)
+	}
+	return rep
+}
+
+// kill ends the worker with SIGKILL, as a crash would.
+func (hp *hostProc) kill() {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if hp.cmd == nil || hp.cmd.ProcessState != nil {
+		return
+	}
+	_ = hp.cmd.Process.Signal(syscall.SIGKILL)
+	_ = hp.cmd.Wait()
+}
+
+// nsAt opens the namespace at path (a sandbox key a worker returned).
+func nsAt(t *testing.T, path string) *osl.Namespace {
+	t.Helper()
+	ns, err := osl.OpenNamespace(path)
+	mustf(t, err, "opening %s", path)
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// keyOnly is a sandbox known only by its key, for dig.
+type keyOnly string
+
+func (k keyOnly) Key() string { return string(k) }
+
+var _ = strings.TrimSpace
