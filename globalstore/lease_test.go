@@ -14,6 +14,7 @@ import (
 // leased keys removed by etcd after the TTL; another host's watch sees the
 // deletes. Its keys that are not leased stay.
 func TestLeaseHolderGone(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	h1 := newStore(t, srv.Endpoints(), func(c *Config) { c.Host = "h1" })
 	h2 := newStore(t, srv.Endpoints(), func(c *Config) { c.Host = "h2" })
@@ -55,6 +56,7 @@ func TestLeaseClose(t *testing.T) {
 // and puts back the keys it holds leased, with their latest values; a key
 // it deleted stays deleted; an update keeps a key leased.
 func TestLeaseRevokedComesBack(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	h1 := newStore(t, srv.Endpoints(), nil)
 	h2 := newStore(t, srv.Endpoints(), func(c *Config) { c.Host = "h2" })
@@ -104,6 +106,7 @@ func TestLeaseRevokedComesBack(t *testing.T) {
 // TTL loses its leased keys (the other hosts see them go); when it is back
 // it puts them back by itself, without a restart.
 func TestLeaseLostInPartition(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	proxy := etcdtest.NewProxy(t, srv.Endpoints()[0])
 	h1 := newStore(t, []string{proxy.Addr()}, nil)
@@ -125,6 +128,7 @@ func TestLeaseLostInPartition(t *testing.T) {
 // heard nothing for a TTL, moves them to a new lease it keeps alive, and
 // lets the old one go.
 func TestLeaseOutlivesEtcdRestart(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	h1 := newStore(t, srv.Endpoints(), nil)
 	mustTxn(t, h1, CreateLeased("peer", "h1", []byte("vtep1")))
