@@ -109,16 +109,12 @@ func (s *Store) callError(caller, call context.Context, op, key string, err erro
 	if errors.Is(caller.Err(), context.Canceled) {
 		return fmt.Errorf("global store: %s %s: %w", op, key, caller.Err())
 	}
-	unreachable := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
-	switch grpcCode(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		unreachable = true
-	}
-	if unreachable {
+	code := grpcCode(err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		code == codes.Unavailable, code == codes.DeadlineExceeded, code == codes.Canceled:
 		return &UnreachableError{Endpoints: s.cfg.Endpoints, Op: op, Key: key, Err: withConnError(err, lastGRPCError(call))}
-	}
-	switch grpcCode(err) {
-	case codes.InvalidArgument, codes.OutOfRange:
+	case code == codes.InvalidArgument, code == codes.OutOfRange:
 		return types.BadRequestErrorf("global store: %s %s: etcd refused it: %w", op, key, err)
 	}
 	return types.InternalErrorf("global store at %s: %s %s: %w", strings.Join(s.cfg.Endpoints, ","), op, key, err)

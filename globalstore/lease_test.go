@@ -1,6 +1,7 @@
 package globalstore
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 // leased keys removed by etcd after the TTL; another host's watch sees the
 // deletes. Its keys that are not leased stay.
 func TestLeaseHolderGone(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	h1 := newStore(t, srv.Endpoints(), func(c *Config) { c.Host = "h1" })
 	h2 := newStore(t, srv.Endpoints(), func(c *Config) { c.Host = "h2" })
@@ -55,6 +57,7 @@ func TestLeaseClose(t *testing.T) {
 // and puts back the keys it holds leased, with their latest values; a key
 // it deleted stays deleted; an update keeps a key leased.
 func TestLeaseRevokedComesBack(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	h1 := newStore(t, srv.Endpoints(), nil)
 	h2 := newStore(t, srv.Endpoints(), func(c *Config) { c.Host = "h2" })
@@ -64,14 +67,26 @@ func TestLeaseRevokedComesBack(t *testing.T) {
 	if kv := mustGet(t, h1, "peer", "a"); !kv.Lease {
 		t.Fatalf("updated leased key lost its lease: %+v", kv)
 	}
+	// A delete that fails still gives the key up: its outcome may be
+	// unknown, and the caller meant it gone.
+	mustTxn(t, h1, CreateLeased("peer", "f", nil))
+	if _, err := h1.Txn(ctxT(t), Delete("peer", "f", 1)); !errors.As(err, new(*ConflictError)) {
+		t.Fatalf("Delete with a stale revision: %v", err)
+	}
+	h1.mu.Lock()
+	_, held := h1.leased[h1.key("peer", "f")]
+	h1.mu.Unlock()
+	if held {
+		t.Error("peer/f still held for re-put after a delete of it failed")
+	}
 
 	ch := h2.Watch(ctxT(t), "peer")
-	expectReset(t, ch, "a=11", "b=2")
+	expectReset(t, ch, "a=11", "b=2", "f=")
 	old := h1.currentLease()
 	if _, err := srv.Client().Revoke(ctxT(t), old); err != nil {
 		t.Fatal(err)
 	}
-	// Deleted with the lease, then put back.
+	// Deleted with the lease, then put back; f stays deleted.
 	want := map[string]string{"a": "11", "b": "2"}
 	deleted, put := map[string]bool{}, map[string]bool{}
 	for len(put) < 2 {
@@ -85,8 +100,10 @@ func TestLeaseRevokedComesBack(t *testing.T) {
 			t.Fatalf("unexpected event %v %+v", ev.Type, ev.KV)
 		}
 	}
-	if _, err := h2.Get(ctxT(t), "peer", "c"); !types.IsNotFound(err) {
-		t.Errorf("peer/c, deleted by its holder, came back: %v", err)
+	for _, id := range []string{"c", "f"} {
+		if _, err := h2.Get(ctxT(t), "peer", id); !types.IsNotFound(err) {
+			t.Errorf("peer/%s, deleted by its holder, came back: %v", id, err)
+		}
 	}
 	if id := h1.currentLease(); id == old || id == 0 {
 		t.Errorf("lease %x after revoking %x", id, old)
@@ -104,6 +121,7 @@ func TestLeaseRevokedComesBack(t *testing.T) {
 // TTL loses its leased keys (the other hosts see them go); when it is back
 // it puts them back by itself, without a restart.
 func TestLeaseLostInPartition(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	proxy := etcdtest.NewProxy(t, srv.Endpoints()[0])
 	h1 := newStore(t, []string{proxy.Addr()}, nil)
@@ -125,6 +143,7 @@ func TestLeaseLostInPartition(t *testing.T) {
 // heard nothing for a TTL, moves them to a new lease it keeps alive, and
 // lets the old one go.
 func TestLeaseOutlivesEtcdRestart(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	h1 := newStore(t, srv.Endpoints(), nil)
 	mustTxn(t, h1, CreateLeased("peer", "h1", []byte("vtep1")))

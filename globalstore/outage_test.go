@@ -15,6 +15,7 @@ import (
 // *UnreachableError (types.Timeout) naming the endpoint, the operation and
 // the key, and write nothing; once etcd is back the same Store works.
 func TestOutage(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	s := newStore(t, srv.Endpoints(), func(c *Config) { c.RequestTimeout = 500 * time.Millisecond })
 	mustTxn(t, s, Create("network", "n1", []byte("one")))

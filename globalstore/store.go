@@ -10,7 +10,7 @@
 // until etcd answers, and then succeed on the same Store. Every call is
 // bounded by Config.RequestTimeout.
 //
-// Lock order: txnMu before mu. grantSem is taken without mu held.
+// Lock order: txnMu, then grantSem, then mu.
 package globalstore
 
 import (

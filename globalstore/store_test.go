@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -272,4 +273,23 @@ func TestTxnAllOrNothing(t *testing.T) {
 	}
 	// A Check that holds lets the writes through.
 	mustTxn(t, s, Check("ipam", "pool1", p.ModRev), Check("ipam", "none", 0), Create("net", "new", nil))
+}
+
+// TestTxnRefusedByEtcd: a transaction etcd refuses as malformed (more
+// operations than its --max-txn-ops) is a BadRequest quoting etcd, and
+// writes nothing.
+func TestTxnRefusedByEtcd(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s := newStore(t, srv.Endpoints(), nil)
+	var ops []Op
+	for i := range 129 {
+		ops = append(ops, Create("ep", strconv.Itoa(i), nil))
+	}
+	_, err := s.Txn(ctxT(t), ops...)
+	if _, ok := err.(types.BadRequestError); !ok || !strings.Contains(err.Error(), "too many operations") {
+		t.Fatalf("Txn of 129 ops: %v, want a BadRequest quoting etcd", err)
+	}
+	if all, _, err := s.List(ctxT(t), "ep"); err != nil || len(all) != 0 {
+		t.Fatalf("List after a refused Txn: %v %v", ids(all), err)
+	}
 }

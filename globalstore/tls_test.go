@@ -36,6 +36,7 @@ func TestTLS(t *testing.T) {
 // certificate, TLS 1.3 reports the refusal after the handshake: the client
 // sees "bad certificate" or a broken pipe, whichever comes first.)
 func TestTLSRefused(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.StartTLS(t)
 	f := srv.TLS()
 	other := etcdtest.NewCertificates(t)

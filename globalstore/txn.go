@@ -157,6 +157,10 @@ func describeOps(ops []Op) string {
 // revision of the write. When a compare fails it returns a *ConflictError
 // naming the first key whose compare fails when read back. A key written
 // twice in one transaction is a types.BadRequestError.
+//
+// A leased key this Store deletes, or tries to delete, is no longer its to
+// put back when the lease is lost, even if the transaction failed: when
+// etcd's answer is lost the delete may have happened.
 func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
 	desc := describeOps(ops)
 	if len(ops) == 0 {
@@ -189,6 +193,12 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
 
 	s.txnMu.RLock()
 	defer s.txnMu.RUnlock()
+	done := false
+	defer func() {
+		if !done {
+			s.forgetDeleted(ops)
+		}
+	}()
 	// A lease can be lost between granting it and using it; then it is
 	// granted again once.
 	for attempt := 0; ; attempt++ {
@@ -213,6 +223,7 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
 			return 0, s.conflict(cctx, ops)
 		}
 		s.recordLeased(ops, leased)
+		done = true
 		return resp.Header.Revision, nil
 	}
 }
@@ -268,6 +279,19 @@ func (s *Store) recordLeased(ops []Op, leased map[string]bool) {
 			s.leased[k] = append([]byte(nil), o.val...)
 		default:
 			delete(s.leased, k)
+		}
+	}
+}
+
+// forgetDeleted forgets the keys that ops delete, after a transaction
+// that failed: one whose answer was lost may have deleted them, and a key
+// the caller meant to delete must not be put back when the lease is lost.
+func (s *Store) forgetDeleted(ops []Op) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range ops {
+		if o.typ == opDelete {
+			delete(s.leased, s.key(o.kind, o.id))
 		}
 	}
 }

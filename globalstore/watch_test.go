@@ -87,7 +87,9 @@ func TestWatchOrder(t *testing.T) {
 	// A second watch starts with the records as they are now; Close ends it.
 	ch = s.Watch(ctxT(t), "ep")
 	expectReset(t, ch, "b=22", "c=3")
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
 	for range ch {
 	}
 	if _, ok := <-s.Watch(ctxT(t), "ep"); ok {
@@ -99,6 +101,7 @@ func TestWatchOrder(t *testing.T) {
 // a write after it is delivered on the same channel, without a reset
 // (nothing was lost).
 func TestWatchSurvivesRestart(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
 	srv := etcdtest.Start(t)
 	s := newStore(t, srv.Endpoints(), nil)
 	ch := s.Watch(ctxT(t), "ep")
