@@ -543,6 +543,9 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	c.networks[n.id] = n
 	c.subnets.add(n)
 	c.mu.Unlock()
+	if n.isGlobal() {
+		c.global.created(n.id)
+	}
 	return n, nil
 }
 

@@ -72,6 +72,9 @@ type globalCtl struct {
 	// peers are the joined endpoints of other hosts, by network ID and
 	// endpoint ID, whether or not the network is known here yet.
 	peers map[string]map[string]*globalEndpoint
+	// creating are the networks this controller is creating: the watch
+	// sees them before NewNetwork registers them.
+	creating map[string]bool
 }
 
 // globalEndpoint is the record of a joined endpoint in the global store.
@@ -111,7 +114,7 @@ func (c *controller) openGlobal() error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c.global = &globalCtl{c: c, store: st, ipam: ipam, ctx: ctx, cancel: cancel, peers: map[string]map[string]*globalEndpoint{}}
+	c.global = &globalCtl{c: c, store: st, ipam: ipam, ctx: ctx, cancel: cancel, peers: map[string]map[string]*globalEndpoint{}, creating: map[string]bool{}}
 	// Stopped before the store closes (closers run last first).
 	c.closers = append(c.closers, func() error { c.global.stop(); return nil })
 	return nil
@@ -200,9 +203,18 @@ func (n *network) setDriverOpt(key, val string) {
 // createNetwork records a new global network in the global store: its
 // record, its name and its VNIs (those asked for, or free ones, one per
 // IPv4 subnet), in one transaction, so two hosts can take neither the same
-// name nor the same VNI. It sets the VNIs as the driver's option.
+// name nor the same VNI. It sets the VNIs as the driver's option. The
+// caller calls created once the network is registered (or undone).
 func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
 	ctx := g.ctx
+	g.mu.Lock()
+	g.creating[n.id] = true
+	g.mu.Unlock()
+	defer func() {
+		if err != nil {
+			g.created(n.id)
+		}
+	}()
 	vnis, err := vxlanIDs(n.driverOpt(overlay.VXLANIDListOption))
 	if err != nil {
 		return nil, types.Errorf("network %s: %w", n.name, err)
@@ -250,7 +262,12 @@ func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
 		var ce *globalstore.ConflictError
 		switch {
 		case err == nil:
-			return func() { g.deleteNetworkKeys(n) }, nil
+			return func() {
+				if err := g.deleteNetworkKeys(n); err != nil {
+					g.c.logger.Warn("undoing a global network's creation", "network", n.name, "error", err)
+				}
+				g.created(n.id)
+			}, nil
 		case errors.As(err, &ce) && ce.Kind == gkindName:
 			return nil, NetworkNameError(n.name)
 		case errors.As(err, &ce) && ce.Kind == gkindVNI && asked:
@@ -261,6 +278,13 @@ func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
 			return nil, types.Errorf("network %s: recording it in the global store: %w", n.name, err)
 		}
 	}
+}
+
+// created ends the creation of network id (see createNetwork).
+func (g *globalCtl) created(id string) {
+	g.mu.Lock()
+	delete(g.creating, id)
+	g.mu.Unlock()
 }
 
 // deleteNetworkKeys removes a global network's keys.
@@ -373,7 +397,10 @@ func (g *globalCtl) learnNetwork(kv globalstore.KV) {
 	c.mu.Lock()
 	_, known := c.networks[kv.ID]
 	c.mu.Unlock()
-	if known {
+	g.mu.Lock()
+	mine := g.creating[kv.ID]
+	g.mu.Unlock()
+	if known || mine {
 		return
 	}
 	var r networkRecord
@@ -523,7 +550,39 @@ func (g *globalCtl) resync(all []globalstore.KV) {
 	for _, id := range gone {
 		g.peerDelete(id)
 	}
+	g.dropStalePeers()
 	g.republish(all, mine)
+}
+
+// dropStalePeers removes from the kernel the peers of this host's overlay
+// networks that the global store no longer has: those an earlier run
+// programmed for endpoints that left while this controller was down.
+func (g *globalCtl) dropStalePeers() {
+	for _, n := range g.c.globalNetworks() {
+		d, ok := n.driver.(*overlay.Driver)
+		if !ok {
+			continue
+		}
+		programmed, err := d.Peers(n.id)
+		if err != nil {
+			g.c.logger.Warn("reading the programmed peers", "network", n.name, "error", err)
+			continue
+		}
+		want := map[string]bool{}
+		for _, ge := range g.c.remoteEndpoints(n.id) {
+			want[strings.ToLower(ge.MAC)] = true
+		}
+		for _, p := range programmed {
+			if want[strings.ToLower(p.MAC.String())] {
+				continue
+			}
+			if err := d.DeletePeer(n.id, p); err != nil {
+				g.c.logger.Warn("removing a stale peer", "network", n.name, "peer", p, "error", err)
+			} else {
+				g.c.logger.Info("removed a stale peer", "network", n.name, "peer", p)
+			}
+		}
+	}
 }
 
 // republish puts back this host's joined endpoints of global networks

@@ -202,7 +202,11 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		if sbErr != nil {
 			return hostReply{}, sbErr
 		}
-		return hostReply{}, ep.Delete(false)
+		// Deleting the sandbox deleted the endpoint too, as in v0.7.
+		if _, err := n.EndpointByID(ep.ID()); err == nil {
+			return hostReply{}, ep.Delete(false)
+		}
+		return hostReply{}, nil
 	}
 	return hostReply{}, fmt.Errorf("unknown op %q", req.Op)
 }
@@ -231,7 +235,7 @@ type cluster struct {
 // newCluster makes n host namespaces on an underlay bridge, the i-th with
 // address 192.168.210.(i+1)/24 on its eth0 (MTU 1500), and starts a host
 // worker in each with spec's store settings.
-func newCluster(t *testing.T, n int, etcd, prefix string) *cluster {
+func newCluster(t *testing.T, n int, etcd, prefix string, opts ...func(*hostSpec)) *cluster {
 	t.Helper()
 	cl := &cluster{t: t, dir: t.TempDir()}
 	self, err := osl.CurrentNamespace()
@@ -241,6 +245,20 @@ func newCluster(t *testing.T, n int, etcd, prefix string) *cluster {
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "underlay0"}}
 	mustf(t, h.LinkAdd(br), "underlay bridge")
 	t.Cleanup(func() { _ = h.LinkDel(br) })
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, hp := range cl.hosts {
+			var lines []string
+			for _, l := range strings.Split(hp.log(), "\n") {
+				if !strings.Contains(l, "level=DEBUG") {
+					lines = append(lines, l)
+				}
+			}
+			t.Logf("%s's log (without DEBUG):\n%s", hp.name, strings.Join(lines, "\n"))
+		}
+	})
 	mustf(t, h.LinkSetUp(br), "underlay up")
 	for i := range n {
 		name := fmt.Sprintf("host%d", i+1)
@@ -252,11 +270,18 @@ func newCluster(t *testing.T, n int, etcd, prefix string) *cluster {
 		mustf(t, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index}, PeerName: "eth0", PeerNamespace: netlink.NsFd(ns.Fd())}), "%s underlay veth", name)
 		p, err := h.LinkByName(port)
 		mustf(t, err, "port")
+		// Deleted by hand: the host's namespace may outlive the test for
+		// a while (the kernel frees namespaces asynchronously), and the
+		// next test's port would clash with this one.
+		t.Cleanup(func() { _ = h.LinkDel(p) })
 		mustf(t, h.LinkSetUp(p), "port up")
 		addr := fmt.Sprintf("192.168.210.%d", i+1)
 		mustf(t, ns.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: &net.IPNet{IP: net.ParseIP(addr).To4(), Mask: net.CIDRMask(24, 32)}}), "%s underlay address", name)
 		hp := &hostProc{t: t, name: name, ns: ns, spec: hostSpec{DataDir: filepath.Join(dir, "data"), ExecRoot: filepath.Join(dir, "exec"),
 			NS: ns.Path(), Etcd: etcd, Prefix: prefix, Advertise: addr, LeaseTTL: 5 * time.Second, RequestTimeout: 2 * time.Second}}
+		for _, o := range opts {
+			o(&hp.spec)
+		}
 		t.Cleanup(func() {
 			// After the worker is gone (cleanups run last first): its
 			// sandboxes' and networks' namespace files.
@@ -314,8 +339,8 @@ func (hp *hostProc) read() hostReply {
 // log returns the tail of the worker's stderr.
 func (hp *hostProc) log() string {
 	b, _ := os.ReadFile(filepath.Join(filepath.Dir(hp.spec.NS), "worker.log"))
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
+	if len(b) > 64<<10 {
+		b = b[len(b)-64<<10:]
 	}
 	return string(b)
 }
@@ -340,6 +365,13 @@ func (hp *hostProc) must(req hostReq) hostReply {
 		hp.t.Fatalf("%s: %s %s: %s (%s)", hp.name, req.Op, req.Name, rep.Err, rep.Class)
 	}
 	return rep
+}
+
+// restart starts a new worker on the host's directories, after kill.
+func (hp *hostProc) restart() {
+	hp.t.Helper()
+	hp.kill()
+	hp.start()
 }
 
 // kill ends the worker with SIGKILL, as a crash would.

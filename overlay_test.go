@@ -3,7 +3,10 @@ package libnetwork
 import (
 	"fmt"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +126,167 @@ func TestOverlayThreeHosts(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// overlayJoin joins a container on host h to network nw and returns it.
+type ovCtr struct {
+	name string
+	rep  hostReply
+	ns   *osl.Namespace
+}
+
+func overlayJoin(t *testing.T, h *hostProc, nw, name string) ovCtr {
+	t.Helper()
+	rep := h.must(hostReq{Op: "join", Network: nw, Name: name})
+	return ovCtr{name: name, rep: rep, ns: nsAt(t, rep.Key)}
+}
+
+// reaches waits until from reaches to's TCP server over the network.
+func reaches(t *testing.T, from, to ovCtr) {
+	t.Helper()
+	srv := listen(t, to.ns, net.ParseIP(to.rep.IP))
+	eventually(t, fmt.Sprintf("TCP %s -> %s", from.name, to.name), func() error {
+		got, err := dial(from.ns, srv, time.Second)
+		if err == nil && got != "echo:ping" {
+			err = fmt.Errorf("answer %q", got)
+		}
+		return err
+	})
+}
+
+// fdbHas reports whether the overlay network nid's namespace on host h has
+// a tunnel FDB entry (one with a remote VTEP, "dst") for mac. The bridge's
+// own learnt entries do not count: they age out and send nowhere.
+func fdbHas(t *testing.T, h *hostProc, nid, mac string) bool {
+	t.Helper()
+	out, err := exec.Command("nsenter", "--net="+filepath.Join(h.spec.ExecRoot, "overlay", nid), "bridge", "fdb", "show").CombinedOutput()
+	mustf(t, err, "bridge fdb: %s", out)
+	for _, l := range strings.Split(strings.ToLower(string(out)), "\n") {
+		if strings.HasPrefix(l, strings.ToLower(mac)+" ") && strings.Contains(l, " dst ") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOverlayHostKilled: a host's controller killed with SIGKILL. The other
+// hosts keep working (and still reach its containers: the kernel's data
+// path outlives the controller). While it is down, a container elsewhere
+// leaves and another joins; restarted, the host keeps its container,
+// learns the new peer, drops the stale one, and joins again.
+func TestOverlayHostKilled(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	cl := newCluster(t, 3, etcd.Endpoints()[0], "/test/"+t.Name())
+	h1, h2, h3 := cl.hosts[0], cl.hosts[1], cl.hosts[2]
+	nid := h1.must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: "10.221.0.0/24"}).ID
+	for _, h := range cl.hosts[1:] {
+		eventually(t, h.name+" sees ov", func() error {
+			if names := h.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
+				return fmt.Errorf("networks %v", names)
+			}
+			return nil
+		})
+	}
+	c1, c2, c3 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2"), overlayJoin(t, h3, "ov", "c3")
+	reaches(t, c2, c3)
+
+	h2.kill()
+	reaches(t, c1, c3)
+	reaches(t, c1, c2)
+	// c4 joins first, so it does not get c3's address (and MAC).
+	c4 := overlayJoin(t, h3, "ov", "c4")
+	h3.must(hostReq{Op: "leave", Network: "ov", Name: "c3"})
+	reaches(t, c1, c4)
+
+	h2.restart()
+	reaches(t, c2, c4)
+	reaches(t, c1, c2)
+	eventually(t, "host2 drops the peer of c3", func() error {
+		if fdbHas(t, h2, nid, c3.rep.MAC) {
+			return fmt.Errorf("FDB entry for %s (c3, gone) still on host2", c3.rep.MAC)
+		}
+		return nil
+	})
+	if r := dig(t, keyOnly(c2.rep.Key), "c3", "A"); slices.Contains(r.answers, "A "+c3.rep.IP) {
+		t.Errorf("c2 still resolves c3, which left: %s %v", r.status, r.answers)
+	}
+	c5 := overlayJoin(t, h2, "ov", "c5")
+	reaches(t, c5, c1)
+	reaches(t, c4, c5)
+}
+
+// TestOverlayEtcdOutage: with etcd stopped, local bridge networks keep
+// working on every host and global operations fail clearly within their
+// timeout; with etcd back, they succeed without restarting anything.
+func TestOverlayEtcdOutage(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	cl := newCluster(t, 2, etcd.Endpoints()[0], "/test/"+t.Name())
+	h1, h2 := cl.hosts[0], cl.hosts[1]
+	h1.must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: "10.222.0.0/24"})
+	eventually(t, "host2 sees ov", func() error {
+		if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
+			return fmt.Errorf("networks %v", names)
+		}
+		return nil
+	})
+	c1, c2 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2")
+	reaches(t, c1, c2)
+
+	etcd.Stop()
+	for i, h := range cl.hosts {
+		h.must(hostReq{Op: "network", Name: "local", Driver: "bridge", Subnet: fmt.Sprintf("10.223.%d.0/24", i)})
+		a, b := overlayJoin(t, h, "local", "la-"+h.name), overlayJoin(t, h, "local", "lb-"+h.name)
+		reaches(t, a, b)
+	}
+	for _, req := range []hostReq{{Op: "network", Name: "ov2", Driver: "overlay", Subnet: "10.224.0.0/24"}, {Op: "join", Network: "ov", Name: "c3"}} {
+		rep := h1.call(req)
+		if rep.Class != "timeout" || !strings.Contains(rep.Err, "global store") {
+			t.Errorf("%s %s with etcd down: %q (%s), want a timeout naming the global store", req.Op, req.Name, rep.Err, rep.Class)
+		}
+	}
+	reaches(t, c2, c1)
+
+	etcd.Start()
+	eventually(t, "an overlay network once etcd is back", func() error {
+		if rep := h1.call(hostReq{Op: "network", Name: "ov2", Driver: "overlay", Subnet: "10.224.0.0/24"}); rep.Err != "" {
+			return fmt.Errorf("%s (%s)", rep.Err, rep.Class)
+		}
+		return nil
+	})
+	c3 := overlayJoin(t, h1, "ov", "c3")
+	reaches(t, c2, c3)
+}
+
+// TestOverlayHostGone: a host that disappears for good (killed, never
+// back) has its endpoints removed from the store after its lease: the
+// other hosts drop its peers and names.
+func TestOverlayHostGone(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	cl := newCluster(t, 2, etcd.Endpoints()[0], "/test/"+t.Name(), func(s *hostSpec) { s.LeaseTTL = 2 * time.Second })
+	h1, h2 := cl.hosts[0], cl.hosts[1]
+	nid := h1.must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: "10.225.0.0/24"}).ID
+	eventually(t, "host2 sees ov", func() error {
+		if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
+			return fmt.Errorf("networks %v", names)
+		}
+		return nil
+	})
+	c1, c2 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2")
+	reaches(t, c1, c2)
+	if !fdbHas(t, h1, nid, c2.rep.MAC) {
+		t.Fatal("no FDB entry for c2 on host1 while it runs")
+	}
+	h2.kill()
+	eventually(t, "host1 drops the peer of the gone host", func() error {
+		if fdbHas(t, h1, nid, c2.rep.MAC) {
+			return fmt.Errorf("FDB entry for %s still on host1", c2.rep.MAC)
+		}
+		return nil
+	})
+	// Not a name of the network any more: the resolver forwards it (to
+	// an upstream the test's hosts do not have).
+	if r := dig(t, keyOnly(c1.rep.Key), "c2", "A"); slices.Contains(r.answers, "A "+c2.rep.IP) {
+		t.Errorf("c1 still resolves c2 of the gone host: %s %v", r.status, r.answers)
 	}
 }

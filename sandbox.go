@@ -210,6 +210,19 @@ func (sb *sandbox) Delete() error {
 
 	eps := sb.joined()
 	for _, ep := range eps {
+		if !ep.network.isGlobal() {
+			continue
+		}
+		// Other hosts stop sending to it first; if the global store
+		// cannot be told, nothing is deleted.
+		if err := c.global.unpublish(ep); err != nil {
+			sb.mu.Lock()
+			sb.deleted = false
+			sb.mu.Unlock()
+			return types.Errorf("sandbox %s: %w", sb.id, err)
+		}
+	}
+	for _, ep := range eps {
 		// Within opMu no other operation holds a joined endpoint; busy
 		// keeps a concurrent Endpoint.Delete away until it is forgotten.
 		ep.mu.Lock()
