@@ -130,7 +130,7 @@ func (c *controller) newOverlayDriver() (*overlay.Driver, error) {
 	d, err := overlay.New(overlay.Config{Logger: c.logger, Host: c.hostNS.Handle(),
 		NamespaceDir: filepath.Join(c.execRoot, "overlay"), VTEP: vtep})
 	if err != nil {
-		return nil, types.Errorf("overlay driver: %w", err)
+		return nil, err // it names itself
 	}
 	c.closers = append(c.closers, d.Close)
 	return d, nil

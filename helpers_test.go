@@ -52,9 +52,12 @@ func newEnv(t testing.TB) *testEnv {
 	t.Cleanup(func() {
 		// Sandboxes outlive a stopped controller by design; unmount what
 		// the test left so its directories can go.
-		entries, _ := os.ReadDir(filepath.Join(e.execRoot, "netns"))
-		for _, en := range entries {
-			_ = osl.RemoveNamespaceFile(filepath.Join(e.execRoot, "netns", en.Name()))
+		// The overlay driver's network namespaces too.
+		for _, dir := range []string{"netns", "overlay"} {
+			entries, _ := os.ReadDir(filepath.Join(e.execRoot, dir))
+			for _, en := range entries {
+				_ = osl.RemoveNamespaceFile(filepath.Join(e.execRoot, dir, en.Name()))
+			}
 		}
 		_ = host.Destroy()
 	})

@@ -50,6 +50,10 @@ type hostReq struct {
 	Driver  string   `json:"driver,omitempty"`
 	Subnet  string   `json:"subnet,omitempty"`
 	Aliases []string `json:"aliases,omitempty"`
+	// Opts are a network's driver options.
+	Opts map[string]string `json:"opts,omitempty"`
+	// Count is how many containers "joinmany" attaches at once.
+	Count int `json:"count,omitempty"`
 }
 
 // hostReply is a host worker's answer.
@@ -61,6 +65,8 @@ type hostReply struct {
 	IP    string   `json:"ip,omitempty"`
 	MAC   string   `json:"mac,omitempty"`
 	Names []string `json:"names,omitempty"`
+	// IPs are the addresses "joinmany" got.
+	IPs []string `json:"ips,omitempty"`
 }
 
 // errorClass names the types class of err, for the test to check.
@@ -140,7 +146,7 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		if req.Subnet != "" {
 			ipam = NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: req.Subnet}}, nil, nil)
 		}
-		n, err := c.NewNetwork(req.Driver, req.Name, ipam)
+		n, err := c.NewNetwork(req.Driver, req.Name, ipam, NetworkOptionDriverOpts(req.Opts))
 		if err != nil {
 			return hostReply{}, err
 		}
@@ -182,6 +188,64 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		}
 		i := ep.Info().Iface()
 		return hostReply{ID: ep.ID(), Key: sb.Key(), IP: i.Address().IP.String(), MAC: i.MacAddress().String()}, nil
+	case "joinmany":
+		n, err := c.NetworkByName(req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		ips := make([]string, req.Count)
+		errs := make([]error, req.Count)
+		var wg sync.WaitGroup
+		for i := range req.Count {
+			wg.Go(func() {
+				name := fmt.Sprintf("%s%d", req.Name, i)
+				ep, err := n.CreateEndpoint(name)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				sb, err := c.NewSandbox("ctr-" + name)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if err := ep.Join(sb); err != nil {
+					errs[i] = err
+					return
+				}
+				ips[i] = ep.Info().Iface().Address().IP.String()
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return hostReply{}, err
+		}
+		return hostReply{IPs: ips}, nil
+	case "connect":
+		// Another network for an existing container.
+		n, err := c.NetworkByName(req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		ep, err := n.CreateEndpoint(req.Name + "-" + req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		var sb Sandbox
+		c.WalkSandboxes(func(s Sandbox) bool {
+			if s.ContainerID() == "ctr-"+req.Name {
+				sb = s
+				return true
+			}
+			return false
+		})
+		if sb == nil {
+			return hostReply{}, types.NotFoundErrorf("no container %s", req.Name)
+		}
+		if err := ep.Join(sb); err != nil {
+			return hostReply{}, err
+		}
+		return hostReply{IP: ep.Info().Iface().Address().IP.String()}, nil
 	case "leave":
 		n, err := c.NetworkByName(req.Network)
 		if err != nil {

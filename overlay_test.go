@@ -1,14 +1,20 @@
 package libnetwork
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/types"
+	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/internal/testutil/etcdtest"
 	"github.com/netkit/libnetwork/osl"
@@ -288,5 +294,136 @@ func TestOverlayHostGone(t *testing.T) {
 	// an upstream the test's hosts do not have).
 	if r := dig(t, keyOnly(c1.rep.Key), "c2", "A"); slices.Contains(r.answers, "A "+c2.rep.IP) {
 		t.Errorf("c1 still resolves c2 of the gone host: %s %v", r.status, r.answers)
+	}
+}
+
+// overlayCluster starts n hosts on etcd with network ov (subnet) created
+// on the first and seen by all.
+func overlayCluster(t *testing.T, n int, subnet string, opts map[string]string) (*cluster, string) {
+	t.Helper()
+	etcd := etcdtest.Start(t)
+	cl := newCluster(t, n, etcd.Endpoints()[0], "/test/"+t.Name())
+	nid := cl.hosts[0].must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: subnet, Opts: opts}).ID
+	for _, h := range cl.hosts[1:] {
+		eventually(t, h.name+" sees ov", func() error {
+			if names := h.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
+				return fmt.Errorf("networks %v", names)
+			}
+			return nil
+		})
+	}
+	return cl, nid
+}
+
+// TestOverlayConcurrentAddresses: many containers attached at once on
+// every host get addresses unique across the hosts.
+func TestOverlayConcurrentAddresses(t *testing.T) {
+	cl, _ := overlayCluster(t, 3, "10.226.0.0/24", nil)
+	const per = 20
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var wg sync.WaitGroup
+	for _, h := range cl.hosts {
+		wg.Go(func() {
+			rep := h.call(hostReq{Op: "joinmany", Network: "ov", Name: "m" + h.name + "-", Count: per})
+			if rep.Err != "" {
+				t.Errorf("%s: %s", h.name, rep.Err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ip := range rep.IPs {
+				if other, dup := seen[ip]; dup {
+					t.Errorf("address %s given on %s and %s", ip, other, h.name)
+				}
+				seen[ip] = h.name
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 3*per {
+		t.Errorf("%d distinct addresses for %d containers", len(seen), 3*per)
+	}
+}
+
+// TestOverlayWithLocalBridge: a container on an overlay network that also
+// joins a local bridge network gets its default route from the bridge (the
+// overlay gives none) and reaches both its overlay peers and addresses
+// outside (here another host's underlay address, through the bridge's
+// masquerade), as docker_gwbridge gives it.
+func TestOverlayWithLocalBridge(t *testing.T) {
+	cl, _ := overlayCluster(t, 2, "10.227.0.0/24", nil)
+	h1, h2 := cl.hosts[0], cl.hosts[1]
+	h1.must(hostReq{Op: "network", Name: "local", Driver: "bridge", Subnet: "10.228.0.0/24"})
+	c1, c2 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2")
+	if got := defaultVia(t, c1.ns, netlink.FAMILY_V4); len(got) != 0 {
+		t.Errorf("default routes on the overlay alone: %v, want none", got)
+	}
+	h1.must(hostReq{Op: "connect", Network: "local", Name: "c1"})
+	if got := defaultVia(t, c1.ns, netlink.FAMILY_V4); len(got) != 1 || got[0] != "eth1 via 10.228.0.1" {
+		t.Errorf("default routes with the bridge: %v, want eth1 via 10.228.0.1", got)
+	}
+	outside := listen(t, h2.ns, net.ParseIP("192.168.210.2"))
+	mustReach(t, c1.ns, outside)
+	reaches(t, c1, c2)
+}
+
+// TestOverlayVNIAndMTU: the VNI asked for with the driver option is the
+// network's on every host, another network cannot take it, and the
+// containers' MTU leaves room for VXLAN's 50 bytes.
+func TestOverlayVNIAndMTU(t *testing.T) {
+	cl, nid := overlayCluster(t, 2, "10.229.0.0/24", map[string]string{"com.docker.network.driver.overlay.vxlanid_list": "5001"})
+	for _, h := range cl.hosts {
+		out, err := exec.Command("nsenter", "--net="+filepath.Join(h.spec.ExecRoot, "overlay", nid), "ip", "-d", "link", "show", "type", "vxlan").CombinedOutput()
+		mustf(t, err, "ip link: %s", out)
+		if !strings.Contains(string(out), "vxlan id 5001 ") {
+			t.Errorf("%s: VXLAN devices:\n%s\nwant id 5001", h.name, out)
+		}
+	}
+	rep := cl.hosts[1].call(hostReq{Op: "network", Name: "ov2", Driver: "overlay", Subnet: "10.230.0.0/24",
+		Opts: map[string]string{"com.docker.network.driver.overlay.vxlanid_list": "5001"}})
+	if rep.Class != "forbidden" || !strings.Contains(rep.Err, "5001") {
+		t.Errorf("a second network on VNI 5001: %q (%s), want Forbidden naming it", rep.Err, rep.Class)
+	}
+	c1 := overlayJoin(t, cl.hosts[0], "ov", "c1")
+	l, err := c1.ns.Handle().LinkByName("eth0")
+	mustf(t, err, "eth0")
+	if mtu := l.Attrs().MTU; mtu != 1450 {
+		t.Errorf("container MTU %d, want 1450 (underlay 1500 - 50)", mtu)
+	}
+}
+
+// TestOverlayTLS: the global store over TLS (v0.7's kv.* options); with
+// the wrong CA, global operations fail clearly and local ones work.
+func TestOverlayTLS(t *testing.T) {
+	etcd := etcdtest.StartTLS(t)
+	files := etcd.TLS()
+	e := newEnv(t)
+	// The host's underlay: one end of a veth pair with the advertised
+	// address.
+	h := e.host.Handle()
+	mustf(t, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ul0"}, PeerName: "ul1"}), "underlay")
+	mustf(t, e.host.ConfigureInterface(osl.IfaceConfig{Name: "ul0", Addr: &net.IPNet{IP: net.ParseIP("192.168.212.1").To4(), Mask: net.CIDRMask(24, 32)}}), "underlay address")
+	opts := func(ca string) []config.Option {
+		return []config.Option{config.OptionKVProvider("etcd"), config.OptionKVProviderURL(etcd.Endpoints()[0]),
+			config.OptionKVOpts(map[string]string{config.KVCACertFile: ca, config.KVCertFile: files.ClientCertFile, config.KVKeyFile: files.ClientKeyFile}),
+			config.OptionKVPrefix("/test/" + t.Name()), config.OptionKVTimeouts(time.Second, 2*time.Second),
+			config.OptionDiscoveryAddress("192.168.212.1")}
+	}
+	c := e.start(opts(files.CAFile)...)
+	if _, err := c.NewNetwork("overlay", "ov", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.231.0.0/24"}}, nil, nil)); err != nil {
+		t.Fatalf("overlay network over TLS: %v", err)
+	}
+	c.Stop()
+
+	wrong := etcdtest.NewCertificates(t)
+	c = e.start(opts(wrong.CAFile)...)
+	_, err := c.NewNetwork("overlay", "ov2", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.232.0.0/24"}}, nil, nil))
+	var te types.TimeoutError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("overlay network with the wrong CA: %v (%T), want a timeout saying why (the certificate)", err, err)
+	}
+	if _, err := c.NewNetwork("bridge", "local", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.233.0.0/24"}}, nil, nil)); err != nil {
+		t.Errorf("a local network while the global store refuses us: %v", err)
 	}
 }
