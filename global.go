@@ -148,9 +148,11 @@ func (g *globalCtl) stop() {
 	g.wg.Wait()
 }
 
-// isGlobal reports whether n's records live in the global store.
+// isGlobal reports whether n's records live in the global store: a
+// network of global scope (overlay's, a remote driver's that declares it)
+// on a controller with a global store.
 func (n *network) isGlobal() bool {
-	return n.networkType == overlayNetworkType && n.ctrl.global != nil
+	return n.scope == driverapi.GlobalScope && n.ctrl.global != nil
 }
 
 // vxlanIDs parses the driver option of the VNIs, "" giving none.
@@ -221,7 +223,11 @@ func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
 	}
 	asked := len(vnis) > 0
 	want := max(len(n.ipamV4Info), 1)
-	if asked && len(vnis) != want {
+	if n.networkType != overlayNetworkType {
+		// A remote driver's network: no VNIs of ours.
+		asked, want, vnis = true, 0, nil
+	}
+	if asked && len(vnis) != want && n.networkType == overlayNetworkType {
 		return nil, types.BadRequestErrorf("network %s: %s has %d VNIs for %d IPv4 subnets", n.name, overlay.VXLANIDListOption, len(vnis), want)
 	}
 	for attempt := 0; ; attempt++ {
@@ -246,7 +252,9 @@ func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
 		for i, v := range vnis {
 			strs[i] = strconv.Itoa(v)
 		}
-		n.setDriverOpt(overlay.VXLANIDListOption, strings.Join(strs, ","))
+		if len(strs) > 0 {
+			n.setDriverOpt(overlay.VXLANIDListOption, strings.Join(strs, ","))
+		}
 		rec, err := json.Marshal(n.record())
 		if err != nil {
 			return nil, types.InternalErrorf("network %s: encoding its record: %v", n.name, err)
@@ -404,7 +412,7 @@ func (g *globalCtl) learnNetwork(kv globalstore.KV) {
 		return
 	}
 	var r networkRecord
-	if err := json.Unmarshal(kv.Value, &r); err != nil || r.ID != kv.ID || r.Type != overlayNetworkType {
+	if err := json.Unmarshal(kv.Value, &r); err != nil || r.ID != kv.ID || r.Scope != driverapi.GlobalScope {
 		c.logger.Warn("ignoring an unreadable global network record", "id", kv.ID, "error", err)
 		return
 	}
@@ -424,7 +432,10 @@ func (g *globalCtl) learnNetwork(kv globalstore.KV) {
 // addGlobalNetwork makes the network of a global record here: the
 // driver's part, the local copy of the record, the registry.
 func (c *controller) addGlobalNetwork(r *networkRecord) error {
-	drv := c.drivers[overlayNetworkType]
+	drv, err := c.networkDriver(r.Type)
+	if err != nil {
+		return err
+	}
 	n := &network{
 		ctrl: c, id: r.ID, name: r.Name, networkType: r.Type, driver: drv, scope: driverapi.GlobalScope,
 		attach: capabilityOf(drv).Attachment, ipamType: r.IpamType, addrSpace: r.AddrSpace,

@@ -40,6 +40,8 @@ type hostSpec struct {
 	Advertise             string
 	LeaseTTL              time.Duration
 	RequestTimeout        time.Duration
+	// PluginDir is where the host finds plugins' sockets; "" for none.
+	PluginDir string
 }
 
 // hostReq is one request to a host worker.
@@ -104,6 +106,11 @@ func runHostWorker() bool {
 	opts := []config.Option{config.OptionDataDir(spec.DataDir), config.OptionExecRoot(spec.ExecRoot),
 		config.OptionNetworkNamespace(spec.NS), config.OptionDiscoveryAddress(spec.Advertise),
 		config.OptionLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))}
+	dirs := []string{}
+	if spec.PluginDir != "" {
+		dirs = append(dirs, spec.PluginDir)
+	}
+	opts = append(opts, config.OptionPluginSocketDirs(dirs...), config.OptionPluginSpecDirs())
 	if spec.Etcd != "" {
 		opts = append(opts, config.OptionKVProvider("etcd"), config.OptionKVProviderURL(spec.Etcd),
 			config.OptionKVPrefix(spec.Prefix), config.OptionKVLeaseTTL(spec.LeaseTTL),

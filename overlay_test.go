@@ -427,3 +427,43 @@ func TestOverlayTLS(t *testing.T) {
 		t.Errorf("a local network while the global store refuses us: %v", err)
 	}
 }
+
+// TestRemoteGlobalScopeAcrossHosts: a network of a remote driver of global
+// scope lives in the global store too: created on one host, it appears on
+// the other, whose controller asks the plugin to create it there as well;
+// deleted, it goes from both.
+func TestRemoteGlobalScopeAcrossHosts(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	sockDir := t.TempDir()
+	p := startHostilePlugin(t, sockDir, "globalp")
+	p.set("NetworkDriver.GetCapabilities", hostileAnswer{status: 200, body: `{"Scope":"global"}`})
+	cl := newCluster(t, 2, etcd.Endpoints()[0], "/test/"+t.Name(), func(s *hostSpec) { s.PluginDir = sockDir })
+	h1, h2 := cl.hosts[0], cl.hosts[1]
+	nid := h1.must(hostReq{Op: "network", Name: "g1", Driver: "globalp", Subnet: "10.234.0.0/24"}).ID
+	eventually(t, "host2 sees g1", func() error {
+		if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "g1") {
+			return fmt.Errorf("networks %v", names)
+		}
+		return nil
+	})
+	if n := p.called("NetworkDriver.CreateNetwork"); n != 2 {
+		t.Errorf("the plugin created the network %d times, want once per host", n)
+	}
+	if b := p.lastBody("NetworkDriver.CreateNetwork"); !strings.Contains(b, nid) || !strings.Contains(b, "10.234.0.0/24") {
+		t.Errorf("CreateNetwork on host2: %s", b)
+	}
+	// A second network of that name is refused on the other host.
+	if rep := h2.call(hostReq{Op: "network", Name: "g1", Driver: "globalp", Subnet: "10.235.0.0/24"}); rep.Err == "" {
+		t.Error("host2 created a second network g1")
+	}
+	h1.must(hostReq{Op: "deletenet", Name: "g1"})
+	eventually(t, "host2 forgets g1", func() error {
+		if names := h2.must(hostReq{Op: "networks"}).Names; slices.Contains(names, "g1") {
+			return fmt.Errorf("networks %v", names)
+		}
+		return nil
+	})
+	if n := p.called("NetworkDriver.DeleteNetwork"); n != 2 {
+		t.Errorf("the plugin deleted the network %d times, want once per host", n)
+	}
+}
