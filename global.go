@@ -108,7 +108,10 @@ func (c *controller) openGlobal() error {
 	if err != nil {
 		return types.Errorf("opening the global store: %w", err)
 	}
-	c.closers = append(c.closers, st.Close)
+	// Stop leaves the lease to run out rather than revoking it: the
+	// containers and their tunnels outlive the controller, and a
+	// controller started again within the TTL takes its records over.
+	c.closers = append(c.closers, st.Detach)
 	ipam, err := globalipam.New(globalipam.Config{Store: st, Logger: c.logger})
 	if err != nil {
 		return err

@@ -299,10 +299,10 @@ func TestOverlayHostGone(t *testing.T) {
 
 // overlayCluster starts n hosts on etcd with network ov (subnet) created
 // on the first and seen by all.
-func overlayCluster(t *testing.T, n int, subnet string, opts map[string]string) (*cluster, string) {
+func overlayCluster(t *testing.T, n int, subnet string, opts map[string]string, spec ...func(*hostSpec)) (*cluster, string) {
 	t.Helper()
 	etcd := etcdtest.Start(t)
-	cl := newCluster(t, n, etcd.Endpoints()[0], "/test/"+t.Name())
+	cl := newCluster(t, n, etcd.Endpoints()[0], "/test/"+t.Name(), spec...)
 	nid := cl.hosts[0].must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: subnet, Opts: opts}).ID
 	for _, h := range cl.hosts[1:] {
 		eventually(t, h.name+" sees ov", func() error {
@@ -465,5 +465,33 @@ func TestRemoteGlobalScopeAcrossHosts(t *testing.T) {
 	})
 	if n := p.called("NetworkDriver.DeleteNetwork"); n != 2 {
 		t.Errorf("the plugin deleted the network %d times, want once per host", n)
+	}
+}
+
+// TestOverlayStopKeepsPeers: a controller stopped cleanly (an upgrade)
+// leaves its containers running, so the other hosts keep their peers; the
+// controller started again takes its records over.
+func TestOverlayStopKeepsPeers(t *testing.T) {
+	cl, nid := overlayCluster(t, 2, "10.236.0.0/24", nil, func(s *hostSpec) { s.LeaseTTL = 2 * time.Second })
+	h1, h2 := cl.hosts[0], cl.hosts[1]
+	c1, c2 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2")
+	reaches(t, c1, c2)
+	h2.must(hostReq{Op: "quit"})
+	_ = h2.cmd.Wait()
+	// Within the lease (2 s): the peer is still there and works.
+	time.Sleep(500 * time.Millisecond)
+	if !fdbHas(t, h1, nid, c2.rep.MAC) {
+		t.Error("host1 dropped c2's peer when host2's controller stopped")
+	}
+	reaches(t, c1, c2)
+	h2.start()
+	c3 := overlayJoin(t, h2, "ov", "c3")
+	reaches(t, c1, c3)
+	reaches(t, c2, c1)
+	// After the old lease has run out, c2's record lives on under the new
+	// one.
+	time.Sleep(3 * time.Second)
+	if !fdbHas(t, h1, nid, c2.rep.MAC) {
+		t.Error("c2's peer went with host2's old lease")
 	}
 }

@@ -147,10 +147,18 @@ func (s *Store) Close() error {
 	return s.shutdown(true)
 }
 
+// Detach closes the Store without revoking the host lease: its keys stay
+// until the lease expires, so a host whose process restarts within the
+// lease's TTL (its kernel state running on meanwhile) is not seen to go
+// away. Detach, like Close, is idempotent.
+func (s *Store) Detach() error {
+	return s.shutdown(false)
+}
+
 // abandon closes the Store as if its host had died: the lease is not
 // revoked, so its keys stay until the lease expires.
 func (s *Store) abandon() {
-	s.shutdown(false)
+	_ = s.shutdown(false)
 }
 
 // shutdown stops the goroutines (the keeper first, so that it does not
