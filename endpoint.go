@@ -2,7 +2,6 @@ package libnetwork
 
 import (
 	"crypto/rand"
-	globalipam "github.com/netkit/libnetwork/ipams/global"
 	"maps"
 	"net"
 	"slices"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/driverapi"
+	globalipam "github.com/netkit/libnetwork/ipams/global"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/types"
 )

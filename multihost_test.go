@@ -195,6 +195,26 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		}
 		i := ep.Info().Iface()
 		return hostReply{ID: ep.ID(), Key: sb.Key(), IP: i.Address().IP.String(), MAC: i.MacAddress().String()}, nil
+	case "endpoints":
+		n, err := c.NetworkByName(req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		var names []string
+		for _, ep := range n.Endpoints() {
+			names = append(names, ep.Name()+"="+ep.Info().Iface().Address().String())
+		}
+		return hostReply{Names: names}, nil
+	case "deleteep":
+		n, err := c.NetworkByName(req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		ep, err := n.EndpointByName(req.Name)
+		if err != nil {
+			return hostReply{}, err
+		}
+		return hostReply{}, ep.Delete(false)
 	case "joinmany":
 		n, err := c.NetworkByName(req.Network)
 		if err != nil {

@@ -209,6 +209,12 @@ func (n *network) Endpoints() []Endpoint {
 	for i, e := range eps {
 		out[i] = e.ep
 	}
+	// A global network's endpoints on other hosts too, as v0.7 lists
+	// them; all by name.
+	if remote := n.remoteEndpointList(); len(remote) > 0 {
+		out = append(out, remote...)
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	}
 	return out
 }
 
@@ -231,6 +237,11 @@ func (n *network) EndpointByName(name string) (Endpoint, error) {
 			return ep, nil
 		}
 	}
+	for _, ep := range n.remoteEndpointList() {
+		if ep.Name() == name {
+			return ep, nil
+		}
+	}
 	return nil, ErrNoSuchEndpoint(name)
 }
 
@@ -242,6 +253,11 @@ func (n *network) EndpointByID(id string) (Endpoint, error) {
 	defer n.mu.Unlock()
 	if ep, ok := n.endpoints[id]; ok {
 		return ep, nil
+	}
+	for _, ep := range n.remoteEndpointList() {
+		if ep.ID() == id {
+			return ep, nil
+		}
 	}
 	return nil, ErrNoSuchEndpoint(id)
 }

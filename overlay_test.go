@@ -105,6 +105,23 @@ func TestOverlayThreeHosts(t *testing.T) {
 		rep := h.must(hostReq{Op: "join", Network: "ov", Name: name, Aliases: []string{"web" + name}})
 		ctrs = append(ctrs, ctr{name: name, rep: rep, ns: nsAt(t, rep.Key)})
 	}
+	// Every host lists the endpoints of every host (as v0.7 does); those
+	// of other hosts are theirs to delete.
+	var want []string
+	for _, c := range ctrs {
+		want = append(want, fmt.Sprintf("%s=%s/24", c.name, c.rep.IP))
+	}
+	for _, h := range cl.hosts {
+		eventually(t, h.name+" lists every endpoint", func() error {
+			if got := h.must(hostReq{Op: "endpoints", Network: "ov"}).Names; !slices.Equal(got, want) {
+				return fmt.Errorf("endpoints %v, want %v", got, want)
+			}
+			return nil
+		})
+	}
+	if rep := cl.hosts[0].call(hostReq{Op: "deleteep", Network: "ov", Name: "c2"}); rep.Class != "forbidden" || !strings.Contains(rep.Err, "another host") {
+		t.Errorf("deleting another host's endpoint: %q (%s)", rep.Err, rep.Class)
+	}
 	for _, to := range ctrs {
 		tcp := listen(t, to.ns, net.ParseIP(to.rep.IP))
 		udp := udpEcho(t, to.ns, net.ParseIP(to.rep.IP))
