@@ -108,11 +108,6 @@ func TestDeletePeer(t *testing.T) {
 	hosts, ctrs := threeHosts(t)
 	h1, c1, c2 := hosts[0], ctrs[0], ctrs[1]
 	if err := tcpCheck(t, c1, c2); err != nil {
-		for _, h := range hosts[:2] {
-			h.dump(t, nid1)
-		}
-		dumpNS(t, "c1", c1.ns.Path(), "ip -s link", "ip neigh")
-		dumpNS(t, "c2", c2.ns.Path(), "ip -s link", "ip neigh")
 		t.Fatalf("before: %v", err)
 	}
 	for range 2 {
