@@ -117,6 +117,11 @@ func (d *Driver) adoptSegment(n *network, ns *osl.Namespace, s *segment, br, vx 
 		return err
 	}
 	s.vxlanIndex = vx.Attrs().Index
+	if s.hasIPv6() {
+		if err := enableIPv6(ns, vx); err != nil {
+			return err
+		}
+	}
 	return adoptLink(h, vx, n.mtu)
 }
 

@@ -62,6 +62,18 @@ type segment struct {
 	vxlanIndex  int
 }
 
+// hasIPv6 reports whether the segment carries IPv6 subnets.
+func (s *segment) hasIPv6() bool {
+	for _, p := range s.subnets {
+		if p.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// newNetwork returns the network nid of configuration c and its
+// segments' specs.
 func (d *Driver) newNetwork(nid string, c networkConfig, mtu int) *network {
 	n := &network{id: nid, config: c, mtu: mtu, peers: map[peerKey]Peer{}, endpoints: map[string]*endpoint{}}
 	for _, sc := range c.segments {
@@ -356,6 +368,11 @@ func (d *Driver) createVXLAN(ns *osl.Namespace, s *segment) (undoList, error) {
 	if err := setAlias(h, vx, spec.mark); err != nil {
 		return undo, types.InternalErrorf("marking VXLAN device %s: %w", spec.name, err)
 	}
+	if s.hasIPv6() {
+		if err := enableIPv6(ns, vx); err != nil {
+			return undo, err
+		}
+	}
 	if err := h.LinkSetMasterByIndex(vx, s.bridgeIndex); err != nil {
 		return undo, types.InternalErrorf("putting VXLAN device %s on bridge %s: %w", spec.name, s.bridge.name, err)
 	}
@@ -363,6 +380,22 @@ func (d *Driver) createVXLAN(ns *osl.Namespace, s *segment) (undoList, error) {
 		return undo, types.InternalErrorf("setting VXLAN device %s up: %w", spec.name, err)
 	}
 	return undo, nil
+}
+
+// enableIPv6 turns IPv6 on for VXLAN device vx, which the namespace's
+// default turned off: the kernel keeps no IPv6 neighbour entries on a
+// device without IPv6, and the device answers neighbour solicitations
+// from them. It gets no address (no link-local, no DAD).
+func enableIPv6(ns *osl.Namespace, vx netlink.Link) error {
+	const in6AddrGenModeNone = 1
+	name := vx.Attrs().Name
+	if err := ns.Handle().LinkSetIP6AddrGenMode(vx, in6AddrGenModeNone); err != nil {
+		return types.InternalErrorf("turning off IPv6 addresses on VXLAN device %s: %w", name, err)
+	}
+	if err := ns.SetSysctl("net.ipv6.conf."+name+".disable_ipv6", "0"); err != nil {
+		return fmt.Errorf("turning IPv6 on for VXLAN device %s: %w", name, err)
+	}
+	return nil
 }
 
 // setAlias sets l's alias unless it has it: the kernel does not take an
