@@ -49,7 +49,8 @@ func TestBadNetworks(t *testing.T) {
 		{"a VNI twice", vniOpts("5001,5001"), two, optionErr(VXLANIDListOption), "VNI 5001 appears twice"},
 		{"MTU above the underlay's", vniOpts("5001", MTUOption, "1451"), one, optionErr(MTUOption), "above 1450, the MTU of the underlay interface eth0 (1500) less the VXLAN overhead (50)"},
 		{"MTU not a number", vniOpts("5001", MTUOption, "big"), one, types.IsBadRequest, MTUOption},
-		{"unknown option", vniOpts("5001", "encrypted", "true"), one, types.IsBadRequest, `"encrypted"`},
+		{"unknown option", vniOpts("5001", "com.example.x", "true"), one, types.IsBadRequest, `"com.example.x"`},
+		{"encrypted", vniOpts("5001", "encrypted", ""), one, optionErr("encrypted"), "not supported"},
 		{"no subnet", vniOpts("5001"), nil, types.IsBadRequest, "no subnet"},
 		{"VNI in use", vniOpts("5000"), one, types.IsForbidden, "VNI 5000 is in use"},
 	} {

@@ -2,12 +2,15 @@ package overlay
 
 import (
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
 )
 
 // TestLeaveAndJoinAgain: a left endpoint's veth stays for the grace period
@@ -97,4 +100,88 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("%s: not after 10 s", what)
+}
+
+// TestConcurrent: joins, peer updates and reads run at once on one
+// network (under -race, the locking is checked too), and a network
+// deleted while peers are being programmed refuses them as NotFound and
+// leaves nothing.
+func TestConcurrent(t *testing.T) {
+	u := newUnderlay(t)
+	h := u.addHost(t, 1)
+	before := h.snapshot(t)
+	h.createNet(t, nid1, 4700, "10.100.0.0/16")
+	const n = 16
+	sbs := make([]*osl.Namespace, n)
+	for i := range sbs {
+		sbs[i] = newNamespace(t)
+	}
+	peer := func(i int) Peer {
+		ip := net.IPv4(10, 100, 1, byte(i)).To4()
+		return Peer{EndpointID: fmt.Sprint(i), IP: ip, MAC: endpointMAC(&net.IPNet{IP: ip}), VTEP: net.IPv4(192, 168, 200, 2+byte(i%3)).To4()}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*n)
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			eid := fmt.Sprintf("%011x%053x", i, 0)
+			if err := h.d.CreateEndpoint(nid1, eid, &ifInfo{addr: cidr(t, fmt.Sprintf("10.100.0.%d/16", i+2))}, nil); err != nil {
+				errs <- err
+				return
+			}
+			if err := h.d.Join(nid1, eid, sbs[i].Path(), &joinInfo{ns: sbs[i], ifName: "eth0"}, nil); err != nil {
+				errs <- err
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := h.d.AddPeer(nid1, peer(i)); err != nil {
+				errs <- err
+			}
+			if i%2 == 0 {
+				if err := h.d.DeletePeer(nid1, peer(i)); err != nil {
+					errs <- err
+				}
+			}
+			if _, err := h.d.Peers(nid1); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	peers, err := h.d.Peers(nid1)
+	if err != nil || len(peers) != n/2 {
+		t.Errorf("Peers = %d peers, %v; want %d", len(peers), err, n/2)
+	}
+	for i := range sbs {
+		if _, err := sbs[i].Handle().LinkByName("eth0"); err != nil {
+			t.Errorf("sandbox %d: %v", i, err)
+		}
+	}
+	// Deleted while peers keep coming.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			if err := h.d.AddPeer(nid1, peer(100+i%100)); err != nil {
+				if !types.IsNotFound(err) {
+					t.Errorf("AddPeer while the network goes: %v", err)
+				}
+				return
+			}
+		}
+	}()
+	if err := h.d.DeleteNetwork(nid1); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if after := h.snapshot(t); after != before {
+		t.Errorf("left\n%s\nwas\n%s", after, before)
+	}
 }

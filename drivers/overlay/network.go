@@ -125,7 +125,7 @@ func (n *network) close() {
 // run is not adopted (RestoreNetwork does that) but refused.
 func (d *Driver) CreateNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) error {
 	if err := d.createNetwork(nid, opts, ipV4Data, ipV6Data, false); err != nil {
-		return fmt.Errorf("create overlay network %s: %w", nid, err)
+		return fmt.Errorf("create %w", err)
 	}
 	return nil
 }
@@ -136,18 +136,21 @@ func (d *Driver) CreateNetwork(nid string, opts map[string]interface{}, ipV4Data
 // programmed in them, and recreates what is missing or different.
 func (d *Driver) RestoreNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) error {
 	if err := d.createNetwork(nid, opts, ipV4Data, ipV6Data, true); err != nil {
-		return fmt.Errorf("restore overlay network %s: %w", nid, err)
+		return fmt.Errorf("restore %w", err)
 	}
 	return nil
 }
 
+// createNetwork does the work of CreateNetwork and RestoreNetwork. Its
+// errors start with "overlay network <nid>: ".
 func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData, restore bool) (err error) {
 	if err := checkNetworkID(nid); err != nil {
-		return err
+		return fmt.Errorf("overlay network %s: %w", nid, err)
 	}
 	if d.vtep == nil {
-		return types.ForbiddenErrorf("%w", ErrNoVTEP)
+		return types.ForbiddenErrorf("overlay network %s: %w", nid, ErrNoVTEP)
 	}
+	// The parser's errors name the network.
 	c, err := parseNetworkConfig(nid, opts, ipV4Data, ipV6Data)
 	if err != nil {
 		return err
@@ -165,7 +168,7 @@ func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data
 	}
 	d.mu.Unlock()
 	if exists {
-		return types.ForbiddenErrorf("it exists")
+		return types.ForbiddenErrorf("overlay network %s: it exists", nid)
 	}
 	defer func() {
 		d.mu.Lock()
@@ -177,9 +180,14 @@ func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data
 		d.networks[nid] = n
 	}()
 	if restore {
-		return d.adoptNetwork(n)
+		err = d.adoptNetwork(n)
+	} else {
+		err = d.setupNetwork(n)
 	}
-	return d.setupNetwork(n)
+	if err != nil {
+		return fmt.Errorf("overlay network %s: %w", nid, err)
+	}
+	return nil
 }
 
 // checkNetworkID refuses an ID that cannot name the namespace's file.
@@ -200,7 +208,7 @@ func checkNetworkID(nid string) error {
 func (d *Driver) networkMTU(nid string, want int) (int, error) {
 	under, name, err := d.underlayMTU()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("overlay network %s: %w", nid, err)
 	}
 	max := under - overhead(d.vtep)
 	if want == 0 {
