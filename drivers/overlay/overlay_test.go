@@ -10,6 +10,7 @@ import (
 
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
 )
 
 // threeHosts makes three hosts with network nid1 (VNI 4242,
@@ -239,5 +240,35 @@ func TestDualStack(t *testing.T) {
 	peers, err := hosts[0].d.Peers(nid1)
 	if err != nil || len(peers) != 1 || peers[0].IPv6.String() != "fd70::12" || peers[0].IP.String() != "10.70.0.12" {
 		t.Errorf("Peers = %v, %v", peers, err)
+	}
+}
+
+// TestIPv6Underlay: over an IPv6 underlay the VXLAN devices use the IPv6
+// VTEPs, and the MTU leaves room for the 70 bytes of encapsulation.
+func TestIPv6Underlay(t *testing.T) {
+	u := newUnderlay(t)
+	u.ipv6 = true
+	hosts := []*testHost{u.addHost(t, 1), u.addHost(t, 2)}
+	var ctrs []*container
+	for i, h := range hosts {
+		h.createNet(t, nid1, 4800, "10.110.0.0/24")
+		ctrs = append(ctrs, h.join(t, nid1, fmt.Sprintf("e%d%s", i+1, eid1[2:]), fmt.Sprintf("10.110.0.1%d/24", i+1)))
+	}
+	addPeers(t, nid1, hosts, ctrs)
+	if err := tcpCheck(t, ctrs[0], ctrs[1]); err != nil {
+		t.Errorf("TCP: %v", err)
+	}
+	if err := udpCheck(t, ctrs[1], ctrs[0]); err != nil {
+		t.Errorf("UDP: %v", err)
+	}
+	l, err := ctrs[0].ns.Handle().LinkByName("eth0")
+	if err != nil || l.Attrs().MTU != 1430 {
+		t.Errorf("MTU %v, %v; want 1430 (1500 - 70)", l, err)
+	}
+	if vx, ok := hosts[0].nsLinks(t, nid1)["vx-0012c0"].(*netlink.Vxlan); !ok || !vx.SrcAddr.Equal(hosts[0].vtep) {
+		t.Errorf("VXLAN device %+v, want local %s", vx, hosts[0].vtep)
+	}
+	if err := hosts[0].d.AddPeer(nid1, Peer{IP: net.ParseIP("10.110.0.20"), MAC: net.HardwareAddr{2, 0x42, 10, 110, 0, 20}, VTEP: net.ParseIP("192.168.200.2")}); !types.IsBadRequest(err) {
+		t.Errorf("an IPv4 VTEP on an IPv6 underlay: %v", err)
 	}
 }
