@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -22,12 +23,10 @@ import (
 func (d *Driver) adoptNetwork(n *network) error {
 	path := d.nsPath(n.id)
 	if !osl.IsNamespaceMount(path) {
-		if _, err := os.Lstat(path); err == nil {
-			// A file the namespace was mounted on (before a reboot,
-			// say): nothing to adopt.
-			if err := osl.RemoveNamespaceFile(path); err != nil {
-				return err
-			}
+		// A file the namespace was mounted on (before a reboot, say):
+		// nothing to adopt. Removed as itself, never followed.
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return types.InternalErrorf("removing the stale namespace file %s: %w", path, err)
 		}
 		d.logger.Info("the network's namespace is gone; creating it again", "network", n.id)
 		return d.setupNetwork(n)
@@ -117,6 +116,11 @@ func (d *Driver) adoptSegment(n *network, ns *osl.Namespace, s *segment, br, vx 
 		return err
 	}
 	s.vxlanIndex = vx.Attrs().Index
+	if s.hasIPv6() {
+		if err := enableIPv6(ns, vx); err != nil {
+			return err
+		}
+	}
 	return adoptLink(h, vx, n.mtu)
 }
 

@@ -27,6 +27,10 @@ const (
 	MTUOption = netlabel.DriverMTU
 )
 
+// encryptedOption is docker's option for IPsec between the hosts of a
+// network, which the driver refuses by name.
+const encryptedOption = "encrypted"
+
 // VNI bounds: 24 bits, 0 reserved.
 const (
 	MinVNI = 1
@@ -63,9 +67,13 @@ type segmentConfig struct {
 // BadRequest naming the pool.
 func parseNetworkConfig(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) (networkConfig, error) {
 	var c networkConfig
-	gen, err := lanparent.DriverOptions(NetworkType, opts, VXLANIDListOption, MTUOption)
+	gen, err := lanparent.DriverOptions(NetworkType, opts, VXLANIDListOption, MTUOption, encryptedOption)
 	if err != nil {
 		return c, types.BadRequestErrorf("overlay network %s: %w", nid, err)
+	}
+	if v, ok := gen[encryptedOption]; ok {
+		return c, &OptionError{Network: nid, Option: encryptedOption, Value: v,
+			Reason: "encrypted overlay networks (docker's IPsec between hosts) are not supported"}
 	}
 	a, err := lanparent.ParseAddressing(NetworkType, nid, gen, MTUOption, opts, true, ipV4Data, ipV6Data)
 	if err != nil {

@@ -234,7 +234,8 @@ func (d *Driver) addVeth(n *network, ep *endpoint, sb driverapi.SandboxInfo) (in
 		return 0, types.ForbiddenErrorf("creating veth %s (peer %s in the sandbox): an interface %s exists in the sandbox: %w", ep.hostVeth, sb.IfaceName(), sb.IfaceName(), err)
 	}
 	if err != nil {
-		return 0, types.InternalErrorf("creating veth %s (peer %s in the sandbox): %w", ep.hostVeth, sb.IfaceName(), err)
+		// The namespace's errors are classified already.
+		return 0, fmt.Errorf("creating veth %s (peer %s in the sandbox): %w", ep.hostVeth, sb.IfaceName(), err)
 	}
 	return idx, nil
 }

@@ -38,6 +38,9 @@ type underlay struct {
 	sw       *osl.Namespace
 	bridge   int // index of the bridge in sw
 	hostsDir string
+	// ipv6 makes the hosts' addresses fd00:200::i/64 rather than
+	// 192.168.200.i/24.
+	ipv6 bool
 }
 
 // newUnderlay makes the switch.
@@ -67,8 +70,8 @@ type testHost struct {
 	nsDir string
 }
 
-// addHost makes host i (1, 2, ...) with address 192.168.200.i/24 on the
-// underlay (MTU 1500), and a driver on it.
+// addHost makes host i (1, 2, ...) with address 192.168.200.i/24 (or
+// fd00:200::i/64) on the underlay (MTU 1500), and a driver on it.
 func (u *underlay) addHost(t testing.TB, i int) *testHost {
 	t.Helper()
 	ns := newNamespace(t)
@@ -77,7 +80,12 @@ func (u *underlay) addHost(t testing.TB, i int) *testHost {
 		t.Fatalf("host %d: underlay veth: %v", i, err)
 	}
 	vtep := net.IPv4(192, 168, 200, byte(i)).To4()
-	if err := ns.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: &net.IPNet{IP: vtep, Mask: net.CIDRMask(24, 32)}}); err != nil {
+	ifc := osl.IfaceConfig{Name: "eth0", Addr: &net.IPNet{IP: vtep, Mask: net.CIDRMask(24, 32)}}
+	if u.ipv6 {
+		vtep = net.ParseIP(fmt.Sprintf("fd00:200::%d", i))
+		ifc = osl.IfaceConfig{Name: "eth0", AddrV6: &net.IPNet{IP: vtep, Mask: net.CIDRMask(64, 128)}}
+	}
+	if err := ns.ConfigureInterface(ifc); err != nil {
 		t.Fatal(err)
 	}
 	h := &testHost{ns: ns, vtep: vtep, nsDir: filepath.Join(u.hostsDir, fmt.Sprintf("overlay%d", i))}

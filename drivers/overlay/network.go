@@ -62,6 +62,18 @@ type segment struct {
 	vxlanIndex  int
 }
 
+// hasIPv6 reports whether the segment carries IPv6 subnets.
+func (s *segment) hasIPv6() bool {
+	for _, p := range s.subnets {
+		if p.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// newNetwork returns the network nid of configuration c and its
+// segments' specs.
 func (d *Driver) newNetwork(nid string, c networkConfig, mtu int) *network {
 	n := &network{id: nid, config: c, mtu: mtu, peers: map[peerKey]Peer{}, endpoints: map[string]*endpoint{}}
 	for _, sc := range c.segments {
@@ -113,7 +125,7 @@ func (n *network) close() {
 // run is not adopted (RestoreNetwork does that) but refused.
 func (d *Driver) CreateNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) error {
 	if err := d.createNetwork(nid, opts, ipV4Data, ipV6Data, false); err != nil {
-		return fmt.Errorf("create overlay network %s: %w", nid, err)
+		return fmt.Errorf("create %w", err)
 	}
 	return nil
 }
@@ -124,18 +136,21 @@ func (d *Driver) CreateNetwork(nid string, opts map[string]interface{}, ipV4Data
 // programmed in them, and recreates what is missing or different.
 func (d *Driver) RestoreNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData) error {
 	if err := d.createNetwork(nid, opts, ipV4Data, ipV6Data, true); err != nil {
-		return fmt.Errorf("restore overlay network %s: %w", nid, err)
+		return fmt.Errorf("restore %w", err)
 	}
 	return nil
 }
 
+// createNetwork does the work of CreateNetwork and RestoreNetwork. Its
+// errors start with "overlay network <nid>: ".
 func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data, ipV6Data []driverapi.IPAMData, restore bool) (err error) {
 	if err := checkNetworkID(nid); err != nil {
-		return err
+		return fmt.Errorf("overlay network %s: %w", nid, err)
 	}
 	if d.vtep == nil {
-		return types.ForbiddenErrorf("%w", ErrNoVTEP)
+		return types.ForbiddenErrorf("overlay network %s: %w", nid, ErrNoVTEP)
 	}
+	// The parser's errors name the network.
 	c, err := parseNetworkConfig(nid, opts, ipV4Data, ipV6Data)
 	if err != nil {
 		return err
@@ -153,7 +168,7 @@ func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data
 	}
 	d.mu.Unlock()
 	if exists {
-		return types.ForbiddenErrorf("it exists")
+		return types.ForbiddenErrorf("overlay network %s: it exists", nid)
 	}
 	defer func() {
 		d.mu.Lock()
@@ -165,9 +180,14 @@ func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data
 		d.networks[nid] = n
 	}()
 	if restore {
-		return d.adoptNetwork(n)
+		err = d.adoptNetwork(n)
+	} else {
+		err = d.setupNetwork(n)
 	}
-	return d.setupNetwork(n)
+	if err != nil {
+		return fmt.Errorf("overlay network %s: %w", nid, err)
+	}
+	return nil
 }
 
 // checkNetworkID refuses an ID that cannot name the namespace's file.
@@ -188,7 +208,7 @@ func checkNetworkID(nid string) error {
 func (d *Driver) networkMTU(nid string, want int) (int, error) {
 	under, name, err := d.underlayMTU()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("overlay network %s: %w", nid, err)
 	}
 	max := under - overhead(d.vtep)
 	if want == 0 {
@@ -356,6 +376,11 @@ func (d *Driver) createVXLAN(ns *osl.Namespace, s *segment) (undoList, error) {
 	if err := setAlias(h, vx, spec.mark); err != nil {
 		return undo, types.InternalErrorf("marking VXLAN device %s: %w", spec.name, err)
 	}
+	if s.hasIPv6() {
+		if err := enableIPv6(ns, vx); err != nil {
+			return undo, err
+		}
+	}
 	if err := h.LinkSetMasterByIndex(vx, s.bridgeIndex); err != nil {
 		return undo, types.InternalErrorf("putting VXLAN device %s on bridge %s: %w", spec.name, s.bridge.name, err)
 	}
@@ -363,6 +388,22 @@ func (d *Driver) createVXLAN(ns *osl.Namespace, s *segment) (undoList, error) {
 		return undo, types.InternalErrorf("setting VXLAN device %s up: %w", spec.name, err)
 	}
 	return undo, nil
+}
+
+// enableIPv6 turns IPv6 on for VXLAN device vx, which the namespace's
+// default turned off: the kernel keeps no IPv6 neighbour entries on a
+// device without IPv6, and the device answers neighbour solicitations
+// from them. It gets no address (no link-local, no DAD).
+func enableIPv6(ns *osl.Namespace, vx netlink.Link) error {
+	const in6AddrGenModeNone = 1
+	name := vx.Attrs().Name
+	if err := ns.Handle().LinkSetIP6AddrGenMode(vx, in6AddrGenModeNone); err != nil {
+		return types.InternalErrorf("turning off IPv6 addresses on VXLAN device %s: %w", name, err)
+	}
+	if err := ns.SetSysctl("net.ipv6.conf."+name+".disable_ipv6", "0"); err != nil {
+		return fmt.Errorf("turning IPv6 on for VXLAN device %s: %w", name, err)
+	}
+	return nil
 }
 
 // setAlias sets l's alias unless it has it: the kernel does not take an

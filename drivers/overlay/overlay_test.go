@@ -2,12 +2,15 @@ package overlay
 
 import (
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
 )
 
 // threeHosts makes three hosts with network nid1 (VNI 4242,
@@ -108,11 +111,6 @@ func TestDeletePeer(t *testing.T) {
 	hosts, ctrs := threeHosts(t)
 	h1, c1, c2 := hosts[0], ctrs[0], ctrs[1]
 	if err := tcpCheck(t, c1, c2); err != nil {
-		for _, h := range hosts[:2] {
-			h.dump(t, nid1)
-		}
-		dumpNS(t, "c1", c1.ns.Path(), "ip -s link", "ip neigh")
-		dumpNS(t, "c2", c2.ns.Path(), "ip -s link", "ip neigh")
 		t.Fatalf("before: %v", err)
 	}
 	for range 2 {
@@ -193,5 +191,84 @@ func TestPeerMoves(t *testing.T) {
 	}
 	if peers, _ := h1.d.Peers(nid1); fmt.Sprint(peers) != fmt.Sprint([]Peer{ctrs[2].peer(h3)}) {
 		t.Errorf("Peers = %v", peers)
+	}
+}
+
+// TestDualStack: on a network with an IPv6 pool too, containers on two
+// hosts reach each other over IPv6 (the VXLAN device answers the
+// neighbour solicitations for remote endpoints) and IPv4.
+func TestDualStack(t *testing.T) {
+	u := newUnderlay(t)
+	hosts := []*testHost{u.addHost(t, 1), u.addHost(t, 2)}
+	v6 := v4Data(t, "fd70::/64")
+	var ctrs []*container
+	for i, h := range hosts {
+		if err := h.d.CreateNetwork(nid1, withIPv6(vniOpts("4400")), v4Data(t, "10.70.0.0/24"), v6); err != nil {
+			t.Fatal(err)
+		}
+		eid := fmt.Sprintf("e%d%s", i+1, eid1[2:])
+		info := &ifInfo{addr: cidr(t, fmt.Sprintf("10.70.0.1%d/24", i+1)), addrV6: cidr(t, fmt.Sprintf("fd70::1%d/64", i+1))}
+		if err := h.d.CreateEndpoint(nid1, eid, info, nil); err != nil {
+			t.Fatal(err)
+		}
+		sb := newNamespace(t)
+		ji := &joinInfo{ns: sb, ifName: "eth0"}
+		if err := h.d.Join(nid1, eid, sb.Path(), ji, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: info.addr, AddrV6: info.addrV6}); err != nil {
+			t.Fatal(err)
+		}
+		ctrs = append(ctrs, &container{eid: eid, ns: sb, addr: info.addr, mac: info.mac, ji: ji})
+	}
+	for i, h := range hosts {
+		o := ctrs[1-i]
+		p := o.peer(hosts[1-i])
+		p.IPv6 = net.ParseIP(fmt.Sprintf("fd70::1%d", 2-i))
+		if err := h.d.AddPeer(nid1, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tcpCheck(t, ctrs[0], ctrs[1]); err != nil {
+		t.Errorf("IPv4: %v", err)
+	}
+	v6from, v6to := *ctrs[0], *ctrs[1]
+	v6to.addr = cidr(t, "fd70::12/64")
+	if err := tcpCheck(t, &v6from, &v6to); err != nil {
+		t.Errorf("IPv6: %v", err)
+	}
+	peers, err := hosts[0].d.Peers(nid1)
+	if err != nil || len(peers) != 1 || peers[0].IPv6.String() != "fd70::12" || peers[0].IP.String() != "10.70.0.12" {
+		t.Errorf("Peers = %v, %v", peers, err)
+	}
+}
+
+// TestIPv6Underlay: over an IPv6 underlay the VXLAN devices use the IPv6
+// VTEPs, and the MTU leaves room for the 70 bytes of encapsulation.
+func TestIPv6Underlay(t *testing.T) {
+	u := newUnderlay(t)
+	u.ipv6 = true
+	hosts := []*testHost{u.addHost(t, 1), u.addHost(t, 2)}
+	var ctrs []*container
+	for i, h := range hosts {
+		h.createNet(t, nid1, 4800, "10.110.0.0/24")
+		ctrs = append(ctrs, h.join(t, nid1, fmt.Sprintf("e%d%s", i+1, eid1[2:]), fmt.Sprintf("10.110.0.1%d/24", i+1)))
+	}
+	addPeers(t, nid1, hosts, ctrs)
+	if err := tcpCheck(t, ctrs[0], ctrs[1]); err != nil {
+		t.Errorf("TCP: %v", err)
+	}
+	if err := udpCheck(t, ctrs[1], ctrs[0]); err != nil {
+		t.Errorf("UDP: %v", err)
+	}
+	l, err := ctrs[0].ns.Handle().LinkByName("eth0")
+	if err != nil || l.Attrs().MTU != 1430 {
+		t.Errorf("MTU %v, %v; want 1430 (1500 - 70)", l, err)
+	}
+	if vx, ok := hosts[0].nsLinks(t, nid1)["vx-0012c0"].(*netlink.Vxlan); !ok || !vx.SrcAddr.Equal(hosts[0].vtep) {
+		t.Errorf("VXLAN device %+v, want local %s", vx, hosts[0].vtep)
+	}
+	if err := hosts[0].d.AddPeer(nid1, Peer{IP: net.ParseIP("10.110.0.20"), MAC: net.HardwareAddr{2, 0x42, 10, 110, 0, 20}, VTEP: net.ParseIP("192.168.200.2")}); !types.IsBadRequest(err) {
+		t.Errorf("an IPv4 VTEP on an IPv6 underlay: %v", err)
 	}
 }

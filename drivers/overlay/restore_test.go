@@ -39,6 +39,15 @@ func TestRestart(t *testing.T) {
 	if err := h1.d.Join(nid1, "e4"+eid1[2:], orphanSb.Path(), &joinInfo{ns: orphanSb, ifName: "eth0"}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A segment the network no longer has (its configuration changed).
+	ns, err := osl.OpenNamespace(filepath.Join(h1.nsDir, nid1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Handle().LinkAdd(bridgeSpec{name: "ov-00ffff", mark: Mark + nid1}.link()); err != nil {
+		t.Fatal(err)
+	}
+	ns.Close()
 	// The veth of endpoint 3 is deleted behind the driver's back.
 	if err := gone.ns.DeleteInterface("eth0"); err != nil {
 		t.Fatal(err)
@@ -66,6 +75,9 @@ func TestRestart(t *testing.T) {
 	}
 	if l := after["veth"+eid3[:11]]; l == nil || l.Attrs().MasterIndex != after["ov-001004"].Attrs().Index {
 		t.Errorf("the veth of the endpoint whose veth was gone was not recreated on the bridge: %v", l)
+	}
+	if l := after["ov-00ffff"]; l != nil {
+		t.Errorf("the bridge of a segment the network no longer has is still there: %v", l)
 	}
 	if l := after["veth"+"e4"+eid1[2:11]]; l != nil {
 		t.Errorf("the veth of an endpoint not kept was not collected: %v", l)

@@ -65,15 +65,22 @@ type bridgeSpec struct {
 	mark string
 }
 
-// link returns the netlink request of s.
+// link returns the netlink request of s. Multicast snooping is off: the
+// segment's multicast (IPv6 neighbour solicitations included) is flooded
+// to its ports, the VXLAN device among them, which answers what it can
+// and sends nothing over the underlay that has no FDB entry.
 func (s bridgeSpec) link() *netlink.Bridge {
-	return &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{
-		Name:         s.name,
-		MTU:          s.mtu,
-		HardwareAddr: s.mac,
-		Alias:        s.mark,
-		TxQLen:       -1,
-	}}
+	off := false
+	return &netlink.Bridge{
+		LinkAttrs: netlink.LinkAttrs{
+			Name:         s.name,
+			MTU:          s.mtu,
+			HardwareAddr: s.mac,
+			Alias:        s.mark,
+			TxQLen:       -1,
+		},
+		MulticastSnooping: &off,
+	}
 }
 
 // fdbEntry is the static forwarding entry of a remote endpoint on a
