@@ -20,6 +20,8 @@ const (
 	netnsDirName = "netns" // sandbox namespace bind mounts
 	filesDirName = "files" // files/<sandbox ID>/: hosts, resolv.conf
 	skDirName    = "sk"    // the set-key socket
+	// overlayDirName holds the overlay driver's network namespaces.
+	overlayDirName = "overlay"
 )
 
 // dirMode is the mode of the data dir, the exec root and every directory
@@ -47,8 +49,8 @@ func (e *UnsafeDirError) Error() string {
 // Forbidden denotes the type of this error.
 func (e *UnsafeDirError) Forbidden() {}
 
-// checkDirs makes the data dir and the exec root, and netns/, files/ and
-// sk/ under the exec root, or checks the ones that exist. The data dir and
+// checkDirs makes the data dir and the exec root, and netns/, files/, sk/
+// and overlay/ under the exec root, or checks the ones that exist. The data dir and
 // the exec root are made absolute (against the working directory, once)
 // and must pass checkPath, else New fails with an UnsafeDirError; both are
 // checked before either is made, so a refusal makes nothing. A
@@ -91,7 +93,7 @@ func (c *controller) checkDirs() error {
 		return &UnsafeDirError{Path: c.execRoot, Reason: err.Error()}
 	}
 	defer unix.Close(root)
-	for _, name := range []string{netnsDirName, filesDirName, skDirName} {
+	for _, name := range []string{netnsDirName, filesDirName, skDirName, overlayDirName} {
 		if err := c.ensureSubdir(root, name); err != nil {
 			return types.InternalErrorf("preparing %s: %w", filepath.Join(c.execRoot, name), err)
 		}

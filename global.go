@@ -131,7 +131,7 @@ func (c *controller) newOverlayDriver() (*overlay.Driver, error) {
 		vtep = net.IP(c.cluster.advertise.AsSlice())
 	}
 	d, err := overlay.New(overlay.Config{Logger: c.logger, Host: c.hostNS.Handle(),
-		NamespaceDir: filepath.Join(c.execRoot, "overlay"), VTEP: vtep})
+		NamespaceDir: filepath.Join(c.execRoot, overlayDirName), VTEP: vtep})
 	if err != nil {
 		return nil, err // it names itself
 	}
