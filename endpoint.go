@@ -2,6 +2,7 @@ package libnetwork
 
 import (
 	"crypto/rand"
+	"errors"
 	"maps"
 	"net"
 	"slices"
@@ -484,6 +485,12 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 // registry.
 func (ep *endpoint) releaseAddresses() {
 	n := ep.network
+	if n.isGlobal() && n.ipam == n.ctrl.global.ipam {
+		if err := ep.releaseGlobal(); err != nil {
+			n.ctrl.logger.Warn("releasing addresses", "endpoint", ep.Name(), "error", err)
+		}
+		return
+	}
 	// An address without a pool ID was never given by IPAM (a driver set
 	// it, and its reservation had not been made): nothing to give back.
 	if ep.iface.addr != nil && ep.iface.poolID != "" {
@@ -496,6 +503,25 @@ func (ep *endpoint) releaseAddresses() {
 			n.ctrl.logger.Warn("releasing address", "endpoint", ep.Name(), "address", ep.iface.addrv6, "error", err)
 		}
 	}
+}
+
+// releaseGlobal gives back the addresses of an endpoint of a global network
+// that this controller still holds: releasing again, or after another
+// host took the address, does nothing.
+func (ep *endpoint) releaseGlobal() error {
+	c := ep.network.ctrl
+	var errs []error
+	for _, a := range []struct {
+		pool string
+		addr *net.IPNet
+	}{{ep.iface.poolID, ep.iface.addr}, {ep.iface.poolIDv6, ep.iface.addrv6}} {
+		if a.addr != nil && a.pool != "" {
+			if err := c.global.ipam.ReleaseOwned(a.pool, a.addr.IP, c.id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Delete deletes the endpoint. A joined endpoint is refused unless force,
@@ -542,6 +568,14 @@ func (ep *endpoint) Delete(force bool) error {
 		ep.mu.Lock()
 		ep.busy = false
 		ep.mu.Unlock()
+	}
+	if n.isGlobal() && n.ipam == c.global.ipam {
+		// The addresses first: with the global store unreachable
+		// nothing is deleted, rather than an address held for ever.
+		if err := ep.releaseGlobal(); err != nil {
+			unbusy()
+			return types.Errorf("endpoint %s: %w", ep.Name(), err)
+		}
 	}
 	// The record goes first, so it never outlives the endpoint.
 	if err := c.state.Update(func(tx *datastore.Tx) error { return tx.Delete(kindEndpoint, ep.id) }); err != nil {

@@ -205,6 +205,17 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 			names = append(names, ep.Name()+"="+ep.Info().Iface().Address().String())
 		}
 		return hostReply{Names: names}, nil
+	case "create":
+		// An endpoint that joins nothing.
+		n, err := c.NetworkByName(req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		ep, err := n.CreateEndpoint(req.Name)
+		if err != nil {
+			return hostReply{}, err
+		}
+		return hostReply{ID: ep.ID(), IP: ep.Info().Iface().Address().IP.String()}, nil
 	case "deleteep":
 		n, err := c.NetworkByName(req.Network)
 		if err != nil {

@@ -255,6 +255,7 @@ func TestOverlayEtcdOutage(t *testing.T) {
 	})
 	c1, c2 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2")
 	reaches(t, c1, c2)
+	idle := h1.must(hostReq{Op: "create", Network: "ov", Name: "idle"})
 
 	etcd.Stop()
 	for i, h := range cl.hosts {
@@ -262,7 +263,8 @@ func TestOverlayEtcdOutage(t *testing.T) {
 		a, b := overlayJoin(t, h, "local", "la-"+h.name), overlayJoin(t, h, "local", "lb-"+h.name)
 		reaches(t, a, b)
 	}
-	for _, req := range []hostReq{{Op: "network", Name: "ov2", Driver: "overlay", Subnet: "10.224.0.0/24"}, {Op: "join", Network: "ov", Name: "c3"}} {
+	for _, req := range []hostReq{{Op: "network", Name: "ov2", Driver: "overlay", Subnet: "10.224.0.0/24"}, {Op: "join", Network: "ov", Name: "c3"},
+		{Op: "deleteep", Network: "ov", Name: "idle"}, {Op: "leave", Network: "ov", Name: "c1"}} {
 		rep := h1.call(req)
 		if rep.Class != "timeout" || !strings.Contains(rep.Err, "global store") {
 			t.Errorf("%s %s with etcd down: %q (%s), want a timeout naming the global store", req.Op, req.Name, rep.Err, rep.Class)
@@ -279,6 +281,11 @@ func TestOverlayEtcdOutage(t *testing.T) {
 	})
 	c3 := overlayJoin(t, h1, "ov", "c3")
 	reaches(t, c2, c3)
+	// The refused delete changed nothing; done now, it frees the address.
+	h1.must(hostReq{Op: "deleteep", Network: "ov", Name: "idle"})
+	if again := h2.must(hostReq{Op: "create", Network: "ov", Name: "next"}); again.IP != idle.IP {
+		t.Errorf("after deleting idle (%s), the next address is %s", idle.IP, again.IP)
+	}
 }
 
 // TestOverlayHostGone: a host that disappears for good (killed, never

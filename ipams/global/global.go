@@ -436,6 +436,46 @@ func (a *Allocator) ReleaseAddress(poolID string, ip net.IP) error {
 	return nil
 }
 
+// ReleaseOwned frees ip in the pool if owner holds it, and does nothing if
+// it is free or another controller's (which may have taken it since this
+// one lost it): for a controller releasing its own endpoint's address
+// again, or late.
+func (a *Allocator) ReleaseOwned(poolID string, ip net.IP, owner string) error {
+	id, err := defaultipam.ParsePoolID(poolID)
+	if err != nil {
+		return err
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return types.Errorf("releasing address %v: %w", ip, ipamapi.ErrInvalidRequest)
+	}
+	addr = addr.Unmap()
+	kind := addrKind(id.Pool)
+	ctx := context.Background()
+	for range maxAttempts {
+		kv, err := a.store.Get(ctx, kind, addr.String())
+		if types.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return types.Errorf("releasing address %s: %w", addr, err)
+		}
+		var held addrRecord
+		if json.Unmarshal(kv.Value, &held) != nil || held.Owner != owner {
+			return nil
+		}
+		_, err = a.store.Txn(ctx, globalstore.Delete(kind, addr.String(), kv.ModRev))
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return types.Errorf("releasing address %s: %w", addr, err)
+		}
+		return nil
+	}
+	return types.RetryErrorf("releasing address %s: it kept changing (%d attempts)", addr, maxAttempts)
+}
+
 // gatewayType is the value of ipamapi.RequestAddressType for a gateway.
 const gatewayType = netlabel.Gateway
 

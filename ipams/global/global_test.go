@@ -170,6 +170,19 @@ func TestNamedAddresses(t *testing.T) {
 	if _, _, err := h[1].RequestAddress(id, net.ParseIP("10.60.0.3"), mine); err != nil {
 		t.Errorf("its owner taking it over: %v", err)
 	}
+	// ReleaseOwned frees only the owner's.
+	if err := h[1].ReleaseOwned(id, net.ParseIP("10.60.0.3"), "ctrl-b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h[0].RequestAddress(id, net.ParseIP("10.60.0.3"), map[string]string{OwnerOption: "ctrl-c"}); !errors.Is(err, ipamapi.ErrIPAlreadyAllocated) {
+		t.Errorf("released by a controller that does not own it: %v", err)
+	}
+	if err := h[1].ReleaseOwned(id, net.ParseIP("10.60.0.3"), "ctrl-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h[0].RequestAddress(id, net.ParseIP("10.60.0.3"), mine); err != nil {
+		t.Errorf("after its owner released it: %v", err)
+	}
 	for _, bad := range []string{"10.60.0.0", "10.60.0.7", "10.61.0.1"} {
 		if _, _, err := h[0].RequestAddress(id, net.ParseIP(bad), mine); !errors.Is(err, ipamapi.ErrIPOutOfRange) {
 			t.Errorf("address %s: %v, want out of range", bad, err)
