@@ -318,6 +318,17 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (_ Endpoin
 	if ep.prefMAC != nil {
 		ep.iface.mac = ep.prefMAC
 	}
+	if n.isGlobal() {
+		// The name is the network's across hosts.
+		if err := c.global.claimEndpointName(ep); err != nil {
+			return nil, err
+		}
+		u.add(func() {
+			if err := c.global.releaseEndpointName(ep); err != nil {
+				c.logger.Warn("undoing an endpoint name's claim", "endpoint", name, "error", err)
+			}
+		})
+	}
 
 	if err := ep.allocateAddresses(); err != nil {
 		return nil, err
@@ -485,11 +496,13 @@ func (ep *endpoint) allocateFamily(infos []*IpamInfo, pref net.IP, v6 bool) erro
 // registry.
 func (ep *endpoint) releaseAddresses() {
 	n := ep.network
-	if n.isGlobal() && n.ipam == n.ctrl.global.ipam {
+	if n.isGlobal() {
 		if err := ep.releaseGlobal(); err != nil {
-			n.ctrl.logger.Warn("releasing addresses", "endpoint", ep.Name(), "error", err)
+			n.ctrl.logger.Warn("releasing the endpoint's name and addresses", "endpoint", ep.Name(), "error", err)
 		}
-		return
+		if n.ipam == n.ctrl.global.ipam {
+			return
+		}
 	}
 	// An address without a pool ID was never given by IPAM (a driver set
 	// it, and its reservation had not been made): nothing to give back.
@@ -505,11 +518,17 @@ func (ep *endpoint) releaseAddresses() {
 	}
 }
 
-// releaseGlobal gives back the addresses of an endpoint of a global network
-// that this controller still holds: releasing again, or after another
-// host took the address, does nothing.
+// releaseGlobal gives back the name and addresses of an endpoint of a
+// global network that this controller still holds: releasing again, or
+// after another host took them, does nothing.
 func (ep *endpoint) releaseGlobal() error {
 	c := ep.network.ctrl
+	if err := c.global.releaseEndpointName(ep); err != nil {
+		return err
+	}
+	if ep.network.ipam != c.global.ipam {
+		return nil // a remote allocator's
+	}
 	var errs []error
 	for _, a := range []struct {
 		pool string
@@ -569,9 +588,10 @@ func (ep *endpoint) Delete(force bool) error {
 		ep.busy = false
 		ep.mu.Unlock()
 	}
-	if n.isGlobal() && n.ipam == c.global.ipam {
-		// The addresses first: with the global store unreachable
-		// nothing is deleted, rather than an address held for ever.
+	if n.isGlobal() {
+		// The name and addresses first: with the global store
+		// unreachable nothing is deleted, rather than them held for
+		// ever.
 		if err := ep.releaseGlobal(); err != nil {
 			unbusy()
 			return types.Errorf("endpoint %s: %w", ep.Name(), err)

@@ -30,6 +30,8 @@ import (
 //   - vni/<vni>: the network's ID, so a VNI is taken once across hosts;
 //   - endpoint/<id>: a joined endpoint (where it is: host, VTEP, MAC; its
 //     addresses and names), bound to its host's lease;
+//   - epname/<network id>.<name>: the endpoint holding a name in a network,
+//     so a name is taken once across hosts, bound to its host's lease;
 //   - pools/..., ip_<pool>/...: the global allocator's (package
 //     globalipam).
 //
@@ -50,6 +52,7 @@ const (
 	gkindName     = "netname"
 	gkindVNI      = "vni"
 	gkindEndpoint = "endpoint"
+	gkindEPName   = "epname"
 )
 
 // VNIs the controller hands out when the caller names none: docker's range.
@@ -343,6 +346,59 @@ func (g *globalCtl) endpointRecord(ep *endpoint) globalEndpoint {
 	return ge
 }
 
+// epNameRecord is the value of an endpoint name's key.
+type epNameRecord struct {
+	Endpoint string
+	Host     string
+}
+
+func epNameID(ep *endpoint) string { return ep.network.id + "." + ep.name }
+
+// claimEndpointName takes the endpoint's name in its network across
+// hosts; a name its own record already holds (a restart) is taken over.
+func (g *globalCtl) claimEndpointName(ep *endpoint) error {
+	val, _ := json.Marshal(epNameRecord{Endpoint: ep.id, Host: g.c.id})
+	_, err := g.store.Txn(g.ctx, globalstore.CreateLeased(gkindEPName, epNameID(ep), val))
+	var ce *globalstore.ConflictError
+	if !errors.As(err, &ce) {
+		if err != nil {
+			return types.Errorf("endpoint %s: taking its name in the global store: %w", ep.name, err)
+		}
+		return nil
+	}
+	kv, gerr := g.store.Get(g.ctx, gkindEPName, epNameID(ep))
+	var held epNameRecord
+	if gerr == nil && json.Unmarshal(kv.Value, &held) == nil {
+		if held.Endpoint == ep.id {
+			if _, err := g.store.Txn(g.ctx, globalstore.UpdateLeased(gkindEPName, epNameID(ep), val, kv.ModRev)); err != nil {
+				return types.Errorf("endpoint %s: taking its name back in the global store: %w", ep.name, err)
+			}
+			return nil
+		}
+		return types.ForbiddenErrorf("endpoint with name %s already exists in network %s (on host %s)", ep.name, ep.network.name, held.Host)
+	}
+	return types.ForbiddenErrorf("endpoint with name %s already exists in network %s", ep.name, ep.network.name)
+}
+
+// releaseEndpointName gives the endpoint's name back if it holds it.
+func (g *globalCtl) releaseEndpointName(ep *endpoint) error {
+	kv, err := g.store.Get(g.ctx, gkindEPName, epNameID(ep))
+	if types.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return types.Errorf("endpoint %s: releasing its name: %w", ep.name, err)
+	}
+	var held epNameRecord
+	if json.Unmarshal(kv.Value, &held) != nil || held.Endpoint != ep.id {
+		return nil
+	}
+	if _, err := g.store.Txn(g.ctx, globalstore.Delete(gkindEPName, epNameID(ep), kv.ModRev)); err != nil {
+		return types.Errorf("endpoint %s: releasing its name: %w", ep.name, err)
+	}
+	return nil
+}
+
 // publish puts a joined endpoint of a global network in the global store,
 // bound to this host's lease.
 func (g *globalCtl) publish(ep *endpoint) error {
@@ -606,10 +662,10 @@ func (g *globalCtl) republish(all []globalstore.KV, mine map[string]bool) {
 	c := g.c
 	local := map[string]bool{}
 	for _, n := range c.globalNetworks() {
-		for _, ep := range n.joinedEndpoints() {
+		for _, ep := range n.allEndpoints() {
 			local[ep.id] = true
 			if err := g.reclaim(ep); err != nil {
-				c.logger.Warn("putting a joined endpoint back in the global store", "endpoint", ep.name, "error", err)
+				c.logger.Warn("putting an endpoint back in the global store", "endpoint", ep.name, "error", err)
 			}
 		}
 	}
@@ -622,10 +678,13 @@ func (g *globalCtl) republish(all []globalstore.KV, mine map[string]bool) {
 	}
 }
 
-// reclaim takes the endpoint's addresses again (this host's, bound to its
-// current lease) and publishes it.
+// reclaim takes the endpoint's name and addresses again (this host's,
+// bound to its current lease) and publishes it if it is joined.
 func (g *globalCtl) reclaim(ep *endpoint) error {
 	n := ep.network
+	if err := g.claimEndpointName(ep); err != nil {
+		return err
+	}
 	opts := map[string]string{globalipam.OwnerOption: g.c.id}
 	for _, a := range []struct {
 		pool string
@@ -637,6 +696,12 @@ func (g *globalCtl) reclaim(ep *endpoint) error {
 		if _, _, err := n.ipam.RequestAddress(a.pool, a.addr.IP, opts); err != nil {
 			return types.Errorf("address %s: %w", a.addr, err)
 		}
+	}
+	ep.mu.Lock()
+	joined := ep.sandboxID != ""
+	ep.mu.Unlock()
+	if !joined {
+		return nil
 	}
 	return g.publish(ep)
 }

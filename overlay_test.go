@@ -122,6 +122,10 @@ func TestOverlayThreeHosts(t *testing.T) {
 	if rep := cl.hosts[0].call(hostReq{Op: "deleteep", Network: "ov", Name: "c2"}); rep.Class != "forbidden" || !strings.Contains(rep.Err, "another host") {
 		t.Errorf("deleting another host's endpoint: %q (%s)", rep.Err, rep.Class)
 	}
+	// An endpoint name is the network's, across hosts.
+	if rep := cl.hosts[1].call(hostReq{Op: "create", Network: "ov", Name: "c1"}); rep.Class != "forbidden" || !strings.Contains(rep.Err, "already exists") {
+		t.Errorf("a second c1 on another host: %q (%s)", rep.Err, rep.Class)
+	}
 	for _, to := range ctrs {
 		tcp := listen(t, to.ns, net.ParseIP(to.rep.IP))
 		udp := udpEcho(t, to.ns, net.ParseIP(to.rep.IP))

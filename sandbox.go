@@ -490,6 +490,17 @@ func (sb *sandbox) Refresh(options ...SandboxOption) error {
 
 // joinedEndpoints returns the network's endpoints that are joined to a
 // sandbox, sorted by name.
+// allEndpoints returns the network's endpoints.
+func (n *network) allEndpoints() []*endpoint {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	eps := make([]*endpoint, 0, len(n.endpoints))
+	for _, ep := range n.endpoints {
+		eps = append(eps, ep)
+	}
+	return eps
+}
+
 func (n *network) joinedEndpoints() []*endpoint {
 	n.mu.Lock()
 	eps := make([]*endpoint, 0, len(n.endpoints))
