@@ -16,6 +16,7 @@ import (
 	"github.com/netkit/libnetwork/datastore"
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/drivers/overlay"
+	"github.com/netkit/libnetwork/drivers/remote"
 	"github.com/netkit/libnetwork/globalstore"
 	globalipam "github.com/netkit/libnetwork/ipams/global"
 	"github.com/netkit/libnetwork/netlabel"
@@ -32,6 +33,9 @@ import (
 //     addresses and names), bound to its host's lease;
 //   - epname/<network id>.<name>: the endpoint holding a name in a network,
 //     so a name is taken once across hosts, bound to its host's lease;
+//   - host/<controller id>: a live host and its discovery address, bound to
+//     its lease; remote drivers hear of hosts coming and going through
+//     DiscoverNew and DiscoverDelete (node discovery), as in docker;
 //   - pools/..., ip_<pool>/...: the global allocator's (package
 //     globalipam).
 //
@@ -53,7 +57,24 @@ const (
 	gkindVNI      = "vni"
 	gkindEndpoint = "endpoint"
 	gkindEPName   = "epname"
+	gkindHost     = "host"
 )
+
+// nodeDiscovery is docker's discoverapi.NodeDiscovery, the discovery type
+// of a host's DiscoverNew and DiscoverDelete.
+const nodeDiscovery = 1
+
+// nodeDiscoveryData is docker's discoverapi.NodeDiscoveryData.
+type nodeDiscoveryData struct {
+	Address     string
+	BindAddress string
+	Self        bool
+}
+
+// hostRecord is the value of a host's key.
+type hostRecord struct {
+	Address string
+}
 
 // VNIs the controller hands out when the caller names none: docker's range.
 const (
@@ -78,6 +99,8 @@ type globalCtl struct {
 	// creating are the networks this controller is creating: the watch
 	// sees them before NewNetwork registers them.
 	creating map[string]bool
+	// hosts are the live hosts' discovery addresses by controller ID.
+	hosts map[string]string
 }
 
 // globalEndpoint is the record of a joined endpoint in the global store.
@@ -120,7 +143,7 @@ func (c *controller) openGlobal() error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c.global = &globalCtl{c: c, store: st, ipam: ipam, ctx: ctx, cancel: cancel, peers: map[string]map[string]*globalEndpoint{}, creating: map[string]bool{}}
+	c.global = &globalCtl{c: c, store: st, ipam: ipam, ctx: ctx, cancel: cancel, peers: map[string]map[string]*globalEndpoint{}, creating: map[string]bool{}, hosts: map[string]string{}}
 	// Stopped before the store closes (closers run last first).
 	c.closers = append(c.closers, func() error { c.global.stop(); return nil })
 	return nil
@@ -144,9 +167,114 @@ func (c *controller) newOverlayDriver() (*overlay.Driver, error) {
 
 // start starts following the global store.
 func (g *globalCtl) start() {
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.watchNetworks()
 	go g.watchEndpoints()
+	go g.watchHosts()
+}
+
+// watchHosts keeps this host's record in the store and tells the remote
+// drivers of the hosts that come and go.
+func (g *globalCtl) watchHosts() {
+	defer g.wg.Done()
+	for ev := range g.store.Watch(g.ctx, gkindHost) {
+		switch ev.Type {
+		case globalstore.EventReset:
+			seen := map[string]bool{}
+			for _, kv := range ev.All {
+				seen[kv.ID] = true
+				g.hostPut(kv)
+			}
+			g.mu.Lock()
+			var gone []string
+			for id := range g.hosts {
+				if !seen[id] {
+					gone = append(gone, id)
+				}
+			}
+			g.mu.Unlock()
+			for _, id := range gone {
+				g.hostDelete(id)
+			}
+			if !seen[g.c.id] {
+				b, _ := json.Marshal(hostRecord{Address: g.c.cluster.advertise.String()})
+				if _, err := g.store.Txn(g.ctx, globalstore.PutLeased(gkindHost, g.c.id, b)); err != nil {
+					g.c.logger.Warn("announcing this host in the global store", "error", err)
+				}
+			}
+		case globalstore.EventPut:
+			g.hostPut(ev.KV)
+		case globalstore.EventDelete:
+			g.hostDelete(ev.KV.ID)
+		}
+	}
+}
+
+func (g *globalCtl) hostPut(kv globalstore.KV) {
+	var h hostRecord
+	if json.Unmarshal(kv.Value, &h) != nil {
+		return
+	}
+	g.mu.Lock()
+	old, known := g.hosts[kv.ID]
+	g.hosts[kv.ID] = h.Address
+	g.mu.Unlock()
+	if known && old == h.Address {
+		return
+	}
+	if known {
+		g.notifyNode(kv.ID, old, false)
+	}
+	g.notifyNode(kv.ID, h.Address, true)
+}
+
+func (g *globalCtl) hostDelete(id string) {
+	g.mu.Lock()
+	addr, known := g.hosts[id]
+	delete(g.hosts, id)
+	g.mu.Unlock()
+	if known {
+		g.notifyNode(id, addr, false)
+	}
+}
+
+// notifyNode tells every activated remote driver of a host that came
+// (DiscoverNew) or went (DiscoverDelete).
+func (g *globalCtl) notifyNode(id, addr string, add bool) {
+	c := g.c
+	c.remotes.mu.Lock()
+	drivers := make(map[string]*remote.Driver, len(c.remotes.drivers))
+	maps.Copy(drivers, c.remotes.drivers)
+	c.remotes.mu.Unlock()
+	for name, d := range drivers {
+		g.notifyDriver(name, d, id, addr, add)
+	}
+}
+
+func (g *globalCtl) notifyDriver(name string, d *remote.Driver, id, addr string, add bool) {
+	data := nodeDiscoveryData{Address: addr, Self: id == g.c.id}
+	if data.Self {
+		data.BindAddress = addr
+	}
+	var err error
+	if add {
+		err = d.DiscoverNew(nodeDiscovery, data)
+	} else {
+		err = d.DiscoverDelete(nodeDiscovery, data)
+	}
+	if err != nil {
+		g.c.logger.Warn("telling a network plugin of a host", "plugin", name, "host", addr, "new", add, "error", err)
+	}
+}
+
+// nodesTo tells a newly activated remote driver of the live hosts.
+func (g *globalCtl) nodesTo(name string, d *remote.Driver) {
+	g.mu.Lock()
+	hosts := maps.Clone(g.hosts)
+	g.mu.Unlock()
+	for id, addr := range hosts {
+		g.notifyDriver(name, d, id, addr, true)
+	}
 }
 
 func (g *globalCtl) stop() {

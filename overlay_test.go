@@ -465,7 +465,7 @@ func TestRemoteGlobalScopeAcrossHosts(t *testing.T) {
 	sockDir := t.TempDir()
 	p := startHostilePlugin(t, sockDir, "globalp")
 	p.set("NetworkDriver.GetCapabilities", hostileAnswer{status: 200, body: `{"Scope":"global"}`})
-	cl := newCluster(t, 2, etcd.Endpoints()[0], "/test/"+t.Name(), func(s *hostSpec) { s.PluginDir = sockDir })
+	cl := newCluster(t, 2, etcd.Endpoints()[0], "/test/"+t.Name(), func(s *hostSpec) { s.PluginDir = sockDir; s.LeaseTTL = 2 * time.Second })
 	h1, h2 := cl.hosts[0], cl.hosts[1]
 	nid := h1.must(hostReq{Op: "network", Name: "g1", Driver: "globalp", Subnet: "10.234.0.0/24"}).ID
 	eventually(t, "host2 sees g1", func() error {
@@ -494,6 +494,36 @@ func TestRemoteGlobalScopeAcrossHosts(t *testing.T) {
 	if n := p.called("NetworkDriver.DeleteNetwork"); n != 2 {
 		t.Errorf("the plugin deleted the network %d times, want once per host", n)
 	}
+
+	// Node discovery: each host tells the plugin of both hosts (itself as
+	// Self); a host gone for good is deleted after its lease.
+	bodies := func(method string) string {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		var b strings.Builder
+		for i, m := range p.calls {
+			if m == method {
+				b.WriteString(p.bodies[i] + "\n")
+			}
+		}
+		return b.String()
+	}
+	for _, want := range []string{`"Address":"192.168.210.1","BindAddress":"192.168.210.1","Self":true`, `"Address":"192.168.210.2","BindAddress":"192.168.210.2","Self":true`,
+		`"Address":"192.168.210.1","BindAddress":"","Self":false`, `"Address":"192.168.210.2","BindAddress":"","Self":false`} {
+		eventually(t, "DiscoverNew "+want, func() error {
+			if got := bodies("NetworkDriver.DiscoverNew"); !strings.Contains(got, `"DiscoveryType":1`) || !strings.Contains(got, want) {
+				return fmt.Errorf("DiscoverNew calls:\n%s", got)
+			}
+			return nil
+		})
+	}
+	h2.kill()
+	eventually(t, "DiscoverDelete of host2", func() error {
+		if got := bodies("NetworkDriver.DiscoverDelete"); !strings.Contains(got, `"Address":"192.168.210.2"`) {
+			return fmt.Errorf("DiscoverDelete calls:\n%s", got)
+		}
+		return nil
+	})
 }
 
 // TestOverlayStopKeepsPeers: a controller stopped cleanly (an upgrade)

@@ -70,14 +70,19 @@ func (c *controller) remoteDriver(name string) (*remote.Driver, error) {
 		return nil, err
 	}
 	c.remotes.mu.Lock()
-	defer c.remotes.mu.Unlock()
 	if have := c.remotes.drivers[name]; have != nil {
+		c.remotes.mu.Unlock()
 		return have, nil
 	}
 	if c.remotes.drivers == nil {
 		c.remotes.drivers = map[string]*remote.Driver{}
 	}
 	c.remotes.drivers[name] = d
+	c.remotes.mu.Unlock()
+	if c.global != nil {
+		// Node discovery: the plugin hears of the hosts there are.
+		c.global.nodesTo(name, d)
+	}
 	return d, nil
 }
 

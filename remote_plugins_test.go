@@ -110,6 +110,8 @@ func startHostilePlugin(t *testing.T, sockDir, name string) *hostilePlugin {
 		"NetworkDriver.RevokeExternalConnectivity":  `{}`,
 		"NetworkDriver.AllocateNetwork":             `{"Options":{}}`,
 		"NetworkDriver.FreeNetwork":                 `{}`,
+		"NetworkDriver.DiscoverNew":                 `{}`,
+		"NetworkDriver.DiscoverDelete":              `{}`,
 	}
 	for method, body := range good {
 		sdk.HandleFunc("/"+method, func(w http.ResponseWriter, r *http.Request) {
