@@ -34,7 +34,10 @@
 //	netbench -ports 2 -n 1000 -json
 //	netbench -ports 2 -proto tcp -n 1000 -json
 //
-// -throughput measures the data path instead; see throughput.go. -dns
+// -throughput measures the data path instead; see throughput.go. -overlay
+// measures attach, detach and reachability on an overlay network of three
+// hosts sharing an etcd, and with -throughput the overlay's data path; see
+// overlay.go. -dns
 // measures the embedded DNS server with dnsperf; see dns.go. -rootless
 // measures a rootless published port through the built-in port driver and
 // through rootlesskit's; see rootless.go.
@@ -140,9 +143,12 @@ func main() {
 	dnsOutstanding := flag.Int("dns-outstanding", 100, "with -dns: queries dnsperf keeps in flight in the unpaced runs")
 	dnsPaced := flag.Int("dns-paced", 1000, "with -dns: queries per second of the paced runs that measure latency")
 	driver := flag.String("driver", "", "attach through another network driver: macvlan or ipvlan (built in, on a veth parent of netbench's own), or any other name for a remote driver: netbench runs the example veth plugin (examples/network-plugin) as a separate process under it, and reports the controller's own time per attach and detach (minus the time inside the plugin's handlers)")
+	overlay := flag.Bool("overlay", false, "attach and detach on an overlay network of 3 hosts (namespaces of netbench's, each with its own controller) sharing an etcd netbench starts, and measure how soon a new container is reachable from another host; with -throughput, TCP throughput (iperf3) over the overlay against the underlay")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run (the library's and netbench's own goroutines; not dnsperf's, dnsmasq's or iperf3's) to this file, for go tool pprof")
 	flag.Parse()
 	switch {
+	case *overlay:
+		checkOverlayFlags(*n, *throughput, *duration, *rounds)
 	case *rootless:
 		if !flagSet("duration") {
 			*duration = 5
@@ -173,6 +179,10 @@ func main() {
 		err error
 	)
 	switch {
+	case *overlay && *throughput:
+		res, err = runOverlayThroughput(*duration, *rounds)
+	case *overlay:
+		res, err = runOverlay(*n, *noResolver)
 	case *rootless:
 		res, err = runRootless(*duration, *rounds)
 	case *dnsMode:
@@ -287,6 +297,7 @@ func reexecInNamespace() int {
 // stats are the figures of one path or step, in milliseconds.
 type stats struct {
 	MedianMs        float64 `json:"median_ms"`
+	P90Ms           float64 `json:"p90_ms"`
 	P99Ms           float64 `json:"p99_ms"`
 	First20MedianMs float64 `json:"first20_median_ms"`
 	Last20MedianMs  float64 `json:"last20_median_ms"`
@@ -410,7 +421,6 @@ func run(n, ports int, proto string, noResolver bool, driver string) (*result, e
 	}
 	defer c.Stop()
 
-	steps := map[string][]time.Duration{}
 	var attach, detach []time.Duration
 	// The controller's own time of each attach and detach on a remote
 	// driver: the operation's time minus its plugin's handlers'.
@@ -432,41 +442,17 @@ func run(n, ports int, proto string, noResolver bool, driver string) (*result, e
 		}
 		return plugin.handlerTime()
 	}
-	type pair struct {
-		ep libnetwork.Endpoint
-		sb libnetwork.Sandbox
-	}
-	pairs := make([]pair, 0, n)
-	timed := func(step string, fn func() error) error {
-		t0 := time.Now()
-		err := fn()
-		steps[step] = append(steps[step], time.Since(t0))
-		return err
-	}
+	steps := stepTimes{}
+	pairs := make([]container, 0, n)
 	for i := 0; i < n; i++ {
-		var p pair
 		before, err := pluginTime()
 		if err != nil {
 			return nil, err
 		}
-		t0 := time.Now()
-		err = timed("attach.new_sandbox", func() (err error) {
-			p.sb, err = c.NewSandbox(fmt.Sprintf("ctr%d", i), sbOpts...)
-			return err
-		})
-		if err == nil {
-			err = timed("attach.create_endpoint", func() (err error) {
-				p.ep, err = nw.CreateEndpoint(fmt.Sprintf("ep%d", i), epOpts...)
-				return err
-			})
-		}
-		if err == nil {
-			err = timed("attach.join", func() error { return p.ep.Join(p.sb) })
-		}
+		p, took, err := attachOne(c, nw, fmt.Sprintf("ctr%d", i), fmt.Sprintf("ep%d", i), sbOpts, epOpts, steps, nil)
 		if err != nil {
 			return nil, fmt.Errorf("attach %d: %w", i, err)
 		}
-		took := time.Since(t0)
 		attach = append(attach, took)
 		if err := own(&attachOwn, took, before); err != nil {
 			return nil, err
@@ -488,18 +474,10 @@ func run(n, ports int, proto string, noResolver bool, driver string) (*result, e
 		if err != nil {
 			return nil, err
 		}
-		t0 := time.Now()
-		err = timed("detach.leave", func() error { return p.ep.Leave(p.sb) })
-		if err == nil {
-			err = timed("detach.delete_endpoint", func() error { return p.ep.Delete(false) })
-		}
-		if err == nil {
-			err = timed("detach.delete_sandbox", p.sb.Delete)
-		}
+		took, err := detachOne(p, steps)
 		if err != nil {
 			return nil, fmt.Errorf("detach %d: %w", i, err)
 		}
-		took := time.Since(t0)
 		detach = append(detach, took)
 		if err := own(&detachOwn, took, before); err != nil {
 			return nil, err
@@ -519,10 +497,76 @@ func run(n, ports int, proto string, noResolver bool, driver string) (*result, e
 	return res, nil
 }
 
+// container is an attached container: its endpoint and sandbox.
+type container struct {
+	ep libnetwork.Endpoint
+	sb libnetwork.Sandbox
+}
+
+// stepTimes are the times of each step of the attach and detach paths, in
+// the order they ran.
+type stepTimes map[string][]time.Duration
+
+// timed runs fn and records its time under step.
+func (s stepTimes) timed(step string, fn func() error) (time.Duration, error) {
+	t0 := time.Now()
+	err := fn()
+	took := time.Since(t0)
+	s[step] = append(s[step], took)
+	return took, err
+}
+
+// attachOne attaches a container as a runtime does: NewSandbox (container
+// ID ctrID), CreateEndpoint (name epName) on nw, Join; each step is timed
+// into steps, and the attach's time, their sum, is returned. afterSandbox,
+// if not nil, runs untimed between NewSandbox and CreateEndpoint (to start
+// a server in the new namespace). On failure what was made is left for
+// the run's end, which discards the namespaces anyway.
+func attachOne(c libnetwork.NetworkController, nw libnetwork.Network, ctrID, epName string, sbOpts []libnetwork.SandboxOption, epOpts []libnetwork.EndpointOption, steps stepTimes, afterSandbox func(libnetwork.Sandbox) error) (container, time.Duration, error) {
+	var p container
+	took, err := steps.timed("attach.new_sandbox", func() (err error) {
+		p.sb, err = c.NewSandbox(ctrID, sbOpts...)
+		return err
+	})
+	if err == nil && afterSandbox != nil {
+		err = afterSandbox(p.sb)
+	}
+	if err != nil {
+		return p, 0, err
+	}
+	d, err := steps.timed("attach.create_endpoint", func() (err error) {
+		p.ep, err = nw.CreateEndpoint(epName, epOpts...)
+		return err
+	})
+	took += d
+	if err != nil {
+		return p, 0, err
+	}
+	d, err = steps.timed("attach.join", func() error { return p.ep.Join(p.sb) })
+	return p, took + d, err
+}
+
+// detachOne detaches a container: Leave, Delete of the endpoint and of
+// the sandbox, each timed into steps; it returns their sum.
+func detachOne(p container, steps stepTimes) (time.Duration, error) {
+	took, err := steps.timed("detach.leave", func() error { return p.ep.Leave(p.sb) })
+	if err != nil {
+		return 0, err
+	}
+	d, err := steps.timed("detach.delete_endpoint", func() error { return p.ep.Delete(false) })
+	took += d
+	if err != nil {
+		return 0, err
+	}
+	d, err = steps.timed("detach.delete_sandbox", p.sb.Delete)
+	return took + d, err
+}
+
 func summarize(d []time.Duration) stats {
 	k := min(20, len(d))
 	s := stats{
 		MedianMs:        percentile(d, 50),
+		P90Ms:           percentile(d, 90),
 		P99Ms:           percentile(d, 99),
 		First20MedianMs: percentile(d[:k], 50),
 		Last20MedianMs:  percentile(d[len(d)-k:], 50),

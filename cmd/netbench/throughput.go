@@ -82,6 +82,12 @@ func checkThroughputFlags(duration, rounds int) {
 			fail("-throughput runs one container and no attach benchmark: -" + name + " does not apply")
 		}
 	}
+	checkThroughputTools(duration, rounds)
+}
+
+// checkThroughputTools refuses a -duration or -rounds below 1, and fails
+// at once when iperf3 or nsenter is missing.
+func checkThroughputTools(duration, rounds int) {
 	if duration < 1 {
 		fail("-duration: at least 1 second")
 	}
