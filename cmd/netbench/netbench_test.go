@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -329,4 +330,113 @@ func TestNetbenchRootlessRefusals(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "-rootless needs") {
 		t.Errorf("-rootless with nothing on PATH: %v %q, want a failure naming what it needs", err, out)
 	}
+}
+
+// requireEtcd skips without the etcd server, or fails under CI=true,
+// where .ci/run installs it.
+func requireEtcd(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(etcdBinary); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("needs the etcd server %s (Debian package etcd-server): %v", etcdBinary, err)
+		}
+		t.Skipf("needs the etcd server %s (Debian package etcd-server): %v", etcdBinary, err)
+	}
+}
+
+// TestNetbenchOverlay runs -overlay briefly: three hosts attach and detach
+// containers on one overlay network at once, with figures for each host
+// and all together, distinct addresses across hosts, and a reachability
+// sample of host 2's first container from host 1.
+func TestNetbenchOverlay(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireEtcd(t)
+	bin := buildNetbench(t)
+	var res overlayResult
+	runJSON(t, bin, &res, "-overlay", "-n", "5")
+	if !res.Overlay || res.Hosts != 3 || res.N != 5 || res.DistinctAddrs != 15 {
+		t.Errorf("overlay=%v hosts=%d n=%d distinct addresses=%d, want true, 3, 5, 15", res.Overlay, res.Hosts, res.N, res.DistinctAddrs)
+	}
+	if len(res.NetworkSeenMs) != 2 {
+		t.Errorf("network seen by %d other hosts, want 2: %v", len(res.NetworkSeenMs), res.NetworkSeenMs)
+	}
+	sane := func(what string, s stats) {
+		t.Helper()
+		if s.MedianMs <= 0 || s.P90Ms < s.MedianMs || s.P99Ms < s.P90Ms || s.First20MedianMs <= 0 || s.Last20MedianMs <= 0 {
+			t.Errorf("%s figures %+v", what, s)
+		}
+	}
+	sane("attach", res.Attach)
+	sane("detach", res.Detach)
+	if len(res.Attach.TenthsMedianMs) != 10 {
+		t.Errorf("attach of 15 containers: %d tenths, want 10", len(res.Attach.TenthsMedianMs))
+	}
+	steps := []string{"attach.new_sandbox", "attach.create_endpoint", "attach.join", "detach.leave", "detach.delete_endpoint", "detach.delete_sandbox"}
+	for _, step := range steps {
+		sane("step "+step, res.Steps[step])
+	}
+	if len(res.PerHost) != 3 {
+		t.Fatalf("%d hosts' figures, want 3", len(res.PerHost))
+	}
+	for i, h := range res.PerHost {
+		if want := fmt.Sprintf("host%d", i+1); h.Host != want || h.VTEP != fmt.Sprintf("192.168.210.%d", i+1) {
+			t.Errorf("host %d: %s VTEP %s", i, h.Host, h.VTEP)
+		}
+		sane(h.Host+" attach", h.Attach)
+		sane(h.Host+" detach", h.Detach)
+		for _, step := range steps {
+			if h.Steps[step].MedianMs <= 0 {
+				t.Errorf("%s: step %s missing: %+v", h.Host, step, h.Steps)
+			}
+		}
+	}
+	// One sample: host 2's first container.
+	r := res.Reach
+	if r.Samples != 1 || len(r.RunsMs) != 1 || r.MedianMs <= 0 || r.P90Ms != r.MedianMs || r.MaxMs != r.MedianMs {
+		t.Errorf("reachability %+v, want one positive sample", r)
+	}
+}
+
+// TestNetbenchOverlayThroughput measures both paths between two hosts
+// briefly, and checks the figures are there and the MTUs differ by the
+// VXLAN overhead.
+func TestNetbenchOverlayThroughput(t *testing.T) {
+	testutil.RequireRoot(t)
+	requireEtcd(t)
+	if _, err := exec.LookPath("iperf3"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip("needs iperf3 (Debian package iperf3)")
+	}
+	bin := buildNetbench(t)
+	var res overlayThroughputResult
+	runJSON(t, bin, &res, "-overlay", "-throughput", "-duration", "1", "-rounds", "2")
+	if res.OverlayGbps <= 0 || res.UnderlayGbps <= 0 || res.OverlayToUnderlay <= 0 {
+		t.Errorf("throughput %+v", res)
+	}
+	if len(res.OverlayRunsGbps) != 2 || len(res.UnderlayRunsGbps) != 2 || res.DurationS != 1 || res.Rounds != 2 {
+		t.Errorf("runs %+v, want 2 of 1 s per path", res)
+	}
+	if res.UnderlayAddr != "192.168.210.2:5201" || !strings.HasPrefix(res.OverlayAddr, "10.200.") || !strings.HasSuffix(res.OverlayAddr, ":5201") {
+		t.Errorf("addresses: overlay %q underlay %q", res.OverlayAddr, res.UnderlayAddr)
+	}
+	if res.UnderlayMTU != 1500 || res.OverlayMTU != 1450 {
+		t.Errorf("MTU: overlay %d underlay %d, want 1450 and 1500", res.OverlayMTU, res.UnderlayMTU)
+	}
+}
+
+// TestNetbenchOverlayRefusals: -overlay refuses the flags of the other
+// modes, and its throughput variant those of the attach benchmark.
+func TestNetbenchOverlayRefusals(t *testing.T) {
+	bin := buildNetbench(t)
+	requireEtcd(t)
+	refused(t, bin, "-ports does not apply", "-overlay", "-ports", "2")
+	refused(t, bin, "-kernel does not apply", "-overlay", "-kernel")
+	refused(t, bin, "-driver does not apply", "-overlay", "-driver", "macvlan")
+	refused(t, bin, "-dns does not apply", "-overlay", "-dns")
+	refused(t, bin, "-rootless does not apply", "-overlay", "-rootless")
+	refused(t, bin, "-n must be at least 1", "-overlay", "-n", "0")
+	refused(t, bin, "-n is at most", "-overlay", "-n", "100000")
+	refused(t, bin, "-duration needs -throughput", "-overlay", "-duration", "2")
+	refused(t, bin, "-rounds needs -throughput", "-overlay", "-rounds", "2")
+	refused(t, bin, "-n does not apply", "-overlay", "-throughput", "-n", "5")
+	refused(t, bin, "-duration", "-overlay", "-throughput", "-duration", "0")
 }
