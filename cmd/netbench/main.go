@@ -144,6 +144,7 @@ func main() {
 	dnsPaced := flag.Int("dns-paced", 1000, "with -dns: queries per second of the paced runs that measure latency")
 	driver := flag.String("driver", "", "attach through another network driver: macvlan or ipvlan (built in, on a veth parent of netbench's own), or any other name for a remote driver: netbench runs the example veth plugin (examples/network-plugin) as a separate process under it, and reports the controller's own time per attach and detach (minus the time inside the plugin's handlers)")
 	overlay := flag.Bool("overlay", false, "attach and detach on an overlay network of 3 hosts (namespaces of netbench's, each with its own controller) sharing an etcd netbench starts, and measure how soon a new container is reachable from another host; with -throughput, TCP throughput (iperf3) over the overlay against the underlay")
+	serial := flag.Bool("serial", false, "with -overlay: the hosts attach (and detach) one after another instead of at once")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run (the library's and netbench's own goroutines; not dnsperf's, dnsmasq's or iperf3's) to this file, for go tool pprof")
 	flag.Parse()
 	switch {
@@ -170,6 +171,9 @@ func main() {
 	if *mtuUser && !*kernel {
 		fail("-bridge-mtu-user needs -kernel")
 	}
+	if *serial && !*overlay {
+		fail("-serial needs -overlay")
+	}
 	if os.Getenv(inNSEnv) == "" {
 		os.Exit(reexecInNamespace())
 	}
@@ -182,7 +186,7 @@ func main() {
 	case *overlay && *throughput:
 		res, err = runOverlayThroughput(*duration, *rounds)
 	case *overlay:
-		res, err = runOverlay(*n, *noResolver)
+		res, err = runOverlay(*n, *noResolver, *serial)
 	case *rootless:
 		res, err = runRootless(*duration, *rounds)
 	case *dnsMode:

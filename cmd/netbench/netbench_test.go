@@ -354,6 +354,18 @@ func TestNetbenchOverlay(t *testing.T) {
 	bin := buildNetbench(t)
 	var res overlayResult
 	runJSON(t, bin, &res, "-overlay", "-n", "5")
+	checkOverlayResult(t, res, false)
+	var serial overlayResult
+	runJSON(t, bin, &serial, "-overlay", "-serial", "-n", "5")
+	checkOverlayResult(t, serial, true)
+}
+
+// checkOverlayResult checks the figures of an -overlay -n 5 run.
+func checkOverlayResult(t *testing.T, res overlayResult, serial bool) {
+	t.Helper()
+	if res.Serial != serial {
+		t.Errorf("serial=%v, want %v", res.Serial, serial)
+	}
 	if !res.Overlay || res.Hosts != 3 || res.N != 5 || res.DistinctAddrs != 15 {
 		t.Errorf("overlay=%v hosts=%d n=%d distinct addresses=%d, want true, 3, 5, 15", res.Overlay, res.Hosts, res.N, res.DistinctAddrs)
 	}
@@ -438,5 +450,7 @@ func TestNetbenchOverlayRefusals(t *testing.T) {
 	refused(t, bin, "-duration needs -throughput", "-overlay", "-duration", "2")
 	refused(t, bin, "-rounds needs -throughput", "-overlay", "-rounds", "2")
 	refused(t, bin, "-n does not apply", "-overlay", "-throughput", "-n", "5")
+	refused(t, bin, "-serial does not apply", "-overlay", "-throughput", "-serial")
+	refused(t, bin, "-serial needs -overlay", "-serial")
 	refused(t, bin, "-duration", "-overlay", "-throughput", "-duration", "0")
 }

@@ -49,6 +49,13 @@ package main
 //	netbench -overlay -n 200
 //	netbench -overlay -n 200 -json
 //
+// With -serial the hosts attach one after another (host 1's N, then host
+// 2's, then host 3's), and detach so too: the cost of an attach without
+// the other hosts' attaches competing for the machine's CPUs (the other
+// hosts' controllers still follow the store and program each new peer).
+// Three hosts in one machine share its CPUs, where real hosts would each
+// have their own.
+//
 // # Throughput
 //
 // With -throughput, two hosts and one container on each, on an overlay
@@ -102,7 +109,10 @@ type overlayResult struct {
 	Overlay bool `json:"overlay"`
 	Hosts   int  `json:"hosts"`
 	// N is the number of containers per host.
-	N      int    `json:"n"`
+	N int `json:"n"`
+	// Serial is set when the hosts attached (and detached) one after
+	// another instead of at once (-serial).
+	Serial bool   `json:"serial,omitempty"`
 	Subnet string `json:"subnet"`
 	// NetworkSeenMs is, for each host but the first, the time from
 	// NewNetwork's return on host 1 until the host had the network.
@@ -150,7 +160,7 @@ func checkOverlayFlags(n int, throughput bool, duration, rounds int) {
 		fail(fmt.Sprintf("%v: %v", errNoEtcd, err))
 	}
 	if throughput {
-		for _, name := range []string{"n", "no-resolver"} {
+		for _, name := range []string{"n", "no-resolver", "serial"} {
 			if flagSet(name) {
 				fail("-overlay -throughput runs one container per host and no attach benchmark: -" + name + " does not apply")
 			}
@@ -428,7 +438,7 @@ func inStartOrder(runs []*hostRun, pick func(*hostRun) ([]time.Time, []time.Dura
 	return out
 }
 
-func runOverlay(n int, noResolver bool) (*overlayResult, error) {
+func runOverlay(n int, noResolver, serial bool) (*overlayResult, error) {
 	dir, cleanup, err := prepare()
 	if err != nil {
 		return nil, err
@@ -440,7 +450,7 @@ func runOverlay(n int, noResolver bool) (*overlayResult, error) {
 	}
 	defer w.close()
 	subnet := overlaySubnet(overlayHosts*n + 2)
-	res := &overlayResult{Overlay: true, Hosts: overlayHosts, N: n, Subnet: subnet.String(), Steps: map[string]stats{}}
+	res := &overlayResult{Overlay: true, Hosts: overlayHosts, N: n, Serial: serial, Subnet: subnet.String(), Steps: map[string]stats{}}
 	if res.NetworkSeenMs, err = w.newNetwork(subnet); err != nil {
 		return nil, err
 	}
@@ -534,6 +544,9 @@ func runOverlay(n int, noResolver bool) (*overlayResult, error) {
 				r.attachStart = append(r.attachStart, t0)
 			}
 		}()
+		if serial {
+			wg.Wait()
+		}
 	}
 	wg.Wait()
 	probes.Wait()
@@ -574,6 +587,9 @@ func runOverlay(n int, noResolver bool) (*overlayResult, error) {
 				r.detachStart = append(r.detachStart, t0)
 			}
 		}()
+		if serial {
+			wg.Wait()
+		}
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -614,7 +630,11 @@ func summarizeReach(d []time.Duration) reachStats {
 }
 
 func (r *overlayResult) print() {
-	fmt.Printf("netbench: overlay network %s (%s) on %d hosts sharing an etcd, n=%d containers per host, the hosts attaching at once\n", overlayNetwork, r.Subnet, r.Hosts, r.N)
+	how := "the hosts attaching at once"
+	if r.Serial {
+		how = "the hosts attaching one after another"
+	}
+	fmt.Printf("netbench: overlay network %s (%s) on %d hosts sharing an etcd, n=%d containers per host, %s\n", overlayNetwork, r.Subnet, r.Hosts, r.N, how)
 	fmt.Printf("network seen by the other hosts after (ms): %v; distinct addresses: %d\n", r.NetworkSeenMs, r.DistinctAddrs)
 	fmt.Printf("%-26s %9s %9s %9s %12s %12s  %s\n", "path/step", "median", "p90", "p99", "first20 med", "last20 med", "median of each tenth (ms)")
 	row := func(name string, s stats) {
