@@ -41,10 +41,11 @@ package main
 // other host's controller takes to see the new endpoint in etcd and
 // program it as a peer (FDB and neighbour entries on its VXLAN device).
 // The probe container's ARP retransmit time (net.ipv4.neigh.eth0.
-// retrans_time_ms) is set to 1 ms: with the kernel's default of 1 s, an
-// ARP request that went out before the peer was programmed would be
-// repeated only a second later, and the sample would measure the
-// client's ARP timer rather than the library.
+// retrans_time_ms) is set to 1 ms, which the kernel takes as 10 ms, its
+// floor: with the default of 1 s, an ARP request that went out before the
+// peer was programmed would be repeated only a second later, and the
+// sample would measure the client's ARP timer rather than the library. A
+// sample is thus at most about 10 ms late.
 //
 //	netbench -overlay -n 200
 //	netbench -overlay -n 200 -json
