@@ -424,7 +424,7 @@ func TestNetbenchOverlayThroughput(t *testing.T) {
 	if res.OverlayGbps <= 0 || res.UnderlayGbps <= 0 || res.OverlayToUnderlay <= 0 {
 		t.Errorf("throughput %+v", res)
 	}
-	if len(res.OverlayRunsGbps) != 2 || len(res.UnderlayRunsGbps) != 2 || res.DurationS != 1 || res.Rounds != 2 {
+	if len(res.OverlayRunsGbps) != 2 || len(res.UnderlayRunsGbps) != 2 || len(res.RoundRatios) != 2 || res.DurationS != 1 || res.Rounds != 2 {
 		t.Errorf("runs %+v, want 2 of 1 s per path", res)
 	}
 	if res.UnderlayAddr != "192.168.210.2:5201" || !strings.HasPrefix(res.OverlayAddr, "10.200.") || !strings.HasSuffix(res.OverlayAddr, ":5201") {

@@ -671,7 +671,10 @@ type overlayThroughputResult struct {
 	OverlayGbps  float64 `json:"overlay_gbps"`
 	UnderlayGbps float64 `json:"underlay_gbps"`
 	// OverlayToUnderlay is OverlayGbps / UnderlayGbps.
-	OverlayToUnderlay   float64   `json:"overlay_to_underlay"`
+	OverlayToUnderlay float64 `json:"overlay_to_underlay"`
+	// RoundRatios are each round's overlay / underlay: the two runs of a
+	// round are back to back, so a load that drifts weighs on both alike.
+	RoundRatios         []float64 `json:"round_ratios"`
 	OverlayRunsGbps     []float64 `json:"overlay_runs_gbps"`
 	UnderlayRunsGbps    []float64 `json:"underlay_runs_gbps"`
 	OverlayRetransmits  int       `json:"overlay_retransmits"`
@@ -763,6 +766,9 @@ func runOverlayThroughput(duration, rounds int) (*overlayThroughputResult, error
 			*p.retrans += retrans
 		}
 	}
+	for r := range rounds {
+		res.RoundRatios = append(res.RoundRatios, res.OverlayRunsGbps[r]/res.UnderlayRunsGbps[r])
+	}
 	res.OverlayGbps = median(res.OverlayRunsGbps)
 	res.UnderlayGbps = median(res.UnderlayRunsGbps)
 	if res.UnderlayGbps > 0 {
@@ -789,5 +795,5 @@ func (r *overlayThroughputResult) print() {
 	fmt.Printf("netbench: overlay throughput, iperf3, one TCP stream, %d s per run, %d round(s), host1 to host2\n", r.DurationS, r.Rounds)
 	fmt.Printf("  overlay  (container to container, %s, MTU %d): %.2f Gbit/s  runs %v, %d retransmits\n", r.OverlayAddr, r.OverlayMTU, r.OverlayGbps, r.OverlayRunsGbps, r.OverlayRetransmits)
 	fmt.Printf("  underlay (host to host, %s, MTU %d): %.2f Gbit/s  runs %v, %d retransmits\n", r.UnderlayAddr, r.UnderlayMTU, r.UnderlayGbps, r.UnderlayRunsGbps, r.UnderlayRetransmits)
-	fmt.Printf("  overlay / underlay: %.2f\n", r.OverlayToUnderlay)
+	fmt.Printf("  overlay / underlay: %.2f (each round: %.2f)\n", r.OverlayToUnderlay, r.RoundRatios)
 }
