@@ -101,6 +101,9 @@ type globalCtl struct {
 	creating map[string]bool
 	// hosts are the live hosts' discovery addresses by controller ID.
 	hosts map[string]string
+	// nameRevs are the revisions this controller wrote its endpoints'
+	// name keys at, by endpoint ID, so a release takes one round trip.
+	nameRevs map[string]int64
 }
 
 // globalEndpoint is the record of a joined endpoint in the global store.
@@ -143,7 +146,7 @@ func (c *controller) openGlobal() error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c.global = &globalCtl{c: c, store: st, ipam: ipam, ctx: ctx, cancel: cancel, peers: map[string]map[string]*globalEndpoint{}, creating: map[string]bool{}, hosts: map[string]string{}}
+	c.global = &globalCtl{c: c, store: st, ipam: ipam, ctx: ctx, cancel: cancel, peers: map[string]map[string]*globalEndpoint{}, creating: map[string]bool{}, hosts: map[string]string{}, nameRevs: map[string]int64{}}
 	// Stopped before the store closes (closers run last first).
 	c.closers = append(c.closers, func() error { c.global.stop(); return nil })
 	return nil
@@ -486,21 +489,24 @@ func epNameID(ep *endpoint) string { return ep.network.id + "." + ep.name }
 // hosts; a name its own record already holds (a restart) is taken over.
 func (g *globalCtl) claimEndpointName(ep *endpoint) error {
 	val, _ := json.Marshal(epNameRecord{Endpoint: ep.id, Host: g.c.id})
-	_, err := g.store.Txn(g.ctx, globalstore.CreateLeased(gkindEPName, epNameID(ep), val))
+	rev, err := g.store.Txn(g.ctx, globalstore.CreateLeased(gkindEPName, epNameID(ep), val))
 	var ce *globalstore.ConflictError
 	if !errors.As(err, &ce) {
 		if err != nil {
 			return types.Errorf("endpoint %s: taking its name in the global store: %w", ep.name, err)
 		}
+		g.setNameRev(ep.id, rev)
 		return nil
 	}
 	kv, gerr := g.store.Get(g.ctx, gkindEPName, epNameID(ep))
 	var held epNameRecord
 	if gerr == nil && json.Unmarshal(kv.Value, &held) == nil {
 		if held.Endpoint == ep.id {
-			if _, err := g.store.Txn(g.ctx, globalstore.UpdateLeased(gkindEPName, epNameID(ep), val, kv.ModRev)); err != nil {
+			rev, err := g.store.Txn(g.ctx, globalstore.UpdateLeased(gkindEPName, epNameID(ep), val, kv.ModRev))
+			if err != nil {
 				return types.Errorf("endpoint %s: taking its name back in the global store: %w", ep.name, err)
 			}
+			g.setNameRev(ep.id, rev)
 			return nil
 		}
 		return types.ForbiddenErrorf("endpoint with name %s already exists in network %s (on host %s)", ep.name, ep.network.name, held.Host)
@@ -508,8 +514,35 @@ func (g *globalCtl) claimEndpointName(ep *endpoint) error {
 	return types.ForbiddenErrorf("endpoint with name %s already exists in network %s", ep.name, ep.network.name)
 }
 
+// setNameRev records the revision of an endpoint's name key; 0 forgets it.
+func (g *globalCtl) setNameRev(id string, rev int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if rev == 0 {
+		delete(g.nameRevs, id)
+	} else {
+		g.nameRevs[id] = rev
+	}
+}
+
 // releaseEndpointName gives the endpoint's name back if it holds it.
 func (g *globalCtl) releaseEndpointName(ep *endpoint) error {
+	g.mu.Lock()
+	rev := g.nameRevs[ep.id]
+	g.mu.Unlock()
+	if rev != 0 {
+		// Written by this controller and unchanged since: one round trip.
+		_, err := g.store.Txn(g.ctx, globalstore.Delete(gkindEPName, epNameID(ep), rev))
+		if err == nil {
+			g.setNameRev(ep.id, 0)
+			return nil
+		}
+		var ce *globalstore.ConflictError
+		if !errors.As(err, &ce) {
+			return types.Errorf("endpoint %s: releasing its name: %w", ep.name, err)
+		}
+	}
+	defer g.setNameRev(ep.id, 0)
 	kv, err := g.store.Get(g.ctx, gkindEPName, epNameID(ep))
 	if types.IsNotFound(err) {
 		return nil

@@ -216,6 +216,17 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 			return hostReply{}, err
 		}
 		return hostReply{ID: ep.ID(), IP: ep.Info().Iface().Address().IP.String()}, nil
+	case "createat":
+		// An endpoint at a given address (Subnet holds it).
+		n, err := c.NetworkByName(req.Network)
+		if err != nil {
+			return hostReply{}, err
+		}
+		ep, err := n.CreateEndpoint(req.Name, CreateOptionIpam(net.ParseIP(req.Subnet), nil, nil))
+		if err != nil {
+			return hostReply{}, err
+		}
+		return hostReply{ID: ep.ID(), IP: ep.Info().Iface().Address().IP.String()}, nil
 	case "deleteep":
 		n, err := c.NetworkByName(req.Network)
 		if err != nil {

@@ -14,10 +14,14 @@
 //     (so the addresses of a host that disappears for good come back to
 //     the pool when its lease expires); a gateway's is not.
 //
-// Dynamic allocation reads the pool's keys and creates the lowest free
-// address; on a collision (another host took it meanwhile) it reads again
-// and creates one of the first free addresses chosen at random, so that
-// hosts allocating at once stop colliding.
+// Dynamic allocation creates the lowest free address of the allocator's
+// view of the pool: its last listing of the pool's keys, plus what it took
+// and minus what it gave back since. A collision (another host took the
+// address) lists the pool again and retries with the lowest free address,
+// then with one of the first free ones at random, so that hosts allocating
+// at once stop colliding; a pool that looks full is listed again before
+// the request is refused. Addresses other hosts give back are seen at the
+// next listing.
 package globalipam
 
 import (
@@ -30,6 +34,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/globalstore"
@@ -78,6 +83,20 @@ type Allocator struct {
 	store  *globalstore.Store
 	pools  []config.PoolSpec
 	logger *slog.Logger
+
+	mu sync.Mutex
+	// used are, by address kind (pool), the addresses known taken: the
+	// last listing of the pool's keys plus what this allocator took since
+	// and minus what it gave back. Others' releases are seen at the next
+	// listing, made when the pool looks full or a create collides.
+	used map[string]map[netip.Addr]bool
+	// inflight are the addresses reserve picked whose create has not
+	// returned yet, by address kind.
+	inflight map[string]map[netip.Addr]bool
+	// revs are the address keys this allocator wrote, with their mod
+	// revisions and owners, so giving one back takes one round trip, not
+	// two.
+	revs map[string]written
 }
 
 var _ ipamapi.Ipam = (*Allocator)(nil)
@@ -100,7 +119,8 @@ func New(cfg Config) (*Allocator, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Allocator{store: cfg.Store, pools: slices.Clone(pools), logger: logger}, nil
+	return &Allocator{store: cfg.Store, pools: slices.Clone(pools), logger: logger,
+		used: map[string]map[netip.Addr]bool{}, inflight: map[string]map[netip.Addr]bool{}, revs: map[string]written{}}, nil
 }
 
 // GetDefaultAddressSpaces returns ipamapi.LocalDefault and
@@ -299,6 +319,14 @@ func (a *Allocator) dropAddresses(ctx context.Context, pool netip.Prefix) error 
 		}
 		kvs = kvs[n:]
 	}
+	a.mu.Lock()
+	delete(a.used, kind)
+	for k := range a.revs {
+		if strings.HasPrefix(k, kind+"/") {
+			delete(a.revs, k)
+		}
+	}
+	a.mu.Unlock()
 	return nil
 }
 
@@ -343,47 +371,157 @@ func (a *Allocator) RequestAddress(poolID string, ip net.IP, opts map[string]str
 			last = sl
 		}
 	}
+	fresh := false // whether the cache was listed in this request
 	for attempt := range maxAttempts {
-		kvs, _, err := a.store.List(ctx, kind)
+		// A first collision usually means a stale cache: the lowest free
+		// address again, listed afresh; after that, spread.
+		pick, ok, err := a.reserve(ctx, kind, first, last, attempt > 1, &fresh)
 		if err != nil {
 			return nil, nil, types.Errorf("requesting an address in pool %s: %w", id.Pool, err)
 		}
-		used := make(map[netip.Addr]bool, len(kvs))
-		for _, kv := range kvs {
-			if u, err := netip.ParseAddr(kv.ID); err == nil {
-				used[u] = true
-			}
-		}
-		var free []netip.Addr
-		for x := first; x.IsValid() && !last.Less(x) && len(free) < candidates; x = x.Next() {
-			if !used[x] {
-				free = append(free, x)
-			}
-		}
-		if len(free) == 0 {
+		if !ok {
 			return nil, nil, types.Errorf("pool %s: %w", id.Pool, ipamapi.ErrNoAvailableIPs)
-		}
-		// The lowest free address, as the default allocator gives; after
-		// a collision, one of the first few at random, so that hosts
-		// allocating at once stop colliding.
-		pick := free[0]
-		if attempt > 0 {
-			pick = free[rand.IntN(len(free))]
 		}
 		op := globalstore.CreateLeased(kind, pick.String(), val)
 		if rec.Gateway {
 			op = globalstore.Create(kind, pick.String(), val)
 		}
-		_, err = a.store.Txn(ctx, op)
+		rev, err := a.store.Txn(ctx, op)
 		if isConflict(err) {
+			// Taken by another host: the cache is stale.
+			a.unreserve(kind, pick)
+			a.forgetPool(kind)
+			fresh = false
 			continue
 		}
 		if err != nil {
+			a.unreserve(kind, pick)
 			return nil, nil, types.Errorf("requesting an address in pool %s: %w", id.Pool, err)
 		}
+		a.took(kind, pick, rev, rec.Owner)
 		return prefixToIPNet(netip.PrefixFrom(pick, id.Pool.Bits())), nil, nil
 	}
 	return nil, nil, types.RetryErrorf("requesting an address in pool %s: other hosts kept taking the free ones (%d attempts)", id.Pool, maxAttempts)
+}
+
+// reserve picks a free address of the pool between first and last from
+// the cache (listing the pool first if the cache is empty, or if it looks
+// full and was not listed in this request) and marks it taken: the lowest,
+// as the default allocator gives, or after a collision (spread) one of the
+// first few at random, so that hosts allocating at once stop colliding.
+// ok is false when the pool is full.
+func (a *Allocator) reserve(ctx context.Context, kind string, first, last netip.Addr, spread bool, fresh *bool) (netip.Addr, bool, error) {
+	for {
+		a.mu.Lock()
+		used, cached := a.used[kind]
+		var free []netip.Addr
+		if cached {
+			for x := first; x.IsValid() && !last.Less(x) && len(free) < candidates; x = x.Next() {
+				if !used[x] {
+					free = append(free, x)
+				}
+			}
+		}
+		if len(free) > 0 {
+			pick := free[0]
+			if spread {
+				pick = free[rand.IntN(len(free))]
+			}
+			used[pick] = true
+			if a.inflight[kind] == nil {
+				a.inflight[kind] = map[netip.Addr]bool{}
+			}
+			a.inflight[kind][pick] = true
+			a.mu.Unlock()
+			return pick, true, nil
+		}
+		a.mu.Unlock()
+		if cached && *fresh {
+			return netip.Addr{}, false, nil
+		}
+		if err := a.listPool(ctx, kind); err != nil {
+			return netip.Addr{}, false, err
+		}
+		*fresh = true
+	}
+}
+
+// listPool reads the pool's address keys into the cache.
+func (a *Allocator) listPool(ctx context.Context, kind string) error {
+	kvs, _, err := a.store.List(ctx, kind)
+	if err != nil {
+		return err
+	}
+	used := make(map[netip.Addr]bool, len(kvs))
+	for _, kv := range kvs {
+		if u, err := netip.ParseAddr(kv.ID); err == nil {
+			used[u] = true
+		}
+	}
+	a.mu.Lock()
+	// Reservations in flight stay reserved.
+	for x := range a.inflight[kind] {
+		used[x] = true
+	}
+	a.used[kind] = used
+	a.mu.Unlock()
+	return nil
+}
+
+// forgetPool drops the cache of a pool.
+func (a *Allocator) forgetPool(kind string) {
+	a.mu.Lock()
+	delete(a.used, kind)
+	a.mu.Unlock()
+}
+
+// unreserve gives back an address reserve picked and that was not taken.
+func (a *Allocator) unreserve(kind string, x netip.Addr) {
+	a.mu.Lock()
+	if used := a.used[kind]; used != nil {
+		delete(used, x)
+	}
+	delete(a.inflight[kind], x)
+	a.mu.Unlock()
+}
+
+// written is an address key this allocator wrote.
+type written struct {
+	rev   int64
+	owner string
+}
+
+// took records an address this allocator took for owner, with its key's
+// revision.
+func (a *Allocator) took(kind string, x netip.Addr, rev int64, owner string) {
+	a.mu.Lock()
+	if used := a.used[kind]; used != nil {
+		used[x] = true
+	}
+	delete(a.inflight[kind], x)
+	a.revs[kind+"/"+x.String()] = written{rev, owner}
+	a.mu.Unlock()
+}
+
+// gave records an address this allocator gave back.
+func (a *Allocator) gave(kind string, x netip.Addr) {
+	a.mu.Lock()
+	if used := a.used[kind]; used != nil {
+		delete(used, x)
+	}
+	delete(a.revs, kind+"/"+x.String())
+	a.mu.Unlock()
+}
+
+// rev returns the revision this allocator wrote an address key at for
+// owner, 0 if it did not.
+func (a *Allocator) rev(kind string, x netip.Addr, owner string) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if w, ok := a.revs[kind+"/"+x.String()]; ok && w.owner == owner {
+		return w.rev
+	}
+	return 0
 }
 
 // claim creates the key of a named address; one its owner already holds
@@ -393,8 +531,9 @@ func (a *Allocator) claim(ctx context.Context, kind string, addr netip.Addr, val
 	if rec.Gateway {
 		op = globalstore.Create(kind, addr.String(), val)
 	}
-	_, err := a.store.Txn(ctx, op)
+	rev, err := a.store.Txn(ctx, op)
 	if err == nil {
+		a.took(kind, addr, rev, rec.Owner)
 		return nil
 	}
 	if !isConflict(err) {
@@ -408,7 +547,8 @@ func (a *Allocator) claim(ctx context.Context, kind string, addr netip.Addr, val
 			if rec.Gateway {
 				up = globalstore.Update(kind, addr.String(), val, kv.ModRev)
 			}
-			if _, err := a.store.Txn(ctx, up); err == nil {
+			if rev, err := a.store.Txn(ctx, up); err == nil {
+				a.took(kind, addr, rev, rec.Owner)
 				return nil
 			}
 		}
@@ -433,6 +573,7 @@ func (a *Allocator) ReleaseAddress(poolID string, ip net.IP) error {
 	if _, err := a.store.Txn(context.Background(), globalstore.Delete(addrKind(id.Pool), addr.String(), 0)); err != nil {
 		return types.Errorf("releasing address %s: %w", addr, err)
 	}
+	a.gave(addrKind(id.Pool), addr)
 	return nil
 }
 
@@ -452,6 +593,17 @@ func (a *Allocator) ReleaseOwned(poolID string, ip net.IP, owner string) error {
 	addr = addr.Unmap()
 	kind := addrKind(id.Pool)
 	ctx := context.Background()
+	if rev := a.rev(kind, addr, owner); rev != 0 {
+		// Written by this allocator and unchanged since: one round trip.
+		_, err := a.store.Txn(ctx, globalstore.Delete(kind, addr.String(), rev))
+		if err == nil {
+			a.gave(kind, addr)
+			return nil
+		}
+		if !isConflict(err) {
+			return types.Errorf("releasing address %s: %w", addr, err)
+		}
+	}
 	for range maxAttempts {
 		kv, err := a.store.Get(ctx, kind, addr.String())
 		if types.IsNotFound(err) {
@@ -462,6 +614,7 @@ func (a *Allocator) ReleaseOwned(poolID string, ip net.IP, owner string) error {
 		}
 		var held addrRecord
 		if json.Unmarshal(kv.Value, &held) != nil || held.Owner != owner {
+			a.gave(kind, addr) // not ours (any more)
 			return nil
 		}
 		_, err = a.store.Txn(ctx, globalstore.Delete(kind, addr.String(), kv.ModRev))
@@ -471,6 +624,7 @@ func (a *Allocator) ReleaseOwned(poolID string, ip net.IP, owner string) error {
 		if err != nil {
 			return types.Errorf("releasing address %s: %w", addr, err)
 		}
+		a.gave(kind, addr)
 		return nil
 	}
 	return types.RetryErrorf("releasing address %s: it kept changing (%d attempts)", addr, maxAttempts)
