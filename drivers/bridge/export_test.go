@@ -1,8 +1,9 @@
 package bridge
 
 import (
-	"github.com/netkit/libnetwork/firewall"
 	"github.com/vishvananda/netlink"
+
+	"github.com/netkit/libnetwork/firewall"
 )
 
 // SetFailAfter makes CreateNetwork fail right after step ("bridge",

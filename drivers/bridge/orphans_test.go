@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netkit/libnetwork/firewall"
 	"github.com/vishvananda/netlink"
+
+	"github.com/netkit/libnetwork/firewall"
 )
 
 // TestCollectOrphansRetriesInterruptedDump: while the kernel tears down a
