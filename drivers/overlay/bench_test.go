@@ -72,11 +72,7 @@ func BenchmarkIperf3(b *testing.B) {
 }
 
 func benchIperf3(b *testing.B, cpuPerHost bool) {
-	u := newUnderlay(b)
-	h1, h2 := u.addHost(b, 1), u.addHost(b, 2)
-	for _, h := range []*testHost{h1, h2} {
-		h.createNet(b, nid1, 4600, "10.80.0.0/24")
-	}
+	h1, h2 := twoHosts(b, 4600, "10.80.0.0/24")
 	c1 := h1.join(b, nid1, eid1, "10.80.0.11/24")
 	c2 := h2.join(b, nid1, eid2, "10.80.0.12/24")
 	addPeers(b, nid1, []*testHost{h1, h2}, []*container{c1, c2})

@@ -18,11 +18,7 @@ import (
 // and then goes; joining again before that takes the name back (the old
 // veth moved aside) and works; the veths of a network go with it.
 func TestLeaveAndJoinAgain(t *testing.T) {
-	u := newUnderlay(t)
-	h1, h2 := u.addHost(t, 1), u.addHost(t, 2)
-	for _, h := range []*testHost{h1, h2} {
-		h.createNet(t, nid1, 4300, "10.60.0.0/24")
-	}
+	h1, h2 := twoHosts(t, 4300, "10.60.0.0/24")
 	// A short grace, so that the test sees the sweep.
 	h1.d.sweeper.close()
 	h1.d.sweeper = newSweeper(50*time.Millisecond, h1.d.logger)

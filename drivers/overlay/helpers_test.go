@@ -58,6 +58,18 @@ func newUnderlay(t testing.TB) *underlay {
 	return &underlay{sw: sw, bridge: br.Attrs().Index, hostsDir: t.TempDir()}
 }
 
+// twoHosts makes two hosts on an underlay of their own, with network
+// nid1 of VNI vni on subnet on both.
+func twoHosts(tb testing.TB, vni int, subnet string) (*testHost, *testHost) {
+	tb.Helper()
+	u := newUnderlay(tb)
+	h1, h2 := u.addHost(tb, 1), u.addHost(tb, 2)
+	for _, h := range []*testHost{h1, h2} {
+		h.createNet(tb, nid1, vni, subnet)
+	}
+	return h1, h2
+}
+
 // testHost is a "host": a namespace on the underlay with its driver.
 type testHost struct {
 	ns    *osl.Namespace

@@ -18,11 +18,7 @@ import (
 // a network that was not restored (its VNI free at once) and the veth of
 // an endpoint that is not kept, and leaves the rest.
 func TestRestart(t *testing.T) {
-	u := newUnderlay(t)
-	h1, h2 := u.addHost(t, 1), u.addHost(t, 2)
-	for _, h := range []*testHost{h1, h2} {
-		h.createNet(t, nid1, 4100, "10.20.0.0/24")
-	}
+	h1, h2 := twoHosts(t, 4100, "10.20.0.0/24")
 	h1.createNet(t, nid2, 4101, "10.21.0.0/24") // not restored
 	c1 := h1.join(t, nid1, eid1, "10.20.0.11/24")
 	c2 := h2.join(t, nid1, eid2, "10.20.0.12/24")
@@ -116,11 +112,7 @@ func TestRestart(t *testing.T) {
 // different recreates the device; the endpoints' veths stay on the
 // bridge.
 func TestRestoreRecreates(t *testing.T) {
-	u := newUnderlay(t)
-	h1, h2 := u.addHost(t, 1), u.addHost(t, 2)
-	for _, h := range []*testHost{h1, h2} {
-		h.createNet(t, nid1, 4200, "10.30.0.0/24")
-	}
+	h1, h2 := twoHosts(t, 4200, "10.30.0.0/24")
 	c1 := h1.join(t, nid1, eid1, "10.30.0.11/24")
 	c2 := h2.join(t, nid1, eid2, "10.30.0.12/24")
 	addPeers(t, nid1, []*testHost{h1, h2}, []*container{c1, c2})
