@@ -1,9 +1,8 @@
 package bridge
 
 import (
-	"github.com/vishvananda/netlink"
-
 	"github.com/netkit/libnetwork/firewall"
+	"github.com/vishvananda/netlink"
 )
 
 // SetFailAfter makes CreateNetwork fail right after step ("bridge",

@@ -5,9 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/netkit/libnetwork/firewall"
+	"github.com/vishvananda/netlink"
 )
 
 // TestCollectOrphansRetriesInterruptedDump: while the kernel tears down a
