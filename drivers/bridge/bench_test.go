@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/osl"
 )
 
@@ -12,16 +13,8 @@ import (
 func benchEndpoints(b *testing.B, d *Driver, nid string) (*osl.Namespace, []string) {
 	b.Helper()
 	createNetwork(b, d, nid, 120, false, nil)
-	sb := newSandbox(b)
-	eids := make([]string, b.N)
-	for i := range eids {
-		eids[i] = fmt.Sprintf("%011x%053x", i, 0)
-		ip := fmt.Sprintf("10.120.%d.%d/16", (i+2)/256, (i+2)%256)
-		if err := d.CreateEndpoint(nid, eids[i], &ifInfo{addr: cidr(b, ip)}, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return sb, eids
+	sb := drivertest.NewNamespace(b)
+	return sb, drivertest.CreateEndpoints(b, d, nid, "10.120", b.N)
 }
 
 // BenchmarkJoin measures Join: one veth pair created with its container
@@ -34,7 +27,7 @@ func BenchmarkJoin(b *testing.B) {
 			sb, eids := benchEndpoints(b, d, nid)
 			b.ResetTimer()
 			for i, eid := range eids {
-				ji := &joinInfo{ns: sb, ifName: fmt.Sprintf("eth%d", i)}
+				ji := joinInfo(sb, fmt.Sprintf("eth%d", i))
 				if err := d.Join(nid, eid, sb.Path(), ji, nil); err != nil {
 					b.Fatal(err)
 				}
@@ -52,7 +45,7 @@ func BenchmarkLeave(b *testing.B) {
 	sb, eids := benchEndpoints(b, d, nid)
 	for i, eid := range eids {
 		name := fmt.Sprintf("eth%d", i)
-		if err := d.Join(nid, eid, sb.Path(), &joinInfo{ns: sb, ifName: name}, nil); err != nil {
+		if err := d.Join(nid, eid, sb.Path(), joinInfo(sb, name), nil); err != nil {
 			b.Fatal(err)
 		}
 		if err := sb.RetireInterface(name, fmt.Sprintf("tomb%d", i)); err != nil {
@@ -83,19 +76,19 @@ func BenchmarkJoinWithPorts(b *testing.B) {
 			join := func(i int, sb *osl.Namespace, ifName string) {
 				eid := fmt.Sprintf("%011x%053x", i, 0)
 				ip := fmt.Sprintf("10.121.%d.%d/16", (i+2)/256, (i+2)%256)
-				if err := d.CreateEndpoint(nid, eid, &ifInfo{addr: cidr(b, ip)}, nil); err != nil {
+				if err := d.CreateEndpoint(nid, eid, &drivertest.IfInfo{Addr: drivertest.CIDR(b, ip)}, nil); err != nil {
 					b.Fatal(err)
 				}
-				if err := d.Join(nid, eid, sb.Path(), &joinInfo{ns: sb, ifName: ifName}, nil); err != nil {
+				if err := d.Join(nid, eid, sb.Path(), joinInfo(sb, ifName), nil); err != nil {
 					b.Fatal(err)
 				}
 			}
 			for i := range ports {
-				join(i, newSandbox(b), "eth0")
+				join(i, drivertest.NewNamespace(b), "eth0")
 			}
 			sbs := make([]*osl.Namespace, b.N)
 			for i := range sbs {
-				sbs[i] = newSandbox(b)
+				sbs[i] = drivertest.NewNamespace(b)
 			}
 			b.ResetTimer()
 			for i := range b.N {

@@ -1,13 +1,9 @@
 package bridge
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/firewall"
 	"github.com/netkit/libnetwork/internal/testutil"
 	"github.com/netkit/libnetwork/netlabel"
@@ -29,12 +26,8 @@ func TestMain(m *testing.M) { testutil.Main(m) }
 func testDriver(t testing.TB) (*Driver, *osl.Namespace) {
 	t.Helper()
 	testutil.RequireRoot(t)
-	host, err := osl.CurrentNamespace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = host.Close() })
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	host := drivertest.CurrentNamespace(t)
+	logger := drivertest.Logger(t)
 	fw, err := firewall.New(-1, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -59,10 +52,10 @@ func createNetwork(t testing.TB, d *Driver, nid string, n int, v6 bool, opts map
 		opts = map[string]interface{}{}
 	}
 	opts[netlabel.EnableIPv6] = v6
-	v4 := []driverapi.IPAMData{ipamData(t, fmt.Sprintf("10.%d.0.0/24", n), fmt.Sprintf("10.%d.0.1", n))}
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, fmt.Sprintf("10.%d.0.0/24", n), fmt.Sprintf("10.%d.0.1", n))}
 	var v6d []driverapi.IPAMData
 	if v6 {
-		v6d = []driverapi.IPAMData{ipamData(t, fmt.Sprintf("fd00:%d::/64", n), fmt.Sprintf("fd00:%d::1", n))}
+		v6d = []driverapi.IPAMData{drivertest.IPAMData(t, fmt.Sprintf("fd00:%d::/64", n), fmt.Sprintf("fd00:%d::1", n))}
 	}
 	if err := d.CreateNetwork(nid, opts, v4, v6d); err != nil {
 		t.Fatalf("CreateNetwork %s: %v", nid, err)
@@ -137,7 +130,7 @@ func TestRestoreNetworkAdoptsBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	v4 := []driverapi.IPAMData{ipamData(t, "10.102.0.0/24", "10.102.0.1")}
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.102.0.0/24", "10.102.0.1")}
 	if err := d2.RestoreNetwork(nid, nil, v4, nil); err != nil {
 		t.Fatalf("RestoreNetwork on restart: %v", err)
 	}
@@ -158,7 +151,7 @@ func TestCreateNetworkRefusesNonBridge(t *testing.T) {
 	}
 	defer host.Handle().LinkDel(dummy)
 	opts := map[string]interface{}{netlabel.GenericData: map[string]string{BridgeName: "notabridge"}}
-	v4 := []driverapi.IPAMData{ipamData(t, "10.103.0.0/24", "10.103.0.1")}
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.103.0.0/24", "10.103.0.1")}
 	err := d.CreateNetwork("ac00000000000000", opts, v4, nil)
 	if !types.IsForbidden(err) {
 		t.Fatalf("CreateNetwork over a veth = %v, want Forbidden", err)
@@ -171,7 +164,7 @@ func TestDuplicateBridgeName(t *testing.T) {
 		return map[string]interface{}{netlabel.GenericData: options.Generic{BridgeName: "dupbr0"}}
 	}
 	createNetwork(t, d, "ad00000000000001", 104, false, opts())
-	v4 := []driverapi.IPAMData{ipamData(t, "10.105.0.0/24", "10.105.0.1")}
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.105.0.0/24", "10.105.0.1")}
 	err := d.CreateNetwork("ad00000000000002", opts(), v4, nil)
 	if !types.IsForbidden(err) || !strings.Contains(err.Error(), "ad00000000000001") {
 		t.Fatalf("second network on dupbr0 = %v, want Forbidden naming the first", err)
@@ -187,8 +180,8 @@ func TestCreateNetworkFailureLeavesNothing(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			d, host := testDriver(t)
 			d.SetFailAfter(step)
-			v4 := []driverapi.IPAMData{ipamData(t, "10.106.0.0/24", "10.106.0.1")}
-			v6 := []driverapi.IPAMData{ipamData(t, "fd00:106::/64", "fd00:106::1")}
+			v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.106.0.0/24", "10.106.0.1")}
+			v6 := []driverapi.IPAMData{drivertest.IPAMData(t, "fd00:106::/64", "fd00:106::1")}
 			err := d.CreateNetwork("ae00000000000001", map[string]interface{}{netlabel.EnableIPv6: true}, v4, v6)
 			if err == nil {
 				t.Fatal("CreateNetwork succeeded despite the injected failure")
@@ -211,93 +204,19 @@ func TestCreateNetworkFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// joinInfo is a driverapi.JoinInfo recording what the driver reports.
-type joinInfo struct {
-	ns      *osl.Namespace
-	ifName  string
-	created bool
-	gw4     net.IP
-	gw6     net.IP
-	noGW    bool
-}
-
-func (j *joinInfo) InterfaceName() driverapi.InterfaceNameInfo { return j }
-func (j *joinInfo) Sandbox() driverapi.SandboxInfo             { return j }
-func (j *joinInfo) NetNSFd() int                               { return j.ns.Fd() }
-func (j *joinInfo) IfaceName() string                          { return j.ifName }
-func (j *joinInfo) SetNames(string, string) error {
-	return fmt.Errorf("SetNames called")
-}
-func (j *joinInfo) SetCreatedInSandbox() error     { j.created = true; return nil }
-func (j *joinInfo) SetGateway(ip net.IP) error     { j.gw4 = ip; return nil }
-func (j *joinInfo) SetGatewayIPv6(ip net.IP) error { j.gw6 = ip; return nil }
-func (j *joinInfo) AddStaticRoute(*net.IPNet, int, net.IP) error {
-	return nil
-}
-func (j *joinInfo) DisableGatewayService() { j.noGW = true }
-
-// ifInfo is a driverapi.InterfaceInfo.
-type ifInfo struct {
-	mac          net.HardwareAddr
-	addr, addrV6 *net.IPNet
-}
-
-func (i *ifInfo) SetMacAddress(mac net.HardwareAddr) error {
-	if i.mac != nil {
-		return fmt.Errorf("MAC already set")
-	}
-	i.mac = mac
-	return nil
-}
-func (i *ifInfo) SetIPAddress(ip *net.IPNet) error {
-	if ip.IP.To4() != nil {
-		i.addr = ip
-	} else {
-		i.addrV6 = ip
-	}
-	return nil
-}
-func (i *ifInfo) MacAddress() net.HardwareAddr { return i.mac }
-func (i *ifInfo) Address() *net.IPNet          { return i.addr }
-func (i *ifInfo) AddressIPv6() *net.IPNet      { return i.addrV6 }
-
-func newSandbox(t testing.TB) *osl.Namespace {
-	t.Helper()
-	ns, err := osl.NewNamespace(filepath.Join(t.TempDir(), "netns"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Destroy() })
-	return ns
-}
-
-func cidr(t testing.TB, s string) *net.IPNet {
-	t.Helper()
-	ip, n, err := net.ParseCIDR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.IP = ip
-	return n
+// joinInfo returns a JoinInfo for the interface ifName in sb that
+// refuses SetNames: the bridge driver creates the sandbox's end of its
+// veth in the sandbox, and must never have the controller move one.
+func joinInfo(sb *osl.Namespace, ifName string) *drivertest.JoinInfo {
+	return &drivertest.JoinInfo{NS: sb, IfName: ifName, RefuseSetNames: true}
 }
 
 // joinEndpoint creates endpoint eid with address addr and joins it to a
-// new sandbox, configuring eth0 there as the controller would.
-func joinEndpoint(t testing.TB, d *Driver, nid, eid, addr string) (*osl.Namespace, *ifInfo, *joinInfo) {
+// new sandbox, configuring eth0 there as the controller would
+// (drivertest.JoinNew), with a JoinInfo that refuses SetNames.
+func joinEndpoint(t testing.TB, d *Driver, nid, eid, addr string) (*osl.Namespace, *drivertest.IfInfo, *drivertest.JoinInfo) {
 	t.Helper()
-	info := &ifInfo{addr: cidr(t, addr)}
-	if err := d.CreateEndpoint(nid, eid, info, nil); err != nil {
-		t.Fatalf("CreateEndpoint: %v", err)
-	}
-	sb := newSandbox(t)
-	ji := &joinInfo{ns: sb, ifName: "eth0"}
-	if err := d.Join(nid, eid, sb.Path(), ji, nil); err != nil {
-		t.Fatalf("Join: %v", err)
-	}
-	if err := sb.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: info.addr}); err != nil {
-		t.Fatalf("ConfigureInterface: %v", err)
-	}
-	return sb, info, ji
+	return drivertest.JoinNew(t, d, nid, eid, addr, joinInfo(nil, ""))
 }
 
 func TestJoin(t *testing.T) {
@@ -311,18 +230,18 @@ func testJoin(t *testing.T, d *Driver, host *osl.Namespace) {
 	createNetwork(t, d, nid, 107, true, nil)
 	sb, info, ji := joinEndpoint(t, d, nid, eid, "10.107.0.2/24")
 
-	if info.mac.String() != "02:42:0a:6b:00:02" {
-		t.Errorf("endpoint MAC = %s, want 02:42:0a:6b:00:02", info.mac)
+	if info.MAC.String() != "02:42:0a:6b:00:02" {
+		t.Errorf("endpoint MAC = %s, want 02:42:0a:6b:00:02", info.MAC)
 	}
-	if !ji.created || !ji.gw4.Equal(net.ParseIP("10.107.0.1")) || !ji.gw6.Equal(net.ParseIP("fd00:107::1")) || ji.noGW {
+	if !ji.Created || !ji.GW4.Equal(net.ParseIP("10.107.0.1")) || !ji.GW6.Equal(net.ParseIP("fd00:107::1")) || ji.NoGW {
 		t.Errorf("join reported %+v", ji)
 	}
 	eth0, err := sb.Handle().LinkByName("eth0")
 	if err != nil {
 		t.Fatalf("no eth0 in the sandbox: %v", err)
 	}
-	if eth0.Attrs().HardwareAddr.String() != info.mac.String() {
-		t.Errorf("eth0 MAC = %s, want %s", eth0.Attrs().HardwareAddr, info.mac)
+	if eth0.Attrs().HardwareAddr.String() != info.MAC.String() {
+		t.Errorf("eth0 MAC = %s, want %s", eth0.Attrs().HardwareAddr, info.MAC)
 	}
 	veth, err := host.Handle().LinkByName("vethafa00000000")
 	if err != nil {
@@ -333,7 +252,7 @@ func testJoin(t *testing.T, d *Driver, host *osl.Namespace) {
 		t.Errorf("host veth master %d flags %v, want up on bridge %d", veth.Attrs().MasterIndex, veth.Attrs().Flags, br.Attrs().Index)
 	}
 	oper, err := d.EndpointOperInfo(nid, eid)
-	if err != nil || oper[netlabel.MacAddress].(net.HardwareAddr).String() != info.mac.String() {
+	if err != nil || oper[netlabel.MacAddress].(net.HardwareAddr).String() != info.MAC.String() {
 		t.Errorf("EndpointOperInfo = %v, %v", oper, err)
 	}
 	if err := d.Join(nid, eid, sb.Path(), ji, nil); !types.IsForbidden(err) {
@@ -346,54 +265,9 @@ func TestJoinInternal(t *testing.T) {
 	const nid = "b000000000000001"
 	createNetwork(t, d, nid, 108, false, map[string]interface{}{netlabel.Internal: true})
 	_, _, ji := joinEndpoint(t, d, nid, "b0a0000000000002", "10.108.0.2/24")
-	if !ji.noGW || ji.gw4 != nil {
+	if !ji.NoGW || ji.GW4 != nil {
 		t.Errorf("internal network join reported %+v, want no gateway", ji)
 	}
-}
-
-// dialFrom connects from inside ns to addr and reads what the server says.
-func dialFrom(t testing.TB, ns *osl.Namespace, addr string) (string, error) {
-	t.Helper()
-	var got string
-	err := ns.Do(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var dl net.Dialer
-		c, err := dl.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		b, err := io.ReadAll(c)
-		got = string(b)
-		return err
-	})
-	return got, err
-}
-
-// listenIn opens a TCP listener inside ns that greets every connection.
-func listenIn(t testing.TB, ns *osl.Namespace, addr string) {
-	t.Helper()
-	var l net.Listener
-	if err := ns.Do(func() error {
-		var err error
-		l, err = net.Listen("tcp", addr)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte("hello"))
-			c.Close()
-		}
-	}()
 }
 
 func TestTrafficBetweenEndpoints(t *testing.T) {
@@ -402,8 +276,8 @@ func TestTrafficBetweenEndpoints(t *testing.T) {
 	createNetwork(t, d, nid, 109, false, nil)
 	sb1, _, _ := joinEndpoint(t, d, nid, "b1a0000000000002", "10.109.0.2/24")
 	sb2, _, _ := joinEndpoint(t, d, nid, "b1b0000000000003", "10.109.0.3/24")
-	listenIn(t, sb2, "10.109.0.3:8080")
-	got, err := dialFrom(t, sb1, "10.109.0.3:8080")
+	drivertest.ListenTCP(t, sb2, "10.109.0.3:8080", "hello")
+	got, err := drivertest.DialTCP(sb1, "10.109.0.3:8080", 5*time.Second)
 	if err != nil || got != "hello" {
 		t.Fatalf("dial 10.109.0.3:8080 from the first sandbox = %q, %v", got, err)
 	}
@@ -415,7 +289,7 @@ func TestLeaveAndJoinAgain(t *testing.T) {
 	const eid = "b2a0000000000002"
 	createNetwork(t, d, nid, 110, false, nil)
 	server, _, _ := joinEndpoint(t, d, nid, "b2b0000000000003", "10.110.0.3/24")
-	listenIn(t, server, "10.110.0.3:8080")
+	drivertest.ListenTCP(t, server, "10.110.0.3:8080", "hello")
 	sb, info, ji := joinEndpoint(t, d, nid, eid, "10.110.0.2/24")
 
 	// Leave as the controller does it: retire the sandbox side, then Leave.
@@ -434,10 +308,10 @@ func TestLeaveAndJoinAgain(t *testing.T) {
 	if err := d.Join(nid, eid, sb.Path(), ji, nil); err != nil {
 		t.Fatalf("Join again: %v", err)
 	}
-	if err := sb.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: info.addr}); err != nil {
+	if err := sb.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: info.Addr}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := dialFrom(t, sb, "10.110.0.3:8080")
+	got, err := drivertest.DialTCP(sb, "10.110.0.3:8080", 5*time.Second)
 	if err != nil || got != "hello" {
 		t.Fatalf("dial after join again = %q, %v", got, err)
 	}
@@ -481,7 +355,7 @@ func TestRestoreEndpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = d2.Close() })
-		v4 := []driverapi.IPAMData{ipamData(t, "10.112.0.0/24", "10.112.0.1")}
+		v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.112.0.0/24", "10.112.0.1")}
 		if err := d2.RestoreNetwork(nid, nil, v4, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -490,11 +364,11 @@ func TestRestoreEndpoint(t *testing.T) {
 
 	// The veth survived: nothing is recreated.
 	d2 := restart()
-	ji := &joinInfo{ns: sb, ifName: "eth0"}
+	ji := joinInfo(sb, "eth0")
 	if err := d2.RestoreEndpoint(nid, eid, info, sb.Path(), ji, nil); err != nil {
 		t.Fatalf("RestoreEndpoint: %v", err)
 	}
-	if ji.created {
+	if ji.Created {
 		t.Error("RestoreEndpoint recreated a veth that exists")
 	}
 
@@ -503,11 +377,11 @@ func TestRestoreEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	d3 := restart()
-	ji = &joinInfo{ns: sb, ifName: "eth0"}
+	ji = joinInfo(sb, "eth0")
 	if err := d3.RestoreEndpoint(nid, eid, info, sb.Path(), ji, nil); err != nil {
 		t.Fatalf("RestoreEndpoint: %v", err)
 	}
-	if !ji.created || !linkExists(t, sb.Handle(), "eth0") || !linkExists(t, host.Handle(), "vethb4a00000000") {
+	if !ji.Created || !linkExists(t, sb.Handle(), "eth0") || !linkExists(t, host.Handle(), "vethb4a00000000") {
 		t.Errorf("veth not recreated (reported %+v)", ji)
 	}
 	if err := d3.Leave(nid, eid); err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
 	"github.com/netkit/libnetwork/types"
@@ -13,22 +14,9 @@ import (
 
 const testNID = "0123456789abcdef0123456789abcdef"
 
-func ipamData(t testing.TB, pool, gw string) driverapi.IPAMData {
-	t.Helper()
-	_, p, err := net.ParseCIDR(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := driverapi.IPAMData{Pool: p}
-	if gw != "" {
-		d.Gateway = &net.IPNet{IP: net.ParseIP(gw), Mask: p.Mask}
-	}
-	return d
-}
-
 func TestParseNetworkConfig(t *testing.T) {
 	v4 := func(t *testing.T) []driverapi.IPAMData {
-		return []driverapi.IPAMData{ipamData(t, "10.10.0.0/24", "10.10.0.1")}
+		return []driverapi.IPAMData{drivertest.IPAMData(t, "10.10.0.0/24", "10.10.0.1")}
 	}
 	tests := []struct {
 		name    string
@@ -145,14 +133,14 @@ func TestParseIPAM(t *testing.T) {
 		wantN   int
 		wantErr bool
 	}{
-		{name: "v4", v4: []driverapi.IPAMData{ipamData(t, "10.1.0.0/16", "10.1.0.1")}, wantGW4: "10.1.0.1", wantN: 1},
-		{name: "v4 and v6", opts: v6on, v4: []driverapi.IPAMData{ipamData(t, "10.1.0.0/16", "10.1.0.1")}, v6: []driverapi.IPAMData{ipamData(t, "fd00:1::/64", "fd00:1::1")}, wantGW4: "10.1.0.1", wantGW6: "fd00:1::1", wantN: 2},
-		{name: "v6 ignored unless enabled", v4: []driverapi.IPAMData{ipamData(t, "10.1.0.0/16", "10.1.0.1")}, v6: []driverapi.IPAMData{ipamData(t, "fd00:1::/64", "fd00:1::1")}, wantGW4: "10.1.0.1", wantN: 1},
-		{name: "v6 only", opts: v6on, v6: []driverapi.IPAMData{ipamData(t, "fd00:1::/64", "fd00:1::1")}, wantGW6: "fd00:1::1", wantN: 1},
-		{name: "no gateway", v4: []driverapi.IPAMData{ipamData(t, "10.1.0.0/16", "")}, wantErr: true},
+		{name: "v4", v4: []driverapi.IPAMData{drivertest.IPAMData(t, "10.1.0.0/16", "10.1.0.1")}, wantGW4: "10.1.0.1", wantN: 1},
+		{name: "v4 and v6", opts: v6on, v4: []driverapi.IPAMData{drivertest.IPAMData(t, "10.1.0.0/16", "10.1.0.1")}, v6: []driverapi.IPAMData{drivertest.IPAMData(t, "fd00:1::/64", "fd00:1::1")}, wantGW4: "10.1.0.1", wantGW6: "fd00:1::1", wantN: 2},
+		{name: "v6 ignored unless enabled", v4: []driverapi.IPAMData{drivertest.IPAMData(t, "10.1.0.0/16", "10.1.0.1")}, v6: []driverapi.IPAMData{drivertest.IPAMData(t, "fd00:1::/64", "fd00:1::1")}, wantGW4: "10.1.0.1", wantN: 1},
+		{name: "v6 only", opts: v6on, v6: []driverapi.IPAMData{drivertest.IPAMData(t, "fd00:1::/64", "fd00:1::1")}, wantGW6: "fd00:1::1", wantN: 1},
+		{name: "no gateway", v4: []driverapi.IPAMData{drivertest.IPAMData(t, "10.1.0.0/16", "")}, wantErr: true},
 		{name: "no data", wantErr: true},
-		{name: "gateway outside pool", v4: []driverapi.IPAMData{ipamData(t, "10.1.0.0/16", "10.2.0.1")}, wantErr: true},
-		{name: "v6 pool as v4", v4: []driverapi.IPAMData{ipamData(t, "fd00:1::/64", "fd00:1::1")}, wantErr: true},
+		{name: "gateway outside pool", v4: []driverapi.IPAMData{drivertest.IPAMData(t, "10.1.0.0/16", "10.2.0.1")}, wantErr: true},
+		{name: "v6 pool as v4", v4: []driverapi.IPAMData{drivertest.IPAMData(t, "fd00:1::/64", "fd00:1::1")}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
 	"github.com/netkit/libnetwork/types"
@@ -29,7 +30,7 @@ func TestCreateNetworkRefusesForeignBridge(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer h.LinkDel(br)
-		if err := h.AddrAdd(br, &netlink.Addr{IPNet: cidr(t, "192.0.2.1/24")}); err != nil {
+		if err := h.AddrAdd(br, &netlink.Addr{IPNet: drivertest.CIDR(t, "192.0.2.1/24")}); err != nil {
 			t.Fatal(err)
 		}
 		if err := h.LinkSetUp(br); err != nil {
@@ -42,7 +43,7 @@ func TestCreateNetworkRefusesForeignBridge(t *testing.T) {
 		if name == "hostbr0" {
 			opts[netlabel.GenericData] = options.Generic{BridgeName: name}
 		}
-		v4 := []driverapi.IPAMData{ipamData(t, "10.124.0.0/24", "10.124.0.1")}
+		v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.124.0.0/24", "10.124.0.1")}
 		err := d.CreateNetwork(nid, opts, v4, nil)
 		if !types.IsForbidden(err) || !strings.Contains(err.Error(), name) {
 			_ = d.DeleteNetwork(nid)
@@ -114,7 +115,7 @@ func foreignBridge(t *testing.T, h *netlink.Handle, name, port string) netlink.L
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.LinkDel(p) })
-	if err := h.AddrAdd(br, &netlink.Addr{IPNet: cidr(t, "192.0.2.1/24")}); err != nil {
+	if err := h.AddrAdd(br, &netlink.Addr{IPNet: drivertest.CIDR(t, "192.0.2.1/24")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range []netlink.Link{br, p} {
@@ -191,7 +192,7 @@ func TestRestoreNetworkRefusesUnmarkedBridge(t *testing.T) {
 		if name == "hostbr1" {
 			opts[netlabel.GenericData] = options.Generic{BridgeName: name}
 		}
-		v4 := []driverapi.IPAMData{ipamData(t, "10.127.0.0/24", "10.127.0.1")}
+		v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.127.0.0/24", "10.127.0.1")}
 		err := d2.RestoreNetwork(c.nid, opts, v4, nil)
 		if !types.IsForbidden(err) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), c.nid) {
 			t.Errorf("RestoreNetwork %s over bridge %s = %v, want Forbidden naming both", c.nid, name, err)
@@ -292,11 +293,11 @@ func TestRestoreEndpointLeavesVethOnOtherBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	v4 := []driverapi.IPAMData{ipamData(t, "10.128.0.0/24", "10.128.0.1")}
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.128.0.0/24", "10.128.0.1")}
 	if err := d2.RestoreNetwork(nid, nil, v4, nil); err != nil {
 		t.Fatal(err)
 	}
-	err = d2.RestoreEndpoint(nid, eid, info, sb.Path(), &joinInfo{ns: sb, ifName: "eth0"}, nil)
+	err = d2.RestoreEndpoint(nid, eid, info, sb.Path(), joinInfo(sb, "eth0"), nil)
 	if !types.IsForbidden(err) || !strings.Contains(err.Error(), "vethe5a00000000") {
 		t.Errorf("RestoreEndpoint over a veth on another bridge = %v, want Forbidden naming it", err)
 	}

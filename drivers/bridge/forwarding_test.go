@@ -2,10 +2,10 @@ package bridge
 
 import (
 	"errors"
-	"log/slog"
 	"testing"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/firewall"
 	"github.com/netkit/libnetwork/internal/testutil"
 	"github.com/netkit/libnetwork/netlabel"
@@ -18,12 +18,8 @@ import (
 func forwardingDriver(t *testing.T, noDrop bool, setSysctl func(key, value string) error) (*Driver, *firewall.Firewall, *osl.Namespace) {
 	t.Helper()
 	testutil.RequireRoot(t)
-	ns, err := osl.NewNamespace(t.TempDir() + "/host")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Destroy() })
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ns := drivertest.NewNamespace(t)
+	logger := drivertest.Logger(t)
 	fw, err := firewall.New(ns.Fd(), logger)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +41,7 @@ func forwardingDriver(t *testing.T, noDrop bool, setSysctl func(key, value strin
 
 func createV4Network(t *testing.T, d *Driver, nid string) error {
 	t.Helper()
-	v4 := []driverapi.IPAMData{ipamData(t, "10.77.0.0/24", "10.77.0.1")}
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.77.0.0/24", "10.77.0.1")}
 	return d.CreateNetwork(nid, map[string]interface{}{netlabel.EnableIPv6: false}, v4, nil)
 }
 

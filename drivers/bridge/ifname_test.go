@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/types"
 )
@@ -36,5 +37,5 @@ func TestBridgeNameKeptVerbatim(t *testing.T) {
 }
 
 func ipamDataList(t *testing.T) []driverapi.IPAMData {
-	return []driverapi.IPAMData{ipamData(t, "10.10.0.0/24", "10.10.0.1")}
+	return []driverapi.IPAMData{drivertest.IPAMData(t, "10.10.0.0/24", "10.10.0.1")}
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 )
 
 // TestPortsAddNoPerPortState checks the choices that keep a join from
@@ -76,7 +77,7 @@ func TestPortsAddNoPerPortState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	v4 := []driverapi.IPAMData{ipamData(t, "10.130.0.0/24", "10.130.0.1")}
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.130.0.0/24", "10.130.0.1")}
 	if err := d2.RestoreNetwork(nid, nil, v4, nil); err != nil {
 		t.Fatalf("RestoreNetwork on restart: %v", err)
 	}

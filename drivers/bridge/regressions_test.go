@@ -4,10 +4,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/options"
 	"github.com/netkit/libnetwork/types"
@@ -28,16 +30,16 @@ func TestFailedRestoreEndpointForgetsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer host.Handle().LinkDel(squat)
-	sb := newSandbox(t)
-	info := &ifInfo{addr: cidr(t, "10.121.0.2/24")}
-	err := d.RestoreEndpoint(nid, eid, info, sb.Path(), &joinInfo{ns: sb, ifName: "eth0"}, nil)
+	sb := drivertest.NewNamespace(t)
+	info := &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.121.0.2/24")}
+	err := d.RestoreEndpoint(nid, eid, info, sb.Path(), joinInfo(sb, "eth0"), nil)
 	if !types.IsForbidden(err) {
 		t.Fatalf("RestoreEndpoint over a bridge named like the veth = %v, want Forbidden", err)
 	}
 	if _, err := d.EndpointOperInfo(nid, eid); err == nil {
 		t.Error("the driver still knows the endpoint whose restore failed")
 	}
-	if err := d.CreateEndpoint(nid, eid, &ifInfo{addr: cidr(t, "10.121.0.2/24")}, nil); err != nil {
+	if err := d.CreateEndpoint(nid, eid, &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.121.0.2/24")}, nil); err != nil {
 		t.Errorf("CreateEndpoint after a failed restore: %v", err)
 	}
 }
@@ -54,14 +56,14 @@ func TestAdoptedBridgeDropsStaleAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.LinkDel(br)
-	if err := h.AddrAdd(br, &netlink.Addr{IPNet: cidr(t, "10.199.0.1/24")}); err != nil {
+	if err := h.AddrAdd(br, &netlink.Addr{IPNet: drivertest.CIDR(t, "10.199.0.1/24")}); err != nil {
 		t.Fatal(err)
 	}
 	opts := map[string]interface{}{netlabel.GenericData: options.Generic{BridgeName: "review2br"}}
 	const nid = "c200000000000001"
 	// The network's own bridge, as a crashed run left it.
 	markBridge(t, h, br, nid)
-	v4 := []driverapi.IPAMData{ipamData(t, "10.122.0.0/24", "10.122.0.1")}
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.122.0.0/24", "10.122.0.1")}
 	if err := d.RestoreNetwork(nid, opts, v4, nil); err != nil {
 		t.Fatalf("RestoreNetwork: %v", err)
 	}
@@ -100,8 +102,8 @@ func TestICCOffWithoutBrNetfilter(t *testing.T) {
 		netlabel.GenericData: options.Generic{EnableICC: false}})
 	sb1, _, _ := joinEndpoint(t, d, nid, "c3a0000000000002", "10.123.0.2/24")
 	sb2, _, _ := joinEndpoint(t, d, nid, "c3b0000000000003", "10.123.0.3/24")
-	listenIn(t, sb2, "10.123.0.3:8080")
-	if got, err := dialFrom(t, sb1, "10.123.0.3:8080"); err == nil {
+	drivertest.ListenTCP(t, sb2, "10.123.0.3:8080", "hello")
+	if got, err := drivertest.DialTCP(sb1, "10.123.0.3:8080", 5*time.Second); err == nil {
 		t.Errorf("ICC off, yet the first sandbox reached the second (%q)", got)
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
@@ -34,7 +36,7 @@ func kernelHasIPVlan(t *testing.T) (bool, error) {
 		t.Fatalf("creating the probe's parent: %v", err)
 	}
 	defer func() { _ = h.LinkDel(veth) }()
-	l := &netlink.IPVlan{LinkAttrs: netlink.LinkAttrs{Name: "ipvprobe2", ParentIndex: mustIndex(t, h, "ipvprobe0")}, Mode: netlink.IPVLAN_MODE_L2}
+	l := &netlink.IPVlan{LinkAttrs: netlink.LinkAttrs{Name: "ipvprobe2", ParentIndex: drivertest.MustIndex(t, h, "ipvprobe0")}, Mode: netlink.IPVLAN_MODE_L2}
 	if err := h.LinkAdd(l); err != nil {
 		return false, err
 	}
@@ -50,30 +52,21 @@ func requireIPVlan(t *testing.T) {
 	}
 }
 
-func mustIndex(t testing.TB, h *netlink.Handle, name string) int {
-	t.Helper()
-	l, err := h.LinkByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l.Attrs().Index
-}
-
 func isNotImplemented(err error) bool {
 	var e types.NotImplementedError
 	return errors.As(err, &e)
 }
 
 // sandboxLink returns the joined interface as an ipvlan.
-func sandboxLink(t *testing.T, ji *joinInfo) *netlink.IPVlan {
+func sandboxLink(t *testing.T, ji *drivertest.JoinInfo) *netlink.IPVlan {
 	t.Helper()
-	l, err := ji.ns.Handle().LinkByName(ji.ifName)
+	l, err := ji.NS.Handle().LinkByName(ji.IfName)
 	if err != nil {
-		t.Fatalf("%s in the sandbox: %v", ji.ifName, err)
+		t.Fatalf("%s in the sandbox: %v", ji.IfName, err)
 	}
 	iv, ok := l.(*netlink.IPVlan)
 	if !ok {
-		t.Fatalf("%s in the sandbox is a %s, not an ipvlan", ji.ifName, l.Type())
+		t.Fatalf("%s in the sandbox is a %s, not an ipvlan", ji.IfName, l.Type())
 	}
 	return iv
 }
@@ -83,12 +76,12 @@ func sandboxLink(t *testing.T, ji *joinInfo) *netlink.IPVlan {
 func TestL2ReachesLANAndPeers(t *testing.T) {
 	requireIPVlan(t)
 	d, host := testDriver(t)
-	lan := newLAN(t, host, "lan0")
+	lan := drivertest.NewLAN(t, host, "lan0")
 	lanNetwork(t, d, nid1, "lan0", "", "")
-	sb1, ji1 := joinNew(t, d, nid1, eid1, "192.168.90.11/24")
-	sb2, _ := joinNew(t, d, nid1, eid2, "192.168.90.12/24")
-	if !ji1.created || !ji1.gw4.Equal(net.ParseIP("192.168.90.1")) || ji1.noGW || len(ji1.routes) != 0 {
-		t.Errorf("join reported created=%v gateway %v (disabled %v) routes %v; want created, 192.168.90.1, no routes", ji1.created, ji1.gw4, ji1.noGW, ji1.routes)
+	sb1, _, ji1 := drivertest.JoinNew(t, d, nid1, eid1, "192.168.90.11/24", nil)
+	sb2, _, _ := drivertest.JoinNew(t, d, nid1, eid2, "192.168.90.12/24", nil)
+	if !ji1.Created || !ji1.GW4.Equal(net.ParseIP("192.168.90.1")) || ji1.NoGW || len(ji1.Routes) != 0 {
+		t.Errorf("join reported created=%v gateway %v (disabled %v) routes %v; want created, 192.168.90.1, no routes", ji1.Created, ji1.GW4, ji1.NoGW, ji1.Routes)
 	}
 	iv := sandboxLink(t, ji1)
 	parent, _ := host.Handle().LinkByName("lan0")
@@ -96,12 +89,12 @@ func TestL2ReachesLANAndPeers(t *testing.T) {
 		t.Errorf("link mode %v flag %v MAC %s, want l2, bridge and the parent's MAC %s", iv.Mode, iv.Flag, iv.HardwareAddr, parent.Attrs().HardwareAddr)
 	}
 	for i, ns := range []*osl.Namespace{sb1, sb2} {
-		if got, err := dialFrom(ns, lan.addr); err != nil || got != "lan" {
+		if got, err := drivertest.DialTCP(ns, lan.Addr, time.Second); err != nil || got != "lan" {
 			t.Errorf("endpoint %d to the LAN server: %q, %v", i+1, got, err)
 		}
 	}
-	peer := listenIn(t, sb2, "192.168.90.12:0", "peer")
-	if got, err := dialFrom(sb1, peer); err != nil || got != "peer" {
+	peer := drivertest.ListenTCP(t, sb2, "192.168.90.12:0", "peer")
+	if got, err := drivertest.DialTCP(sb1, peer, time.Second); err != nil || got != "peer" {
 		t.Errorf("endpoint 1 to endpoint 2 with flag bridge: %q, %v", got, err)
 	}
 }
@@ -115,27 +108,27 @@ func TestL3ModesReachLAN(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			requireIPVlan(t)
 			d, host := testDriver(t)
-			lan := newLAN(t, host, "lan0")
-			if err := host.ConfigureInterface(osl.IfaceConfig{Name: "lan0", Addr: cidr(t, "192.168.90.2/24")}); err != nil {
+			lan := drivertest.NewLAN(t, host, "lan0")
+			if err := host.ConfigureInterface(osl.IfaceConfig{Name: "lan0", Addr: drivertest.CIDR(t, "192.168.90.2/24")}); err != nil {
 				t.Fatal(err)
 			}
 			_, sub, _ := net.ParseCIDR("10.91.0.0/24")
-			if err := lan.ns.Handle().RouteAdd(&netlink.Route{Dst: sub, Gw: net.ParseIP("192.168.90.2")}); err != nil {
+			if err := lan.NS.Handle().RouteAdd(&netlink.Route{Dst: sub, Gw: net.ParseIP("192.168.90.2")}); err != nil {
 				t.Fatal(err)
 			}
-			v4 := []driverapi.IPAMData{ipamData(t, "10.91.0.0/24", "10.91.0.1")}
-			if err := d.CreateNetwork(nid1, opts(ParentOption, "lan0", ModeOption, mode), v4, nil); err != nil {
+			v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.91.0.0/24", "10.91.0.1")}
+			if err := d.CreateNetwork(nid1, drivertest.GenericData(ParentOption, "lan0", ModeOption, mode), v4, nil); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = d.DeleteNetwork(nid1) })
-			sb, ji := joinNew(t, d, nid1, eid1, "10.91.0.11/24")
-			if ji.gw4 != nil || len(ji.routes) != 1 || ji.routes[0].dst != "0.0.0.0/0" {
-				t.Errorf("join reported gateway %v routes %v, want none and 0.0.0.0/0", ji.gw4, ji.routes)
+			sb, _, ji := drivertest.JoinNew(t, d, nid1, eid1, "10.91.0.11/24", nil)
+			if ji.GW4 != nil || len(ji.Routes) != 1 || ji.Routes[0].Dst != "0.0.0.0/0" {
+				t.Errorf("join reported gateway %v routes %v, want none and 0.0.0.0/0", ji.GW4, ji.Routes)
 			}
 			if iv := sandboxLink(t, ji); iv.Mode != linkModes[mode] {
 				t.Errorf("link mode %v, want %v", iv.Mode, linkModes[mode])
 			}
-			if got, err := dialFrom(sb, lan.addr); err != nil || got != "lan" {
+			if got, err := drivertest.DialTCP(sb, lan.Addr, time.Second); err != nil || got != "lan" {
 				t.Errorf("endpoint to the LAN server in %s mode: %q, %v", mode, got, err)
 			}
 		})
@@ -152,42 +145,42 @@ func TestJoinWithoutIPVlan(t *testing.T) {
 		t.Skip("the kernel has the ipvlan link type (decided by trying); the live tests cover Join")
 	}
 	d, host := testDriver(t)
-	newLAN(t, host, "lan0")
+	drivertest.NewLAN(t, host, "lan0")
 	h := host.Handle()
 	for i, mode := range []string{ModeL2, ModeL3, ModeL3S} {
 		nid := []string{nid1, nid2, nid3}[i]
-		v4 := []driverapi.IPAMData{ipamData(t, []string{"10.81.0.0/24", "10.82.0.0/24", "10.83.0.0/24"}[i], "")}
-		if err := d.CreateNetwork(nid, opts(ParentOption, "lan0", ModeOption, mode, FlagOption, FlagPrivate), v4, nil); err != nil {
+		v4 := []driverapi.IPAMData{drivertest.IPAMData(t, []string{"10.81.0.0/24", "10.82.0.0/24", "10.83.0.0/24"}[i], "")}
+		if err := d.CreateNetwork(nid, drivertest.GenericData(ParentOption, "lan0", ModeOption, mode, FlagOption, FlagPrivate), v4, nil); err != nil {
 			if i > 0 && types.IsForbidden(err) {
 				// One mode per parent: the others on parents of their own.
 				parent := "lan" + mode
-				newLAN(t, host, parent)
-				err = d.CreateNetwork(nid, opts(ParentOption, parent, ModeOption, mode, FlagOption, FlagPrivate), v4, nil)
+				drivertest.NewLAN(t, host, parent)
+				err = d.CreateNetwork(nid, drivertest.GenericData(ParentOption, parent, ModeOption, mode, FlagOption, FlagPrivate), v4, nil)
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
 		t.Cleanup(func() { _ = d.DeleteNetwork(nid) })
-		if err := d.CreateEndpoint(nid, eid1, &ifInfo{addr: cidr(t, strings.Replace(v4[0].Pool.String(), ".0/24", ".11/24", 1))}, nil); err != nil {
+		if err := d.CreateEndpoint(nid, eid1, &drivertest.IfInfo{Addr: drivertest.CIDR(t, strings.Replace(v4[0].Pool.String(), ".0/24", ".11/24", 1))}, nil); err != nil {
 			t.Fatal(err)
 		}
-		sb := newSandbox(t)
-		before, sbBefore := linkNames(t, h), linkNames(t, sb.Handle())
+		sb := drivertest.NewNamespace(t)
+		before, sbBefore := drivertest.LinkNames(t, h), drivertest.LinkNames(t, sb.Handle())
 		for range 2 { // the second attempt must fail the same way
-			ji := &joinInfo{ns: sb, ifName: "eth0"}
+			ji := &drivertest.JoinInfo{NS: sb, IfName: "eth0"}
 			err := d.Join(nid, eid1, sb.Path(), ji, nil)
 			if !isNotImplemented(err) || !strings.Contains(err.Error(), "ipvlan") || !strings.Contains(err.Error(), kerr.Error()) {
 				t.Fatalf("%s: Join = %v; want NotImplemented naming ipvlan and the kernel's error %q", mode, err, kerr)
 			}
-			if ji.created || ji.gw4 != nil || len(ji.routes) != 0 {
+			if ji.Created || ji.GW4 != nil || len(ji.Routes) != 0 {
 				t.Errorf("%s: a failed Join reported %+v", mode, ji)
 			}
 		}
-		if after := linkNames(t, h); after != before {
+		if after := drivertest.LinkNames(t, h); after != before {
 			t.Errorf("%s: links of the controller's namespace after the failed Join:\n%s\nbefore:\n%s", mode, after, before)
 		}
-		if after := linkNames(t, sb.Handle()); after != sbBefore {
+		if after := drivertest.LinkNames(t, sb.Handle()); after != sbBefore {
 			t.Errorf("%s: links of the sandbox after the failed Join:\n%s\nbefore:\n%s", mode, after, sbBefore)
 		}
 		if err := d.Leave(nid, eid1); err != nil {
@@ -205,25 +198,25 @@ func TestJoinWithoutIPVlan(t *testing.T) {
 // leaves nothing, and the parent stays after the last network.
 func TestParentSharing(t *testing.T) {
 	d, host := testDriver(t)
-	newLAN(t, host, "lan0")
+	drivertest.NewLAN(t, host, "lan0")
 	h := host.Handle()
 	lanNetwork(t, d, nid1, "lan0", ModeL2, FlagBridge)
-	before := linkNames(t, h)
-	v4 := []driverapi.IPAMData{ipamData(t, "10.70.0.0/24", "10.70.0.1")}
+	before := drivertest.LinkNames(t, h)
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.70.0.0/24", "10.70.0.1")}
 	for _, kv := range [][]string{{ModeOption, ModeL3}, {FlagOption, FlagPrivate}, {ModeOption, ModeL3S, FlagOption, FlagVEPA}} {
-		err := d.CreateNetwork(nid2, opts(append([]string{ParentOption, "lan0"}, kv...)...), v4, nil)
+		err := d.CreateNetwork(nid2, drivertest.GenericData(append([]string{ParentOption, "lan0"}, kv...)...), v4, nil)
 		if !types.IsForbidden(err) || !strings.Contains(err.Error(), nid1) || !strings.Contains(err.Error(), "lan0") {
 			t.Errorf("%v on lan0 used in l2/bridge: %v, want Forbidden naming %s and lan0", kv, err, nid1)
 		}
-		if after := linkNames(t, h); after != before {
+		if after := drivertest.LinkNames(t, h); after != before {
 			t.Errorf("links changed:\n%s\nbefore:\n%s", after, before)
 		}
 	}
-	if err := d.CreateNetwork(nid2, opts(ParentOption, "lan0", ModeOption, ModeL2), v4, nil); err != nil {
+	if err := d.CreateNetwork(nid2, drivertest.GenericData(ParentOption, "lan0", ModeOption, ModeL2), v4, nil); err != nil {
 		t.Fatalf("second l2/bridge network on lan0: %v", err)
 	}
 	// Refusals released their claims: nid2 could be created.
-	if err := d.CreateNetwork(nid3, opts(ParentOption, "lan0"), []driverapi.IPAMData{ipamData(t, "10.70.0.0/25", "")}, nil); !types.IsForbidden(err) {
+	if err := d.CreateNetwork(nid3, drivertest.GenericData(ParentOption, "lan0"), []driverapi.IPAMData{drivertest.IPAMData(t, "10.70.0.0/25", "")}, nil); !types.IsForbidden(err) {
 		t.Errorf("overlapping subnet on lan0: %v, want Forbidden", err)
 	}
 	for _, nid := range []string{nid2, nid1} {
@@ -238,20 +231,20 @@ func TestParentSharing(t *testing.T) {
 
 func TestBadInputLeavesNothing(t *testing.T) {
 	d, host := testDriver(t)
-	newLAN(t, host, "lan0")
+	drivertest.NewLAN(t, host, "lan0")
 	h := host.Handle()
-	before := linkNames(t, h)
-	otherV4 := []driverapi.IPAMData{ipamData(t, "10.88.0.0/24", "10.88.0.1")}
+	before := drivertest.LinkNames(t, h)
+	otherV4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.88.0.0/24", "10.88.0.1")}
 	for name, tc := range map[string]struct {
 		opts  map[string]interface{}
 		check func(error) bool
 		want  []string
 	}{
-		"unknown option":   {opts(ParentOption, "lan0", "macvlan_mode", "bridge"), types.IsBadRequest, []string{"macvlan_mode"}},
-		"unknown mode":     {opts(ParentOption, "lan0", ModeOption, "l4"), types.IsBadRequest, []string{ModeOption, "l4"}},
-		"unknown flag":     {opts(ParentOption, "lan0", FlagOption, "passthru"), types.IsBadRequest, []string{FlagOption, "passthru"}},
-		"missing parent":   {opts(ParentOption, "nosuch0"), types.IsNotFound, []string{"nosuch0"}},
-		"MTU above parent": {opts(ParentOption, "lan0", MTUOption, "9000"), types.IsBadRequest, []string{"9000", "lan0"}},
+		"unknown option":   {drivertest.GenericData(ParentOption, "lan0", "macvlan_mode", "bridge"), types.IsBadRequest, []string{"macvlan_mode"}},
+		"unknown mode":     {drivertest.GenericData(ParentOption, "lan0", ModeOption, "l4"), types.IsBadRequest, []string{ModeOption, "l4"}},
+		"unknown flag":     {drivertest.GenericData(ParentOption, "lan0", FlagOption, "passthru"), types.IsBadRequest, []string{FlagOption, "passthru"}},
+		"missing parent":   {drivertest.GenericData(ParentOption, "nosuch0"), types.IsNotFound, []string{"nosuch0"}},
+		"MTU above parent": {drivertest.GenericData(ParentOption, "lan0", MTUOption, "9000"), types.IsBadRequest, []string{"9000", "lan0"}},
 		"bad option type":  {map[string]interface{}{netlabel.GenericData: 42}, types.IsBadRequest, []string{netlabel.GenericData}},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -268,7 +261,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 					t.Errorf("error %q does not name %q", err, w)
 				}
 			}
-			if after := linkNames(t, h); after != before {
+			if after := drivertest.LinkNames(t, h); after != before {
 				t.Errorf("links changed:\n%s\nbefore:\n%s", after, before)
 			}
 		})
@@ -279,8 +272,8 @@ func TestBadInputLeavesNothing(t *testing.T) {
 // driver's own, marked, removed with the network.
 func TestInternalNetwork(t *testing.T) {
 	d, host := testDriver(t)
-	v4 := []driverapi.IPAMData{ipamData(t, "10.77.0.0/24", "10.77.0.1")}
-	if err := d.CreateNetwork(nid1, opts(ModeOption, ModeL3), v4, nil); err != nil {
+	v4 := []driverapi.IPAMData{drivertest.IPAMData(t, "10.77.0.0/24", "10.77.0.1")}
+	if err := d.CreateNetwork(nid1, drivertest.GenericData(ModeOption, ModeL3), v4, nil); err != nil {
 		t.Fatalf("CreateNetwork without parent: %v", err)
 	}
 	l, err := host.Handle().LinkByName("di-aa0000000000")
@@ -302,19 +295,19 @@ func TestInternalNetwork(t *testing.T) {
 // refused, and the endpoint bookkeeping refuses duplicates and unknowns.
 func TestEndpointsAndPorts(t *testing.T) {
 	d, host := testDriver(t)
-	newLAN(t, host, "lan0")
+	drivertest.NewLAN(t, host, "lan0")
 	lanNetwork(t, d, nid1, "lan0", "", "")
-	info := &ifInfo{addr: cidr(t, "192.168.90.11/24")}
+	info := &drivertest.IfInfo{Addr: drivertest.CIDR(t, "192.168.90.11/24")}
 	if err := d.CreateEndpoint(nid1, eid1, info, nil); err != nil {
 		t.Fatal(err)
 	}
-	if info.mac != nil {
-		t.Errorf("CreateEndpoint set MAC %s; an ipvlan link has its parent's", info.mac)
+	if info.MAC != nil {
+		t.Errorf("CreateEndpoint set MAC %s; an ipvlan link has its parent's", info.MAC)
 	}
-	if err := d.CreateEndpoint(nid1, eid1, &ifInfo{}, nil); !types.IsForbidden(err) {
+	if err := d.CreateEndpoint(nid1, eid1, &drivertest.IfInfo{}, nil); !types.IsForbidden(err) {
 		t.Errorf("duplicate endpoint: %v, want Forbidden", err)
 	}
-	if err := d.CreateEndpoint(nid2, eid2, &ifInfo{}, nil); !types.IsNotFound(err) {
+	if err := d.CreateEndpoint(nid2, eid2, &drivertest.IfInfo{}, nil); !types.IsNotFound(err) {
 		t.Errorf("endpoint of an unknown network: %v, want NotFound", err)
 	}
 	if err := d.ProgramExternalConnectivity(nid1, eid1, map[string]interface{}{}); err != nil {
@@ -341,28 +334,28 @@ func TestEndpointsAndPorts(t *testing.T) {
 func TestRestoreAndOrphans(t *testing.T) {
 	d1, host := testDriver(t)
 	h := host.Handle()
-	v4 := func(p string) []driverapi.IPAMData { return []driverapi.IPAMData{ipamData(t, p, "")} }
+	v4 := func(p string) []driverapi.IPAMData { return []driverapi.IPAMData{drivertest.IPAMData(t, p, "")} }
 	if err := d1.CreateNetwork(nid1, nil, v4("10.61.0.0/24"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := d1.CreateNetwork(nid3, nil, v4("10.62.0.0/24"), nil); err != nil {
 		t.Fatal(err)
 	}
-	kept := mustIndex(t, h, "di-aa0000000000")
+	kept := drivertest.MustIndex(t, h, "di-aa0000000000")
 	d2, _ := testDriver(t)
 	if err := d2.RestoreNetwork(nid1, nil, v4("10.61.0.0/24"), nil); err != nil {
 		t.Fatalf("RestoreNetwork: %v", err)
 	}
-	if err := d2.RestoreEndpoint(nid1, eid1, &ifInfo{addr: cidr(t, "10.61.0.11/24")}, "/x", &joinInfo{}, nil); err != nil {
+	if err := d2.RestoreEndpoint(nid1, eid1, &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.61.0.11/24")}, "/x", &drivertest.JoinInfo{}, nil); err != nil {
 		t.Fatalf("RestoreEndpoint: %v", err)
 	}
-	if err := d2.Join(nid1, eid1, "/x", &joinInfo{ns: newSandbox(t), ifName: "eth0"}, nil); !types.IsForbidden(err) {
+	if err := d2.Join(nid1, eid1, "/x", &drivertest.JoinInfo{NS: drivertest.NewNamespace(t), IfName: "eth0"}, nil); !types.IsForbidden(err) {
 		t.Errorf("Join of a restored joined endpoint = %v, want Forbidden", err)
 	}
 	if err := d2.CollectOrphans(map[string]bool{nid1: true}, map[string]bool{eid1: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustIndex(t, h, "di-aa0000000000"); got != kept {
+	if got := drivertest.MustIndex(t, h, "di-aa0000000000"); got != kept {
 		t.Errorf("restored network's parent index %d, want %d (adopted)", got, kept)
 	}
 	if _, err := h.LinkByName("di-ab0000000000"); err == nil {
@@ -381,28 +374,24 @@ func TestRestoreAndOrphans(t *testing.T) {
 // through eth0, and a destination outside the subnet reached through it.
 func TestConnectedDefaultRoutesApply(t *testing.T) {
 	_, host := testDriver(t)
-	sb, peer := newSandbox(t), newSandbox(t)
+	sb, peer := drivertest.NewNamespace(t), drivertest.NewNamespace(t)
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", Namespace: netlink.NsFd(sb.Fd())}, PeerName: "peer0", PeerNamespace: netlink.NsFd(peer.Fd())}
 	if err := host.Handle().LinkAdd(veth); err != nil {
 		t.Fatal(err)
 	}
-	ji := &joinInfo{ifName: "eth0"}
+	ji := &drivertest.JoinInfo{IfName: "eth0"}
 	n := &network{config: networkConfig{mode: ModeL3, flag: FlagBridge}}
 	if err := report(n, &endpoint{v6: true}, ji); err != nil {
 		t.Fatal(err)
 	}
-	cfg := osl.IfaceConfig{Name: "eth0", Addr: cidr(t, "10.91.0.11/24"), AddrV6: cidr(t, "fd91::11/64")}
-	for _, r := range ji.routes {
-		_, dst, _ := net.ParseCIDR(r.dst)
-		cfg.Routes = append(cfg.Routes, osl.Route{Dst: dst, Gw: r.nextHop})
-	}
+	cfg := osl.IfaceConfig{Name: "eth0", Addr: drivertest.CIDR(t, "10.91.0.11/24"), AddrV6: drivertest.CIDR(t, "fd91::11/64"), Routes: ji.OSLRoutes()}
 	if err := sb.ConfigureInterface(cfg); err != nil {
-		t.Fatalf("applying the l3 routes %v: %v", ji.routes, err)
+		t.Fatalf("applying the l3 routes %v: %v", ji.Routes, err)
 	}
 	// The peer answers for an address outside the endpoint's subnet, on
 	// the link (as the parent routes in l3 mode).
-	if err := peer.ConfigureInterface(osl.IfaceConfig{Name: "peer0", Addr: cidr(t, "172.30.0.1/32"),
-		Routes: []osl.Route{{Dst: cidr(t, "10.91.0.0/24")}}}); err != nil {
+	if err := peer.ConfigureInterface(osl.IfaceConfig{Name: "peer0", Addr: drivertest.CIDR(t, "172.30.0.1/32"),
+		Routes: []osl.Route{{Dst: drivertest.CIDR(t, "10.91.0.0/24")}}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
@@ -412,7 +401,7 @@ func TestConnectedDefaultRoutesApply(t *testing.T) {
 		}
 		found := false
 		for _, r := range routes {
-			if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw == nil && r.LinkIndex == mustIndex(t, sb.Handle(), "eth0") {
+			if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw == nil && r.LinkIndex == drivertest.MustIndex(t, sb.Handle(), "eth0") {
 				found = true
 			}
 		}
@@ -420,8 +409,8 @@ func TestConnectedDefaultRoutesApply(t *testing.T) {
 			t.Errorf("family %d: no default route through eth0 without gateway in %v", family, routes)
 		}
 	}
-	srv := listenIn(t, peer, "172.30.0.1:0", "routed")
-	if got, err := dialFrom(sb, srv); err != nil || got != "routed" {
+	srv := drivertest.ListenTCP(t, peer, "172.30.0.1:0", "routed")
+	if got, err := drivertest.DialTCP(sb, srv, time.Second); err != nil || got != "routed" {
 		t.Errorf("through the connected default route: %q, %v", got, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -50,7 +51,7 @@ func TestLinkSpec(t *testing.T) {
 }
 
 func TestParseNetworkConfig(t *testing.T) {
-	c, err := parseNetworkConfig("n1", opts(ParentOption, "eth0", "com.docker.network.some_label", "x"), nil, nil)
+	c, err := parseNetworkConfig("n1", drivertest.GenericData(ParentOption, "eth0", "com.docker.network.some_label", "x"), nil, nil)
 	if err != nil || c.mode != ModeL2 || c.flag != FlagBridge || c.parent != "eth0" || c.internal || c.mtu != 0 || c.routed() {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}
@@ -68,7 +69,7 @@ func TestParseNetworkConfig(t *testing.T) {
 		{[]string{"macvlan_mode", "bridge"}, []string{"macvlan_mode"}},
 		{[]string{MTUOption, "20"}, []string{"20"}},
 	} {
-		_, err := parseNetworkConfig("n1", opts(append([]string{ParentOption, "eth0"}, tc.kv...)...), nil, nil)
+		_, err := parseNetworkConfig("n1", drivertest.GenericData(append([]string{ParentOption, "eth0"}, tc.kv...)...), nil, nil)
 		if !types.IsBadRequest(err) {
 			t.Errorf("%v: %v, want BadRequest", tc.kv, err)
 			continue
@@ -101,7 +102,7 @@ func TestReport(t *testing.T) {
 		{ModeL3, true, true, false, nil},
 	} {
 		n := &network{config: networkConfig{mode: tc.mode, flag: FlagBridge, internal: tc.internal, gw4: gw4, gw6: gw6}}
-		ji := &joinInfo{ifName: "eth0"}
+		ji := &drivertest.JoinInfo{IfName: "eth0"}
 		if err := report(n, &endpoint{v6: tc.v6}, ji); err != nil {
 			t.Fatal(err)
 		}
@@ -109,18 +110,18 @@ func TestReport(t *testing.T) {
 		if tc.internal {
 			name += " internal"
 		}
-		if !ji.created {
+		if !ji.Created {
 			t.Errorf("%s: the interface was not reported created in the sandbox", name)
 		}
-		if tc.gw != (ji.gw4 != nil) || tc.gw != (ji.gw6 != nil) || ji.noGW == tc.gw {
-			t.Errorf("%s: gateways %v %v (disabled %v), want gateways %v", name, ji.gw4, ji.gw6, ji.noGW, tc.gw)
+		if tc.gw != (ji.GW4 != nil) || tc.gw != (ji.GW6 != nil) || ji.NoGW == tc.gw {
+			t.Errorf("%s: gateways %v %v (disabled %v), want gateways %v", name, ji.GW4, ji.GW6, ji.NoGW, tc.gw)
 		}
 		var got []string
-		for _, r := range ji.routes {
-			if r.typ != types.CONNECTED || r.nextHop != nil {
+		for _, r := range ji.Routes {
+			if r.Type != types.CONNECTED || r.NextHop != nil {
 				t.Errorf("%s: route %+v, want connected, without next hop", name, r)
 			}
-			got = append(got, r.dst)
+			got = append(got, r.Dst)
 		}
 		if strings.Join(got, " ") != strings.Join(tc.routes, " ") {
 			t.Errorf("%s: routes %v, want %v", name, got, tc.routes)
@@ -135,10 +136,10 @@ func TestIPAMRefused(t *testing.T) {
 		opts   map[string]interface{}
 		v4, v6 []driverapi.IPAMData
 	}{
-		"no pool":           {opts(), []driverapi.IPAMData{{}}, nil},
-		"IPv6 pool as IPv4": {opts(), []driverapi.IPAMData{ipamData(t, "fd00::/64", "")}, nil},
-		"gateway outside":   {opts(), []driverapi.IPAMData{ipamData(t, "10.0.0.0/24", "10.0.1.1")}, nil},
-		"IPv4 pool as IPv6": {v6opts, nil, []driverapi.IPAMData{ipamData(t, "10.0.0.0/24", "")}},
+		"no pool":           {drivertest.GenericData(), []driverapi.IPAMData{{}}, nil},
+		"IPv6 pool as IPv4": {drivertest.GenericData(), []driverapi.IPAMData{drivertest.IPAMData(t, "fd00::/64", "")}, nil},
+		"gateway outside":   {drivertest.GenericData(), []driverapi.IPAMData{drivertest.IPAMData(t, "10.0.0.0/24", "10.0.1.1")}, nil},
+		"IPv4 pool as IPv6": {v6opts, nil, []driverapi.IPAMData{drivertest.IPAMData(t, "10.0.0.0/24", "")}},
 	} {
 		if _, err := parseNetworkConfig("n1", tc.opts, tc.v4, tc.v6); !types.IsBadRequest(err) {
 			t.Errorf("%s: %v, want BadRequest", name, err)

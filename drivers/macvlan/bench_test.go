@@ -3,6 +3,8 @@ package macvlan
 import (
 	"fmt"
 	"testing"
+
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 )
 
 // benchJoin joins b.N endpoints of a network on a LAN parent to one
@@ -12,29 +14,22 @@ import (
 func benchJoin(b *testing.B, move bool) {
 	d, host := testDriver(b)
 	d.joinByMove = move
-	newLAN(b, host, "lan0")
+	drivertest.NewLAN(b, host, "lan0")
 	const nid = "c000000000000001"
-	opts := opts(ParentOption, "lan0")
+	opts := drivertest.GenericData(ParentOption, "lan0")
 	if err := d.CreateNetwork(nid, opts, nil, nil); err != nil {
 		b.Fatal(err)
 	}
-	sb := newSandbox(b)
-	eids := make([]string, b.N)
-	for i := range eids {
-		eids[i] = fmt.Sprintf("%011x%053x", i, 0)
-		ip := fmt.Sprintf("10.120.%d.%d/16", (i+2)/256, (i+2)%256)
-		if err := d.CreateEndpoint(nid, eids[i], &ifInfo{addr: cidr(b, ip)}, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
+	sb := drivertest.NewNamespace(b)
+	eids := drivertest.CreateEndpoints(b, d, nid, "10.120", b.N)
 	b.ResetTimer()
 	for i, eid := range eids {
-		ji := &joinInfo{ns: sb, ifName: fmt.Sprintf("eth%d", i)}
+		ji := &drivertest.JoinInfo{NS: sb, IfName: fmt.Sprintf("eth%d", i)}
 		if err := d.Join(nid, eid, sb.Path(), ji, nil); err != nil {
 			b.Fatal(err)
 		}
 		if move {
-			if err := sb.MoveInterface(host.Handle(), ji.moved, ji.ifName); err != nil {
+			if err := sb.MoveInterface(host.Handle(), ji.Moved, ji.IfName); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 )
 
 // TestLinkSpec checks the netlink request Join builds for every mode,
@@ -42,7 +44,7 @@ func TestLinkSpec(t *testing.T) {
 }
 
 func TestParseNetworkConfig(t *testing.T) {
-	c, err := parseNetworkConfig("n1", opts(ParentOption, "eth0", "com.docker.network.some_label", "x"), nil, nil)
+	c, err := parseNetworkConfig("n1", drivertest.GenericData(ParentOption, "eth0", "com.docker.network.some_label", "x"), nil, nil)
 	if err != nil || c.mode != ModeBridge || c.parent != "eth0" || c.internal || c.mtu != 0 {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}

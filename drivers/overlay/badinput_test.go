@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/types"
 )
@@ -155,26 +156,26 @@ func TestBadEndpointsAndPeers(t *testing.T) {
 	links := func() string { return fmt.Sprint(len(h.nsLinks(t, nid1))) }
 	before := links()
 
-	if err := h.d.CreateEndpoint(nid1, eid2, &ifInfo{addr: cidr(t, "10.99.0.2/24")}, nil); !types.IsBadRequest(err) || !strings.Contains(err.Error(), "10.99.0.2") {
+	if err := h.d.CreateEndpoint(nid1, eid2, &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.99.0.2/24")}, nil); !types.IsBadRequest(err) || !strings.Contains(err.Error(), "10.99.0.2") {
 		t.Errorf("endpoint outside the subnets: %v", err)
 	}
-	if err := h.d.CreateEndpoint(nid1, eid2, &ifInfo{}, nil); !types.IsBadRequest(err) {
+	if err := h.d.CreateEndpoint(nid1, eid2, &drivertest.IfInfo{}, nil); !types.IsBadRequest(err) {
 		t.Errorf("endpoint without an address: %v", err)
 	}
-	if err := h.d.CreateEndpoint(nid2, eid2, &ifInfo{addr: cidr(t, "10.50.0.12/24")}, nil); !types.IsNotFound(err) {
+	if err := h.d.CreateEndpoint(nid2, eid2, &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.50.0.12/24")}, nil); !types.IsNotFound(err) {
 		t.Errorf("endpoint of an unknown network: %v", err)
 	}
-	if err := h.d.CreateEndpoint(nid1, eid1, &ifInfo{addr: cidr(t, "10.50.0.11/24")}, nil); !types.IsForbidden(err) {
+	if err := h.d.CreateEndpoint(nid1, eid1, &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.50.0.11/24")}, nil); !types.IsForbidden(err) {
 		t.Errorf("endpoint twice: %v", err)
 	}
 	if err := h.d.Join(nid1, eid1, c.ns.Path(), nil, nil); !types.IsBadRequest(err) {
 		t.Errorf("join without a sandbox: %v", err)
 	}
 	// A name the sandbox already has.
-	if err := h.d.CreateEndpoint(nid1, eid2, &ifInfo{addr: cidr(t, "10.50.0.12/24")}, nil); err != nil {
+	if err := h.d.CreateEndpoint(nid1, eid2, &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.50.0.12/24")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.d.Join(nid1, eid2, c.ns.Path(), &joinInfo{ns: c.ns, ifName: "eth0"}, nil); !types.IsForbidden(err) || !strings.Contains(err.Error(), "eth0") {
+	if err := h.d.Join(nid1, eid2, c.ns.Path(), joinInfo(c.ns, "eth0"), nil); !types.IsForbidden(err) || !strings.Contains(err.Error(), "eth0") {
 		t.Errorf("join under a name the sandbox has: %v", err)
 	}
 	if after := links(); after != before {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/osl"
 )
 
@@ -24,19 +25,14 @@ func BenchmarkJoin(b *testing.B) {
 	u := newUnderlay(b)
 	h := u.addHost(b, 1)
 	h.createNet(b, nid1, 4500, "10.90.0.0/16")
-	eids := make([]string, b.N)
+	eids := drivertest.CreateEndpoints(b, h.d, nid1, "10.90", b.N)
 	sbs := make([]*osl.Namespace, b.N)
-	for i := range eids {
-		eids[i] = fmt.Sprintf("%011x%053x", i, 0)
-		ip := fmt.Sprintf("10.90.%d.%d/16", (i+2)/256, (i+2)%256)
-		if err := h.d.CreateEndpoint(nid1, eids[i], &ifInfo{addr: cidr(b, ip)}, nil); err != nil {
-			b.Fatal(err)
-		}
-		sbs[i] = newNamespace(b)
+	for i := range sbs {
+		sbs[i] = drivertest.NewNamespace(b)
 	}
 	b.ResetTimer()
 	for i, eid := range eids {
-		ji := &joinInfo{ns: sbs[i], ifName: "eth0"}
+		ji := joinInfo(sbs[i], "eth0")
 		if err := h.d.Join(nid1, eid, sbs[i].Path(), ji, nil); err != nil {
 			b.Fatal(err)
 		}
@@ -76,11 +72,7 @@ func BenchmarkIperf3(b *testing.B) {
 }
 
 func benchIperf3(b *testing.B, cpuPerHost bool) {
-	u := newUnderlay(b)
-	h1, h2 := u.addHost(b, 1), u.addHost(b, 2)
-	for _, h := range []*testHost{h1, h2} {
-		h.createNet(b, nid1, 4600, "10.80.0.0/24")
-	}
+	h1, h2 := twoHosts(b, 4600, "10.80.0.0/24")
 	c1 := h1.join(b, nid1, eid1, "10.80.0.11/24")
 	c2 := h2.join(b, nid1, eid2, "10.80.0.12/24")
 	addPeers(b, nid1, []*testHost{h1, h2}, []*container{c1, c2})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
@@ -17,11 +18,7 @@ import (
 // and then goes; joining again before that takes the name back (the old
 // veth moved aside) and works; the veths of a network go with it.
 func TestLeaveAndJoinAgain(t *testing.T) {
-	u := newUnderlay(t)
-	h1, h2 := u.addHost(t, 1), u.addHost(t, 2)
-	for _, h := range []*testHost{h1, h2} {
-		h.createNet(t, nid1, 4300, "10.60.0.0/24")
-	}
+	h1, h2 := twoHosts(t, 4300, "10.60.0.0/24")
 	// A short grace, so that the test sees the sweep.
 	h1.d.sweeper.close()
 	h1.d.sweeper = newSweeper(50*time.Millisecond, h1.d.logger)
@@ -38,7 +35,7 @@ func TestLeaveAndJoinAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Joined again at once, into the same sandbox.
-	ji := &joinInfo{ns: c1.ns, ifName: "eth0"}
+	ji := joinInfo(c1.ns, "eth0")
 	if err := h1.d.Join(nid1, eid1, c1.ns.Path(), ji, nil); err != nil {
 		t.Fatalf("joining again: %v", err)
 	}
@@ -114,7 +111,7 @@ func TestConcurrent(t *testing.T) {
 	const n = 16
 	sbs := make([]*osl.Namespace, n)
 	for i := range sbs {
-		sbs[i] = newNamespace(t)
+		sbs[i] = drivertest.NewNamespace(t)
 	}
 	peer := func(i int) Peer {
 		ip := net.IPv4(10, 100, 1, byte(i)).To4()
@@ -127,11 +124,11 @@ func TestConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			eid := fmt.Sprintf("%011x%053x", i, 0)
-			if err := h.d.CreateEndpoint(nid1, eid, &ifInfo{addr: cidr(t, fmt.Sprintf("10.100.0.%d/16", i+2))}, nil); err != nil {
+			if err := h.d.CreateEndpoint(nid1, eid, &drivertest.IfInfo{Addr: drivertest.CIDR(t, fmt.Sprintf("10.100.0.%d/16", i+2))}, nil); err != nil {
 				errs <- err
 				return
 			}
-			if err := h.d.Join(nid1, eid, sbs[i].Path(), &joinInfo{ns: sbs[i], ifName: "eth0"}, nil); err != nil {
+			if err := h.d.Join(nid1, eid, sbs[i].Path(), joinInfo(sbs[i], "eth0"), nil); err != nil {
 				errs <- err
 			}
 		}()

@@ -1,14 +1,10 @@
 package overlay
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/internal/testutil"
-	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
 )
 
@@ -47,7 +43,7 @@ type underlay struct {
 func newUnderlay(t testing.TB) *underlay {
 	t.Helper()
 	testutil.RequireRoot(t)
-	sw := newNamespace(t)
+	sw := drivertest.NewNamespace(t)
 	h := sw.Handle()
 	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "ul0", TxQLen: -1}}); err != nil {
 		t.Fatalf("creating the underlay bridge: %v", err)
@@ -62,6 +58,18 @@ func newUnderlay(t testing.TB) *underlay {
 	return &underlay{sw: sw, bridge: br.Attrs().Index, hostsDir: t.TempDir()}
 }
 
+// twoHosts makes two hosts on an underlay of their own, with network
+// nid1 of VNI vni on subnet on both.
+func twoHosts(tb testing.TB, vni int, subnet string) (*testHost, *testHost) {
+	tb.Helper()
+	u := newUnderlay(tb)
+	h1, h2 := u.addHost(tb, 1), u.addHost(tb, 2)
+	for _, h := range []*testHost{h1, h2} {
+		h.createNet(tb, nid1, vni, subnet)
+	}
+	return h1, h2
+}
+
 // testHost is a "host": a namespace on the underlay with its driver.
 type testHost struct {
 	ns    *osl.Namespace
@@ -74,7 +82,7 @@ type testHost struct {
 // fd00:200::i/64) on the underlay (MTU 1500), and a driver on it.
 func (u *underlay) addHost(t testing.TB, i int) *testHost {
 	t.Helper()
-	ns := newNamespace(t)
+	ns := drivertest.NewNamespace(t)
 	if _, err := u.sw.AddVeth(osl.Veth{Name: fmt.Sprintf("u%d", i), Master: u.bridge, Up: true, MTU: 1500,
 		PeerName: "eth0", PeerNS: ns.Fd()}); err != nil {
 		t.Fatalf("host %d: underlay veth: %v", i, err)
@@ -97,8 +105,7 @@ func (u *underlay) addHost(t testing.TB, i int) *testHost {
 // At cleanup it is closed and the namespaces it left are removed.
 func (h *testHost) newDriver(t testing.TB) *Driver {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := New(Config{Logger: logger, Host: h.ns.Handle(), NamespaceDir: h.nsDir, VTEP: h.vtep})
+	d, err := New(Config{Logger: drivertest.Logger(t), Host: h.ns.Handle(), NamespaceDir: h.nsDir, VTEP: h.vtep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,26 +132,23 @@ type container struct {
 	ns   *osl.Namespace
 	addr *net.IPNet
 	mac  net.HardwareAddr
-	ji   *joinInfo
+	ji   *drivertest.JoinInfo
+}
+
+// joinInfo returns a JoinInfo for the interface ifName in sb that
+// refuses static routes: an overlay network reaches only its own subnet,
+// and its driver must report none.
+func joinInfo(sb *osl.Namespace, ifName string) *drivertest.JoinInfo {
+	return &drivertest.JoinInfo{NS: sb, IfName: ifName, RefuseStaticRoutes: true}
 }
 
 // join creates endpoint eid with addr on nid and joins it to a new
-// sandbox as eth0, configured as the controller would.
+// sandbox as eth0, configured as the controller would
+// (drivertest.JoinNew), with a JoinInfo that refuses static routes.
 func (h *testHost) join(t testing.TB, nid, eid, addr string) *container {
 	t.Helper()
-	info := &ifInfo{addr: cidr(t, addr)}
-	if err := h.d.CreateEndpoint(nid, eid, info, nil); err != nil {
-		t.Fatalf("CreateEndpoint: %v", err)
-	}
-	sb := newNamespace(t)
-	ji := &joinInfo{ns: sb, ifName: "eth0"}
-	if err := h.d.Join(nid, eid, sb.Path(), ji, nil); err != nil {
-		t.Fatalf("Join: %v", err)
-	}
-	if err := sb.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: info.addr}); err != nil {
-		t.Fatalf("ConfigureInterface: %v", err)
-	}
-	return &container{eid: eid, ns: sb, addr: info.addr, mac: info.mac, ji: ji}
+	sb, info, ji := drivertest.JoinNew(t, h.d, nid, eid, addr, joinInfo(nil, ""))
+	return &container{eid: eid, ns: sb, addr: info.Addr, mac: info.MAC, ji: ji}
 }
 
 // peer is c as a peer on host h.
@@ -168,12 +172,12 @@ func addPeers(t testing.TB, nid string, hosts []*testHost, ctrs []*container) {
 func tcpCheck(t testing.TB, from, to *container) error {
 	t.Helper()
 	msg := "hello from " + to.addr.IP.String()
-	addr := listenTCP(t, to.ns, net.JoinHostPort(to.addr.IP.String(), "0"), msg)
+	addr := drivertest.ListenTCP(t, to.ns, net.JoinHostPort(to.addr.IP.String(), "0"), msg)
 	// Beyond a SYN retransmission (1 s): a new bridge port forwards
 	// only once the kernel's link watcher has seen its carrier, which
 	// waits for the rtnl lock, held long by the clean-up of the
 	// namespaces an earlier test destroyed.
-	got, err := dialTCP(from.ns, addr, 5*time.Second)
+	got, err := drivertest.DialTCP(from.ns, addr, 5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -187,160 +191,8 @@ func tcpCheck(t testing.TB, from, to *container) error {
 // the echo.
 func udpCheck(t testing.TB, from, to *container) error {
 	t.Helper()
-	var pc net.PacketConn
-	if err := to.ns.Do(func() error {
-		var err error
-		pc, err = net.ListenPacket("udp", net.JoinHostPort(to.addr.IP.String(), "0"))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, a, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], a)
-		}
-	}()
-	var c net.Conn
-	if err := from.ns.Do(func() error {
-		var err error
-		c, err = net.Dial("udp", pc.LocalAddr().String())
-		return err
-	}); err != nil {
-		return err
-	}
-	defer c.Close()
-	msg := []byte("ping " + from.addr.IP.String())
-	buf := make([]byte, 2048)
-	// UDP is lossy: a few tries.
-	for range 5 {
-		if _, err := c.Write(msg); err != nil {
-			return err
-		}
-		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		n, err := c.Read(buf)
-		if err == nil && string(buf[:n]) == string(msg) {
-			return nil
-		}
-	}
-	return fmt.Errorf("no UDP echo from %s", pc.LocalAddr())
-}
-
-// listenTCP starts a server in ns on addr answering msg and returns its
-// address.
-func listenTCP(t testing.TB, ns *osl.Namespace, addr, msg string) string {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() error {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, msg)
-			_ = c.Close()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// dialTCP connects from ns to addr and returns what the server said.
-func dialTCP(ns *osl.Namespace, addr string, timeout time.Duration) (string, error) {
-	var c net.Conn
-	err := ns.Do(func() error {
-		var err error
-		c, err = net.DialTimeout("tcp", addr, timeout)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	b, err := io.ReadAll(c)
-	return string(b), err
-}
-
-// joinInfo is a driverapi.JoinInfo of a real sandbox namespace.
-type joinInfo struct {
-	ns       *osl.Namespace
-	ifName   string
-	created  bool
-	moved    string
-	gw4, gw6 net.IP
-	noGW     bool
-}
-
-func (j *joinInfo) InterfaceName() driverapi.InterfaceNameInfo { return j }
-func (j *joinInfo) Sandbox() driverapi.SandboxInfo             { return j }
-func (j *joinInfo) NetNSFd() int                               { return j.ns.Fd() }
-func (j *joinInfo) IfaceName() string                          { return j.ifName }
-func (j *joinInfo) SetNames(src, _ string) error               { j.moved = src; return nil }
-func (j *joinInfo) SetCreatedInSandbox() error                 { j.created = true; return nil }
-func (j *joinInfo) SetGateway(ip net.IP) error                 { j.gw4 = ip; return nil }
-func (j *joinInfo) SetGatewayIPv6(ip net.IP) error             { j.gw6 = ip; return nil }
-func (j *joinInfo) AddStaticRoute(*net.IPNet, int, net.IP) error {
-	return errors.New("no static routes expected")
-}
-func (j *joinInfo) DisableGatewayService() { j.noGW = true }
-
-// ifInfo is a driverapi.InterfaceInfo.
-type ifInfo struct {
-	mac          net.HardwareAddr
-	addr, addrV6 *net.IPNet
-}
-
-func (i *ifInfo) SetMacAddress(mac net.HardwareAddr) error {
-	if i.mac != nil {
-		return errors.New("MAC already set")
-	}
-	i.mac = mac
-	return nil
-}
-func (i *ifInfo) SetIPAddress(ip *net.IPNet) error {
-	if ip.IP.To4() != nil {
-		i.addr = ip
-	} else {
-		i.addrV6 = ip
-	}
-	return nil
-}
-func (i *ifInfo) MacAddress() net.HardwareAddr { return i.mac }
-func (i *ifInfo) Address() *net.IPNet          { return i.addr }
-func (i *ifInfo) AddressIPv6() *net.IPNet      { return i.addrV6 }
-
-// newNamespace makes a namespace destroyed at cleanup.
-func newNamespace(t testing.TB) *osl.Namespace {
-	t.Helper()
-	ns, err := osl.NewNamespace(filepath.Join(t.TempDir(), "netns"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Destroy() })
-	return ns
-}
-
-func cidr(t testing.TB, s string) *net.IPNet {
-	t.Helper()
-	ip, n, err := net.ParseCIDR(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.IP = ip
-	return n
+	addr := drivertest.ListenUDPEcho(t, to.ns, net.JoinHostPort(to.addr.IP.String(), "0"))
+	return drivertest.UDPEcho(from.ns, addr, "ping "+from.addr.IP.String())
 }
 
 // v4Data is the IPAM data of an IPv4 subnet with gateway .1.
@@ -363,32 +215,20 @@ func v4Data(t testing.TB, subnets ...string) []driverapi.IPAMData {
 // vniOpts returns CreateNetwork's options with the VNI list and the
 // driver options kv (key, value, ...).
 func vniOpts(vnis string, kv ...string) map[string]interface{} {
-	gen := map[string]string{VXLANIDListOption: vnis}
-	for i := 0; i+1 < len(kv); i += 2 {
-		gen[kv[i]] = kv[i+1]
-	}
-	return map[string]interface{}{netlabel.GenericData: gen}
+	return drivertest.GenericData(append([]string{VXLANIDListOption, vnis}, kv...)...)
 }
 
 // snapshot describes the kernel objects and files of a host, to compare
 // before and after an operation that must leave nothing.
 func (h *testHost) snapshot(t testing.TB) string {
 	t.Helper()
-	links, err := osl.Dump(h.ns.Handle().LinkList)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, l := range links {
-		names = append(names, l.Attrs().Name+"/"+l.Type())
-	}
-	sort.Strings(names)
+	links := drivertest.LinkNames(t, h.ns.Handle())
 	entries, _ := os.ReadDir(h.nsDir)
 	var files []string
 	for _, e := range entries {
 		files = append(files, e.Name())
 	}
-	return "links: " + strings.Join(names, " ") + "; namespaces: " + strings.Join(files, " ")
+	return "links: " + links + "; namespaces: " + strings.Join(files, " ")
 }
 
 // nsLinks lists the links of the namespace of network nid on h, by name,

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
@@ -63,8 +64,8 @@ func TestAcrossHosts(t *testing.T) {
 		if wantMAC := fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", ip[0], ip[1], ip[2], ip[3]); l.Attrs().HardwareAddr.String() != wantMAC || c.mac.String() != wantMAC {
 			t.Errorf("%s: MAC %s, endpoint's %s, want 02:42 and the address", c.addr.IP, l.Attrs().HardwareAddr, c.mac)
 		}
-		if !c.ji.created || c.ji.moved != "" || !c.ji.noGW || c.ji.gw4 != nil {
-			t.Errorf("%s: join reported created %v, moved %q, no gateway %v, gateway %v; want made in place, no gateway", c.addr.IP, c.ji.created, c.ji.moved, c.ji.noGW, c.ji.gw4)
+		if !c.ji.Created || c.ji.Moved != "" || !c.ji.NoGW || c.ji.GW4 != nil {
+			t.Errorf("%s: join reported created %v, moved %q, no gateway %v, gateway %v; want made in place, no gateway", c.addr.IP, c.ji.Created, c.ji.Moved, c.ji.NoGW, c.ji.GW4)
 		}
 	}
 	// Host 1's view: the other two, with their endpoint IDs.
@@ -118,8 +119,8 @@ func TestDeletePeer(t *testing.T) {
 			t.Fatalf("DeletePeer: %v", err)
 		}
 	}
-	addr := listenTCP(t, c2.ns, c2.addr.IP.String()+":0", "x")
-	if _, err := dialTCP(c1.ns, addr, 500*time.Millisecond); err == nil {
+	addr := drivertest.ListenTCP(t, c2.ns, c2.addr.IP.String()+":0", "x")
+	if _, err := drivertest.DialTCP(c1.ns, addr, 500*time.Millisecond); err == nil {
 		t.Error("a deleted peer is still reachable")
 	}
 	peers, err := h1.d.Peers(nid1)
@@ -207,19 +208,19 @@ func TestDualStack(t *testing.T) {
 			t.Fatal(err)
 		}
 		eid := fmt.Sprintf("e%d%s", i+1, eid1[2:])
-		info := &ifInfo{addr: cidr(t, fmt.Sprintf("10.70.0.1%d/24", i+1)), addrV6: cidr(t, fmt.Sprintf("fd70::1%d/64", i+1))}
+		info := &drivertest.IfInfo{Addr: drivertest.CIDR(t, fmt.Sprintf("10.70.0.1%d/24", i+1)), AddrV6: drivertest.CIDR(t, fmt.Sprintf("fd70::1%d/64", i+1))}
 		if err := h.d.CreateEndpoint(nid1, eid, info, nil); err != nil {
 			t.Fatal(err)
 		}
-		sb := newNamespace(t)
-		ji := &joinInfo{ns: sb, ifName: "eth0"}
+		sb := drivertest.NewNamespace(t)
+		ji := joinInfo(sb, "eth0")
 		if err := h.d.Join(nid1, eid, sb.Path(), ji, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := sb.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: info.addr, AddrV6: info.addrV6}); err != nil {
+		if err := sb.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: info.Addr, AddrV6: info.AddrV6}); err != nil {
 			t.Fatal(err)
 		}
-		ctrs = append(ctrs, &container{eid: eid, ns: sb, addr: info.addr, mac: info.mac, ji: ji})
+		ctrs = append(ctrs, &container{eid: eid, ns: sb, addr: info.Addr, mac: info.MAC, ji: ji})
 	}
 	for i, h := range hosts {
 		o := ctrs[1-i]
@@ -233,7 +234,7 @@ func TestDualStack(t *testing.T) {
 		t.Errorf("IPv4: %v", err)
 	}
 	v6from, v6to := *ctrs[0], *ctrs[1]
-	v6to.addr = cidr(t, "fd70::12/64")
+	v6to.addr = drivertest.CIDR(t, "fd70::12/64")
 	if err := tcpCheck(t, &v6from, &v6to); err != nil {
 		t.Errorf("IPv6: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
@@ -17,11 +18,7 @@ import (
 // a network that was not restored (its VNI free at once) and the veth of
 // an endpoint that is not kept, and leaves the rest.
 func TestRestart(t *testing.T) {
-	u := newUnderlay(t)
-	h1, h2 := u.addHost(t, 1), u.addHost(t, 2)
-	for _, h := range []*testHost{h1, h2} {
-		h.createNet(t, nid1, 4100, "10.20.0.0/24")
-	}
+	h1, h2 := twoHosts(t, 4100, "10.20.0.0/24")
 	h1.createNet(t, nid2, 4101, "10.21.0.0/24") // not restored
 	c1 := h1.join(t, nid1, eid1, "10.20.0.11/24")
 	c2 := h2.join(t, nid1, eid2, "10.20.0.12/24")
@@ -32,11 +29,11 @@ func TestRestart(t *testing.T) {
 	}
 	before := h1.nsLinks(t, nid1)
 	// An endpoint left without a Leave (a crash): its veth is an orphan.
-	if err := h1.d.CreateEndpoint(nid1, "e4"+eid1[2:], &ifInfo{addr: cidr(t, "10.20.0.14/24")}, nil); err != nil {
+	if err := h1.d.CreateEndpoint(nid1, "e4"+eid1[2:], &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.20.0.14/24")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	orphanSb := newNamespace(t)
-	if err := h1.d.Join(nid1, "e4"+eid1[2:], orphanSb.Path(), &joinInfo{ns: orphanSb, ifName: "eth0"}, nil); err != nil {
+	orphanSb := drivertest.NewNamespace(t)
+	if err := h1.d.Join(nid1, "e4"+eid1[2:], orphanSb.Path(), joinInfo(orphanSb, "eth0"), nil); err != nil {
 		t.Fatal(err)
 	}
 	// A segment the network no longer has (its configuration changed).
@@ -59,8 +56,8 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("RestoreNetwork: %v", err)
 	}
 	for _, c := range []*container{c1, gone} {
-		ifi := &ifInfo{addr: c.addr, mac: c.mac}
-		if err := d.RestoreEndpoint(nid1, c.eid, ifi, c.ns.Path(), &joinInfo{ns: c.ns, ifName: "eth0"}, nil); err != nil {
+		ifi := &drivertest.IfInfo{Addr: c.addr, MAC: c.mac}
+		if err := d.RestoreEndpoint(nid1, c.eid, ifi, c.ns.Path(), joinInfo(c.ns, "eth0"), nil); err != nil {
 			t.Fatalf("RestoreEndpoint %s: %v", c.eid, err)
 		}
 	}
@@ -98,7 +95,7 @@ func TestRestart(t *testing.T) {
 		t.Errorf("a new network with the VNI of a collected one: %v", err)
 	}
 	// A joined restored endpoint is joined.
-	if err := d.Join(nid1, eid1, c1.ns.Path(), &joinInfo{ns: c1.ns, ifName: "eth1"}, nil); !types.IsForbidden(err) {
+	if err := d.Join(nid1, eid1, c1.ns.Path(), joinInfo(c1.ns, "eth1"), nil); !types.IsForbidden(err) {
 		t.Errorf("Join of a restored joined endpoint = %v, want Forbidden", err)
 	}
 	// The restored endpoint leaves and deletes as any.
@@ -115,11 +112,7 @@ func TestRestart(t *testing.T) {
 // different recreates the device; the endpoints' veths stay on the
 // bridge.
 func TestRestoreRecreates(t *testing.T) {
-	u := newUnderlay(t)
-	h1, h2 := u.addHost(t, 1), u.addHost(t, 2)
-	for _, h := range []*testHost{h1, h2} {
-		h.createNet(t, nid1, 4200, "10.30.0.0/24")
-	}
+	h1, h2 := twoHosts(t, 4200, "10.30.0.0/24")
 	c1 := h1.join(t, nid1, eid1, "10.30.0.11/24")
 	c2 := h2.join(t, nid1, eid2, "10.30.0.12/24")
 	addPeers(t, nid1, []*testHost{h1, h2}, []*container{c1, c2})
@@ -137,7 +130,7 @@ func TestRestoreRecreates(t *testing.T) {
 	if err := d1.RestoreNetwork(nid1, vniOpts("4200"), v4Data(t, "10.30.0.0/24"), nil); err != nil {
 		t.Fatalf("RestoreNetwork without its VXLAN device: %v", err)
 	}
-	if err := d1.RestoreEndpoint(nid1, eid1, &ifInfo{addr: c1.addr, mac: c1.mac}, c1.ns.Path(), &joinInfo{ns: c1.ns, ifName: "eth0"}, nil); err != nil {
+	if err := d1.RestoreEndpoint(nid1, eid1, &drivertest.IfInfo{Addr: c1.addr, MAC: c1.mac}, c1.ns.Path(), joinInfo(c1.ns, "eth0"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if l := h1.nsLinks(t, nid1)["vx-001068"]; l == nil {
@@ -169,14 +162,14 @@ func TestRestoreRecreates(t *testing.T) {
 	if err := d2.RestoreNetwork(nid1, vniOpts("4200"), v4Data(t, "10.30.0.0/24"), nil); err != nil {
 		t.Fatalf("RestoreNetwork without its namespace: %v", err)
 	}
-	ji := &joinInfo{ns: c2.ns, ifName: "eth0"}
+	ji := joinInfo(c2.ns, "eth0")
 	if err := c2.ns.DeleteInterface("eth0"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d2.RestoreEndpoint(nid1, eid2, &ifInfo{addr: c2.addr, mac: c2.mac}, c2.ns.Path(), ji, nil); err != nil {
+	if err := d2.RestoreEndpoint(nid1, eid2, &drivertest.IfInfo{Addr: c2.addr, MAC: c2.mac}, c2.ns.Path(), ji, nil); err != nil {
 		t.Fatal(err)
 	}
-	if !ji.created {
+	if !ji.Created {
 		t.Error("the endpoint's veth was not made again")
 	}
 	if err := c2.ns.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: c2.addr}); err != nil {
