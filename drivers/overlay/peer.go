@@ -138,6 +138,16 @@ func (d *Driver) DeletePeer(nid string, p Peer) error {
 			if takenOver && (ip.Equal(cur.IP) || ip.Equal(cur.IPv6)) {
 				continue
 			}
+			if known && (ip.Equal(cur.IP) || ip.Equal(cur.IPv6)) && !n.ipHeldByOther(seg, ip, key) {
+				// Programmed in this run with this MAC, and no later
+				// peer took the address: no need to read the table
+				// (a dump costs O(peers)).
+				e := neighEntry(vx, ip, p.MAC)
+				if err := h.NeighDel(e); err != nil && !isNotExist(err) {
+					return types.InternalErrorf("deleting %s: %w", describe(e), err)
+				}
+				continue
+			}
 			if err := deleteNeighOf(h, vx, ip, p.MAC); err != nil {
 				return err
 			}
@@ -151,6 +161,17 @@ func (d *Driver) DeletePeer(nid string, p Peer) error {
 		delete(n.peers, key)
 	}
 	return nil
+}
+
+// ipHeldByOther reports whether a peer other than key, programmed in this
+// run on segment seg, has address ip. n.peerMu must be held.
+func (n *network) ipHeldByOther(seg int, ip net.IP, key peerKey) bool {
+	for k, p := range n.peers {
+		if k != key && k.segment == seg && (ip.Equal(p.IP) || ip.Equal(p.IPv6)) {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteNeighOf deletes the neighbour entry of ip on device vx if it has
