@@ -318,19 +318,31 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (_ Endpoin
 	if ep.prefMAC != nil {
 		ep.iface.mac = ep.prefMAC
 	}
+	// The name of an endpoint of a global network is the network's across
+	// hosts: claimed in the global store while the addresses are
+	// allocated (two round trips to etcd at once, not one after the
+	// other).
+	var claimed chan error
 	if n.isGlobal() {
-		// The name is the network's across hosts.
-		if err := c.global.claimEndpointName(ep); err != nil {
-			return nil, err
-		}
-		u.add(func() {
-			if err := c.global.releaseEndpointName(ep); err != nil {
-				c.logger.Warn("undoing an endpoint name's claim", "endpoint", name, "error", err)
-			}
-		})
+		claimed = make(chan error, 1)
+		go func() { claimed <- c.global.claimEndpointName(ep) }()
 	}
-
-	if err := ep.allocateAddresses(); err != nil {
+	err = ep.allocateAddresses()
+	if claimed != nil {
+		cerr := <-claimed
+		if cerr == nil {
+			u.add(func() {
+				if err := c.global.releaseEndpointName(ep); err != nil {
+					c.logger.Warn("undoing an endpoint name's claim", "endpoint", name, "error", err)
+				}
+			})
+		} else if err == nil {
+			// The addresses go back with the undo below.
+			u.add(ep.releaseAddresses)
+			return nil, cerr
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	// Releases the deferred IPv6 address too, whenever it comes.
@@ -523,13 +535,13 @@ func (ep *endpoint) releaseAddresses() {
 // after another host took them, does nothing.
 func (ep *endpoint) releaseGlobal() error {
 	c := ep.network.ctrl
+	var errs []error
 	if err := c.global.releaseEndpointName(ep); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if ep.network.ipam != c.global.ipam {
-		return nil // a remote allocator's
+		return errors.Join(errs...) // the addresses are a remote allocator's
 	}
-	var errs []error
 	for _, a := range []struct {
 		pool string
 		addr *net.IPNet

@@ -1,6 +1,7 @@
 package libnetwork
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,11 +14,11 @@ import (
 	"time"
 
 	"github.com/netkit/libnetwork/config"
-	"github.com/netkit/libnetwork/types"
-	"github.com/vishvananda/netlink"
-
 	"github.com/netkit/libnetwork/internal/testutil/etcdtest"
 	"github.com/netkit/libnetwork/osl"
+	"github.com/netkit/libnetwork/types"
+	"github.com/vishvananda/netlink"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // eventually retries check until it returns nil or the deadline passes,
@@ -122,9 +123,19 @@ func TestOverlayThreeHosts(t *testing.T) {
 	if rep := cl.hosts[0].call(hostReq{Op: "deleteep", Network: "ov", Name: "c2"}); rep.Class != "forbidden" || !strings.Contains(rep.Err, "another host") {
 		t.Errorf("deleting another host's endpoint: %q (%s)", rep.Err, rep.Class)
 	}
-	// An endpoint name is the network's, across hosts.
+	// An endpoint name is the network's, across hosts; the refusal
+	// leaves no address taken.
+	addrKeys := func() int64 {
+		resp, err := etcd.Client().Get(context.Background(), "/test/"+t.Name()+"/ip_", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		mustf(t, err, "counting address keys")
+		return resp.Count
+	}
+	before := addrKeys()
 	if rep := cl.hosts[1].call(hostReq{Op: "create", Network: "ov", Name: "c1"}); rep.Class != "forbidden" || !strings.Contains(rep.Err, "already exists") {
 		t.Errorf("a second c1 on another host: %q (%s)", rep.Err, rep.Class)
+	}
+	if after := addrKeys(); after != before {
+		t.Errorf("address keys %d after the refused endpoint, %d before", after, before)
 	}
 	for _, to := range ctrs {
 		tcp := listen(t, to.ns, net.ParseIP(to.rep.IP))

@@ -17,11 +17,10 @@
 // Dynamic allocation creates the lowest free address of the allocator's
 // view of the pool: its last listing of the pool's keys, plus what it took
 // and minus what it gave back since. A collision (another host took the
-// address) lists the pool again and retries with the lowest free address,
-// then with one of the first free ones at random, so that hosts allocating
-// at once stop colliding; a pool that looks full is listed again before
-// the request is refused. Addresses other hosts give back are seen at the
-// next listing.
+// address) lists the pool again and retries with one of the first free
+// addresses at random, so that hosts allocating at once stop colliding; a
+// pool that looks full is listed again before the request is refused.
+// Addresses other hosts give back are seen at the next listing.
 package globalipam
 
 import (
@@ -373,9 +372,9 @@ func (a *Allocator) RequestAddress(poolID string, ip net.IP, opts map[string]str
 	}
 	fresh := false // whether the cache was listed in this request
 	for attempt := range maxAttempts {
-		// A first collision usually means a stale cache: the lowest free
-		// address again, listed afresh; after that, spread.
-		pick, ok, err := a.reserve(ctx, kind, first, last, attempt > 1, &fresh)
+		// After a collision, spread: hosts allocating at once would
+		// otherwise all go for the same lowest free address again.
+		pick, ok, err := a.reserve(ctx, kind, first, last, attempt > 0, &fresh)
 		if err != nil {
 			return nil, nil, types.Errorf("requesting an address in pool %s: %w", id.Pool, err)
 		}
