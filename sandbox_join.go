@@ -50,6 +50,35 @@ func (sb *sandbox) joinLocked(ep *endpoint, opts []EndpointOption) (err error) {
 	}()
 	u := sb.ctrl.newUndo()
 	defer u.rollback(&err)
+	if ep.network.isGlobal() {
+		// Other hosts learn the endpoint (their peers, their names):
+		// published while the interface is made, since the record needs
+		// nothing of the join; a failed join takes it back.
+		c := sb.ctrl
+		done := make(chan struct{})
+		var perr error
+		go func() {
+			defer close(done)
+			perr = c.global.publish(ep)
+		}()
+		u.add(func() {
+			<-done
+			if perr != nil {
+				return
+			}
+			if err := c.global.unpublish(ep); err != nil {
+				c.logger.Warn("undoing a join's global record", "endpoint", ep.Name(), "error", err)
+			}
+		})
+		defer func() { <-done }()
+		if err := sb.attach(ep, js, u); err != nil {
+			return err
+		}
+		if <-done; perr != nil {
+			return perr
+		}
+		return sb.commitJoin(ep, u)
+	}
 	if err := sb.attach(ep, js, u); err != nil {
 		return err
 	}
@@ -150,17 +179,6 @@ func (sb *sandbox) commitJoin(ep *endpoint, u *undo) error {
 		_ = c.state.Update(func(tx *datastore.Tx) error { return tx.Put(kindEndpoint, ep.id, ep.recordUnjoined()) })
 	}); err != nil {
 		return err
-	}
-	if ep.network.isGlobal() {
-		// Other hosts learn the endpoint (their peers, their names).
-		if err := c.global.publish(ep); err != nil {
-			return err
-		}
-		u.add(func() {
-			if err := c.global.unpublish(ep); err != nil {
-				c.logger.Warn("undoing a join's global record", "endpoint", ep.Name(), "error", err)
-			}
-		})
 	}
 	if ep.network.isHost() && !sb.hostNet {
 		// The sandbox's files become copies of the host's.
