@@ -563,3 +563,54 @@ func TestOverlayStopKeepsPeers(t *testing.T) {
 		t.Error("c2's peer went with host2's old lease")
 	}
 }
+
+// TestOverlayFailedJoinUnpublishes: a join that fails after its record was
+// published (concurrently with the interface) takes the record back, and
+// a refused endpoint leaves neither name nor address in the global store.
+func TestOverlayFailedJoinUnpublishes(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	e := newEnv(t)
+	h := e.host.Handle()
+	mustf(t, h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ul0"}, PeerName: "ul1"}), "underlay")
+	mustf(t, e.host.ConfigureInterface(osl.IfaceConfig{Name: "ul0", Addr: &net.IPNet{IP: net.ParseIP("192.168.213.1").To4(), Mask: net.CIDRMask(24, 32)}}), "underlay address")
+	prefix := "/test/" + t.Name()
+	c := e.start(config.OptionKVProvider("etcd"), config.OptionKVProviderURL(etcd.Endpoints()[0]), config.OptionKVPrefix(prefix),
+		config.OptionDiscoveryAddress("192.168.213.1"))
+	n, err := c.NewNetwork("overlay", "ov", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.237.0.0/24"}}, nil, nil))
+	mustf(t, err, "network")
+	keys := func(kind string) int64 {
+		resp, err := etcd.Client().Get(context.Background(), prefix+"/"+kind+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		mustf(t, err, "counting %s keys", kind)
+		return resp.Count
+	}
+	ep, err := n.CreateEndpoint("a")
+	mustf(t, err, "endpoint")
+	sb, err := c.NewSandbox("a")
+	mustf(t, err, "sandbox")
+	c.failPoint = func(p string) error {
+		if p == "join-before-configure" {
+			return errors.New("injected")
+		}
+		return nil
+	}
+	if err := ep.Join(sb); err == nil {
+		t.Fatal("join succeeded through the failure point")
+	}
+	if n := keys("endpoint"); n != 0 {
+		t.Errorf("%d endpoint records after the failed join", n)
+	}
+	c.failPoint = nil
+	mustf(t, ep.Join(sb), "join")
+	if n := keys("endpoint"); n != 1 {
+		t.Errorf("%d endpoint records after the join, want 1", n)
+	}
+	mustf(t, sb.Delete(), "sandbox delete")
+	for _, kind := range []string{"endpoint", "epname"} {
+		if n := keys(kind); n != 0 {
+			t.Errorf("%d %s keys after the sandbox (and its endpoint) went", n, kind)
+		}
+	}
+	if n := keys("ip_10.237.0.0_24"); n != 1 {
+		t.Errorf("%d address keys after the endpoint went, want the gateway's only", n)
+	}
+}
