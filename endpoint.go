@@ -606,6 +606,7 @@ func (ep *endpoint) Delete(force bool) error {
 		// ever.
 		if err := ep.releaseGlobal(); err != nil {
 			unbusy()
+			c.global.repairLater(ep)
 			return types.Errorf("endpoint %s: %w", ep.Name(), err)
 		}
 	}

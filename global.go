@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/netkit/libnetwork/config"
 	"github.com/netkit/libnetwork/datastore"
@@ -101,6 +102,8 @@ type globalCtl struct {
 	creating map[string]bool
 	// hosts are the live hosts' discovery addresses by controller ID.
 	hosts map[string]string
+	// stopped is set by stop: no goroutine starts after it.
+	stopped bool
 	// nameRevs are the revisions this controller wrote its endpoints'
 	// name keys at, by endpoint ID, so a release takes one round trip.
 	nameRevs map[string]int64
@@ -281,8 +284,49 @@ func (g *globalCtl) nodesTo(name string, d *remote.Driver) {
 }
 
 func (g *globalCtl) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
 	g.cancel()
 	g.wg.Wait()
+}
+
+// repairLater puts an endpoint's keys back in the global store (name,
+// addresses, its record if joined), retrying until etcd takes them, after
+// an operation on it failed half-way there: a refused Leave or Delete may
+// have deleted some of its keys, or had the Store stop minding them
+// (a leased key whose delete was attempted is not put back when the lease
+// is lost), while the endpoint lives on here.
+func (g *globalCtl) repairLater(ep *endpoint) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+			select {
+			case <-g.ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			n := ep.network
+			n.mu.Lock()
+			live := n.endpoints[ep.id] == ep
+			n.mu.Unlock()
+			if !live {
+				return
+			}
+			err := g.reclaim(ep)
+			if err == nil {
+				g.c.logger.Info("put an endpoint's keys back in the global store", "endpoint", ep.name)
+				return
+			}
+			g.c.logger.Debug("putting an endpoint's keys back in the global store", "endpoint", ep.name, "error", err)
+		}
+	}()
 }
 
 // isGlobal reports whether n's records live in the global store: a
@@ -754,6 +798,7 @@ func (g *globalCtl) watchEndpoints() {
 // host's joined endpoints that the listing lacks or has wrong (after a
 // lease expired while etcd was away, or a restart).
 func (g *globalCtl) resync(all []globalstore.KV) {
+	g.c.logger.Debug("global endpoints listed", "count", len(all))
 	seen := map[string]bool{}
 	mine := map[string]bool{}
 	for _, kv := range all {
@@ -809,6 +854,7 @@ func (g *globalCtl) dropStalePeers() {
 			}
 			if err := d.DeletePeer(n.id, p); err != nil {
 				g.c.logger.Warn("removing a stale peer", "network", n.name, "peer", p, "error", err)
+				continue
 			} else {
 				g.c.logger.Info("removed a stale peer", "network", n.name, "peer", p)
 			}
@@ -940,6 +986,7 @@ func (g *globalCtl) program(id string, ge *globalEndpoint, add bool) {
 		c.logger.Warn("ignoring a global endpoint record", "endpoint", id, "error", err)
 		return
 	}
+	c.logger.Debug("programming a peer", "network", n.name, "endpoint", ge.Name, "host", ge.VTEP, "add", add)
 	if add {
 		err = d.AddPeer(n.id, p)
 	} else {

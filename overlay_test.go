@@ -286,6 +286,13 @@ func TestOverlayEtcdOutage(t *testing.T) {
 		}
 	}
 	reaches(t, c2, c1)
+	// A controller restarted while etcd is away starts, keeps its
+	// container and its local networks.
+	h2.restart()
+	reaches(t, c1, c2)
+	if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") || !slices.Contains(names, "local") {
+		t.Errorf("networks of host2 restarted without etcd: %v", names)
+	}
 
 	etcd.Start()
 	eventually(t, "an overlay network once etcd is back", func() error {
@@ -296,6 +303,14 @@ func TestOverlayEtcdOutage(t *testing.T) {
 	})
 	c3 := overlayJoin(t, h1, "ov", "c3")
 	reaches(t, c2, c3)
+	// Host2, restarted during the outage, caught up: a container it
+	// attaches now reaches the others, and they it. And c1, whose refused
+	// leave had tried to delete its record (which the store then no
+	// longer puts back under a new lease), was repaired: host2 still has
+	// it as a peer.
+	c4 := overlayJoin(t, h2, "ov", "c4")
+	reaches(t, c4, c3)
+	reaches(t, c1, c4)
 	// The refused delete changed nothing; done now, it frees the name
 	// and the address for any host.
 	h1.must(hostReq{Op: "deleteep", Network: "ov", Name: "idle"})

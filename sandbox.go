@@ -219,6 +219,12 @@ func (sb *sandbox) Delete() error {
 			sb.mu.Lock()
 			sb.deleted = false
 			sb.mu.Unlock()
+			// Those unpublished before, and this one, stay joined.
+			for _, e := range eps {
+				if e.network.isGlobal() {
+					c.global.repairLater(e)
+				}
+			}
 			return types.Errorf("sandbox %s: %w", sb.id, err)
 		}
 	}

@@ -521,6 +521,7 @@ func (sb *sandbox) leaveLocked(ep *endpoint, retire bool) error {
 			ep.mu.Lock()
 			ep.busy = false
 			ep.mu.Unlock()
+			c.global.repairLater(ep)
 			return types.Errorf("endpoint %s leaving sandbox %s: %w", ep.Name(), sb.id, err)
 		}
 	}
