@@ -7,7 +7,10 @@ A NetworkController, made by New, creates networks (NewNetwork), endpoints
 sandboxes (Endpoint.Join). Networks are recorded in a bbolt store in the data
 dir; endpoints and sandboxes, which describe kernel state, in a store under
 the exec root. A controller started again on the same directories restores
-them and reconciles the kernel with them before it serves calls.
+them and reconciles the kernel with them before it serves calls. With a
+global store (config.OptionKVProvider), networks of global scope, such as
+the overlay driver's, are shared through etcd with the controllers of other
+hosts (see global.go).
 
 # Locks
 
@@ -15,6 +18,9 @@ Every network, endpoint and sandbox is one live object, held in the
 controller's registry. The lock order is:
 
 	sandbox.opMu -> controller.mu -> network.mu -> endpoint.mu -> sandbox.mu
+
+The global store's state (globalCtl.mu: remote peers, hosts) is locked
+last, never while taking another.
 
 sandbox.opMu serialises the operations of one sandbox that touch the kernel
 and its files and is held across those calls. The others guard data only:
