@@ -1,6 +1,7 @@
 package ipamutils
 
 import (
+	"net"
 	"net/netip"
 
 	"github.com/netkit/libnetwork/types"
@@ -94,4 +95,10 @@ func CheckSubPool(pool, sub netip.Prefix, gw netip.Addr) error {
 		return types.BadRequestErrorf("sub-pool %v of pool %v: no room for a host beside the gateway", sub, pool)
 	}
 	return nil
+}
+
+// IPNet returns p as a *net.IPNet, its address unmasked (10.0.0.5/24
+// stays 10.0.0.5/24).
+func IPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

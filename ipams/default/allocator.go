@@ -193,7 +193,7 @@ func (a *Allocator) RequestPool(addressSpace, pool, subPool string, _ map[string
 		return "", nil, nil, fmt.Errorf("request for pool %v in %s: it overlaps pool %v: %w", id.Pool, addressSpace, other.id.Pool, ipamapi.ErrOverlapPool)
 	}
 	a.insertLocked(sp, newPool(id))
-	return id.String(), prefixToIPNet(id.Pool), nil, nil
+	return id.String(), ipamutils.IPNet(id.Pool), nil, nil
 }
 
 // parsePoolRequest validates an explicit pool request.
@@ -300,7 +300,7 @@ func (a *Allocator) reserveDefault(space string, v6 bool, overlapping func(netip
 		if p, ok := sp.firstFree(spec, overlapping); ok {
 			id := PoolID{AddressSpace: space, Pool: p}
 			a.insertLocked(sp, newPool(id))
-			return id.String(), prefixToIPNet(p), nil
+			return id.String(), ipamutils.IPNet(p), nil
 		}
 	}
 	// types.Errorf: the error is a types.NoServiceError itself, for
@@ -387,9 +387,4 @@ func (a *Allocator) insertLocked(sp *addrSpace, p *pool) {
 	sp.pools = slices.Insert(sp.pools, i, p)
 	sp.addRun(p.id.Pool)
 	a.pools[p.id.String()] = p
-}
-
-// prefixToIPNet converts a prefix to a *net.IPNet.
-func prefixToIPNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

@@ -250,7 +250,7 @@ func (a *Allocator) RequestPool(addressSpace, pool, subPool string, _ map[string
 			return "", nil, nil, types.Errorf("requesting pool %s: %w", got, err)
 		}
 		id := defaultipam.PoolID{AddressSpace: as, Pool: got, SubPool: sub}
-		return id.String(), prefixToIPNet(got), nil, nil
+		return id.String(), ipamutils.IPNet(got), nil, nil
 	}
 	return "", nil, nil, types.RetryErrorf("requesting pool %q: the global store's pools kept changing (%d attempts)", pool, maxAttempts)
 }
@@ -358,7 +358,7 @@ func (a *Allocator) RequestAddress(poolID string, ip net.IP, opts map[string]str
 		if err := a.claim(ctx, kind, addr, val, rec); err != nil {
 			return nil, nil, err
 		}
-		return prefixToIPNet(netip.PrefixFrom(addr, id.Pool.Bits())), nil, nil
+		return ipamutils.IPNet(netip.PrefixFrom(addr, id.Pool.Bits())), nil, nil
 	}
 	first, last := ipamutils.HostRange(id.Pool)
 	if id.SubPool.IsValid() {
@@ -398,7 +398,7 @@ func (a *Allocator) RequestAddress(poolID string, ip net.IP, opts map[string]str
 			return nil, nil, types.Errorf("requesting an address in pool %s: %w", id.Pool, err)
 		}
 		a.took(kind, pick, rev, rec.Owner)
-		return prefixToIPNet(netip.PrefixFrom(pick, id.Pool.Bits())), nil, nil
+		return ipamutils.IPNet(netip.PrefixFrom(pick, id.Pool.Bits())), nil, nil
 	}
 	return nil, nil, types.RetryErrorf("requesting an address in pool %s: other hosts kept taking the free ones (%d attempts)", id.Pool, maxAttempts)
 }
@@ -631,7 +631,3 @@ func (a *Allocator) ReleaseOwned(poolID string, ip net.IP, owner string) error {
 
 // gatewayType is the value of ipamapi.RequestAddressType for a gateway.
 const gatewayType = netlabel.Gateway
-
-func prefixToIPNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/netkit/libnetwork/ipamapi"
 	"github.com/netkit/libnetwork/ipams/remote/api"
+	"github.com/netkit/libnetwork/ipamutils"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/plugins"
 	"github.com/netkit/libnetwork/types"
@@ -153,7 +154,7 @@ func (a *Allocator) RequestPool(addressSpace, pool, subPool string, options map[
 	a.mu.Lock()
 	a.pools[resp.PoolID] = got
 	a.mu.Unlock()
-	return resp.PoolID, ipNet(got.Addr(), got.Bits()), resp.Data, nil
+	return resp.PoolID, ipamutils.IPNet(got), resp.Data, nil
 }
 
 // ReleasePool releases the pool poolID in the plugin.
@@ -213,7 +214,7 @@ func (a *Allocator) RequestAddress(poolID string, ip net.IP, options map[string]
 	if known {
 		bits = pool.Bits()
 	}
-	return ipNet(got.Addr(), bits), resp.Data, nil
+	return ipamutils.IPNet(netip.PrefixFrom(got.Addr(), bits)), resp.Data, nil
 }
 
 // ReleaseAddress releases ip of pool poolID in the plugin.
@@ -367,11 +368,6 @@ func family(v6 bool) string {
 		return "IPv6"
 	}
 	return "IPv4"
-}
-
-// ipNet returns addr with a mask of bits.
-func ipNet(addr netip.Addr, bits int) *net.IPNet {
-	return &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(bits, addr.BitLen())}
 }
 
 func describePool(space, pool, subPool string, v6 bool) string {
