@@ -42,7 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -58,7 +57,6 @@ import (
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/firewall"
 	"github.com/netkit/libnetwork/ipamapi"
-	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/plugins"
 	"github.com/netkit/libnetwork/types"
@@ -489,18 +487,7 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 	if pd, ok := drv.(*pluginDriver); ok && n.scope == driverapi.GlobalScope {
 		// The driver options as strings (AllocateNetwork takes no other
 		// values); what the plugin answers is added to them.
-		given := map[string]string{}
-		switch g := n.generic[netlabel.GenericData].(type) {
-		case map[string]string:
-			maps.Copy(given, g)
-		case map[string]interface{}:
-			for k, v := range g {
-				if sv, ok := v.(string); ok {
-					given[k] = sv
-				}
-			}
-		}
-		got, err := pd.allocateNetwork(n.id, given, ipamData(n.ipamV4Info), ipamData(n.ipamV6Info))
+		got, err := pd.allocateNetwork(n.id, n.driverOptStrings(), ipamData(n.ipamV4Info), ipamData(n.ipamV6Info))
 		if err != nil {
 			return nil, types.Errorf("network %s: %w", name, err)
 		}
@@ -509,19 +496,7 @@ func (c *controller) NewNetwork(networkType, name string, options ...NetworkOpti
 				c.logger.Warn("undoing network allocation", "network", name, "error", ferr)
 			}
 		})
-		if n.generic == nil {
-			n.generic = map[string]interface{}{}
-		}
-		switch g := n.generic[netlabel.GenericData].(type) {
-		case map[string]interface{}:
-			merged := maps.Clone(g)
-			for k, v := range got {
-				merged[k] = v
-			}
-			n.generic[netlabel.GenericData] = merged
-		default:
-			n.generic[netlabel.GenericData] = got
-		}
+		n.addDriverOpts(got)
 	}
 	if n.isGlobal() {
 		undo, err := c.global.createNetwork(n)

@@ -20,7 +20,6 @@ import (
 	"github.com/netkit/libnetwork/drivers/remote"
 	"github.com/netkit/libnetwork/globalstore"
 	globalipam "github.com/netkit/libnetwork/ipams/global"
-	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -77,11 +76,9 @@ type hostRecord struct {
 	Address string
 }
 
-// VNIs the controller hands out when the caller names none: docker's range.
-const (
-	vniFirst = 4096
-	vniLast  = 1<<24 - 1
-)
+// vniFirst is the first VNI the controller hands out when the caller names
+// none, as docker.
+const vniFirst = 4096
 
 // globalCtl is the controller's part in the global store.
 type globalCtl struct {
@@ -336,51 +333,14 @@ func (n *network) isGlobal() bool {
 	return n.scope == driverapi.GlobalScope && n.ctrl.global != nil
 }
 
-// vxlanIDs parses the driver option of the VNIs, "" giving none.
-func vxlanIDs(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		v, err := strconv.Atoi(f)
-		if err != nil || v < 1 || v > vniLast {
-			return nil, types.BadRequestErrorf("%s: %q is not a VNI (1 to %d)", overlay.VXLANIDListOption, f, vniLast)
-		}
-		out = append(out, v)
+// vxlanIDs parses n's VNI option with the overlay driver's own parser; no
+// option gives none.
+func (n *network) vxlanIDs() ([]int, error) {
+	raw := n.driverOptStrings()[overlay.VXLANIDListOption]
+	if strings.TrimSpace(raw) == "" {
+		return nil, nil
 	}
-	return out, nil
-}
-
-// driverOpt returns the string driver option key of n, "" if unset.
-func (n *network) driverOpt(key string) string {
-	switch g := n.generic[netlabel.GenericData].(type) {
-	case map[string]string:
-		return g[key]
-	case map[string]interface{}:
-		s, _ := g[key].(string)
-		return s
-	}
-	return ""
-}
-
-// setDriverOpt sets a string driver option of n.
-func (n *network) setDriverOpt(key, val string) {
-	if n.generic == nil {
-		n.generic = map[string]interface{}{}
-	}
-	switch g := n.generic[netlabel.GenericData].(type) {
-	case map[string]string:
-		m := maps.Clone(g)
-		m[key] = val
-		n.generic[netlabel.GenericData] = m
-	case map[string]interface{}:
-		m := maps.Clone(g)
-		m[key] = val
-		n.generic[netlabel.GenericData] = m
-	default:
-		n.generic[netlabel.GenericData] = map[string]string{key: val}
-	}
+	return overlay.ParseVNIs(n.id, raw)
 }
 
 // createNetwork records a new global network in the global store: its
@@ -398,7 +358,7 @@ func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
 			g.created(n.id)
 		}
 	}()
-	vnis, err := vxlanIDs(n.driverOpt(overlay.VXLANIDListOption))
+	vnis, err := n.vxlanIDs()
 	if err != nil {
 		return nil, types.Errorf("network %s: %w", n.name, err)
 	}
@@ -423,7 +383,7 @@ func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
 				used[v] = true
 			}
 			vnis = vnis[:0]
-			for v := vniFirst; v <= vniLast && len(vnis) < want; v++ {
+			for v := vniFirst; v <= overlay.MaxVNI && len(vnis) < want; v++ {
 				if !used[v] {
 					vnis = append(vnis, v)
 				}
@@ -434,7 +394,7 @@ func (g *globalCtl) createNetwork(n *network) (undo func(), err error) {
 			strs[i] = strconv.Itoa(v)
 		}
 		if len(strs) > 0 {
-			n.setDriverOpt(overlay.VXLANIDListOption, strings.Join(strs, ","))
+			n.addDriverOpts(map[string]string{overlay.VXLANIDListOption: strings.Join(strs, ",")})
 		}
 		rec, err := json.Marshal(n.record())
 		if err != nil {
@@ -479,7 +439,7 @@ func (g *globalCtl) created(id string) {
 // deleteNetworkKeys removes a global network's keys.
 func (g *globalCtl) deleteNetworkKeys(n *network) error {
 	ops := []globalstore.Op{globalstore.Delete(gkindNetwork, n.id, 0), globalstore.Delete(gkindName, n.name, 0)}
-	vnis, _ := vxlanIDs(n.driverOpt(overlay.VXLANIDListOption))
+	vnis, _ := n.vxlanIDs()
 	for _, v := range vnis {
 		ops = append(ops, globalstore.Delete(gkindVNI, strconv.Itoa(v), 0))
 	}

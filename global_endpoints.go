@@ -60,17 +60,16 @@ func (r *remoteEndpoint) MacAddress() net.HardwareAddr {
 	return mac
 }
 
-func (r *remoteEndpoint) Address() *net.IPNet     { return parseCIDR(r.ge.Addr) }
-func (r *remoteEndpoint) AddressIPv6() *net.IPNet { return parseCIDR(r.ge.AddrV6) }
+// Address returns the endpoint's IPv4 address, nil if it has none.
+func (r *remoteEndpoint) Address() *net.IPNet {
+	a, _ := types.ParseCIDR(r.ge.Addr)
+	return a
+}
 
-// parseCIDR returns the address and mask of s ("10.0.0.2/24"), nil if s is
-// not one.
-func parseCIDR(s string) *net.IPNet {
-	ip, ipn, err := net.ParseCIDR(s)
-	if err != nil {
-		return nil
-	}
-	return &net.IPNet{IP: ip, Mask: ipn.Mask}
+// AddressIPv6 returns the endpoint's IPv6 address, nil if it has none.
+func (r *remoteEndpoint) AddressIPv6() *net.IPNet {
+	a, _ := types.ParseCIDR(r.ge.AddrV6)
+	return a
 }
 
 // remoteEndpointList returns the remote endpoints of n, sorted by name.

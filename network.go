@@ -179,6 +179,45 @@ func (n *network) driverOptions() map[string]interface{} {
 
 // ipamConfigs returns the network's v4 and v6 IPAM configurations in one
 // new slice.
+// driverOptStrings returns a copy of n's driver options
+// (netlabel.GenericData) that are strings.
+func (n *network) driverOptStrings() map[string]string {
+	out := map[string]string{}
+	switch g := n.generic[netlabel.GenericData].(type) {
+	case map[string]string:
+		maps.Copy(out, g)
+	case map[string]interface{}:
+		for k, v := range g {
+			if sv, ok := v.(string); ok {
+				out[k] = sv
+			}
+		}
+	}
+	return out
+}
+
+// addDriverOpts adds opts to n's driver options, keeping the others (of
+// any type). n must not be shared yet.
+func (n *network) addDriverOpts(opts map[string]string) {
+	if n.generic == nil {
+		n.generic = options.Generic{}
+	}
+	switch g := n.generic[netlabel.GenericData].(type) {
+	case map[string]interface{}:
+		m := maps.Clone(g)
+		for k, v := range opts {
+			m[k] = v
+		}
+		n.generic[netlabel.GenericData] = m
+	case map[string]string:
+		m := maps.Clone(g)
+		maps.Copy(m, opts)
+		n.generic[netlabel.GenericData] = m
+	default:
+		n.generic[netlabel.GenericData] = maps.Clone(opts)
+	}
+}
+
 func (n *network) ipamConfigs() []*IpamConf {
 	return slices.Concat(n.ipamV4Config, n.ipamV6Config)
 }

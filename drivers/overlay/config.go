@@ -102,7 +102,7 @@ func parseNetworkConfig(nid string, opts map[string]interface{}, ipV4Data, ipV6D
 		return c, &OptionError{Network: nid, Option: VXLANIDListOption,
 			Reason: fmt.Sprintf("missing: the controller must give one VNI (%d..%d) per IPv4 subnet, comma-separated", MinVNI, MaxVNI)}
 	}
-	vnis, err := parseVNIs(nid, raw)
+	vnis, err := ParseVNIs(nid, raw)
 	if err != nil {
 		return c, err
 	}
@@ -120,9 +120,10 @@ func parseNetworkConfig(nid string, opts map[string]interface{}, ipV4Data, ipV6D
 	return c, nil
 }
 
-// parseVNIs parses a VNI list: comma-separated decimal VNIs in
-// MinVNI..MaxVNI, no duplicates.
-func parseVNIs(nid, raw string) ([]int, error) {
+// ParseVNIs parses the VXLANIDListOption of network nid: comma-separated
+// decimal VNIs in MinVNI..MaxVNI, no duplicates. A bad list is an
+// *OptionError.
+func ParseVNIs(nid, raw string) ([]int, error) {
 	var vnis []int
 	seen := map[int]bool{}
 	for _, f := range strings.Split(raw, ",") {
