@@ -19,77 +19,39 @@ var (
 	defaultV6 = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
 )
 
-// endpoint is one endpoint of an ipvlan network; id and v6 never change,
-// joined is guarded by Driver.mu.
+// endpoint is one endpoint of an ipvlan network.
 type endpoint struct {
-	id string
 	// v6 says the endpoint has an IPv6 address (the l3 modes then route
 	// IPv6 through it too).
-	v6     bool
-	joined bool
+	v6 bool
 }
 
 // CreateEndpoint records the endpoint. It sets no MAC (an ipvlan link has
 // its parent's, as with docker) and does no kernel work.
 func (d *Driver) CreateEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, _ map[string]interface{}) error {
-	if err := d.createEndpoint(nid, eid, ifInfo); err != nil {
+	if err := d.createEndpoint(nid, eid, ifInfo, false); err != nil {
 		return fmt.Errorf("create endpoint: %w", err)
 	}
 	return nil
 }
 
-func (d *Driver) createEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo) error {
+func (d *Driver) createEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, joined bool) error {
 	if ifInfo == nil {
 		return types.BadRequestErrorf("endpoint %s of ipvlan network %s: no interface info", eid, nid)
 	}
-	ep := &endpoint{id: eid, v6: ifInfo.AddressIPv6() != nil}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, ok := d.networks[nid]
-	switch {
-	case !ok:
-		return types.NotFoundErrorf("endpoint %s: no ipvlan network %s", eid, nid)
-	case n.endpoints[eid] != nil:
-		return types.ForbiddenErrorf("endpoint %s of ipvlan network %s exists", eid, nid)
-	}
-	n.endpoints[eid] = ep
-	return nil
+	return d.nets.AddEndpoint(nid, eid, endpoint{v6: ifInfo.AddressIPv6() != nil}, joined)
 }
 
 // DeleteEndpoint forgets the endpoint. Its link, if still there, is in the
 // sandbox's namespace, which the controller retires or destroys.
-func (d *Driver) DeleteEndpoint(nid, eid string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, _, err := d.endpointLocked(nid, eid)
-	if err != nil {
-		return err
-	}
-	delete(n.endpoints, eid)
-	return nil
-}
+func (d *Driver) DeleteEndpoint(nid, eid string) error { return d.nets.DeleteEndpoint(nid, eid) }
 
 // EndpointOperInfo returns nothing: the endpoint's MAC is its parent's.
 func (d *Driver) EndpointOperInfo(nid, eid string) (map[string]interface{}, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, _, err := d.endpointLocked(nid, eid); err != nil {
+	if _, _, err := d.nets.Endpoint(nid, eid); err != nil {
 		return nil, err
 	}
 	return map[string]interface{}{}, nil
-}
-
-// endpointLocked finds an endpoint. d.mu must be held.
-func (d *Driver) endpointLocked(nid, eid string) (*network, *endpoint, error) {
-	n, ok := d.networks[nid]
-	if !ok {
-		return nil, nil, types.NotFoundErrorf("ipvlan network %s not found", nid)
-	}
-	ep, ok := n.endpoints[eid]
-	if !ok {
-		return n, nil, types.NotFoundErrorf("endpoint %s not found on ipvlan network %s", eid, nid)
-	}
-	return n, ep, nil
 }
 
 // Join creates the endpoint's ipvlan link on the network's parent,
@@ -105,52 +67,42 @@ func (d *Driver) Join(nid, eid, sboxKey string, jinfo driverapi.JoinInfo, _ map[
 	if jinfo == nil || jinfo.Sandbox() == nil {
 		return types.BadRequestErrorf("join endpoint %s of ipvlan network %s: no sandbox", eid, nid)
 	}
-	d.mu.Lock()
-	n, ep, err := d.endpointLocked(nid, eid)
-	if err == nil && ep.joined {
-		err = types.ForbiddenErrorf("endpoint %s of ipvlan network %s is joined", eid, nid)
-	}
-	if err == nil {
-		ep.joined = true // claimed; undone on failure
-	}
-	d.mu.Unlock()
+	n, ep, err := d.nets.ClaimJoin(nid, eid) // undone on failure
 	if err != nil {
 		return fmt.Errorf("join sandbox %s: %w", sboxKey, err)
 	}
 	if err := d.join(n, ep, jinfo); err != nil {
-		d.mu.Lock()
-		ep.joined = false
-		d.mu.Unlock()
+		_ = d.nets.Unjoin(nid, eid)
 		return fmt.Errorf("join endpoint %s of ipvlan network %s to sandbox %s: %w", eid, nid, sboxKey, err)
 	}
 	return nil
 }
 
-func (d *Driver) join(n *network, ep *endpoint, jinfo driverapi.JoinInfo) error {
-	parent, err := d.host.LinkByName(n.parent)
+func (d *Driver) join(n *network, ep endpoint, jinfo driverapi.JoinInfo) error {
+	parent, err := d.host.LinkByName(n.Parent)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return types.NotFoundErrorf("parent interface %s does not exist in the controller's namespace", n.parent)
+			return types.NotFoundErrorf("parent interface %s does not exist in the controller's namespace", n.Parent)
 		}
-		return types.InternalErrorf("looking up parent %s: %w", n.parent, err)
+		return types.InternalErrorf("looking up parent %s: %w", n.Parent, err)
 	}
 	sb := jinfo.Sandbox()
 	spec := linkSpec{
 		name:        sb.IfaceName(),
 		parentIndex: parent.Attrs().Index,
-		mode:        n.config.mode,
-		flag:        n.config.flag,
-		mtu:         n.config.mtu,
+		mode:        n.Config.mode,
+		flag:        n.Config.flag,
+		mtu:         n.Config.mtu,
 		nsFd:        sb.NetNSFd(),
 	}
 	if spec.mtu == 0 {
 		spec.mtu = parent.Attrs().MTU
 	}
 	if err := d.host.LinkAdd(spec.link()); err != nil {
-		return linkAddError(spec, n.parent, err)
+		return linkAddError(spec, n.Parent, err)
 	}
-	if err := report(n, ep, jinfo); err != nil {
+	if err := report(n.Config, ep.v6, jinfo); err != nil {
 		d.deleteLink(spec.name, sb.NetNSFd())
 		return err
 	}
@@ -186,32 +138,32 @@ func (d *Driver) deleteLink(name string, nsFd int) {
 }
 
 // report tells the controller what Join did.
-func report(n *network, ep *endpoint, jinfo driverapi.JoinInfo) error {
+func report(c networkConfig, v6 bool, jinfo driverapi.JoinInfo) error {
 	if err := jinfo.InterfaceName().SetCreatedInSandbox(); err != nil {
 		return types.InternalErrorf("reporting the interface: %w", err)
 	}
 	switch {
-	case n.config.internal:
+	case c.internal:
 		jinfo.DisableGatewayService()
-	case n.config.routed():
+	case c.routed():
 		// As docker: no gateway; the parent routes whatever goes out of
 		// the interface.
 		jinfo.DisableGatewayService()
 		if err := jinfo.AddStaticRoute(defaultV4, types.CONNECTED, nil); err != nil {
 			return types.InternalErrorf("reporting the default route %s: %w", defaultV4, err)
 		}
-		if ep.v6 {
+		if v6 {
 			if err := jinfo.AddStaticRoute(defaultV6, types.CONNECTED, nil); err != nil {
 				return types.InternalErrorf("reporting the default route %s: %w", defaultV6, err)
 			}
 		}
 	default:
-		if gw := n.config.gw4; gw != nil {
+		if gw := c.gw4; gw != nil {
 			if err := jinfo.SetGateway(gw); err != nil {
 				return types.InternalErrorf("reporting gateway %s: %w", gw, err)
 			}
 		}
-		if gw := n.config.gw6; gw != nil {
+		if gw := c.gw6; gw != nil {
 			if err := jinfo.SetGatewayIPv6(gw); err != nil {
 				return types.InternalErrorf("reporting gateway %s: %w", gw, err)
 			}
@@ -224,13 +176,9 @@ func report(n *network, ep *endpoint, jinfo driverapi.JoinInfo) error {
 // retires the interface in the sandbox (down, renamed) or destroys the
 // sandbox's namespace, which deletes the link.
 func (d *Driver) Leave(nid, eid string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ep, err := d.endpointLocked(nid, eid)
-	if err != nil {
+	if err := d.nets.Unjoin(nid, eid); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
-	ep.joined = false
 	return nil
 }
 
@@ -238,15 +186,8 @@ func (d *Driver) Leave(nid, eid string) error {
 // restart. A joined endpoint's link is in its sandbox; the controller
 // checks it is there and, when it is not, has Join make it again.
 func (d *Driver) RestoreEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, sboxKey string, jinfo driverapi.JoinInfo, _ map[string]interface{}) error {
-	if err := d.createEndpoint(nid, eid, ifInfo); err != nil {
+	if err := d.createEndpoint(nid, eid, ifInfo, jinfo != nil); err != nil {
 		return fmt.Errorf("restore endpoint: %w", err)
-	}
-	if jinfo != nil {
-		d.mu.Lock()
-		if _, ep, err := d.endpointLocked(nid, eid); err == nil {
-			ep.joined = true
-		}
-		d.mu.Unlock()
 	}
 	return nil
 }

@@ -30,14 +30,11 @@ package ipvlan
 
 import (
 	"log/slog"
-	"reflect"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/drivers/internal/lanparent"
-	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/types"
 )
 
@@ -67,9 +64,8 @@ type Driver struct {
 	host    *netlink.Handle
 	parents *lanparent.Manager
 
-	mu sync.Mutex
-	// networks by ID.
-	networks map[string]*network
+	// nets are the networks and their endpoints.
+	nets *lanparent.Registry[networkConfig, endpoint]
 }
 
 var (
@@ -80,16 +76,8 @@ var (
 	_ driverapi.OrphanCollector = (*Driver)(nil)
 )
 
-// network is one ipvlan network. Its fields other than endpoints never
-// change once it is in Driver.networks.
-type network struct {
-	id     string
-	config networkConfig
-	// parent is the parent's name in the controller's namespace.
-	parent string
-	// endpoints by ID; guarded by Driver.mu.
-	endpoints map[string]*endpoint
-}
+// network is one ipvlan network.
+type network = lanparent.Network[networkConfig, endpoint]
 
 // New returns an ipvlan driver working in the namespace of cfg.Host.
 func New(cfg Config) (*Driver, error) {
@@ -102,7 +90,8 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{logger: logger, host: cfg.Host, parents: pm, networks: map[string]*network{}}, nil
+	return &Driver{logger: logger, host: cfg.Host, parents: pm,
+		nets: lanparent.NewRegistry[networkConfig, endpoint](NetworkType, pm, logger)}, nil
 }
 
 // Type returns "ipvlan".
@@ -137,69 +126,30 @@ func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	_, exists := d.networks[nid]
-	d.mu.Unlock()
-	if exists {
-		return types.ForbiddenErrorf("create ipvlan network %s: it exists", nid)
-	}
-	p, err := d.parents.Acquire(lanparent.Claim{
+	return d.nets.AddNetwork(nid, c, lanparent.Claim{
 		Network: nid, Parent: c.parent, Mode: c.mode + "/" + c.flag,
 		Subnets: c.subnets, MTU: c.mtu,
-	}, restore)
-	if err != nil {
-		return err
-	}
-	n := &network{id: nid, config: c, parent: p.Name, endpoints: map[string]*endpoint{}}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	err = nil
-	if _, exists := d.networks[nid]; exists {
-		err = types.ForbiddenErrorf("create ipvlan network %s: it exists", nid)
-	}
-	for oid, o := range d.networks {
-		if err == nil && o.parent == p.Name && (o.config.mode != c.mode || o.config.flag != c.flag) {
-			// The kernel keeps one mode and flag per parent: a link in
-			// another would switch the other network's links too.
-			err = types.ForbiddenErrorf("create ipvlan network %s: parent %s is used by network %s in mode %s flag %s, not mode %s flag %s (the kernel has one mode and flag per parent)",
-				nid, p.Name, oid, o.config.mode, o.config.flag, c.mode, c.flag)
+	}, restore, func(o *network) error {
+		if o.Config.mode == c.mode && o.Config.flag == c.flag {
+			return nil
 		}
-	}
-	if err != nil {
-		if rerr := d.parents.Release(nid); rerr != nil {
-			d.logger.Warn("releasing a parent", "network", nid, "error", rerr)
-		}
-		return err
-	}
-	d.networks[nid] = n
-	return nil
+		// The kernel keeps one mode and flag per parent: a link in
+		// another would switch the other network's links too.
+		return types.ForbiddenErrorf("create ipvlan network %s: parent %s is used by network %s in mode %s flag %s, not mode %s flag %s (the kernel has one mode and flag per parent)",
+			nid, o.Parent, o.ID, o.Config.mode, o.Config.flag, c.mode, c.flag)
+	})
 }
 
 // DeleteNetwork forgets the network and releases its parent: a VLAN
 // sub-interface or internal parent of the driver's own goes with its last
 // network (and, with it, the ipvlan links still on it).
-func (d *Driver) DeleteNetwork(nid string) error {
-	d.mu.Lock()
-	_, ok := d.networks[nid]
-	delete(d.networks, nid)
-	d.mu.Unlock()
-	if !ok {
-		return types.NotFoundErrorf("delete ipvlan network %s: no such network", nid)
-	}
-	return d.parents.Release(nid)
-}
+func (d *Driver) DeleteNetwork(nid string) error { return d.nets.RemoveNetwork(nid) }
 
 // ProgramExternalConnectivity refuses a port binding: ipvlan endpoints
 // sit on the parent's network with addresses of their own, reachable as
 // they are, and docker's driver publishes nothing either.
 func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]interface{}) error {
-	if raw, ok := opts[netlabel.PortMap]; ok && raw != nil {
-		if v := reflect.ValueOf(raw); v.Kind() == reflect.Slice && v.Len() > 0 {
-			return types.ForbiddenErrorf("endpoint %s of ipvlan network %s asks to publish ports %v: ipvlan networks do not publish ports (docker does not either); the endpoint's own address is reachable on the parent's network",
-				eid, nid, raw)
-		}
-	}
-	return nil
+	return lanparent.RefusePorts(NetworkType, nid, eid, opts)
 }
 
 // RevokeExternalConnectivity has nothing to undo.

@@ -380,8 +380,7 @@ func TestConnectedDefaultRoutesApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	ji := &drivertest.JoinInfo{IfName: "eth0"}
-	n := &network{config: networkConfig{mode: ModeL3, flag: FlagBridge}}
-	if err := report(n, &endpoint{v6: true}, ji); err != nil {
+	if err := report(networkConfig{mode: ModeL3, flag: FlagBridge}, true, ji); err != nil {
 		t.Fatal(err)
 	}
 	cfg := osl.IfaceConfig{Name: "eth0", Addr: drivertest.CIDR(t, "10.91.0.11/24"), AddrV6: drivertest.CIDR(t, "fd91::11/64"), Routes: ji.OSLRoutes()}

@@ -101,9 +101,9 @@ func TestReport(t *testing.T) {
 		{ModeL2, true, true, false, nil},
 		{ModeL3, true, true, false, nil},
 	} {
-		n := &network{config: networkConfig{mode: tc.mode, flag: FlagBridge, internal: tc.internal, gw4: gw4, gw6: gw6}}
+		c := networkConfig{mode: tc.mode, flag: FlagBridge, internal: tc.internal, gw4: gw4, gw6: gw6}
 		ji := &drivertest.JoinInfo{IfName: "eth0"}
-		if err := report(n, &endpoint{v6: tc.v6}, ji); err != nil {
+		if err := report(c, tc.v6, ji); err != nil {
 			t.Fatal(err)
 		}
 		name := tc.mode

@@ -15,41 +15,29 @@ import (
 	"github.com/netkit/libnetwork/types"
 )
 
-// endpoint is one endpoint of a macvlan network; id and mac never change,
-// joined is guarded by Driver.mu.
+// endpoint is one endpoint of a macvlan network.
 type endpoint struct {
-	id     string
-	mac    net.HardwareAddr
-	joined bool
+	id  string
+	mac net.HardwareAddr
 }
 
 // CreateEndpoint records the endpoint and gives it a MAC when it has none
 // (02:42 and its IPv4 address, as docker, else random; locally
 // administered unicast either way). It does no kernel work.
 func (d *Driver) CreateEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, _ map[string]interface{}) error {
-	if err := d.createEndpoint(nid, eid, ifInfo); err != nil {
+	if err := d.createEndpoint(nid, eid, ifInfo, false); err != nil {
 		return fmt.Errorf("create endpoint: %w", err)
 	}
 	return nil
 }
 
-func (d *Driver) createEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo) error {
+func (d *Driver) createEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, joined bool) error {
 	if ifInfo == nil {
 		return types.BadRequestErrorf("endpoint %s of macvlan network %s: no interface info", eid, nid)
 	}
-	ep := &endpoint{id: eid, mac: types.GetMacCopy(ifInfo.MacAddress())}
-	d.mu.Lock()
-	n, ok := d.networks[nid]
-	var exists bool
-	if ok {
-		_, exists = n.endpoints[eid]
-	}
-	d.mu.Unlock()
-	switch {
-	case !ok:
-		return types.NotFoundErrorf("endpoint %s: no macvlan network %s", eid, nid)
-	case exists:
-		return types.ForbiddenErrorf("endpoint %s of macvlan network %s exists", eid, nid)
+	ep := endpoint{id: eid, mac: types.GetMacCopy(ifInfo.MacAddress())}
+	if err := d.nets.CheckNewEndpoint(nid, eid); err != nil {
+		return err
 	}
 	if ep.mac == nil {
 		ep.mac = endpointMAC(ifInfo.Address())
@@ -57,13 +45,7 @@ func (d *Driver) createEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo)
 			return types.InternalErrorf("endpoint %s of macvlan network %s: setting MAC %s: %w", eid, nid, ep.mac, err)
 		}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.networks[nid] != n || n.endpoints[eid] != nil {
-		return types.ForbiddenErrorf("endpoint %s of macvlan network %s: the network changed meanwhile", eid, nid)
-	}
-	n.endpoints[eid] = ep
-	return nil
+	return d.nets.AddEndpoint(nid, eid, ep, joined)
 }
 
 // endpointMAC derives a MAC from the IPv4 address (02:42 and its four
@@ -82,39 +64,15 @@ func endpointMAC(addr *net.IPNet) net.HardwareAddr {
 
 // DeleteEndpoint forgets the endpoint. Its link, if still there, is in the
 // sandbox's namespace, which the controller retires or destroys.
-func (d *Driver) DeleteEndpoint(nid, eid string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, _, err := d.endpointLocked(nid, eid)
-	if err != nil {
-		return err
-	}
-	delete(n.endpoints, eid)
-	return nil
-}
+func (d *Driver) DeleteEndpoint(nid, eid string) error { return d.nets.DeleteEndpoint(nid, eid) }
 
 // EndpointOperInfo returns the endpoint's MAC under netlabel.MacAddress.
 func (d *Driver) EndpointOperInfo(nid, eid string) (map[string]interface{}, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ep, err := d.endpointLocked(nid, eid)
+	_, ep, err := d.nets.Endpoint(nid, eid)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]interface{}{netlabel.MacAddress: types.GetMacCopy(ep.mac)}, nil
-}
-
-// endpointLocked finds an endpoint. d.mu must be held.
-func (d *Driver) endpointLocked(nid, eid string) (*network, *endpoint, error) {
-	n, ok := d.networks[nid]
-	if !ok {
-		return nil, nil, types.NotFoundErrorf("macvlan network %s not found", nid)
-	}
-	ep, ok := n.endpoints[eid]
-	if !ok {
-		return n, nil, types.NotFoundErrorf("endpoint %s not found on macvlan network %s", eid, nid)
-	}
-	return n, ep, nil
 }
 
 // Join creates the endpoint's macvlan link on the network's parent,
@@ -126,43 +84,33 @@ func (d *Driver) Join(nid, eid, sboxKey string, jinfo driverapi.JoinInfo, _ map[
 	if jinfo == nil || jinfo.Sandbox() == nil {
 		return types.BadRequestErrorf("join endpoint %s of macvlan network %s: no sandbox", eid, nid)
 	}
-	d.mu.Lock()
-	n, ep, err := d.endpointLocked(nid, eid)
-	if err == nil && ep.joined {
-		err = types.ForbiddenErrorf("endpoint %s of macvlan network %s is joined", eid, nid)
-	}
-	if err == nil {
-		ep.joined = true // claimed; undone on failure
-	}
-	d.mu.Unlock()
+	n, ep, err := d.nets.ClaimJoin(nid, eid) // undone on failure
 	if err != nil {
 		return fmt.Errorf("join sandbox %s: %w", sboxKey, err)
 	}
 	if err := d.join(n, ep, jinfo); err != nil {
-		d.mu.Lock()
-		ep.joined = false
-		d.mu.Unlock()
+		_ = d.nets.Unjoin(nid, eid)
 		return fmt.Errorf("join endpoint %s of macvlan network %s to sandbox %s: %w", eid, nid, sboxKey, err)
 	}
 	return nil
 }
 
-func (d *Driver) join(n *network, ep *endpoint, jinfo driverapi.JoinInfo) error {
-	parent, err := d.host.LinkByName(n.parent)
+func (d *Driver) join(n *network, ep endpoint, jinfo driverapi.JoinInfo) error {
+	parent, err := d.host.LinkByName(n.Parent)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return types.NotFoundErrorf("parent interface %s does not exist in the controller's namespace", n.parent)
+			return types.NotFoundErrorf("parent interface %s does not exist in the controller's namespace", n.Parent)
 		}
-		return types.InternalErrorf("looking up parent %s: %w", n.parent, err)
+		return types.InternalErrorf("looking up parent %s: %w", n.Parent, err)
 	}
 	sb := jinfo.Sandbox()
 	spec := linkSpec{
 		name:        sb.IfaceName(),
 		parentIndex: parent.Attrs().Index,
-		mode:        n.config.mode,
+		mode:        n.Config.mode,
 		mac:         ep.mac,
-		mtu:         n.config.mtu,
+		mtu:         n.Config.mtu,
 		nsFd:        sb.NetNSFd(),
 	}
 	if spec.mtu == 0 {
@@ -173,11 +121,11 @@ func (d *Driver) join(n *network, ep *endpoint, jinfo driverapi.JoinInfo) error 
 	}
 	if err := d.host.LinkAdd(spec.link()); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return types.ForbiddenErrorf("creating macvlan link %s on %s: an interface of that name exists in the sandbox", spec.name, n.parent)
+			return types.ForbiddenErrorf("creating macvlan link %s on %s: an interface of that name exists in the sandbox", spec.name, n.Parent)
 		}
-		return types.InternalErrorf("creating macvlan link %s (mode %s) on parent %s: %w", spec.name, n.config.mode, n.parent, err)
+		return types.InternalErrorf("creating macvlan link %s (mode %s) on parent %s: %w", spec.name, n.Config.mode, n.Parent, err)
 	}
-	if err := report(n, jinfo, spec.name, d.joinByMove); err != nil {
+	if err := report(n.Config, jinfo, spec.name, d.joinByMove); err != nil {
 		d.deleteLink(spec, sb.NetNSFd())
 		return err
 	}
@@ -203,7 +151,7 @@ func (d *Driver) deleteLink(spec linkSpec, nsFd int) {
 }
 
 // report tells the controller what Join did.
-func report(n *network, jinfo driverapi.JoinInfo, name string, moved bool) error {
+func report(c networkConfig, jinfo driverapi.JoinInfo, name string, moved bool) error {
 	var err error
 	if moved {
 		err = jinfo.InterfaceName().SetNames(name, "eth")
@@ -213,16 +161,16 @@ func report(n *network, jinfo driverapi.JoinInfo, name string, moved bool) error
 	if err != nil {
 		return types.InternalErrorf("reporting the interface: %w", err)
 	}
-	if n.config.internal {
+	if c.internal {
 		jinfo.DisableGatewayService()
 		return nil
 	}
-	if gw := n.config.gw4; gw != nil {
+	if gw := c.gw4; gw != nil {
 		if err := jinfo.SetGateway(gw); err != nil {
 			return types.InternalErrorf("reporting gateway %s: %w", gw, err)
 		}
 	}
-	if gw := n.config.gw6; gw != nil {
+	if gw := c.gw6; gw != nil {
 		if err := jinfo.SetGatewayIPv6(gw); err != nil {
 			return types.InternalErrorf("reporting gateway %s: %w", gw, err)
 		}
@@ -234,13 +182,9 @@ func report(n *network, jinfo driverapi.JoinInfo, name string, moved bool) error
 // retires the interface in the sandbox (down, renamed) or destroys the
 // sandbox's namespace, which deletes the link.
 func (d *Driver) Leave(nid, eid string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ep, err := d.endpointLocked(nid, eid)
-	if err != nil {
+	if err := d.nets.Unjoin(nid, eid); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
-	ep.joined = false
 	return nil
 }
 
@@ -248,15 +192,8 @@ func (d *Driver) Leave(nid, eid string) error {
 // restart. A joined endpoint's link is in its sandbox; the controller
 // checks it is there and, when it is not, has Join make it again.
 func (d *Driver) RestoreEndpoint(nid, eid string, ifInfo driverapi.InterfaceInfo, sboxKey string, jinfo driverapi.JoinInfo, _ map[string]interface{}) error {
-	if err := d.createEndpoint(nid, eid, ifInfo); err != nil {
+	if err := d.createEndpoint(nid, eid, ifInfo, jinfo != nil); err != nil {
 		return fmt.Errorf("restore endpoint: %w", err)
-	}
-	if jinfo != nil {
-		d.mu.Lock()
-		if _, ep, err := d.endpointLocked(nid, eid); err == nil {
-			ep.joined = true
-		}
-		d.mu.Unlock()
 	}
 	return nil
 }

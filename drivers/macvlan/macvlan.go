@@ -25,15 +25,11 @@ package macvlan
 
 import (
 	"log/slog"
-	"reflect"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/drivers/internal/lanparent"
-	"github.com/netkit/libnetwork/netlabel"
-	"github.com/netkit/libnetwork/types"
 )
 
 // NetworkType is the name of the driver.
@@ -67,9 +63,8 @@ type Driver struct {
 	// by the benchmark that compares both.
 	joinByMove bool
 
-	mu sync.Mutex
-	// networks by ID.
-	networks map[string]*network
+	// nets are the networks and their endpoints.
+	nets *lanparent.Registry[networkConfig, endpoint]
 }
 
 var (
@@ -80,16 +75,8 @@ var (
 	_ driverapi.OrphanCollector = (*Driver)(nil)
 )
 
-// network is one macvlan network. Its fields other than endpoints never
-// change once it is in Driver.networks.
-type network struct {
-	id     string
-	config networkConfig
-	// parent is the parent's name in the controller's namespace.
-	parent string
-	// endpoints by ID; guarded by Driver.mu.
-	endpoints map[string]*endpoint
-}
+// network is one macvlan network.
+type network = lanparent.Network[networkConfig, endpoint]
 
 // New returns a macvlan driver working in the namespace of cfg.Host.
 func New(cfg Config) (*Driver, error) {
@@ -102,7 +89,8 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{logger: logger, host: cfg.Host, parents: pm, networks: map[string]*network{}}, nil
+	return &Driver{logger: logger, host: cfg.Host, parents: pm,
+		nets: lanparent.NewRegistry[networkConfig, endpoint](NetworkType, pm, logger)}, nil
 }
 
 // Type returns "macvlan".
@@ -137,57 +125,22 @@ func (d *Driver) createNetwork(nid string, opts map[string]interface{}, ipV4Data
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	_, exists := d.networks[nid]
-	d.mu.Unlock()
-	if exists {
-		return types.ForbiddenErrorf("create macvlan network %s: it exists", nid)
-	}
-	p, err := d.parents.Acquire(lanparent.Claim{
+	return d.nets.AddNetwork(nid, c, lanparent.Claim{
 		Network: nid, Parent: c.parent, Mode: c.mode, Exclusive: c.mode == ModePassthru,
 		Subnets: c.subnets, MTU: c.mtu,
-	}, restore)
-	if err != nil {
-		return err
-	}
-	n := &network{id: nid, config: c, parent: p.Name, endpoints: map[string]*endpoint{}}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, exists := d.networks[nid]; exists {
-		if err := d.parents.Release(nid); err != nil {
-			d.logger.Warn("releasing a parent", "network", nid, "error", err)
-		}
-		return types.ForbiddenErrorf("create macvlan network %s: it exists", nid)
-	}
-	d.networks[nid] = n
-	return nil
+	}, restore, nil)
 }
 
 // DeleteNetwork forgets the network and releases its parent: a VLAN
 // sub-interface or internal parent of the driver's own goes with its last
 // network (and, with it, the macvlan links still on it).
-func (d *Driver) DeleteNetwork(nid string) error {
-	d.mu.Lock()
-	_, ok := d.networks[nid]
-	delete(d.networks, nid)
-	d.mu.Unlock()
-	if !ok {
-		return types.NotFoundErrorf("delete macvlan network %s: no such network", nid)
-	}
-	return d.parents.Release(nid)
-}
+func (d *Driver) DeleteNetwork(nid string) error { return d.nets.RemoveNetwork(nid) }
 
 // ProgramExternalConnectivity refuses a port binding: macvlan endpoints
 // sit on the parent's link layer with addresses of their own, reachable
 // as they are, and docker's driver publishes nothing either.
 func (d *Driver) ProgramExternalConnectivity(nid, eid string, opts map[string]interface{}) error {
-	if raw, ok := opts[netlabel.PortMap]; ok && raw != nil {
-		if v := reflect.ValueOf(raw); v.Kind() == reflect.Slice && v.Len() > 0 {
-			return types.ForbiddenErrorf("endpoint %s of macvlan network %s asks to publish ports %v: macvlan networks do not publish ports (docker does not either); the endpoint's own address is reachable on the parent's network",
-				eid, nid, raw)
-		}
-	}
-	return nil
+	return lanparent.RefusePorts(NetworkType, nid, eid, opts)
 }
 
 // RevokeExternalConnectivity has nothing to undo.
