@@ -147,6 +147,14 @@ func runHostWorker() bool {
 }
 
 func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
+	// The network the request names, if any.
+	var n Network
+	if req.Network != "" {
+		var err error
+		if n, err = c.NetworkByName(req.Network); err != nil {
+			return hostReply{}, err
+		}
+	}
 	switch req.Op {
 	case "network":
 		var ipam NetworkOption
@@ -171,10 +179,6 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		}
 		return hostReply{Names: names}, nil
 	case "join":
-		n, err := c.NetworkByName(req.Network)
-		if err != nil {
-			return hostReply{}, err
-		}
 		var eopts []EndpointOption
 		for _, a := range req.Aliases {
 			eopts = append(eopts, CreateOptionMyAlias(a))
@@ -196,10 +200,6 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		i := ep.Info().Iface()
 		return hostReply{ID: ep.ID(), Key: sb.Key(), IP: i.Address().IP.String(), MAC: i.MacAddress().String()}, nil
 	case "endpoints":
-		n, err := c.NetworkByName(req.Network)
-		if err != nil {
-			return hostReply{}, err
-		}
 		var names []string
 		for _, ep := range n.Endpoints() {
 			names = append(names, ep.Name()+"="+ep.Info().Iface().Address().String())
@@ -207,10 +207,6 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		return hostReply{Names: names}, nil
 	case "create":
 		// An endpoint that joins nothing.
-		n, err := c.NetworkByName(req.Network)
-		if err != nil {
-			return hostReply{}, err
-		}
 		ep, err := n.CreateEndpoint(req.Name)
 		if err != nil {
 			return hostReply{}, err
@@ -218,30 +214,18 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		return hostReply{ID: ep.ID(), IP: ep.Info().Iface().Address().IP.String()}, nil
 	case "createat":
 		// An endpoint at a given address (Subnet holds it).
-		n, err := c.NetworkByName(req.Network)
-		if err != nil {
-			return hostReply{}, err
-		}
 		ep, err := n.CreateEndpoint(req.Name, CreateOptionIpam(net.ParseIP(req.Subnet), nil, nil))
 		if err != nil {
 			return hostReply{}, err
 		}
 		return hostReply{ID: ep.ID(), IP: ep.Info().Iface().Address().IP.String()}, nil
 	case "deleteep":
-		n, err := c.NetworkByName(req.Network)
-		if err != nil {
-			return hostReply{}, err
-		}
 		ep, err := n.EndpointByName(req.Name)
 		if err != nil {
 			return hostReply{}, err
 		}
 		return hostReply{}, ep.Delete(false)
 	case "joinmany":
-		n, err := c.NetworkByName(req.Network)
-		if err != nil {
-			return hostReply{}, err
-		}
 		ips := make([]string, req.Count)
 		errs := make([]error, req.Count)
 		var wg sync.WaitGroup
@@ -272,22 +256,11 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		return hostReply{IPs: ips}, nil
 	case "connect":
 		// Another network for an existing container.
-		n, err := c.NetworkByName(req.Network)
-		if err != nil {
-			return hostReply{}, err
-		}
 		ep, err := n.CreateEndpoint(req.Name + "-" + req.Network)
 		if err != nil {
 			return hostReply{}, err
 		}
-		var sb Sandbox
-		c.WalkSandboxes(func(s Sandbox) bool {
-			if s.ContainerID() == "ctr-"+req.Name {
-				sb = s
-				return true
-			}
-			return false
-		})
+		sb := containerSandbox(c, req.Name)
 		if sb == nil {
 			return hostReply{}, types.NotFoundErrorf("no container %s", req.Name)
 		}
@@ -296,24 +269,14 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		}
 		return hostReply{IP: ep.Info().Iface().Address().IP.String()}, nil
 	case "leave":
-		n, err := c.NetworkByName(req.Network)
-		if err != nil {
-			return hostReply{}, err
-		}
 		ep, err := n.EndpointByName(req.Name)
 		if err != nil {
 			return hostReply{}, err
 		}
-		var sbErr error
-		c.WalkSandboxes(func(sb Sandbox) bool {
-			if sb.ContainerID() == "ctr-"+req.Name {
-				sbErr = sb.Delete()
-				return true
+		if sb := containerSandbox(c, req.Name); sb != nil {
+			if err := sb.Delete(); err != nil {
+				return hostReply{}, err
 			}
-			return false
-		})
-		if sbErr != nil {
-			return hostReply{}, sbErr
 		}
 		// Deleting the sandbox deleted the endpoint too, as in v0.7.
 		if _, err := n.EndpointByID(ep.ID()); err == nil {
@@ -322,6 +285,20 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		return hostReply{}, nil
 	}
 	return hostReply{}, fmt.Errorf("unknown op %q", req.Op)
+}
+
+// containerSandbox returns the sandbox of the harness's container name,
+// nil if there is none.
+func containerSandbox(c NetworkController, name string) Sandbox {
+	var sb Sandbox
+	c.WalkSandboxes(func(s Sandbox) bool {
+		if s.ContainerID() == "ctr-"+name {
+			sb = s
+			return true
+		}
+		return false
+	})
+	return sb
 }
 
 // hostProc is a running host worker, seen from the test.

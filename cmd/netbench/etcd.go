@@ -7,7 +7,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +17,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/netkit/libnetwork/internal/testutil/etcdtest"
 )
 
 // etcdBinary is the etcd server netbench runs (Debian package etcd-server).
@@ -110,31 +111,11 @@ func (s *etcdServer) waitHealthy(timeout time.Duration) error {
 			return fmt.Errorf("exited before answering (last health check: %v)", last)
 		default:
 		}
-		if last = etcdHealth(client, "http://"+s.client+"/health"); last == nil {
+		if last = etcdtest.CheckHealth(client, "http://"+s.client+"/health"); last == nil {
 			return nil
 		}
 	}
 	return fmt.Errorf("not healthy within %v: %v", timeout, last)
-}
-
-func etcdHealth(client *http.Client, url string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var body bytes.Buffer
-	_, _ = body.ReadFrom(resp.Body)
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(body.Bytes(), []byte(`"health":"true"`)) {
-		return fmt.Errorf("health: %s %s", resp.Status, bytes.TrimSpace(body.Bytes()))
-	}
-	return nil
 }
 
 // stop ends etcd by its PID: SIGTERM, then SIGKILL after 10 s.

@@ -261,7 +261,7 @@ func (s *Server) waitHealthy(exited <-chan struct{}) error {
 			return fmt.Errorf("etcd exited before answering (last health check: %v)", last)
 		default:
 		}
-		last = checkHealth(client, s.clientURL()+"/health")
+		last = CheckHealth(client, s.clientURL()+"/health")
 		if last == nil {
 			return nil
 		}
@@ -270,7 +270,10 @@ func (s *Server) waitHealthy(exited <-chan struct{}) error {
 	return fmt.Errorf("etcd did not answer within %v: %v", startTimeout, last)
 }
 
-func checkHealth(client *http.Client, url string) error {
+// CheckHealth asks etcd's /health at url (http or https, through
+// client) and returns nil if it says it is healthy. For netbench, which
+// starts its own etcd, as well as for tests.
+func CheckHealth(client *http.Client, url string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -283,7 +286,7 @@ func checkHealth(client *http.Client, url string) error {
 	}
 	defer resp.Body.Close()
 	var body bytes.Buffer
-	body.ReadFrom(resp.Body)
+	_, _ = body.ReadFrom(resp.Body)
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body.Bytes(), []byte(`"health":"true"`)) {
 		return fmt.Errorf("health: %s %s", resp.Status, bytes.TrimSpace(body.Bytes()))
 	}
