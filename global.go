@@ -996,6 +996,9 @@ func (c *controller) remoteEndpoints(nid string) []*globalEndpoint {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	eps := g.peers[nid]
+	if len(eps) == 0 {
+		return nil // a local network's name table pays nothing
+	}
 	out := make([]*globalEndpoint, 0, len(eps))
 	for _, ge := range eps {
 		out = append(out, ge)

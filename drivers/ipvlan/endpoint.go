@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/lanparent"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
@@ -79,13 +79,9 @@ func (d *Driver) Join(nid, eid, sboxKey string, jinfo driverapi.JoinInfo, _ map[
 }
 
 func (d *Driver) join(n *network, ep endpoint, jinfo driverapi.JoinInfo) error {
-	parent, err := d.host.LinkByName(n.Parent)
+	parent, err := d.parents.Link(n.Parent)
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return types.NotFoundErrorf("parent interface %s does not exist in the controller's namespace", n.Parent)
-		}
-		return types.InternalErrorf("looking up parent %s: %w", n.Parent, err)
+		return err
 	}
 	sb := jinfo.Sandbox()
 	spec := linkSpec{
@@ -158,16 +154,7 @@ func report(c networkConfig, v6 bool, jinfo driverapi.JoinInfo) error {
 			}
 		}
 	default:
-		if gw := c.gw4; gw != nil {
-			if err := jinfo.SetGateway(gw); err != nil {
-				return types.InternalErrorf("reporting gateway %s: %w", gw, err)
-			}
-		}
-		if gw := c.gw6; gw != nil {
-			if err := jinfo.SetGatewayIPv6(gw); err != nil {
-				return types.InternalErrorf("reporting gateway %s: %w", gw, err)
-			}
-		}
+		return lanparent.ReportGateways(jinfo, c.gw4, c.gw6)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netkit/libnetwork/driverapi"
+	"github.com/netkit/libnetwork/drivers/internal/lanparent"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
@@ -96,13 +97,9 @@ func (d *Driver) Join(nid, eid, sboxKey string, jinfo driverapi.JoinInfo, _ map[
 }
 
 func (d *Driver) join(n *network, ep endpoint, jinfo driverapi.JoinInfo) error {
-	parent, err := d.host.LinkByName(n.Parent)
+	parent, err := d.parents.Link(n.Parent)
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return types.NotFoundErrorf("parent interface %s does not exist in the controller's namespace", n.Parent)
-		}
-		return types.InternalErrorf("looking up parent %s: %w", n.Parent, err)
+		return err
 	}
 	sb := jinfo.Sandbox()
 	spec := linkSpec{
@@ -165,17 +162,7 @@ func report(c networkConfig, jinfo driverapi.JoinInfo, name string, moved bool) 
 		jinfo.DisableGatewayService()
 		return nil
 	}
-	if gw := c.gw4; gw != nil {
-		if err := jinfo.SetGateway(gw); err != nil {
-			return types.InternalErrorf("reporting gateway %s: %w", gw, err)
-		}
-	}
-	if gw := c.gw6; gw != nil {
-		if err := jinfo.SetGatewayIPv6(gw); err != nil {
-			return types.InternalErrorf("reporting gateway %s: %w", gw, err)
-		}
-	}
-	return nil
+	return lanparent.ReportGateways(jinfo, c.gw4, c.gw6)
 }
 
 // Leave does no kernel work, as the bridge driver's: the controller

@@ -1,12 +1,16 @@
 package lanparent
 
 import (
+	"errors"
 	"log/slog"
+	"net"
 	"reflect"
 	"sync"
 
+	"github.com/netkit/libnetwork/driverapi"
 	"github.com/netkit/libnetwork/netlabel"
 	"github.com/netkit/libnetwork/types"
+	"github.com/vishvananda/netlink"
 )
 
 // Registry is a driver's networks on parents and their endpoints, with the
@@ -200,6 +204,36 @@ func RefusePorts(driver, nid, eid string, opts map[string]interface{}) error {
 		if v := reflect.ValueOf(raw); v.Kind() == reflect.Slice && v.Len() > 0 {
 			return types.ForbiddenErrorf("endpoint %s of %s network %s asks to publish ports %v: %s networks do not publish ports (docker does not either); the endpoint's own address is reachable on the parent's network",
 				eid, driver, nid, raw, driver)
+		}
+	}
+	return nil
+}
+
+// Link returns the parent link named name, for a join: a missing one is a
+// types.NotFoundError (the joins fail until it is back).
+func (m *Manager) Link(name string) (netlink.Link, error) {
+	l, err := m.host.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, types.NotFoundErrorf("parent interface %s does not exist in the controller's namespace", name)
+		}
+		return nil, types.InternalErrorf("looking up parent %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// ReportGateways reports a network's gateways (nil: none of that family)
+// at a join.
+func ReportGateways(jinfo driverapi.JoinInfo, gw4, gw6 net.IP) error {
+	if gw4 != nil {
+		if err := jinfo.SetGateway(gw4); err != nil {
+			return types.InternalErrorf("reporting gateway %s: %w", gw4, err)
+		}
+	}
+	if gw6 != nil {
+		if err := jinfo.SetGatewayIPv6(gw6); err != nil {
+			return types.InternalErrorf("reporting gateway %s: %w", gw6, err)
 		}
 	}
 	return nil
