@@ -19,8 +19,10 @@ controller's registry. The lock order is:
 
 	sandbox.opMu -> controller.mu -> network.mu -> endpoint.mu -> sandbox.mu
 
-The global store's state (globalCtl.mu: remote peers, hosts) is locked
-last, never while taking another.
+The global store's part has two more: globalCtl.progMu, held while remote
+peers are programmed, comes before controller.mu (programming looks the
+network up); globalCtl.mu (remote peers, hosts) comes last, never held
+while taking another.
 
 sandbox.opMu serialises the operations of one sandbox that touch the kernel
 and its files and is held across those calls. The others guard data only:

@@ -90,6 +90,13 @@ type globalCtl struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// progMu orders the changes to peers with their programming in the
+	// kernel, which the endpoint watch (peerPut, peerDelete) and the
+	// network watch (programPeers, for a network just added) both do:
+	// without it a network's first programming could put back a peer the
+	// endpoint watch has just removed. Taken before mu.
+	progMu sync.Mutex
+
 	mu sync.Mutex
 	// peers are the joined endpoints of other hosts, by network ID and
 	// endpoint ID, whether or not the network is known here yet.
@@ -794,6 +801,8 @@ func (g *globalCtl) resync(all []globalstore.KV) {
 // networks that the global store no longer has: those an earlier run
 // programmed for endpoints that left while this controller was down.
 func (g *globalCtl) dropStalePeers() {
+	g.progMu.Lock()
+	defer g.progMu.Unlock()
 	for _, n := range g.c.globalNetworks() {
 		d, ok := n.driver.(*overlay.Driver)
 		if !ok {
@@ -883,6 +892,8 @@ func (g *globalCtl) peerPut(kv globalstore.KV) {
 	if ge.Host == g.c.id {
 		return
 	}
+	g.progMu.Lock()
+	defer g.progMu.Unlock()
 	g.mu.Lock()
 	eps := g.peers[ge.Network]
 	if eps == nil {
@@ -901,6 +912,8 @@ func (g *globalCtl) peerPut(kv globalstore.KV) {
 
 // peerDelete forgets a remote endpoint and unprograms it.
 func (g *globalCtl) peerDelete(id string) {
+	g.progMu.Lock()
+	defer g.progMu.Unlock()
 	g.mu.Lock()
 	var old *globalEndpoint
 	for _, eps := range g.peers {
@@ -919,6 +932,8 @@ func (g *globalCtl) peerDelete(id string) {
 // programPeers programs the known remote endpoints of a network just
 // added here.
 func (g *globalCtl) programPeers(nid string) {
+	g.progMu.Lock()
+	defer g.progMu.Unlock()
 	g.mu.Lock()
 	eps := maps.Clone(g.peers[nid])
 	g.mu.Unlock()
