@@ -56,6 +56,12 @@ type hostReq struct {
 	Opts map[string]string `json:"opts,omitempty"`
 	// Count is how many containers "joinmany" attaches at once.
 	Count int `json:"count,omitempty"`
+	// Subnets are a network's IPv4 pools after Subnet; Subnet6, an IPv6
+	// pool, turns IPv6 on.
+	Subnets []string `json:"subnets,omitempty"`
+	Subnet6 string   `json:"subnet6,omitempty"`
+	// IP is the IPv4 address "join" asks for.
+	IP string `json:"ip,omitempty"`
 }
 
 // hostReply is a host worker's answer.
@@ -65,6 +71,7 @@ type hostReply struct {
 	ID    string   `json:"id,omitempty"`
 	Key   string   `json:"key,omitempty"`
 	IP    string   `json:"ip,omitempty"`
+	IP6   string   `json:"ip6,omitempty"`
 	MAC   string   `json:"mac,omitempty"`
 	Names []string `json:"names,omitempty"`
 	// IPs are the addresses "joinmany" got.
@@ -157,11 +164,21 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 	}
 	switch req.Op {
 	case "network":
-		var ipam NetworkOption
-		if req.Subnet != "" {
-			ipam = NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: req.Subnet}}, nil, nil)
+		var ipam, v6 NetworkOption
+		if req.Subnet != "" || req.Subnet6 != "" {
+			var v4s, v6s []*IpamConf
+			for _, s := range append([]string{req.Subnet}, req.Subnets...) {
+				if s != "" {
+					v4s = append(v4s, &IpamConf{PreferredPool: s})
+				}
+			}
+			if req.Subnet6 != "" {
+				v6s = []*IpamConf{{PreferredPool: req.Subnet6}}
+				v6 = NetworkOptionEnableIPv6(true)
+			}
+			ipam = NetworkOptionIpam("", "", v4s, v6s, nil)
 		}
-		n, err := c.NewNetwork(req.Driver, req.Name, ipam, NetworkOptionDriverOpts(req.Opts))
+		n, err := c.NewNetwork(req.Driver, req.Name, ipam, v6, NetworkOptionDriverOpts(req.Opts))
 		if err != nil {
 			return hostReply{}, err
 		}
@@ -183,6 +200,9 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 		for _, a := range req.Aliases {
 			eopts = append(eopts, CreateOptionMyAlias(a))
 		}
+		if req.IP != "" {
+			eopts = append(eopts, CreateOptionIpam(net.ParseIP(req.IP), nil, nil))
+		}
 		ep, err := n.CreateEndpoint(req.Name, eopts...)
 		if err != nil {
 			return hostReply{}, err
@@ -198,7 +218,11 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 			return hostReply{}, err
 		}
 		i := ep.Info().Iface()
-		return hostReply{ID: ep.ID(), Key: sb.Key(), IP: i.Address().IP.String(), MAC: i.MacAddress().String()}, nil
+		rep := hostReply{ID: ep.ID(), Key: sb.Key(), IP: i.Address().IP.String(), MAC: i.MacAddress().String()}
+		if a := i.AddressIPv6(); a != nil {
+			rep.IP6 = a.IP.String()
+		}
+		return rep, nil
 	case "endpoints":
 		var names []string
 		for _, ep := range n.Endpoints() {
