@@ -303,6 +303,7 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (_ Endpoin
 		n.mu.Lock()
 		delete(n.epNames, name)
 		n.mu.Unlock()
+		n.nameReleased()
 	})
 
 	ep := &endpoint{network: n, id: c.newID(), name: name, iface: &endpointInterface{}}
@@ -640,6 +641,7 @@ func (ep *endpoint) forget() {
 	n.mu.Lock()
 	delete(n.epNames, ep.name)
 	n.mu.Unlock()
+	n.nameReleased()
 }
 
 // randomMAC returns a random locally administered unicast MAC.

@@ -443,31 +443,49 @@ func (g *globalCtl) created(id string) {
 	g.mu.Unlock()
 }
 
-// deleteNetworkKeys removes a global network's keys.
+// deleteNetworkKeys removes a global network's keys, refusing with an
+// *ActiveEndpointsError while another host has an endpoint on it. The
+// endpoints are those holding a name in the network (claimed at
+// CreateEndpoint, joined or not, as in v0.7 where endpoints are global).
+// The decision is atomic: the delete goes through only if no name was
+// claimed after the listing (NoNewUnder), and a claim needs the network's
+// key (claimEndpointName), so a host creating an endpoint meanwhile
+// either is seen here or finds the network gone. Names this host still
+// holds in the network (its endpoints are gone: the caller checked) are
+// stale, left by a release that failed, and go with the network.
 func (g *globalCtl) deleteNetworkKeys(n *network) error {
-	ops := []globalstore.Op{globalstore.Delete(gkindNetwork, n.id, 0), globalstore.Delete(gkindName, n.name, 0)}
+	kvs, rev, err := g.store.List(g.ctx, gkindEPName)
+	if err != nil {
+		return types.Errorf("network %s: listing its endpoints: %w", n.name, err)
+	}
+	prefix := n.id + "."
+	ops := []globalstore.Op{
+		globalstore.Delete(gkindNetwork, n.id, 0),
+		globalstore.Delete(gkindName, n.name, 0),
+		globalstore.NoNewUnder(gkindEPName, prefix, rev),
+	}
+	for _, kv := range kvs {
+		if !strings.HasPrefix(kv.ID, prefix) {
+			continue
+		}
+		var held epNameRecord
+		if json.Unmarshal(kv.Value, &held) == nil && held.Host != g.c.id {
+			return &ActiveEndpointsError{name: n.name, id: n.id}
+		}
+		ops = append(ops, globalstore.Delete(gkindEPName, kv.ID, kv.ModRev))
+	}
 	vnis, _ := n.vxlanIDs()
 	for _, v := range vnis {
 		ops = append(ops, globalstore.Delete(gkindVNI, strconv.Itoa(v), 0))
 	}
 	if _, err := g.store.Txn(g.ctx, ops...); err != nil {
-		return types.Errorf("network %s: removing it from the global store: %w", n.name, err)
-	}
-	return nil
-}
-
-// checkNoRemoteEndpoints refuses to delete a global network that has
-// joined endpoints on other hosts.
-func (g *globalCtl) checkNoRemoteEndpoints(n *network) error {
-	kvs, _, err := g.store.List(g.ctx, gkindEndpoint)
-	if err != nil {
-		return types.Errorf("network %s: listing its endpoints: %w", n.name, err)
-	}
-	for _, kv := range kvs {
-		var ge globalEndpoint
-		if json.Unmarshal(kv.Value, &ge) == nil && ge.Network == n.id && ge.Host != g.c.id {
+		var ce *globalstore.ConflictError
+		if errors.As(err, &ce) && ce.Kind == gkindEPName {
+			// A name claimed since the listing, or a stale one of
+			// this host's renewed: an endpoint is being made.
 			return &ActiveEndpointsError{name: n.name, id: n.id}
 		}
+		return types.Errorf("network %s: removing it from the global store: %w", n.name, err)
 	}
 	return nil
 }
@@ -498,10 +516,16 @@ func epNameID(ep *endpoint) string { return ep.network.id + "." + ep.name }
 
 // claimEndpointName takes the endpoint's name in its network across
 // hosts; a name its own record already holds (a restart) is taken over.
+// It needs the network's key: a network deleted meanwhile (see
+// deleteNetworkKeys) is a NotFoundError.
 func (g *globalCtl) claimEndpointName(ep *endpoint) error {
 	val, _ := json.Marshal(epNameRecord{Endpoint: ep.id, Host: g.c.id})
-	rev, err := g.store.Txn(g.ctx, globalstore.CreateLeased(gkindEPName, epNameID(ep), val))
+	netExists := globalstore.Exists(gkindNetwork, ep.network.id)
+	rev, err := g.store.Txn(g.ctx, netExists, globalstore.CreateLeased(gkindEPName, epNameID(ep), val))
 	var ce *globalstore.ConflictError
+	if errors.As(err, &ce) && ce.Kind == gkindNetwork {
+		return types.NotFoundErrorf("endpoint %s: network %s is deleted from the global store", ep.name, ep.network.name)
+	}
 	if !errors.As(err, &ce) {
 		if err != nil {
 			return types.Errorf("endpoint %s: taking its name in the global store: %w", ep.name, err)
@@ -513,7 +537,10 @@ func (g *globalCtl) claimEndpointName(ep *endpoint) error {
 	var held epNameRecord
 	if gerr == nil && json.Unmarshal(kv.Value, &held) == nil {
 		if held.Endpoint == ep.id {
-			rev, err := g.store.Txn(g.ctx, globalstore.UpdateLeased(gkindEPName, epNameID(ep), val, kv.ModRev))
+			rev, err := g.store.Txn(g.ctx, netExists, globalstore.UpdateLeased(gkindEPName, epNameID(ep), val, kv.ModRev))
+			if errors.As(err, &ce) && ce.Kind == gkindNetwork {
+				return types.NotFoundErrorf("endpoint %s: network %s is deleted from the global store", ep.name, ep.network.name)
+			}
 			if err != nil {
 				return types.Errorf("endpoint %s: taking its name back in the global store: %w", ep.name, err)
 			}
@@ -722,10 +749,15 @@ func (g *globalCtl) forgetNetwork(id string) {
 	}
 	defer c.end()
 	n.mu.Lock()
-	busy := len(n.endpoints) > 0 || len(n.epNames) > 0 || n.deleting
+	deleting := n.deleting // this host's own Delete, which finishes the work
+	busy := len(n.endpoints) > 0 || len(n.epNames) > 0
+	n.goneGlobally = busy && !deleting
 	n.mu.Unlock()
+	if deleting {
+		return
+	}
 	if busy {
-		c.logger.Warn("a network deleted from the global store still has endpoints here; keeping it", "network", n.name, "id", id)
+		c.logger.Warn("a network deleted from the global store still has endpoints here; keeping it until they are deleted", "network", n.name, "id", id)
 		return
 	}
 	c.mu.Lock()

@@ -118,6 +118,22 @@ type network struct {
 	epNames map[string]bool
 	// deleting is set while Delete runs; no endpoint may be created then.
 	deleting bool
+	// goneGlobally is set when another host deleted the (global) network
+	// while endpoints here kept it: the last of them to go takes the
+	// network with it (nameReleased).
+	goneGlobally bool
+}
+
+// nameReleased is called after an endpoint name of n is given back (n.mu
+// not held): a network another host deleted goes once it has no
+// endpoints left here.
+func (n *network) nameReleased() {
+	n.mu.Lock()
+	last := n.goneGlobally && len(n.endpoints) == 0 && len(n.epNames) == 0
+	n.mu.Unlock()
+	if last && n.ctrl.global != nil {
+		go n.ctrl.global.forgetNetwork(n.id)
+	}
 }
 
 var _ Network = (*network)(nil)
@@ -336,12 +352,9 @@ func (n *network) Delete() error {
 		n.mu.Unlock()
 	}
 	if n.isGlobal() {
-		// Out of the global store first: no other host joins it after.
-		err := c.global.checkNoRemoteEndpoints(n)
-		if err == nil {
-			err = c.global.deleteNetworkKeys(n)
-		}
-		if err != nil {
+		// Out of the global store first: no other host makes an
+		// endpoint on it after.
+		if err := c.global.deleteNetworkKeys(n); err != nil {
 			undelete()
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,5 +175,54 @@ func TestOverlaySegments(t *testing.T) {
 	}
 	if len(bDev) != 1 || len(aDev) != 1 || bDev[0] == aDev[0] {
 		t.Errorf("host1 tunnels b2 (second subnet) on VNIs %v, a2 (first subnet) on %v; want one each, distinct", bDev, aDev)
+	}
+}
+
+// TestOverlayDeleteRacesCreate: deleting a global network and creating an
+// endpoint on it from another host at the same moment never both
+// succeed; an endpoint on another host, joined or not, keeps the network
+// from being deleted (an ActiveEndpointsError), as in v0.7 where
+// endpoints are global.
+func TestOverlayDeleteRacesCreate(t *testing.T) {
+	cl, _ := overlayCluster(t, 2, "10.243.0.0/24", nil)
+	h1, h2 := cl.hosts[0], cl.hosts[1]
+	h2.must(hostReq{Op: "create", Network: "ov", Name: "idle"})
+	if rep := h1.call(hostReq{Op: "deletenet", Name: "ov"}); rep.Class != "forbidden" || !strings.Contains(rep.Err, "active endpoints") {
+		t.Errorf("deleting a network with an unjoined endpoint on another host: %q (%s), want an ActiveEndpointsError", rep.Err, rep.Class)
+	}
+	h2.must(hostReq{Op: "leave", Network: "ov", Name: "idle"})
+	h1.must(hostReq{Op: "deletenet", Name: "ov"})
+
+	both := 0
+	for i := range 8 {
+		name := fmt.Sprintf("race%d", i)
+		h1.must(hostReq{Op: "network", Name: name, Driver: "overlay", Subnet: fmt.Sprintf("10.244.%d.0/24", i)})
+		eventually(t, "host2 sees "+name, func() error {
+			if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, name) {
+				return fmt.Errorf("networks %v", names)
+			}
+			return nil
+		})
+		var del, create hostReply
+		var wg sync.WaitGroup
+		wg.Go(func() { del = h1.call(hostReq{Op: "deletenet", Name: name}) })
+		wg.Go(func() { create = h2.call(hostReq{Op: "create", Network: name, Name: "e"}) })
+		wg.Wait()
+		t.Logf("round %d: delete %q, create %q", i, del.Err, create.Err)
+		switch {
+		case del.Err == "" && create.Err == "":
+			both++
+			t.Errorf("round %d: the network was deleted and an endpoint created on it", i)
+		case del.Err != "" && del.Class != "forbidden":
+			t.Errorf("round %d: delete failed with %q (%s), want an ActiveEndpointsError if anything", i, del.Err, del.Class)
+		case create.Err != "" && create.Class != "notfound":
+			t.Errorf("round %d: create failed with %q (%s), want NotFound if anything", i, create.Err, create.Class)
+		}
+		if create.Err == "" {
+			h2.must(hostReq{Op: "leave", Network: name, Name: "e"})
+		}
+		if del.Err != "" {
+			h1.must(hostReq{Op: "deletenet", Name: name})
+		}
 	}
 }

@@ -60,19 +60,26 @@ func (e *UnreachableError) Timeout() {}
 // the store's state refuses it) and a types.RetryError (read again and
 // retry); types.Errorf, which keeps one class, keeps Forbidden.
 type ConflictError struct {
-	Op   string // "create", "update", "delete" or "check"
+	Op   string // "create", "update", "delete", "check", "exists" or "no-new-under"
 	Kind string
 	ID   string
-	// Want is the mod revision the operation required, 0 for "absent".
+	// Want is the mod revision the operation required, 0 for "absent";
+	// -1 for "exists"; for "no-new-under", the revision after which no
+	// key may have been created.
 	Want int64
 	// Got is the key's mod revision when read back, 0 when absent, -1 when
-	// it could not be read back.
+	// it could not be read back; for "no-new-under", the create revision
+	// of the newest key under the prefix.
 	Got int64
 }
 
 func (e *ConflictError) Error() string {
 	var why string
 	switch {
+	case e.Op == opExists.String() && e.Got == 0:
+		why = "does not exist"
+	case e.Op == opNoNewUnder.String() && e.Got > 0:
+		why = fmt.Sprintf("a key under it was created at revision %d, after %d", e.Got, e.Want)
 	case e.Got < 0:
 		why = "a compare failed (the key could not be read back)"
 	case e.Got == e.Want:

@@ -240,6 +240,11 @@ func TestTxnAllOrNothing(t *testing.T) {
 			ConflictError{Op: "check", Kind: "ipam", ID: "pool2", Want: 0, Got: q.ModRev}},
 		{"stale delete", []Op{Delete("ipam", "pool1", q.ModRev)},
 			ConflictError{Op: "delete", Kind: "ipam", ID: "pool1", Want: q.ModRev, Got: p.ModRev}},
+		{"exists, absent", []Op{Create("net", "new", nil), Exists("ipam", "pool3")},
+			ConflictError{Op: "exists", Kind: "ipam", ID: "pool3", Want: -1, Got: 0}},
+		// pool2 was created after pool1: "pool" has a key newer than p.
+		{"new under the prefix", []Op{Create("net", "new", nil), NoNewUnder("ipam", "pool", p.ModRev)},
+			ConflictError{Op: "no-new-under", Kind: "ipam", ID: "pool", Want: p.ModRev, Got: q.ModRev}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := s.Txn(ctx, tc.ops...)
@@ -273,6 +278,19 @@ func TestTxnAllOrNothing(t *testing.T) {
 	}
 	// A Check that holds lets the writes through.
 	mustTxn(t, s, Check("ipam", "pool1", p.ModRev), Check("ipam", "none", 0), Create("net", "new", nil))
+	// So do Exists on a key that is there and NoNewUnder on a prefix
+	// with nothing newer, or with nothing at all.
+	_, rev, err := s.List(ctx, "ipam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustTxn(t, s, Exists("ipam", "pool1"), NoNewUnder("ipam", "pool", rev), NoNewUnder("ipam", "none", 1), Create("net", "new2", nil))
+	// NoNewUnder's decision holds against a key created after the
+	// listing.
+	mustTxn(t, s, Create("ipam", "pool9", nil))
+	if _, err := s.Txn(ctx, NoNewUnder("ipam", "pool", rev), Create("net", "new3", nil)); !errors.As(err, new(*ConflictError)) {
+		t.Errorf("NoNewUnder after a new key: %v, want a *ConflictError", err)
+	}
 }
 
 // TestTxnRefusedByEtcd: a transaction etcd refuses as malformed (more

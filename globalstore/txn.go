@@ -20,6 +20,8 @@ const (
 	opDelete
 	opCheck
 	opPut
+	opExists
+	opNoNewUnder
 )
 
 func (t opType) String() string {
@@ -34,6 +36,10 @@ func (t opType) String() string {
 		return "check"
 	case opPut:
 		return "put"
+	case opExists:
+		return "exists"
+	case opNoNewUnder:
+		return "no-new-under"
 	}
 	return "op?"
 }
@@ -101,6 +107,21 @@ func Check(kind, id string, modRev int64) Op {
 	return Op{typ: opCheck, kind: kind, id: id, modRev: modRev}
 }
 
+// Exists writes nothing: the transaction goes through only if kind/id
+// exists, whatever its revision.
+func Exists(kind, id string) Op {
+	return Op{typ: opExists, kind: kind, id: id}
+}
+
+// NoNewUnder writes nothing: the transaction goes through only if no key
+// of kind whose ID starts with idPrefix was created after store revision
+// rev (as List returns it). Listing, then writing with NoNewUnder, is a
+// decision on the keys under idPrefix that no key created meanwhile
+// escapes.
+func NoNewUnder(kind, idPrefix string, rev int64) Op {
+	return Op{typ: opNoNewUnder, kind: kind, id: idPrefix, modRev: rev}
+}
+
 // String describes the operation, as errors do: "create network/n1".
 func (o Op) String() string { return o.typ.String() + " " + o.kind + "/" + o.id }
 
@@ -114,8 +135,29 @@ func (o Op) want() (int64, bool) {
 		return o.modRev, o.modRev != 0
 	case opPut:
 		return 0, false
+	case opExists, opNoNewUnder:
+		return -1, true
 	}
 	return o.modRev, true
+}
+
+// writes reports whether the op writes its key.
+func (o Op) writes() bool {
+	return o.typ != opCheck && o.typ != opExists && o.typ != opNoNewUnder
+}
+
+// cmp returns the op's compare on key k (its prefix, for NoNewUnder).
+func (o Op) cmp(k string) clientv3.Cmp {
+	switch o.typ {
+	case opExists:
+		return clientv3.Compare(clientv3.CreateRevision(k), ">", 0)
+	case opNoNewUnder:
+		// Every key in the range passes, and an empty range compares
+		// as a key of revision 0.
+		return clientv3.Compare(clientv3.CreateRevision(k), "<", o.modRev+1).WithPrefix()
+	}
+	want, _ := o.want()
+	return clientv3.Compare(clientv3.ModRevision(k), "=", want)
 }
 
 func (o Op) validate() error {
@@ -172,7 +214,7 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
 		if err := o.validate(); err != nil {
 			return 0, err
 		}
-		if o.typ == opCheck {
+		if !o.writes() {
 			continue
 		}
 		k := s.key(o.kind, o.id)
@@ -249,8 +291,8 @@ func (s *Store) build(ops []Op, lease clientv3.LeaseID, leased map[string]bool) 
 	var writes []clientv3.Op
 	for _, o := range ops {
 		k := s.key(o.kind, o.id)
-		if want, ok := o.want(); ok {
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", want))
+		if _, ok := o.want(); ok {
+			cmps = append(cmps, o.cmp(k))
 		}
 		switch o.typ {
 		case opCreate, opUpdate, opPut:
@@ -274,7 +316,7 @@ func (s *Store) recordLeased(ops []Op, leased map[string]bool) {
 	for _, o := range ops {
 		k := s.key(o.kind, o.id)
 		switch {
-		case o.typ == opCheck:
+		case !o.writes():
 		case leased[k]:
 			s.leased[k] = append([]byte(nil), o.val...)
 		default:
@@ -302,7 +344,13 @@ func (s *Store) conflict(ctx context.Context, ops []Op) error {
 	var gets []clientv3.Op
 	var first *ConflictError
 	for _, o := range ops {
-		gets = append(gets, clientv3.OpGet(s.key(o.kind, o.id)))
+		if o.typ == opNoNewUnder {
+			// The newest key under the prefix.
+			gets = append(gets, clientv3.OpGet(s.key(o.kind, o.id), clientv3.WithPrefix(),
+				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(1)))
+		} else {
+			gets = append(gets, clientv3.OpGet(s.key(o.kind, o.id)))
+		}
 		if want, ok := o.want(); ok && first == nil {
 			first = &ConflictError{Op: o.typ.String(), Kind: o.kind, ID: o.id, Want: want, Got: -1}
 		}
@@ -317,9 +365,21 @@ func (s *Store) conflict(ctx context.Context, ops []Op) error {
 		if !ok {
 			continue
 		}
-		var got int64
+		var got, created int64
 		if kvs := resp.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
-			got = kvs[0].ModRevision
+			got, created = kvs[0].ModRevision, kvs[0].CreateRevision
+		}
+		switch o.typ {
+		case opExists:
+			if got == 0 {
+				return &ConflictError{Op: o.typ.String(), Kind: o.kind, ID: o.id, Want: -1, Got: 0}
+			}
+			continue
+		case opNoNewUnder:
+			if created > o.modRev {
+				return &ConflictError{Op: o.typ.String(), Kind: o.kind, ID: o.id, Want: o.modRev, Got: created}
+			}
+			continue
 		}
 		if got != want {
 			return &ConflictError{Op: o.typ.String(), Kind: o.kind, ID: o.id, Want: want, Got: got}
