@@ -13,14 +13,13 @@ import (
 
 // adoptNetwork takes over the namespace an earlier run left for n, or
 // sets n up from scratch when there is none. In the namespace, a
-// segment's VXLAN device is adopted if it carries the network's mark and
-// matches the segment (VNI, port, VTEP, learning off, proxy on, no
-// master); anything else under its name is replaced, and any other
-// VXLAN device, bridge or veth (a segment the network no longer has, or
-// the devices of an older build, which joined endpoints through a bridge)
-// is deleted. The peers programmed on an adopted VXLAN device stay, and
-// so do the endpoints' macvlan devices on it. On failure the namespace is
-// kept as it is (CollectOrphans removes it if the network is not kept).
+// segment's bridge is adopted if it carries the network's mark, its VXLAN
+// device if it also matches the segment (VNI, port, VTEP, learning off,
+// proxy on); anything else under their names is replaced, and bridges and
+// VXLAN devices of segments the network no longer has are deleted. The
+// peers programmed on an adopted VXLAN device stay. On failure the
+// namespace is kept as it is (CollectOrphans removes it if the network is
+// not kept).
 func (d *Driver) adoptNetwork(n *network) error {
 	path := d.nsPath(n.id)
 	if !osl.IsNamespaceMount(path) {
@@ -61,41 +60,58 @@ func (d *Driver) adoptDevices(n *network, ns *osl.Namespace) error {
 	}
 	wanted := map[string]bool{}
 	for _, s := range n.segments {
-		wanted[s.vxlan.name] = true
+		wanted[s.bridge.name], wanted[s.vxlan.name] = true, true
 	}
+	// Devices of segments the network no longer has.
 	var stale []int
 	for _, l := range links {
-		switch l.Type() {
-		case "vxlan", "bridge", "veth":
-			if !wanted[l.Attrs().Name] {
-				d.logger.Info("deleting a device the network does not have", "network", n.id, "link", l.Attrs().Name, "type", l.Type())
-				stale = append(stale, l.Attrs().Index)
-			}
+		if (l.Type() == "bridge" || l.Type() == "vxlan") && !wanted[l.Attrs().Name] {
+			d.logger.Info("deleting a device of a segment the network no longer has", "network", n.id, "link", l.Attrs().Name)
+			stale = append(stale, l.Attrs().Index)
 		}
 	}
 	if err := ns.DeleteLinks(stale); err != nil {
 		return err
 	}
 	for _, s := range n.segments {
-		if err := d.adoptSegment(n, ns, s, byName[s.vxlan.name]); err != nil {
+		if err := d.adoptSegment(n, ns, s, byName[s.bridge.name], byName[s.vxlan.name]); err != nil {
 			return fmt.Errorf("segment VNI %d: %w", s.vni, err)
 		}
 	}
 	return nil
 }
 
-// adoptSegment adopts s's VXLAN device vx (nil when missing), or
-// replaces it. Replacing it takes the endpoints' macvlan devices on it;
-// the controller has them made again at RestoreEndpoint.
-func (d *Driver) adoptSegment(n *network, ns *osl.Namespace, s *segment, vx netlink.Link) error {
-	if vx != nil && (!s.vxlan.matches(vx) || vx.Attrs().MasterIndex != 0) {
+// adoptSegment adopts s's bridge br and VXLAN device vx (nil when
+// missing), or replaces them. The veths of a replaced bridge are put on
+// the new one by RestoreEndpoint.
+func (d *Driver) adoptSegment(n *network, ns *osl.Namespace, s *segment, br, vx netlink.Link) error {
+	h := ns.Handle()
+	brOK := br != nil && br.Type() == "bridge" && br.Attrs().Alias == s.bridge.mark
+	vxOK := brOK && vx != nil && s.vxlan.matches(vx) && vx.Attrs().MasterIndex == br.Attrs().Index
+	if !vxOK && vx != nil {
 		d.logger.Info("replacing a VXLAN device that does not match its segment", "network", n.id, "link", vx.Attrs().Name)
-		if err := deleteLink(ns.Handle(), vx); err != nil {
+		if err := deleteLink(h, vx); err != nil {
 			return types.InternalErrorf("%w", err)
 		}
-		vx = nil
 	}
-	if vx == nil {
+	if brOK {
+		s.bridge.mac = br.Attrs().HardwareAddr
+		s.bridgeIndex = br.Attrs().Index
+		if err := adoptLink(h, br, n.mtu); err != nil {
+			return err
+		}
+	} else {
+		if br != nil {
+			d.logger.Info("replacing a bridge that is not the network's", "network", n.id, "link", br.Attrs().Name)
+			if err := deleteLink(h, br); err != nil {
+				return types.InternalErrorf("%w", err)
+			}
+		}
+		if err := d.createBridge(ns, s); err != nil {
+			return err
+		}
+	}
+	if !vxOK {
 		_, err := d.createVXLAN(ns, s)
 		return err
 	}
@@ -105,7 +121,7 @@ func (d *Driver) adoptSegment(n *network, ns *osl.Namespace, s *segment, vx netl
 			return err
 		}
 	}
-	return adoptLink(ns.Handle(), vx, n.mtu)
+	return adoptLink(h, vx, n.mtu)
 }
 
 // adoptLink gives an adopted device the network's MTU and sets it up.

@@ -71,7 +71,7 @@ func TestBadNetworks(t *testing.T) {
 	}
 
 	// Failures half-way.
-	for _, step := range []string{stepNamespace, stepSysctls, stepVXLAN} {
+	for _, step := range []string{stepNamespace, stepSysctls, stepBridge, stepVXLAN} {
 		h.d.failPoint = func(s string) error {
 			if s == step {
 				return types.InternalErrorf("injected failure after %s", s)

@@ -17,8 +17,9 @@ import (
 	"github.com/netkit/libnetwork/osl"
 )
 
-// BenchmarkJoin measures Join on an overlay network of a host: one
-// macvlan device on the VXLAN device, born in the sandbox, each endpoint into a sandbox of its own (made outside the
+// BenchmarkJoin measures Join on an overlay network of a host: one veth
+// pair made in the network's namespace with its container side born in
+// the sandbox, each endpoint into a sandbox of its own (made outside the
 // timing). Run with -benchtime=200x for the N=200.
 func BenchmarkJoin(b *testing.B) {
 	u := newUnderlay(b)
@@ -49,8 +50,8 @@ func BenchmarkJoin(b *testing.B) {
 // underlay). Run with -benchtime=1x.
 //
 // The two "hosts" share the machine's CPUs. In shared-cpus, the kernel
-// processes a packet to its end on the CPU that sent it (a veth and a
-// macvlan device hand it over on the same CPU), so the sender's CPU does the work of both
+// processes a packet to its end on the CPU that sent it (a veth hands it
+// over on the same CPU), so the sender's CPU does the work of both
 // hosts. cpu-per-host is closer to two machines: host 1's iperf3 runs on
 // CPU 0 and host 2's on CPU 1, and RPS on each host's underlay interface
 // moves what the host receives to its own CPU; both measurements run so.

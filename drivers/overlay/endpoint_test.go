@@ -14,15 +14,18 @@ import (
 	"github.com/netkit/libnetwork/types"
 )
 
-// TestLeaveAndJoinAgain: an endpoint left as the controller leaves it
-// (its interface retired in the sandbox, down) joins the same sandbox
-// again at once, with the same MAC on the same VXLAN device, and works;
-// deleting the network takes the sandbox's link of a joined endpoint.
+// TestLeaveAndJoinAgain: a left endpoint's veth stays for the grace period
+// and then goes; joining again before that takes the name back (the old
+// veth moved aside) and works; the veths of a network go with it.
 func TestLeaveAndJoinAgain(t *testing.T) {
 	h1, h2 := twoHosts(t, 4300, "10.60.0.0/24")
+	// A short grace, so that the test sees the sweep.
+	h1.d.sweeper.close()
+	h1.d.sweeper = newSweeper(50*time.Millisecond, h1.d.logger)
 	c1 := h1.join(t, nid1, eid1, "10.60.0.11/24")
 	c2 := h2.join(t, nid1, eid2, "10.60.0.12/24")
 	addPeers(t, nid1, []*testHost{h1, h2}, []*container{c1, c2})
+	veth := "veth" + eid1[:11]
 
 	// Leave, as the controller does it: the sandbox's end retired first.
 	if err := c1.ns.RetireInterface("eth0", "gone1"); err != nil {
@@ -42,27 +45,38 @@ func TestLeaveAndJoinAgain(t *testing.T) {
 	if err := tcpCheck(t, c1, c2); err != nil {
 		t.Errorf("after joining again: %v", err)
 	}
+	// The old veth, moved aside, is swept.
+	waitFor(t, "the old veth swept", func() bool {
+		for name := range h1.nsLinks(t, nid1) {
+			if strings.HasPrefix(name, retiredPrefix) {
+				return false
+			}
+		}
+		return true
+	})
+	if h1.nsLinks(t, nid1)[veth] == nil {
+		t.Fatal("the joined veth is gone")
+	}
+	// Leave for good: swept after the grace period.
 	if err := c1.ns.RetireInterface("eth0", "gone2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := h1.d.Leave(nid1, eid1); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the left veth swept", func() bool { return h1.nsLinks(t, nid1)[veth] == nil })
 	if err := h1.d.DeleteEndpoint(nid1, eid1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h1.d.EndpointOperInfo(nid1, eid1); err == nil {
 		t.Error("a deleted endpoint has oper info")
 	}
-	if err := h1.d.Leave(nid1, eid1); !types.IsNotFound(err) {
-		t.Errorf("Leave of a deleted endpoint = %v, want NotFound", err)
-	}
 	info, err := h2.d.EndpointOperInfo(nid1, eid2)
 	if err != nil || fmt.Sprint(info[netlabel.MacAddress]) != c2.mac.String() {
 		t.Errorf("EndpointOperInfo = %v, %v", info, err)
 	}
-	// Deleting the network takes a joined endpoint's link in the sandbox
-	// with its VXLAN device.
+	// Deleting the network takes a joined endpoint's veth, and with it
+	// the sandbox's end.
 	if err := h2.d.DeleteNetwork(nid1); err != nil {
 		t.Fatal(err)
 	}
@@ -70,40 +84,6 @@ func TestLeaveAndJoinAgain(t *testing.T) {
 		_, err := c2.ns.Handle().LinkByName("eth0")
 		return err != nil
 	})
-}
-
-// TestSameHost: endpoints of one segment on one host reach each other
-// inside the host (the macvlan devices' bridge mode), with no peer
-// programmed, and a name already in the sandbox is refused as Forbidden
-// with nothing made.
-func TestSameHost(t *testing.T) {
-	u := newUnderlay(t)
-	h := u.addHost(t, 1)
-	h.createNet(t, nid1, 4310, "10.61.0.0/24")
-	c1 := h.join(t, nid1, eid1, "10.61.0.11/24")
-	c2 := h.join(t, nid1, eid2, "10.61.0.12/24")
-	if err := tcpCheck(t, c1, c2); err != nil {
-		t.Errorf("TCP on one host: %v", err)
-	}
-	if err := udpCheck(t, c2, c1); err != nil {
-		t.Errorf("UDP on one host: %v", err)
-	}
-	if err := h.d.CreateEndpoint(nid1, eid3, &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.61.0.13/24")}, nil); err != nil {
-		t.Fatal(err)
-	}
-	before := drivertest.LinkNames(t, c1.ns.Handle())
-	err := h.d.Join(nid1, eid3, c1.ns.Path(), joinInfo(c1.ns, "eth0"), nil)
-	if !types.IsForbidden(err) || !strings.Contains(err.Error(), "eth0") {
-		t.Errorf("joining under a name the sandbox has = %v, want Forbidden naming eth0", err)
-	}
-	if after := drivertest.LinkNames(t, c1.ns.Handle()); after != before {
-		t.Errorf("a refused join left %s, was %s", after, before)
-	}
-	// The endpoint is free to join elsewhere.
-	sb := drivertest.NewNamespace(t)
-	if err := h.d.Join(nid1, eid3, sb.Path(), joinInfo(sb, "eth0"), nil); err != nil {
-		t.Errorf("joining after a refused join: %v", err)
-	}
 }
 
 // waitFor polls cond until it holds, failing the test after 10 seconds:

@@ -21,6 +21,7 @@ import (
 const (
 	stepNamespace = "namespace"
 	stepSysctls   = "sysctls"
+	stepBridge    = "bridge"
 	stepVXLAN     = "vxlan"
 )
 
@@ -50,14 +51,15 @@ type network struct {
 	endpoints map[string]*endpoint
 }
 
-// segment is one VNI of a network: a VXLAN device, the parent of the
-// segment's endpoints' macvlan devices on this host.
+// segment is one VNI of a network: a bridge and a VXLAN device on it.
 type segment struct {
 	segmentConfig
-	vxlan vxlanSpec
-	// vxlanIndex is the device's index in the network's namespace, set
-	// while the network is set up.
-	vxlanIndex int
+	bridge bridgeSpec
+	vxlan  vxlanSpec
+	// bridgeIndex and vxlanIndex are the devices' indexes in the
+	// network's namespace, set while the network is set up.
+	bridgeIndex int
+	vxlanIndex  int
 }
 
 // hasIPv6 reports whether the segment carries IPv6 subnets.
@@ -77,6 +79,7 @@ func (d *Driver) newNetwork(nid string, c networkConfig, mtu int) *network {
 	for _, sc := range c.segments {
 		n.segments = append(n.segments, &segment{
 			segmentConfig: sc,
+			bridge:        bridgeSpec{name: fmt.Sprintf("ov-%06x", sc.vni), mtu: mtu, mark: networkMark(nid)},
 			vxlan: vxlanSpec{name: fmt.Sprintf("vx-%06x", sc.vni), vni: sc.vni, port: d.port, local: d.vtep,
 				mtu: mtu, mark: networkMark(nid)},
 		})
@@ -114,8 +117,8 @@ func (n *network) close() {
 	}
 }
 
-// CreateNetwork creates the network's namespace, and in it a VXLAN device
-// per VNI of VXLANIDListOption. Bad options are refused with
+// CreateNetwork creates the network's namespace, and in it a bridge and a
+// VXLAN device per VNI of VXLANIDListOption. Bad options are refused with
 // an *OptionError, a driver without a VTEP with ErrNoVTEP, a VNI another
 // VXLAN device of this host uses on the same port with a ForbiddenError;
 // a failure leaves nothing behind. A namespace left for nid by an earlier
@@ -302,7 +305,7 @@ func (d *Driver) setupNetwork(n *network) (err error) {
 		return err
 	}
 	for _, s := range n.segments {
-		u, err := d.createVXLAN(ns, s)
+		u, err := d.createSegment(ns, s)
 		undo = append(undo, u...)
 		if err != nil {
 			return err
@@ -311,10 +314,45 @@ func (d *Driver) setupNetwork(n *network) (err error) {
 	return nil
 }
 
+// createSegment creates s's bridge and VXLAN device in ns and returns
+// what undoes it: the VXLAN device is deleted at once, since its VNI
+// stays taken until it is gone and the namespace goes asynchronously;
+// the bridge goes with the namespace.
+func (d *Driver) createSegment(ns *osl.Namespace, s *segment) (undoList, error) {
+	if err := d.createBridge(ns, s); err != nil {
+		return nil, err
+	}
+	if err := d.fail(stepBridge); err != nil {
+		return nil, err
+	}
+	return d.createVXLAN(ns, s)
+}
+
+// createBridge creates s's bridge in ns, marked and up.
+func (d *Driver) createBridge(ns *osl.Namespace, s *segment) error {
+	h := ns.Handle()
+	if s.bridge.mac == nil {
+		s.bridge.mac = randomMAC()
+	}
+	if err := h.LinkAdd(s.bridge.link()); err != nil {
+		return types.InternalErrorf("creating bridge %s: %w", s.bridge.name, err)
+	}
+	l, err := h.LinkByName(s.bridge.name)
+	if err == nil {
+		s.bridgeIndex = l.Attrs().Index
+		err = setAlias(h, l, s.bridge.mark)
+	}
+	if err == nil {
+		err = h.LinkSetUp(l)
+	}
+	if err != nil {
+		return types.InternalErrorf("setting bridge %s up: %w", s.bridge.name, err)
+	}
+	return nil
+}
+
 // createVXLAN creates s's VXLAN device, born in ns from the controller's
-// namespace, marked and up, and returns what deletes it: at once, since
-// its VNI stays taken until it is gone and the namespace goes
-// asynchronously.
+// namespace, marked, on s's bridge and up, and returns what deletes it.
 func (d *Driver) createVXLAN(ns *osl.Namespace, s *segment) (undoList, error) {
 	var undo undoList
 	h := ns.Handle()
@@ -342,6 +380,9 @@ func (d *Driver) createVXLAN(ns *osl.Namespace, s *segment) (undoList, error) {
 		if err := enableIPv6(ns, vx); err != nil {
 			return undo, err
 		}
+	}
+	if err := h.LinkSetMasterByIndex(vx, s.bridgeIndex); err != nil {
+		return undo, types.InternalErrorf("putting VXLAN device %s on bridge %s: %w", spec.name, s.bridge.name, err)
 	}
 	if err := h.LinkSetUp(vx); err != nil {
 		return undo, types.InternalErrorf("setting VXLAN device %s up: %w", spec.name, err)
@@ -396,11 +437,15 @@ func randomMAC() net.HardwareAddr {
 	return mac
 }
 
-// namespaceSysctls are written in every network's namespace: new
-// interfaces get no IPv6 (the VXLAN devices need no addresses, and answer
-// neighbour solicitations for remote endpoints with IPv6 turned on for
-// them alone, see enableIPv6).
+// namespaceSysctls are written in every network's namespace: bridged
+// frames skip netfilter (nothing filters in there; the keys exist only
+// with br_netfilter loaded), and new interfaces get no IPv6 (the bridge
+// and the ports need no addresses; the VXLAN device answers neighbour
+// solicitations for remote endpoints without it).
 var namespaceSysctls = []struct{ path, value string }{
+	{"/proc/sys/net/bridge/bridge-nf-call-iptables", "0"},
+	{"/proc/sys/net/bridge/bridge-nf-call-ip6tables", "0"},
+	{"/proc/sys/net/bridge/bridge-nf-call-arptables", "0"},
 	{"/proc/sys/net/ipv6/conf/default/disable_ipv6", "1"},
 }
 
@@ -423,8 +468,8 @@ func configureNamespace(ns *osl.Namespace) error {
 }
 
 // DeleteNetwork deletes the network's VXLAN devices, which frees their
-// VNIs at once and takes the macvlan devices of endpoints still joined
-// with them, and destroys its namespace.
+// VNIs at once, and destroys its namespace, which takes the bridges and
+// the veths of endpoints still joined with it.
 func (d *Driver) DeleteNetwork(nid string) error {
 	d.mu.Lock()
 	n := d.networks[nid]
@@ -435,6 +480,7 @@ func (d *Driver) DeleteNetwork(nid string) error {
 	if n == nil {
 		return types.NotFoundErrorf("delete overlay network %s: no such network", nid)
 	}
+	d.sweeper.forget(n)
 	ns := n.detach()
 	if ns == nil {
 		return nil

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
@@ -12,19 +15,36 @@ import (
 
 // CollectOrphans removes what crashed runs left: the namespaces in the
 // driver's directory of networks neither in keepNetworks nor known to the
-// driver, their VXLAN devices deleted first, so that their VNIs are free
-// at once. Call it once the networks are restored. An endpoint has
-// nothing outside its sandbox (its macvlan device is born there), and
-// nothing of the driver's is ever in the controller's namespace, so
-// keepEndpoints is not needed and nothing is looked for there.
-func (d *Driver) CollectOrphans(keepNetworks, _ map[string]bool) error {
+// driver (their VXLAN devices deleted first, so that their VNIs are free
+// at once), and, in the namespaces of known networks, the veths of
+// endpoints neither in keepEndpoints nor joined here, in one batch per
+// network. Call it once the networks are restored. Nothing of the
+// driver's is ever in the controller's namespace, so nothing is looked
+// for there.
+func (d *Driver) CollectOrphans(keepNetworks, keepEndpoints map[string]bool) error {
 	keepNets := map[string]bool{}
 	for nid, keep := range keepNetworks {
 		keepNets[nid] = keep
 	}
+	keepVeths := map[string]bool{}
+	for eid, keep := range keepEndpoints {
+		if keep {
+			keepVeths[vethPrefix+shortID(eid, 11)] = true
+		}
+	}
+	var known []*network
 	d.mu.Lock()
-	for nid := range d.networks {
+	for nid, n := range d.networks {
 		keepNets[nid] = true // nil: being created
+		if n == nil {
+			continue
+		}
+		known = append(known, n)
+		for _, ep := range n.endpoints {
+			if ep.hostIndex != 0 || ep.joining {
+				keepVeths[ep.hostVeth] = true
+			}
+		}
 	}
 	d.mu.Unlock()
 
@@ -40,6 +60,11 @@ func (d *Driver) CollectOrphans(keepNetworks, _ map[string]bool) error {
 		d.logger.Info("removing the namespace of a network that is gone", "network", e.Name())
 		if err := d.removeNamespace(filepath.Join(d.nsDir, e.Name())); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for _, n := range known {
+		if err := d.collectVeths(n, keepVeths); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", n.id, err))
 		}
 	}
 	if len(errs) > 0 {
@@ -88,4 +113,28 @@ func (d *Driver) removeNamespace(path string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// collectVeths deletes the veths in n's namespace that are not in keep,
+// and those retired (renamed at a Join) that a crash left.
+func (d *Driver) collectVeths(n *network, keep map[string]bool) error {
+	return n.withNS(func(ns *osl.Namespace) error {
+		links, err := osl.Dump(ns.Handle().LinkList)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return types.InternalErrorf("listing the links of %s: %w", ns, err)
+		}
+		var orphans []int
+		for _, l := range links {
+			name := l.Attrs().Name
+			if l.Type() != "veth" || keep[name] {
+				continue
+			}
+			if strings.HasPrefix(name, vethPrefix) || osl.IsTombstone(name, retiredPrefix) {
+				d.sweeper.cancel(n, name)
+				d.logger.Info("deleting the veth of an endpoint that is gone", "network", n.id, "link", name)
+				orphans = append(orphans, l.Attrs().Index)
+			}
+		}
+		return ns.DeleteLinks(orphans)
+	})
 }

@@ -11,15 +11,20 @@
 //
 // As docker's, every network has a network namespace of the driver's own
 // on each host (a bind mount in Config.NamespaceDir named by the network
-// ID), holding a VXLAN device per segment. The namespace isolates the
-// network from the host: nothing in it has an address or a route into or
-// out of the host, so the host's routing table, its firewall and the
-// bridge driver's rules neither see nor break the network's traffic; its
-// subnets may overlap the host's routes and other overlay networks; its
-// interface names cannot clash with the host's; and deleting the network
-// is destroying the namespace. (The encapsulated packets do cross the
-// host's firewall, as UDP to Config.VXLANPort, which it must let in.)
-// IPv6 is off on the namespace's interfaces, but for the VXLAN devices of
+// ID), holding per segment a bridge and a VXLAN device enslaved to it; an
+// endpoint is a veth pair from that bridge into the sandbox. The
+// namespace isolates the network from the host: its bridges have no
+// address and no route into or out of the host, so the host's routing
+// table, its firewall (a FORWARD policy of drop, br_netfilter handing
+// bridged frames to iptables) and the bridge driver's rules neither see
+// nor break the network's traffic; its subnets may overlap the host's
+// routes and other overlay networks; its interface names cannot clash
+// with the host's; and deleting the network is destroying the namespace.
+// (The encapsulated packets do cross the host's firewall, as UDP to
+// Config.VXLANPort, which it must let in.) bridge-nf-call-* are turned
+// off inside the namespace, so bridged frames skip netfilter altogether,
+// and IPv6 is off on its interfaces (the ports need no addresses, and
+// the kernel then spends nothing on them), but for the VXLAN devices of
 // segments with IPv6 subnets, which need it to answer neighbour
 // solicitations.
 //
@@ -30,27 +35,12 @@
 // is. Nothing of the network is ever in the controller's namespace, even
 // for a moment.
 //
-// # No bridge: endpoints are macvlan devices on the VXLAN device
-//
-// Docker puts a bridge in the namespace, the VXLAN device on it, and
-// joins each container with a veth pair. Here an endpoint's interface is
-// a macvlan device in bridge mode whose parent is its segment's VXLAN
-// device: a frame from a container goes straight into the tunnel, and a
-// frame out of the tunnel straight to the container, crossing no veth and
-// no bridge. The macvlan devices of one segment on a host reach each
-// other inside the kernel (bridge mode); everything else goes to the
-// VXLAN device, which answers ARP and neighbour solicitations for remote
-// endpoints (proxy) and carries unicast to the peers it knows. On a
-// 2-CPU machine this is worth about 10% of TCP throughput against the
-// bridge and veth (netbench -overlay -throughput, see the project's
-// notes), and a join is one link, not two.
-//
 // # Addresses, gateway, MTU
 //
-// Nothing in the namespace carries an address. Docker puts the subnet's
-// gateway address on its bridge, but nothing routes through it (the
-// namespace has no way out), and the same address on every host would be
-// a duplicate on one segment. So Join gives the container no gateway
+// The bridges carry no address. Docker puts the subnet's gateway address
+// on the bridge, but nothing routes through it (the namespace has no way
+// out), and the same address on the bridge of every host would be a
+// duplicate on one segment. So Join gives the container no gateway
 // (DisableGatewayService): an overlay network reaches only its own
 // endpoints, and publishes no ports. A container that needs traffic to
 // the outside (or published ports) also joins a local bridge network,
@@ -61,8 +51,8 @@
 // without IPv4, have one each. The underlay may be IPv4 or IPv6 (the
 // family of Config.VTEP).
 //
-// The MTU of a network's interfaces (VXLAN devices and the endpoints'
-// macvlan devices) is the MTU of the underlay interface holding the VTEP
+// The MTU of a network's interfaces (bridges, VXLAN devices, both ends of
+// every veth) is the MTU of the underlay interface holding the VTEP
 // address less the encapsulation, 50 bytes over IPv4 (70 over IPv6),
 // unless MTUOption sets a smaller one.
 //
@@ -74,31 +64,32 @@
 // there is no multicast group: broadcasts and unknown destinations go no
 // further than the host. The device answers the ARP requests and
 // neighbour solicitations of local endpoints for remote ones from its
-// neighbour table (VXLAN proxy mode).
+// neighbour table (VXLAN proxy mode), so the neighbour entries sit on the
+// VXLAN device rather than on the bridge, whose table would only serve
+// the namespace's own (absent) IP stack.
 //
 // # Join
 //
-// Join creates the endpoint's macvlan device in one netlink request in
-// the network's namespace, born in the sandbox's namespace under the name
-// the sandbox asks for. Nothing moves between namespaces, which costs 15
-// to 18 ms per link on this kernel: a join costs about 0.4 ms
-// (BenchmarkJoin, N=200). Leave does no kernel work: the controller
-// retires the interface in the sandbox (down, which takes it off the
-// VXLAN device's forwarding at once) or destroys the sandbox's namespace,
-// which deletes it.
+// Join creates the endpoint's veth pair in one netlink request in the
+// network's namespace (osl.Namespace.AddVeth): one end up and on the
+// segment's bridge, the other born in the sandbox's namespace under the
+// name the sandbox asks for. Nothing moves between namespaces, which
+// costs 15 to 18 ms per link on this kernel: a join costs 0.4 to 1 ms
+// (BenchmarkJoin, N=200, on a loaded 2-CPU machine), as the bridge
+// driver's. Leave leaves the veth to the kernel, which removes it with
+// the sandbox's namespace; what is still there after a grace period is
+// deleted in one batch.
 //
 // # Restart and orphans
 //
 // The kernel objects outlive the controller. Everything the driver
-// creates is marked: its VXLAN devices carry the alias Mark plus the
-// network ID, and its namespaces are files in its own
+// creates is marked: its bridges and VXLAN devices carry the alias
+// Mark plus the network ID, and its namespaces are files in its own
 // directory. RestoreNetwork adopts a network's namespace and its marked
 // devices when they match the configuration (the peers programmed in
 // them stay, so traffic goes on), and recreates what is missing or
-// different (which takes the macvlan devices on a replaced device: the
-// controller finds the sandbox's interface gone and joins again);
-// CollectOrphans destroys the namespaces of networks that are not kept.
-// The
+// different; CollectOrphans destroys the namespaces of networks that are
+// not kept and deletes the veths of endpoints that are not joined. The
 // controller re-feeds the peers after a restart and removes the stale
 // ones with DeletePeer; Peers reads back what is programmed (the kernel
 // keeps it across a restart of the controller, not across a reboot).
@@ -110,6 +101,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -124,8 +116,14 @@ const NetworkType = "overlay"
 // Config.VXLANPort is 0.
 const DefaultVXLANPort = 4789
 
-// Mark starts the alias of every VXLAN device the driver creates; the network's ID follows it.
+// Mark starts the alias of every bridge and VXLAN device the driver
+// creates; the network's ID follows it.
 const Mark = "netkit-overlay:"
+
+// leaveGrace is how long a left endpoint's veth waits before the driver
+// deletes it; usually the sandbox's namespace is destroyed meanwhile and
+// the kernel removes the pair itself, for free.
+const leaveGrace = 2 * time.Second
 
 // Config is what the controller gives the driver.
 type Config struct {
@@ -159,6 +157,8 @@ type Driver struct {
 	// failPoint, set by tests only, fails network creation after the
 	// named step.
 	failPoint func(step string) error
+
+	sweeper *sweeper
 
 	mu sync.Mutex
 	// networks by ID.
@@ -215,6 +215,7 @@ func New(cfg Config) (*Driver, error) {
 		port:     port,
 		networks: map[string]*network{},
 	}
+	d.sweeper = newSweeper(leaveGrace, logger)
 	return d, nil
 }
 
@@ -231,9 +232,11 @@ func (d *Driver) Capability() driverapi.Capability {
 	}
 }
 
-// Close releases the driver's handles of the networks' namespaces. The
-// networks themselves stay, for the next run to restore.
+// Close deletes the veths of left endpoints that are still waiting and
+// releases the driver's handles of the networks' namespaces. The networks
+// themselves stay, for the next run to restore.
 func (d *Driver) Close() error {
+	d.sweeper.close()
 	d.mu.Lock()
 	nets := make([]*network, 0, len(d.networks))
 	for _, n := range d.networks {

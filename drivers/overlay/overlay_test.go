@@ -35,8 +35,8 @@ func threeHosts(t *testing.T) ([]*testHost, []*container) {
 // TestAcrossHosts: containers on three hosts of one overlay network reach
 // each other over TCP and UDP, with an MTU of the underlay's less 50 and
 // no gateway, their interfaces made in place; Peers reads back what was
-// programmed, the network's namespace holds the VXLAN device as
-// specified, and each container's interface is a macvlan device on it.
+// programmed, and the network's namespace holds the bridge and the VXLAN
+// device as specified.
 func TestAcrossHosts(t *testing.T) {
 	hosts, ctrs := threeHosts(t)
 	for i, from := range ctrs {
@@ -77,21 +77,21 @@ func TestAcrossHosts(t *testing.T) {
 	if got, w := fmt.Sprint(peers), fmt.Sprint(want); got != w {
 		t.Errorf("Peers = %s, want %s", got, w)
 	}
-	// The devices, as specified: the VXLAN device alone in the
-	// network's namespace, and the containers' macvlan devices on it.
+	// The devices, as specified.
 	links := hosts[0].nsLinks(t, nid1)
 	vx, ok := links["vx-001092"].(*netlink.Vxlan)
+	br := links["ov-001092"]
 	switch {
-	case !ok || len(links) != 2 || links["lo"] == nil:
-		t.Fatalf("namespace links %v: want lo and vx-001092", links)
+	case !ok || br == nil:
+		t.Fatalf("namespace links %v: want vx-001092 and ov-001092", links)
 	case vx.VxlanId != 4242 || vx.Port != DefaultVXLANPort || vx.Learning || !vx.Proxy || !vx.SrcAddr.Equal(hosts[0].vtep):
 		t.Errorf("VXLAN device: VNI %d port %d learning %v proxy %v local %s", vx.VxlanId, vx.Port, vx.Learning, vx.Proxy, vx.SrcAddr)
-	case vx.MasterIndex != 0 || vx.MTU != 1450 || vx.Alias != Mark+nid1:
-		t.Errorf("VXLAN device: master %d, MTU %d, mark %q", vx.MasterIndex, vx.MTU, vx.Alias)
-	}
-	eth0, err := ctrs[0].ns.Handle().LinkByName("eth0")
-	if mv, ok := eth0.(*netlink.Macvlan); err != nil || !ok || mv.Mode != netlink.MACVLAN_MODE_BRIDGE || mv.ParentIndex != vx.Index {
-		t.Errorf("container 1's eth0: %v (%T), %v; want a macvlan device in bridge mode on VXLAN device %d", eth0, eth0, err, vx.Index)
+	case vx.MasterIndex != br.Attrs().Index || vx.MTU != 1450 || br.Attrs().MTU != 1450:
+		t.Errorf("VXLAN device on %d (bridge %d), MTUs %d and %d", vx.MasterIndex, br.Attrs().Index, vx.MTU, br.Attrs().MTU)
+	case vx.Alias != Mark+nid1 || br.Attrs().Alias != Mark+nid1:
+		t.Errorf("marks %q, %q", vx.Alias, br.Attrs().Alias)
+	case len(br.Attrs().HardwareAddr) != 6:
+		t.Errorf("bridge MAC %s", br.Attrs().HardwareAddr)
 	}
 	// Nothing in the hosts' own namespaces but their underlay.
 	for _, h := range hosts {

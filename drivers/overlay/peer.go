@@ -61,8 +61,7 @@ type peerKey struct {
 // its addresses, on the VXLAN device of the segment of its address. It is
 // idempotent, and an endpoint that moved is simply added again with its
 // new VTEP (the entries are replaced). A peer on this host's own VTEP is
-// ignored: local endpoints reach each other through their macvlan
-// devices (bridge mode), with no entry. A bad peer is a
+// ignored: local endpoints are on the bridge. A bad peer is a
 // *PeerError; a peer half programmed when the kernel fails is taken back
 // if it was new.
 func (d *Driver) AddPeer(nid string, p Peer) error {

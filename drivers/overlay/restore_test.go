@@ -6,80 +6,78 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/netkit/libnetwork/drivers/internal/drivertest"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/netkit/libnetwork/types"
 )
 
 // TestRestart: a new driver on a host (a restarted controller) adopts the
-// network's namespace and VXLAN device with the peers programmed in it,
-// so traffic goes on without AddPeer and a joined endpoint's link in its
-// sandbox is untouched; devices the network does not have (another
-// segment's, an older build's bridge and veth) are deleted; CollectOrphans
-// then removes the namespace of a network that was not restored (its VNI
-// free at once) and leaves the rest.
+// network's namespace and devices with the peers programmed in them, so
+// traffic goes on without AddPeer; it adopts a joined endpoint's veth and
+// recreates one that is gone; CollectOrphans then removes the namespace of
+// a network that was not restored (its VNI free at once) and the veth of
+// an endpoint that is not kept, and leaves the rest.
 func TestRestart(t *testing.T) {
 	h1, h2 := twoHosts(t, 4100, "10.20.0.0/24")
 	h1.createNet(t, nid2, 4101, "10.21.0.0/24") // not restored
 	c1 := h1.join(t, nid1, eid1, "10.20.0.11/24")
 	c2 := h2.join(t, nid1, eid2, "10.20.0.12/24")
+	gone := h1.join(t, nid1, eid3, "10.20.0.13/24") // its veth vanishes
 	addPeers(t, nid1, []*testHost{h1, h2}, []*container{c1, c2})
 	if err := tcpCheck(t, c1, c2); err != nil {
 		t.Fatalf("before: %v", err)
 	}
-	vxBefore := h1.nsLinks(t, nid1)["vx-001004"]
-	eth0Before, err := c1.ns.Handle().LinkByName("eth0")
-	if err != nil || vxBefore == nil {
-		t.Fatal(vxBefore, err)
+	before := h1.nsLinks(t, nid1)
+	// An endpoint left without a Leave (a crash): its veth is an orphan.
+	if err := h1.d.CreateEndpoint(nid1, "e4"+eid1[2:], &drivertest.IfInfo{Addr: drivertest.CIDR(t, "10.20.0.14/24")}, nil); err != nil {
+		t.Fatal(err)
 	}
-	// Devices the network does not have: another segment's VXLAN device,
-	// a bridge with a veth on it.
+	orphanSb := drivertest.NewNamespace(t)
+	if err := h1.d.Join(nid1, "e4"+eid1[2:], orphanSb.Path(), joinInfo(orphanSb, "eth0"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// A segment the network no longer has (its configuration changed).
 	ns, err := osl.OpenNamespace(filepath.Join(h1.nsDir, nid1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stray := vxlanSpec{name: "vx-00ffff", vni: 0xffff, port: DefaultVXLANPort, local: h1.vtep, mark: Mark + nid1, nsFd: ns.Fd()}
-	if err := h1.ns.Handle().LinkAdd(stray.link()); err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.Handle().LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "ov-001004"}}); err != nil {
-		t.Fatal(err)
-	}
-	br, err := ns.Handle().LinkByName("ov-001004")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ns.AddVeth(osl.Veth{Name: "veth" + eid1[:11], Master: br.Attrs().Index, PeerName: "old0", PeerNS: ns.Fd()}); err != nil {
+	if err := ns.Handle().LinkAdd(bridgeSpec{name: "ov-00ffff", mark: Mark + nid1}.link()); err != nil {
 		t.Fatal(err)
 	}
 	ns.Close()
+	// The veth of endpoint 3 is deleted behind the driver's back.
+	if err := gone.ns.DeleteInterface("eth0"); err != nil {
+		t.Fatal(err)
+	}
 
 	// The controller restarts.
 	d := h1.newDriver(t)
 	if err := d.RestoreNetwork(nid1, vniOpts("4100"), v4Data(t, "10.20.0.0/24"), nil); err != nil {
 		t.Fatalf("RestoreNetwork: %v", err)
 	}
-	ji := joinInfo(c1.ns, "eth0")
-	if err := d.RestoreEndpoint(nid1, c1.eid, &drivertest.IfInfo{Addr: c1.addr, MAC: c1.mac}, c1.ns.Path(), ji, nil); err != nil {
-		t.Fatalf("RestoreEndpoint: %v", err)
+	for _, c := range []*container{c1, gone} {
+		ifi := &drivertest.IfInfo{Addr: c.addr, MAC: c.mac}
+		if err := d.RestoreEndpoint(nid1, c.eid, ifi, c.ns.Path(), joinInfo(c.ns, "eth0"), nil); err != nil {
+			t.Fatalf("RestoreEndpoint %s: %v", c.eid, err)
+		}
 	}
-	if ji.Created {
-		t.Error("RestoreEndpoint made a link; the controller asks Join for that")
-	}
-	if err := d.CollectOrphans(map[string]bool{nid1: true}, map[string]bool{eid1: true}); err != nil {
+	if err := d.CollectOrphans(map[string]bool{nid1: true}, map[string]bool{eid1: true, eid3: true}); err != nil {
 		t.Fatalf("CollectOrphans: %v", err)
 	}
 	after := h1.nsLinks(t, nid1)
-	if l := after["vx-001004"]; l == nil || l.Attrs().Index != vxBefore.Attrs().Index {
-		t.Errorf("the VXLAN device was not adopted (before %v, after %v)", vxBefore, l)
+	for _, name := range []string{"ov-001004", "vx-001004", "veth" + eid1[:11]} {
+		if before[name] == nil || after[name] == nil || before[name].Attrs().Index != after[name].Attrs().Index {
+			t.Errorf("%s not adopted (before %v, after %v)", name, before[name], after[name])
+		}
 	}
-	if len(after) != 2 {
-		t.Errorf("namespace links after the restart %v: want lo and vx-001004", after)
+	if l := after["veth"+eid3[:11]]; l == nil || l.Attrs().MasterIndex != after["ov-001004"].Attrs().Index {
+		t.Errorf("the veth of the endpoint whose veth was gone was not recreated on the bridge: %v", l)
 	}
-	if l, err := c1.ns.Handle().LinkByName("eth0"); err != nil || l.Attrs().Index != eth0Before.Attrs().Index {
-		t.Errorf("the container's link after the restart: %v, %v; want the one it had", l, err)
+	if l := after["ov-00ffff"]; l != nil {
+		t.Errorf("the bridge of a segment the network no longer has is still there: %v", l)
+	}
+	if l := after["veth"+"e4"+eid1[2:11]]; l != nil {
+		t.Errorf("the veth of an endpoint not kept was not collected: %v", l)
 	}
 	if _, err := os.Lstat(filepath.Join(h1.nsDir, nid2)); !os.IsNotExist(err) {
 		t.Errorf("the namespace of a network not restored is still there: %v", err)
@@ -92,10 +90,9 @@ func TestRestart(t *testing.T) {
 	if want := []Peer{{IP: c2.addr.IP, MAC: c2.mac, VTEP: h2.vtep}}; err != nil || fmt.Sprint(peers) != fmt.Sprint(want) {
 		t.Errorf("Peers after the restart = %v, %v; want %v (no endpoint ID: the kernel does not keep it)", peers, err, want)
 	}
-	// The VNIs of the collected network and of the deleted device are
-	// free at once.
-	if err := d.CreateNetwork(nid2, vniOpts("4101,65535"), v4Data(t, "10.21.0.0/24", "10.22.0.0/24"), nil); err != nil {
-		t.Errorf("a new network with the VNIs of a collected network and a deleted device: %v", err)
+	// The VNI of the collected network is free at once.
+	if err := d.CreateNetwork(nid2, vniOpts("4101"), v4Data(t, "10.21.0.0/24"), nil); err != nil {
+		t.Errorf("a new network with the VNI of a collected one: %v", err)
 	}
 	// A joined restored endpoint is joined.
 	if err := d.Join(nid1, eid1, c1.ns.Path(), joinInfo(c1.ns, "eth1"), nil); !types.IsForbidden(err) {
@@ -110,35 +107,10 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// restoreAsController restores c's joined endpoint on d as the controller
-// does: RestoreEndpoint, then, when the sandbox has lost the link, Leave
-// and Join again and configure the address. It reports whether the link
-// was made again.
-func restoreAsController(t *testing.T, d *Driver, c *container) bool {
-	t.Helper()
-	if err := d.RestoreEndpoint(nid1, c.eid, &drivertest.IfInfo{Addr: c.addr, MAC: c.mac}, c.ns.Path(), joinInfo(c.ns, "eth0"), nil); err != nil {
-		t.Fatalf("RestoreEndpoint: %v", err)
-	}
-	if _, err := c.ns.Handle().LinkByName("eth0"); err == nil {
-		return false
-	}
-	if err := d.Leave(nid1, c.eid); err != nil {
-		t.Fatal(err)
-	}
-	ji := joinInfo(c.ns, "eth0")
-	if err := d.Join(nid1, c.eid, c.ns.Path(), ji, nil); err != nil || !ji.Created {
-		t.Fatalf("joining again: %v (created %v)", err, ji.Created)
-	}
-	if err := c.ns.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: c.addr}); err != nil {
-		t.Fatal(err)
-	}
-	return true
-}
-
 // TestRestoreRecreates: restoring a network whose namespace is gone
-// creates it again; restoring one whose VXLAN device is gone recreates
-// the device. Either takes the endpoints' links in their sandboxes, and
-// the controller has them made again.
+// creates it again; restoring one whose VXLAN device is gone or
+// different recreates the device; the endpoints' veths stay on the
+// bridge.
 func TestRestoreRecreates(t *testing.T) {
 	h1, h2 := twoHosts(t, 4200, "10.30.0.0/24")
 	c1 := h1.join(t, nid1, eid1, "10.30.0.11/24")
@@ -158,8 +130,8 @@ func TestRestoreRecreates(t *testing.T) {
 	if err := d1.RestoreNetwork(nid1, vniOpts("4200"), v4Data(t, "10.30.0.0/24"), nil); err != nil {
 		t.Fatalf("RestoreNetwork without its VXLAN device: %v", err)
 	}
-	if !restoreAsController(t, d1, c1) {
-		t.Error("the container kept a link whose VXLAN device is gone")
+	if err := d1.RestoreEndpoint(nid1, eid1, &drivertest.IfInfo{Addr: c1.addr, MAC: c1.mac}, c1.ns.Path(), joinInfo(c1.ns, "eth0"), nil); err != nil {
+		t.Fatal(err)
 	}
 	if l := h1.nsLinks(t, nid1)["vx-001068"]; l == nil {
 		t.Fatal("VXLAN device not recreated")
@@ -172,9 +144,9 @@ func TestRestoreRecreates(t *testing.T) {
 		t.Errorf("after recreating the VXLAN device: %v", err)
 	}
 
-	// Host 2: the whole namespace is gone, as after a reboot. Its VXLAN
-	// device is deleted first: the kernel frees a namespace, and with it
-	// the device's VNI, asynchronously.
+	// Host 2: the whole namespace is gone (the veth of its endpoint too),
+	// as after a reboot. Its VXLAN device is deleted first: the kernel
+	// frees a namespace, and with it the device's VNI, asynchronously.
 	_ = h2.d.Close()
 	ns, err = osl.OpenNamespace(filepath.Join(h2.nsDir, nid1))
 	if err != nil {
@@ -190,8 +162,18 @@ func TestRestoreRecreates(t *testing.T) {
 	if err := d2.RestoreNetwork(nid1, vniOpts("4200"), v4Data(t, "10.30.0.0/24"), nil); err != nil {
 		t.Fatalf("RestoreNetwork without its namespace: %v", err)
 	}
-	if !restoreAsController(t, d2, c2) {
-		t.Error("the container kept a link whose namespace is gone")
+	ji := joinInfo(c2.ns, "eth0")
+	if err := c2.ns.DeleteInterface("eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.RestoreEndpoint(nid1, eid2, &drivertest.IfInfo{Addr: c2.addr, MAC: c2.mac}, c2.ns.Path(), ji, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !ji.Created {
+		t.Error("the endpoint's veth was not made again")
+	}
+	if err := c2.ns.ConfigureInterface(osl.IfaceConfig{Name: "eth0", Addr: c2.addr}); err != nil {
+		t.Fatal(err)
 	}
 	if err := d2.AddPeer(nid1, c1.peer(h1)); err != nil {
 		t.Fatal(err)

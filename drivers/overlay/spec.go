@@ -55,34 +55,31 @@ func (s vxlanSpec) matches(l netlink.Link) bool {
 		v.SrcAddr.Equal(s.local) && !v.Learning && v.Proxy && v.Group == nil && !v.FlowBased
 }
 
-// linkSpec is an endpoint's link to create: a macvlan device in bridge
-// mode on its segment's VXLAN device. Bridge mode forwards between the
-// macvlan devices of one VXLAN device (the endpoints of a segment on this
-// host) inside the kernel, and hands everything else to the VXLAN device:
-// a frame crosses no veth and no bridge on its way to the tunnel.
-type linkSpec struct {
+// bridgeSpec is a segment's bridge.
+type bridgeSpec struct {
 	name string
-	// parentIndex is the VXLAN device's index in the network's
-	// namespace, where the request is made.
-	parentIndex int
-	mac         net.HardwareAddr
-	mtu         int
-	// nsFd is the namespace the link is born in (the sandbox's).
-	nsFd int
+	mtu  int
+	// mac is fixed, so that it does not change as ports come and go; the
+	// host side of every endpoint's veth takes it too (see Join).
+	mac  net.HardwareAddr
+	mark string
 }
 
-// link returns the netlink request of s.
-func (s linkSpec) link() *netlink.Macvlan {
-	return &netlink.Macvlan{
+// link returns the netlink request of s. Multicast snooping is off: the
+// segment's multicast (IPv6 neighbour solicitations included) is flooded
+// to its ports, the VXLAN device among them, which answers what it can
+// and sends nothing over the underlay that has no FDB entry.
+func (s bridgeSpec) link() *netlink.Bridge {
+	off := false
+	return &netlink.Bridge{
 		LinkAttrs: netlink.LinkAttrs{
 			Name:         s.name,
-			ParentIndex:  s.parentIndex,
-			HardwareAddr: s.mac,
 			MTU:          s.mtu,
+			HardwareAddr: s.mac,
+			Alias:        s.mark,
 			TxQLen:       -1,
-			Namespace:    netlink.NsFd(s.nsFd),
 		},
-		Mode: netlink.MACVLAN_MODE_BRIDGE,
+		MulticastSnooping: &off,
 	}
 }
 

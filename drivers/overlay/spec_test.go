@@ -55,10 +55,9 @@ func TestVXLANSpec(t *testing.T) {
 	if s.matches(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Alias: Mark + "n1"}}) {
 		t.Error("a bridge matches a VXLAN spec")
 	}
-	m := linkSpec{name: "eth0", parentIndex: 7, mtu: 1450, mac: net.HardwareAddr{2, 1, 2, 3, 4, 5}, nsFd: 9}.link()
-	if m.Name != "eth0" || m.ParentIndex != 7 || m.MTU != 1450 || m.HardwareAddr.String() != "02:01:02:03:04:05" ||
-		m.Mode != netlink.MACVLAN_MODE_BRIDGE || m.Namespace != netlink.NsFd(9) || m.Type() != "macvlan" {
-		t.Errorf("endpoint link %+v mode %v", m.LinkAttrs, m.Mode)
+	b := bridgeSpec{name: "ov-001092", mtu: 1450, mac: net.HardwareAddr{2, 1, 2, 3, 4, 5}, mark: Mark + "n1"}.link()
+	if b.Name != "ov-001092" || b.MTU != 1450 || b.HardwareAddr.String() != "02:01:02:03:04:05" || b.Alias != Mark+"n1" {
+		t.Errorf("bridge %+v", b.LinkAttrs)
 	}
 }
 
@@ -147,8 +146,8 @@ func TestCheckPeer(t *testing.T) {
 	if !errors.As(err, &pe) {
 		t.Errorf("IPv6 address on another segment: %v", err)
 	}
-	if n.segments[1].vxlan.name != "vx-00002b" || n.segments[1].vxlan.local.String() != "192.168.200.1" {
-		t.Errorf("segment %s, local %s", n.segments[1].vxlan.name, n.segments[1].vxlan.local)
+	if n.segments[1].vxlan.name != "vx-00002b" || n.segments[1].bridge.name != "ov-00002b" || n.segments[1].vxlan.local.String() != "192.168.200.1" {
+		t.Errorf("segment names %s, %s", n.segments[1].vxlan.name, n.segments[1].bridge.name)
 	}
 }
 
