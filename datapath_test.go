@@ -207,27 +207,3 @@ func TestBridgeMTU(t *testing.T) {
 		t.Errorf("bridge MTU %d, want 1400", br.Attrs().MTU)
 	}
 }
-
-// TestDeletedSandboxHeldNamespace: Sandbox.Delete leaves the namespace to
-// the kernel, which may keep it a while (the reaper batches) or, while
-// something else holds it, for good. Its interfaces are set down at
-// Delete, so that such a namespace carries no traffic on the network
-// any more.
-func TestDeletedSandboxHeldNamespace(t *testing.T) {
-	e := newEnv(t)
-	c := e.start()
-	n, err := c.NewNetwork("bridge", "held", NetworkOptionIpam("", "", []*IpamConf{{PreferredPool: "10.12.0.0/24"}}, nil, nil))
-	mustf(t, err, "NewNetwork")
-	epA, sbA := joined(t, c, n, "a")
-	_, sbB := joined(t, c, n, "b")
-	nsA, nsB := nsOf(t, sbA), nsOf(t, sbB) // nsA outlives the sandbox
-	srv := listen(t, nsA, epA.Info().Iface().Address().IP)
-	mustReach(t, nsB, srv)
-	mustf(t, sbA.Delete(), "Delete")
-	l, err := nsA.Handle().LinkByName("eth0")
-	mustf(t, err, "eth0 in the held namespace")
-	if l.Attrs().Flags&net.FlagUp != 0 {
-		t.Errorf("eth0 of a deleted sandbox is up")
-	}
-	mustNotReach(t, nsB, srv)
-}

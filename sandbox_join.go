@@ -309,8 +309,8 @@ func (sb *sandbox) configureJoined(ep *endpoint, js *joinState, ji *joinInfo) er
 type removeMode int
 
 const (
-	// removeNone sets the interface down and leaves it: the namespace is
-	// about to be destroyed, which removes it with no cost to the caller.
+	// removeNone leaves the interface: the namespace is about to be
+	// destroyed, which removes it with no cost to the caller.
 	removeNone removeMode = iota
 	// removeRetire takes it down, flushes its addresses and renames it
 	// away at once; the kernel frees it with the namespace, or the driver
@@ -332,15 +332,6 @@ func (sb *sandbox) depopulate(ep *endpoint, js *joinState, mode removeMode) {
 	}
 	if ns := sb.namespace(); ns != nil && js.ifName != "" && !sb.hostNet {
 		switch mode {
-		case removeNone:
-			// The namespace goes with the sandbox, but not at once (the
-			// reaper batches it) and not at all while something else
-			// holds it: down, the interface carries nothing meanwhile.
-			// A macvlan device (macvlan, ipvlan, overlay) left up would
-			// also keep its MAC from the next endpoint given it.
-			if err := ns.SetInterfaceDown(js.ifName); err != nil {
-				c.logger.Warn("setting interface down", "sandbox", sb.id, "interface", js.ifName, "error", err)
-			}
 		case removeRetire:
 			if err := ns.RetireInterface(js.ifName, retiredName()); err != nil {
 				// Never leave it under its ethN name, which the next

@@ -274,27 +274,6 @@ func (n *Namespace) RetireInterface(name, tombstone string) error {
 	})
 }
 
-// SetInterfaceDown sets the link name inside the namespace down, if it is
-// up: it stops carrying traffic at once, wherever its other side is. A
-// link that does not exist is not an error.
-func (n *Namespace) SetInterfaceDown(name string) error {
-	if err := checkIfName("setting interface down", name); err != nil {
-		return err
-	}
-	op := "setting interface " + name + " down"
-	return n.withHandle(op, func(h *netlink.Handle) error {
-		link, err := linkByName(h, name)
-		if err == nil && link.Attrs().Flags&net.FlagUp != 0 {
-			err = h.LinkSetDown(link)
-		}
-		var notFound netlink.LinkNotFoundError
-		if err == nil || errors.As(err, &notFound) || errors.Is(err, unix.ENODEV) {
-			return nil
-		}
-		return n.kernelError(op, err)
-	})
-}
-
 // DeleteInterface deletes the link name inside the namespace. A link that
 // does not exist is not an error.
 func (n *Namespace) DeleteInterface(name string) error {
