@@ -328,6 +328,12 @@ func (g *globalCtl) repairLater(ep *endpoint) {
 				g.c.logger.Info("put an endpoint's keys back in the global store", "endpoint", ep.name)
 				return
 			}
+			if types.IsNotFound(err) {
+				// Another host deleted the network meanwhile (this
+				// host's keys had expired): nothing to put back into.
+				g.c.logger.Warn("an endpoint's network is gone from the global store; its keys stay out", "endpoint", ep.name, "network", n.name, "error", err)
+				return
+			}
 			g.c.logger.Debug("putting an endpoint's keys back in the global store", "endpoint", ep.name, "error", err)
 		}
 	}()
