@@ -293,6 +293,10 @@ func (n *network) CreateEndpoint(name string, opts ...EndpointOption) (_ Endpoin
 		n.mu.Unlock()
 		return nil, types.ForbiddenErrorf("network %s is being deleted; cannot create endpoint %s", n.name, name)
 	}
+	if n.goneGlobally {
+		n.mu.Unlock()
+		return nil, types.NotFoundErrorf("network %s was deleted on another host; cannot create endpoint %s", n.name, name)
+	}
 	if n.epNames[name] {
 		n.mu.Unlock()
 		return nil, types.ForbiddenErrorf("endpoint with name %s already exists in network %s", name, n.name)

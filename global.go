@@ -583,25 +583,73 @@ func (g *globalCtl) releaseEndpointName(ep *endpoint) error {
 		}
 		var ce *globalstore.ConflictError
 		if !errors.As(err, &ce) {
+			g.releaseNameLater(ep.network.id, ep.name, ep.id)
 			return types.Errorf("endpoint %s: releasing its name: %w", ep.name, err)
 		}
 	}
 	defer g.setNameRev(ep.id, 0)
-	kv, err := g.store.Get(g.ctx, gkindEPName, epNameID(ep))
+	if err := g.releaseNameKey(ep.network.id, ep.name, ep.id); err != nil {
+		g.releaseNameLater(ep.network.id, ep.name, ep.id)
+		return types.Errorf("endpoint %s: releasing its name: %w", ep.name, err)
+	}
+	return nil
+}
+
+// releaseNameKey deletes the global key of endpoint name name in network
+// nid if endpoint eid holds it.
+func (g *globalCtl) releaseNameKey(nid, name, eid string) error {
+	id := nid + "." + name
+	kv, err := g.store.Get(g.ctx, gkindEPName, id)
 	if types.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return types.Errorf("endpoint %s: releasing its name: %w", ep.name, err)
+		return err
 	}
 	var held epNameRecord
-	if json.Unmarshal(kv.Value, &held) != nil || held.Endpoint != ep.id {
+	if json.Unmarshal(kv.Value, &held) != nil || held.Endpoint != eid {
 		return nil
 	}
-	if _, err := g.store.Txn(g.ctx, globalstore.Delete(gkindEPName, epNameID(ep), kv.ModRev)); err != nil {
-		return types.Errorf("endpoint %s: releasing its name: %w", ep.name, err)
+	_, err = g.store.Txn(g.ctx, globalstore.Delete(gkindEPName, id, kv.ModRev))
+	return err
+}
+
+// releaseNameLater retries releaseNameKey in the background until it
+// succeeds or the controller stops: a name key left behind (it is bound
+// to this host's lease, which lives on) would keep the name from other
+// hosts and the network from being deleted anywhere.
+func (g *globalCtl) releaseNameLater(nid, name, eid string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return
 	}
-	return nil
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+			select {
+			case <-g.ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			if err := g.releaseNameKey(nid, name, eid); err != nil {
+				g.c.logger.Debug("releasing an endpoint name in the global store", "name", name, "error", err)
+				continue
+			}
+			g.c.logger.Info("released an endpoint name left in the global store", "name", name)
+			return
+		}
+	}()
+}
+
+// releaseOldName gives back ep's name before a Rename, retrying in the
+// background if the store cannot be told now.
+func (g *globalCtl) releaseOldName(ep *endpoint, old string) {
+	if err := g.releaseNameKey(ep.network.id, old, ep.id); err != nil {
+		g.c.logger.Warn("releasing an endpoint's old name in the global store; retrying", "endpoint", ep.id, "name", old, "error", err)
+		g.releaseNameLater(ep.network.id, old, ep.id)
+	}
 }
 
 // publish puts a joined endpoint of a global network in the global store,
@@ -638,14 +686,25 @@ func (g *globalCtl) watchNetworks() {
 				g.learnNetwork(kv)
 			}
 			for _, n := range g.c.globalNetworks() {
-				if !seen[n.id] {
-					g.forgetNetwork(n.id)
+				if seen[n.id] {
+					continue
+				}
+				// The listing may predate a network this host made
+				// since: forget only what the store confirms gone.
+				if _, err := g.store.Get(g.ctx, gkindNetwork, n.id); types.IsNotFound(err) {
+					g.forgetNetwork(n)
 				}
 			}
 		case globalstore.EventPut:
 			g.learnNetwork(ev.KV)
 		case globalstore.EventDelete:
-			g.forgetNetwork(ev.KV.ID)
+			c := g.c
+			c.mu.Lock()
+			n := c.networks[ev.KV.ID]
+			c.mu.Unlock()
+			if n != nil {
+				g.forgetNetwork(n)
+			}
 		}
 	}
 }
@@ -667,12 +726,19 @@ func (c *controller) globalNetworks() []*network {
 func (g *globalCtl) learnNetwork(kv globalstore.KV) {
 	c := g.c
 	c.mu.Lock()
-	_, known := c.networks[kv.ID]
+	known := c.networks[kv.ID]
 	c.mu.Unlock()
 	g.mu.Lock()
 	mine := g.creating[kv.ID]
 	g.mu.Unlock()
-	if known || mine {
+	if known != nil {
+		// Seen again (a listing after a restarted watch may have been
+		// older than the network): it is not gone.
+		known.mu.Lock()
+		known.goneGlobally = false
+		known.mu.Unlock()
+	}
+	if known != nil || mine {
 		return
 	}
 	var r networkRecord
@@ -742,22 +808,25 @@ func (c *controller) addGlobalNetwork(r *networkRecord) error {
 
 // forgetNetwork removes a global network another host deleted, unless
 // endpoints of this host are still on it.
-func (g *globalCtl) forgetNetwork(id string) {
+func (g *globalCtl) forgetNetwork(n *network) {
 	c := g.c
-	c.mu.Lock()
-	n := c.networks[id]
-	c.mu.Unlock()
-	if n == nil || !n.isGlobal() {
+	if !n.isGlobal() {
 		return
 	}
 	if err := c.begin(); err != nil {
 		return
 	}
 	defer c.end()
+	id := n.id
 	n.mu.Lock()
-	deleting := n.deleting // this host's own Delete, which finishes the work
+	deleting := n.deleting // this host's own Delete, or a forget under way
 	busy := len(n.endpoints) > 0 || len(n.epNames) > 0
-	n.goneGlobally = busy && !deleting
+	if !deleting {
+		n.goneGlobally = busy
+		// No endpoint is created from here on (CreateEndpoint checks
+		// deleting), and no second forget starts.
+		n.deleting = !busy
+	}
 	n.mu.Unlock()
 	if deleting {
 		return
@@ -767,7 +836,11 @@ func (g *globalCtl) forgetNetwork(id string) {
 		return
 	}
 	c.mu.Lock()
-	delete(c.networks, n.id)
+	if c.networks[id] != n {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.networks, id)
 	c.subnets.remove(n)
 	delete(c.netNames, n.name)
 	c.mu.Unlock()

@@ -292,6 +292,20 @@ func serveHostReq(c NetworkController, req hostReq) (hostReply, error) {
 			return hostReply{}, err
 		}
 		return hostReply{IP: ep.Info().Iface().Address().IP.String()}, nil
+	case "rename":
+		// The container's sandbox renames its endpoints to Subnet.
+		sb := containerSandbox(c, req.Name)
+		if sb == nil {
+			return hostReply{}, types.NotFoundErrorf("no container %s", req.Name)
+		}
+		return hostReply{}, sb.Rename(req.Subnet)
+	case "sbdel":
+		// The container's sandbox goes, with its joined endpoints.
+		sb := containerSandbox(c, req.Name)
+		if sb == nil {
+			return hostReply{}, types.NotFoundErrorf("no container %s", req.Name)
+		}
+		return hostReply{}, sb.Delete()
 	case "leave":
 		ep, err := n.EndpointByName(req.Name)
 		if err != nil {

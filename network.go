@@ -122,6 +122,9 @@ type network struct {
 	// while endpoints here kept it: the last of them to go takes the
 	// network with it (nameReleased).
 	goneGlobally bool
+	// globalKeysGone is set once this host's Delete removed the network's
+	// global keys.
+	globalKeysGone bool
 }
 
 // nameReleased is called after an endpoint name of n is given back (n.mu
@@ -132,7 +135,7 @@ func (n *network) nameReleased() {
 	last := n.goneGlobally && len(n.endpoints) == 0 && len(n.epNames) == 0
 	n.mu.Unlock()
 	if last && n.ctrl.global != nil {
-		go n.ctrl.global.forgetNetwork(n.id)
+		go n.ctrl.global.forgetNetwork(n)
 	}
 }
 
@@ -351,13 +354,25 @@ func (n *network) Delete() error {
 		n.deleting = false
 		n.mu.Unlock()
 	}
-	if n.isGlobal() {
+	n.mu.Lock()
+	// Another host deleted it (its endpoints here kept it): that host
+	// removed its keys and gave its pools back, perhaps to another
+	// network by now.
+	goneGlobally := n.goneGlobally
+	keysGone := n.globalKeysGone || goneGlobally
+	n.mu.Unlock()
+	if n.isGlobal() && !keysGone {
 		// Out of the global store first: no other host makes an
 		// endpoint on it after.
 		if err := c.global.deleteNetworkKeys(n); err != nil {
 			undelete()
 			return err
 		}
+		// A retry after a later failure must not delete them again:
+		// another network may have the name and VNIs by then.
+		n.mu.Lock()
+		n.globalKeysGone = true
+		n.mu.Unlock()
 	}
 
 	// The record goes first: a record outliving its network would bring
@@ -377,7 +392,7 @@ func (n *network) Delete() error {
 		undelete()
 		return types.Errorf("network %s: driver %s: %w", n.name, n.networkType, err)
 	}
-	if pd, ok := n.driver.(*pluginDriver); ok && n.scope == driverapi.GlobalScope {
+	if pd, ok := n.driver.(*pluginDriver); ok && n.scope == driverapi.GlobalScope && !goneGlobally {
 		if err := pd.freeNetwork(n.id); err != nil {
 			c.logger.Warn("freeing a deleted network's allocation", "network", n.name, "error", err)
 		}
@@ -389,7 +404,9 @@ func (n *network) Delete() error {
 	delete(c.networks, n.id)
 	c.subnets.remove(n)
 	c.mu.Unlock()
-	n.releasePools()
+	if !goneGlobally {
+		n.releasePools()
+	}
 	c.mu.Lock()
 	delete(c.netNames, n.name)
 	c.mu.Unlock()

@@ -220,9 +220,35 @@ func TestOverlayDeleteRacesCreate(t *testing.T) {
 		}
 		if create.Err == "" {
 			h2.must(hostReq{Op: "leave", Network: name, Name: "e"})
+		} else {
+			// The delete won: host2 drops the network.
+			eventually(t, "host2 drops "+name, func() error {
+				if names := h2.must(hostReq{Op: "networks"}).Names; slices.Contains(names, name) {
+					return fmt.Errorf("networks %v", names)
+				}
+				return nil
+			})
 		}
 		if del.Err != "" {
 			h1.must(hostReq{Op: "deletenet", Name: name})
 		}
 	}
+}
+
+// TestOverlayRenameAcrossHosts: renaming a container renames its
+// endpoints across hosts: the new name is taken on every host, the old
+// one free on every host, and once the container is gone nothing of it
+// keeps the network from being deleted from another host.
+func TestOverlayRenameAcrossHosts(t *testing.T) {
+	cl, _ := overlayCluster(t, 2, "10.245.0.0/24", nil)
+	h1, h2 := cl.hosts[0], cl.hosts[1]
+	h2.must(hostReq{Op: "join", Network: "ov", Name: "c1"})
+	h2.must(hostReq{Op: "rename", Name: "c1", Subnet: "web"})
+	if rep := h1.call(hostReq{Op: "create", Network: "ov", Name: "web"}); rep.Class != "forbidden" {
+		t.Errorf("creating the new name on another host: %q (%s), want Forbidden", rep.Err, rep.Class)
+	}
+	h1.must(hostReq{Op: "create", Network: "ov", Name: "c1"}) // the old name is free
+	h1.must(hostReq{Op: "leave", Network: "ov", Name: "c1"})
+	h2.must(hostReq{Op: "sbdel", Name: "c1"})
+	h1.must(hostReq{Op: "deletenet", Name: "ov"})
 }

@@ -370,6 +370,19 @@ func (sb *sandbox) Rename(name string) (err error) {
 		}
 		olds = append(olds, old)
 		u.add(func() { ep.giveBackName(name, old) })
+		if ep.network.isGlobal() && old != name {
+			// The name is the network's across hosts: the new one is
+			// claimed now, the old one released once the rename is
+			// stored (releaseOldName).
+			if err := c.global.claimEndpointName(ep); err != nil {
+				return types.Errorf("sandbox %s: rename: %w", sb.id, err)
+			}
+			u.add(func() {
+				if err := c.global.releaseEndpointName(ep); err != nil {
+					c.logger.Warn("undoing an endpoint name's claim", "endpoint", ep.id, "error", err)
+				}
+			})
+		}
 	}
 	if err := c.state.Update(func(tx *datastore.Tx) error {
 		for _, ep := range eps {
@@ -383,6 +396,9 @@ func (sb *sandbox) Rename(name string) (err error) {
 	}
 	for i, ep := range eps {
 		ep.dropName(olds[i], name)
+		if ep.network.isGlobal() && olds[i] != name {
+			c.global.releaseOldName(ep, olds[i])
+		}
 	}
 	return nil
 }
