@@ -3,6 +3,7 @@ package globalstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -59,6 +60,10 @@ func (s *Store) ensureLease(ctx context.Context) (clientv3.LeaseID, error) {
 		return 0, errClosed("lease grant", "")
 	}
 	s.leaseID = resp.ID
+	if s.granted == nil {
+		s.granted = map[clientv3.LeaseID]bool{}
+	}
+	s.granted[resp.ID] = true
 	start := !s.keeper
 	if start {
 		s.keeper = true
@@ -208,10 +213,14 @@ func (s *Store) reput(id clientv3.LeaseID, ch <-chan *clientv3.LeaseKeepAliveRes
 	}
 }
 
-// reputKey puts key with its value bound to lease id unless it is bound to
-// it already; done says whether it was put. It holds txnMu so that no
-// transaction deletes the key between the check that this Store still holds
-// it and the put.
+// reputKey puts key with its value bound to lease id if it is absent (its
+// lease expired with it) or bound to an earlier lease of this Store's
+// (etcd kept that one alive across a restart); done says whether it was
+// put. A key another holder created meanwhile (an address or name taken
+// while this host's keys were gone) is not this Store's any more: it is
+// left alone and forgotten, never overwritten. reputKey holds txnMu so
+// that no transaction deletes the key between the check that this Store
+// still holds it and the put.
 func (s *Store) reputKey(id clientv3.LeaseID, key string) (done bool, err error) {
 	s.txnMu.Lock()
 	defer s.txnMu.Unlock()
@@ -223,14 +232,46 @@ func (s *Store) reputKey(id clientv3.LeaseID, key string) (done bool, err error)
 	}
 	ctx, cancel := s.callCtx(s.ctx)
 	defer cancel()
+	put := clientv3.OpPut(key, string(val), clientv3.WithLease(id))
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.LeaseValue(key), "!=", int64(id))).
-		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(id))).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(put).Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
 		return false, err
 	}
-	return resp.Succeeded, nil
+	if resp.Succeeded {
+		return true, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return false, fmt.Errorf("reading back %s: gone meanwhile", key) // the caller retries
+	}
+	cur := clientv3.LeaseID(kvs[0].Lease)
+	s.mu.Lock()
+	earlier := s.granted[cur]
+	s.mu.Unlock()
+	switch {
+	case cur == id:
+		return false, nil
+	case earlier:
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).
+			Then(put).
+			Commit()
+		if err != nil {
+			return false, err
+		}
+		if !resp.Succeeded {
+			return false, fmt.Errorf("moving %s to lease %x: changed meanwhile", key, int64(id)) // retried
+		}
+		return true, nil
+	}
+	s.mu.Lock()
+	delete(s.leased, key)
+	s.mu.Unlock()
+	s.log.Warn("global store: a key this host held was taken by another holder while its lease was lost; leaving it to them", "key", key, "lease", kvs[0].Lease)
+	return false, nil
 }
 
 // sleep waits for d or until the Store is closed; false when closed.

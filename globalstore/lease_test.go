@@ -138,6 +138,38 @@ func TestLeaseLostInPartition(t *testing.T) {
 	}
 }
 
+// TestLeaseLostKeyTakenMeanwhile: a key of a host cut off for longer than
+// its TTL goes with its lease; another host takes it (the same address,
+// say). When the first host is back it puts back its other keys but
+// leaves that one to its new holder, and stops minding it.
+func TestLeaseLostKeyTakenMeanwhile(t *testing.T) {
+	t.Parallel() // mostly waiting on etcd or on a TTL
+	srv := etcdtest.Start(t)
+	proxy := etcdtest.NewProxy(t, srv.Endpoints()[0])
+	h1 := newStore(t, []string{proxy.Addr()}, nil)
+	h2 := newStore(t, srv.Endpoints(), func(c *Config) { c.Host = "h2" })
+	mustTxn(t, h1, CreateLeased("addr", "10.0.0.2", []byte("h1")), CreateLeased("addr", "10.0.0.3", []byte("h1")))
+	ch := h2.Watch(ctxT(t), "addr")
+	expectReset(t, ch, "10.0.0.2=h1", "10.0.0.3=h1")
+
+	proxy.Cut()
+	expect(t, ch, EventDelete, "10.0.0.2", "")
+	expect(t, ch, EventDelete, "10.0.0.3", "")
+	mustTxn(t, h2, CreateLeased("addr", "10.0.0.2", []byte("h2")))
+	expect(t, ch, EventPut, "10.0.0.2", "h2")
+	proxy.Restore()
+	expect(t, ch, EventPut, "10.0.0.3", "h1")
+	if kv := mustGet(t, h2, "addr", "10.0.0.2"); string(kv.Value) != "h2" {
+		t.Errorf("10.0.0.2 = %q after host 1 came back, want h2's", kv.Value)
+	}
+	h1.mu.Lock()
+	_, held := h1.leased[h1.key("addr", "10.0.0.2")]
+	h1.mu.Unlock()
+	if held {
+		t.Error("host 1 still minds a key another host holds")
+	}
+}
+
 // TestLeaseOutlivesEtcdRestart: etcd down for longer than the TTL. etcd
 // extends leases when it restarts, so the keys survive; the Store, which
 // heard nothing for a TTL, moves them to a new lease it keeps alive, and

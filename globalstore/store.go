@@ -71,6 +71,9 @@ type Store struct {
 	closed bool
 	// leaseID is the host lease, 0 when none is granted or it was lost.
 	leaseID clientv3.LeaseID
+	// granted holds every lease this Store was granted, to tell its own
+	// keys from others' when it puts them back.
+	granted map[clientv3.LeaseID]bool
 	// keeper says whether the lease keeper runs.
 	keeper bool
 	// leased holds the keys this Store wrote bound to its lease and has not
