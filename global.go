@@ -653,13 +653,19 @@ func (g *globalCtl) releaseOldName(ep *endpoint, old string) {
 }
 
 // publish puts a joined endpoint of a global network in the global store,
-// bound to this host's lease.
+// bound to this host's lease, if the network is still there (a
+// NotFoundError if another host deleted it).
 func (g *globalCtl) publish(ep *endpoint) error {
 	b, err := json.Marshal(g.endpointRecord(ep))
 	if err != nil {
 		return types.InternalErrorf("endpoint %s: encoding its global record: %v", ep.name, err)
 	}
-	if _, err := g.store.Txn(g.ctx, globalstore.PutLeased(gkindEndpoint, ep.id, b)); err != nil {
+	_, err = g.store.Txn(g.ctx, globalstore.Exists(gkindNetwork, ep.network.id), globalstore.PutLeased(gkindEndpoint, ep.id, b))
+	var ce *globalstore.ConflictError
+	if errors.As(err, &ce) && ce.Kind == gkindNetwork {
+		return types.NotFoundErrorf("endpoint %s: network %s is deleted from the global store", ep.name, ep.network.name)
+	}
+	if err != nil {
 		return types.Errorf("endpoint %s: publishing it in the global store: %w", ep.name, err)
 	}
 	return nil
