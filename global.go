@@ -328,10 +328,12 @@ func (g *globalCtl) repairLater(ep *endpoint) {
 				g.c.logger.Info("put an endpoint's keys back in the global store", "endpoint", ep.name)
 				return
 			}
-			if types.IsNotFound(err) {
-				// Another host deleted the network meanwhile (this
-				// host's keys had expired): nothing to put back into.
-				g.c.logger.Warn("an endpoint's network is gone from the global store; its keys stay out", "endpoint", ep.name, "network", n.name, "error", err)
+			var retry types.RetryError
+			if types.IsNotFound(err) || (types.IsForbidden(err) && !errors.As(err, &retry)) {
+				// Another host deleted the network, or took the name,
+				// while this host's keys were gone: that holds until
+				// someone changes it, so retrying is pointless.
+				g.c.logger.Warn("an endpoint's keys cannot be put back in the global store; the endpoint stays without them", "endpoint", ep.name, "network", n.name, "error", err)
 				return
 			}
 			g.c.logger.Debug("putting an endpoint's keys back in the global store", "endpoint", ep.name, "error", err)
@@ -460,11 +462,11 @@ func (g *globalCtl) created(id string) {
 // holds in the network (its endpoints are gone: the caller checked) are
 // stale, left by a release that failed, and go with the network.
 func (g *globalCtl) deleteNetworkKeys(n *network) error {
-	kvs, rev, err := g.store.List(g.ctx, gkindEPName)
+	prefix := n.id + "."
+	kvs, rev, err := g.store.ListUnder(g.ctx, gkindEPName, prefix)
 	if err != nil {
 		return types.Errorf("network %s: listing its endpoints: %w", n.name, err)
 	}
-	prefix := n.id + "."
 	ops := []globalstore.Op{
 		globalstore.Delete(gkindNetwork, n.id, 0),
 		globalstore.Delete(gkindName, n.name, 0),

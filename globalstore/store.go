@@ -277,15 +277,23 @@ func (s *Store) Get(ctx context.Context, kind, id string) (KV, error) {
 // List returns every record of kind, ordered by ID, and the store revision
 // the listing is a snapshot of.
 func (s *Store) List(ctx context.Context, kind string) ([]KV, int64, error) {
+	return s.ListUnder(ctx, kind, "")
+}
+
+// ListUnder is List of the keys of kind whose ID starts with idPrefix.
+func (s *Store) ListUnder(ctx context.Context, kind, idPrefix string) ([]KV, int64, error) {
 	if err := validName("kind", kind); err != nil {
 		return nil, 0, err
+	}
+	if strings.Contains(idPrefix, "/") {
+		return nil, 0, types.BadRequestErrorf("global store: ID prefix %q contains '/'", idPrefix)
 	}
 	if s.isClosed() {
 		return nil, 0, errClosed("list", kind)
 	}
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(cctx, s.kindPrefix(kind), clientv3.WithPrefix())
+	resp, err := s.cli.Get(cctx, s.kindPrefix(kind)+idPrefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, s.callError(ctx, cctx, "list", kind, err)
 	}

@@ -280,9 +280,15 @@ func TestTxnAllOrNothing(t *testing.T) {
 	mustTxn(t, s, Check("ipam", "pool1", p.ModRev), Check("ipam", "none", 0), Create("net", "new", nil))
 	// So do Exists on a key that is there and NoNewUnder on a prefix
 	// with nothing newer, or with nothing at all.
-	_, rev, err := s.List(ctx, "ipam")
-	if err != nil {
-		t.Fatal(err)
+	kvs, rev, err := s.ListUnder(ctx, "ipam", "pool")
+	if err != nil || len(kvs) != 2 || kvs[0].ID != "pool1" || kvs[1].ID != "pool2" {
+		t.Fatalf("ListUnder pool = %+v, %v; want pool1 and pool2", kvs, err)
+	}
+	if kvs, _, err := s.ListUnder(ctx, "ipam", "pool2"); err != nil || len(kvs) != 1 {
+		t.Errorf("ListUnder pool2 = %+v, %v", kvs, err)
+	}
+	if _, _, err := s.ListUnder(ctx, "ipam", "a/b"); !types.IsBadRequest(err) {
+		t.Errorf("ListUnder with a '/' = %v, want BadRequest", err)
 	}
 	mustTxn(t, s, Exists("ipam", "pool1"), NoNewUnder("ipam", "pool", rev), NoNewUnder("ipam", "none", 1), Create("net", "new2", nil))
 	// NoNewUnder's decision holds against a key created after the
