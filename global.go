@@ -328,12 +328,12 @@ func (g *globalCtl) repairLater(ep *endpoint) {
 				g.c.logger.Info("put an endpoint's keys back in the global store", "endpoint", ep.name)
 				return
 			}
-			var retry types.RetryError
-			if types.IsNotFound(err) || (types.IsForbidden(err) && !errors.As(err, &retry)) {
-				// Another host deleted the network, or took the name,
-				// while this host's keys were gone: that holds until
-				// someone changes it, so retrying is pointless.
-				g.c.logger.Warn("an endpoint's keys cannot be put back in the global store; the endpoint stays without them", "endpoint", ep.name, "network", n.name, "error", err)
+			if types.IsNotFound(err) {
+				// Another host deleted the network while this host's
+				// keys were gone: nothing to put them back into. (A
+				// Forbidden "in use" is retried: this host's own key
+				// being put back by the store reads so for a moment.)
+				g.c.logger.Warn("an endpoint's network is gone from the global store; its keys stay out", "endpoint", ep.name, "network", n.name, "error", err)
 				return
 			}
 			g.c.logger.Debug("putting an endpoint's keys back in the global store", "endpoint", ep.name, "error", err)

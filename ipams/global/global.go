@@ -546,10 +546,15 @@ func (a *Allocator) claim(ctx context.Context, kind string, addr netip.Addr, val
 			if rec.Gateway {
 				up = globalstore.Update(kind, addr.String(), val, kv.ModRev)
 			}
-			if rev, err := a.store.Txn(ctx, up); err == nil {
+			rev, err := a.store.Txn(ctx, up)
+			if err == nil {
 				a.took(kind, addr, rev, rec.Owner)
 				return nil
 			}
+			// Its own key, changed between the read and the update
+			// (the store putting it back under a new lease): a
+			// conflict to retry, not an address in use.
+			return types.Errorf("requesting address %s: %w", addr, err)
 		}
 	}
 	return types.Errorf("address %s: %w", addr, ipamapi.ErrIPAlreadyAllocated)
