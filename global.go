@@ -302,6 +302,36 @@ func (g *globalCtl) stop() {
 // (a leased key whose delete was attempted is not put back when the lease
 // is lost), while the endpoint lives on here.
 func (g *globalCtl) repairLater(ep *endpoint) {
+	g.retryLater(func() bool {
+		n := ep.network
+		n.mu.Lock()
+		live := n.endpoints[ep.id] == ep
+		n.mu.Unlock()
+		if !live {
+			return true
+		}
+		err := g.reclaim(ep)
+		switch {
+		case err == nil:
+			g.c.logger.Info("put an endpoint's keys back in the global store", "endpoint", ep.name)
+			return true
+		case types.IsNotFound(err):
+			// Another host deleted the network while this host's keys
+			// were gone: nothing to put them back into. (A Forbidden
+			// "in use" is retried: this host's own key being put back
+			// by the store reads so for a moment.)
+			g.c.logger.Warn("an endpoint's network is gone from the global store; its keys stay out", "endpoint", ep.name, "network", n.name, "error", err)
+			return true
+		}
+		g.c.logger.Debug("putting an endpoint's keys back in the global store", "endpoint", ep.name, "error", err)
+		return false
+	})
+}
+
+// retryLater runs attempt in the background, after 100 ms and then with
+// the wait doubling up to 5 s, until it reports it is done or the
+// controller stops.
+func (g *globalCtl) retryLater(attempt func() (done bool)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stopped {
@@ -316,27 +346,9 @@ func (g *globalCtl) repairLater(ep *endpoint) {
 				return
 			case <-time.After(delay):
 			}
-			n := ep.network
-			n.mu.Lock()
-			live := n.endpoints[ep.id] == ep
-			n.mu.Unlock()
-			if !live {
+			if attempt() {
 				return
 			}
-			err := g.reclaim(ep)
-			if err == nil {
-				g.c.logger.Info("put an endpoint's keys back in the global store", "endpoint", ep.name)
-				return
-			}
-			if types.IsNotFound(err) {
-				// Another host deleted the network while this host's
-				// keys were gone: nothing to put them back into. (A
-				// Forbidden "in use" is retried: this host's own key
-				// being put back by the store reads so for a moment.)
-				g.c.logger.Warn("an endpoint's network is gone from the global store; its keys stay out", "endpoint", ep.name, "network", n.name, "error", err)
-				return
-			}
-			g.c.logger.Debug("putting an endpoint's keys back in the global store", "endpoint", ep.name, "error", err)
 		}
 	}()
 }
@@ -462,7 +474,7 @@ func (g *globalCtl) created(id string) {
 // holds in the network (its endpoints are gone: the caller checked) are
 // stale, left by a release that failed, and go with the network.
 func (g *globalCtl) deleteNetworkKeys(n *network) error {
-	prefix := n.id + "."
+	prefix := nameKeyID(n.id, "")
 	kvs, rev, err := g.store.ListUnder(g.ctx, gkindEPName, prefix)
 	if err != nil {
 		return types.Errorf("network %s: listing its endpoints: %w", n.name, err)
@@ -520,7 +532,11 @@ type epNameRecord struct {
 	Host     string
 }
 
-func epNameID(ep *endpoint) string { return ep.network.id + "." + ep.name }
+func epNameID(ep *endpoint) string { return nameKeyID(ep.network.id, ep.name) }
+
+// nameKeyID is the ID of the key of endpoint name name in network nid;
+// a network's names are the IDs under nameKeyID(nid, "").
+func nameKeyID(nid, name string) string { return nid + "." + name }
 
 // claimEndpointName takes the endpoint's name in its network across
 // hosts; a name its own record already holds (a restart) is taken over.
@@ -600,7 +616,7 @@ func (g *globalCtl) releaseEndpointName(ep *endpoint) error {
 // releaseNameKey deletes the global key of endpoint name name in network
 // nid if endpoint eid holds it.
 func (g *globalCtl) releaseNameKey(nid, name, eid string) error {
-	id := nid + "." + name
+	id := nameKeyID(nid, name)
 	kv, err := g.store.Get(g.ctx, gkindEPName, id)
 	if types.IsNotFound(err) {
 		return nil
@@ -621,28 +637,14 @@ func (g *globalCtl) releaseNameKey(nid, name, eid string) error {
 // to this host's lease, which lives on) would keep the name from other
 // hosts and the network from being deleted anywhere.
 func (g *globalCtl) releaseNameLater(nid, name, eid string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stopped {
-		return
-	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-			select {
-			case <-g.ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			if err := g.releaseNameKey(nid, name, eid); err != nil {
-				g.c.logger.Debug("releasing an endpoint name in the global store", "name", name, "error", err)
-				continue
-			}
-			g.c.logger.Info("released an endpoint name left in the global store", "name", name)
-			return
+	g.retryLater(func() bool {
+		if err := g.releaseNameKey(nid, name, eid); err != nil {
+			g.c.logger.Debug("releasing an endpoint name in the global store", "name", name, "error", err)
+			return false
 		}
-	}()
+		g.c.logger.Info("released an endpoint name left in the global store", "name", name)
+		return true
+	})
 }
 
 // releaseOldName gives back ep's name before a Rename, retrying in the
