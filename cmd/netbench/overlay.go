@@ -87,6 +87,7 @@ import (
 
 	"github.com/netkit/libnetwork"
 	"github.com/netkit/libnetwork/config"
+	"github.com/netkit/libnetwork/internal/testutil/etcdtest"
 	"github.com/netkit/libnetwork/osl"
 	"github.com/vishvananda/netlink"
 )
@@ -195,7 +196,7 @@ type ovHost struct {
 
 // ovWorld is the multi-host world of an -overlay run.
 type ovWorld struct {
-	etcd  *etcdServer
+	etcd  *etcdtest.Server
 	hosts []*ovHost
 	undo  []func()
 }
@@ -216,12 +217,12 @@ func newOverlayWorld(dir string, n int) (_ *ovWorld, retErr error) {
 			w.close()
 		}
 	}()
-	etcd, err := startEtcd(filepath.Join(dir, "etcd"))
+	etcd, err := etcdtest.Launch(filepath.Join(dir, "etcd"))
 	if err != nil {
 		return nil, err
 	}
 	w.etcd = etcd
-	w.undo = append(w.undo, etcd.stop)
+	w.undo = append(w.undo, etcd.Stop)
 
 	self, err := osl.CurrentNamespace()
 	if err != nil {
@@ -262,7 +263,7 @@ func newOverlayWorld(dir string, n int) (_ *ovWorld, retErr error) {
 			config.OptionExecRoot(filepath.Join(hdir, "exec")),
 			config.OptionNetworkNamespace(ns.Path()),
 			config.OptionKVProvider("etcd"),
-			config.OptionKVProviderURL(etcd.client),
+			config.OptionKVProviderURL(etcd.Endpoints()[0]),
 			config.OptionKVPrefix("/netbench"),
 			config.OptionDiscoveryAddress(vtep.String()),
 		)

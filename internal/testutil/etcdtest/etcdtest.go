@@ -40,7 +40,7 @@ const stopTimeout = 10 * time.Second
 // Server is one etcd member started by a test. Its methods are safe for
 // concurrent use, but a test normally drives it from one goroutine.
 type Server struct {
-	t          testing.TB
+	t          testing.TB // nil for a server made by Launch
 	dir        string // data dir and log live here
 	dataDir    string
 	logPath    string
@@ -86,30 +86,55 @@ func requireBinary(t testing.TB) {
 func start(t testing.TB, files *TLSFiles) *Server {
 	t.Helper()
 	requireBinary(t)
-	dir := t.TempDir()
-	s := &Server{
-		t:       t,
+	s := newServer(t.TempDir(), files)
+	s.t = t
+	t.Cleanup(s.cleanup)
+	if err := s.launch(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Launch starts an etcd server outside a test (netbench's), with its data
+// dir and log under dir, on free loopback ports, and waits until it
+// answers. The caller ends it with Stop; Start, Kill and ClientTLS are for
+// tests.
+func Launch(dir string) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	s := newServer(dir, nil)
+	if err := s.launch(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newServer(dir string, files *TLSFiles) *Server {
+	return &Server{
 		dir:     dir,
 		dataDir: filepath.Join(dir, "data"),
 		logPath: filepath.Join(dir, "etcd.log"),
 		tls:     files,
 	}
-	t.Cleanup(s.cleanup)
-	// A free port found by binding :0 may be taken again before etcd binds
-	// it; try a few times when etcd fails to start on the first run.
+}
+
+// launch starts the process the first time. A free port found by binding
+// :0 may be taken again before etcd binds it; it tries a few times when
+// etcd fails to start.
+func (s *Server) launch() error {
 	var err error
 	for range 3 {
 		s.clientPort, s.peerPort, err = freePorts()
 		if err != nil {
-			t.Fatalf("etcdtest: finding free ports: %v", err)
+			return fmt.Errorf("etcdtest: finding free ports: %w", err)
 		}
 		if err = s.startProcess(); err == nil {
-			return s
+			return nil
 		}
 		os.RemoveAll(s.dataDir)
 	}
-	t.Fatalf("etcdtest: starting etcd: %v\n%s", err, s.logTail())
-	return nil
+	return fmt.Errorf("etcdtest: starting etcd: %w\n%s", err, s.logTail())
 }
 
 // Endpoints returns the client endpoints as host:port, without a scheme.
@@ -152,7 +177,9 @@ func (s *Server) Start() {
 // Stop stops the server with SIGTERM and waits for it to exit (SIGKILL
 // after 10 s). Stopping a stopped server does nothing.
 func (s *Server) Stop() {
-	s.t.Helper()
+	if s.t != nil {
+		s.t.Helper()
+	}
 	s.signal(syscall.SIGTERM)
 }
 
