@@ -560,17 +560,25 @@ func (a *Allocator) claim(ctx context.Context, kind string, addr netip.Addr, val
 	return types.Errorf("address %s: %w", addr, ipamapi.ErrIPAlreadyAllocated)
 }
 
-// ReleaseAddress frees ip in the pool.
-func (a *Allocator) ReleaseAddress(poolID string, ip net.IP) error {
+// releaseArgs parses the arguments of ReleaseAddress and ReleaseOwned.
+func releaseArgs(poolID string, ip net.IP) (defaultipam.PoolID, netip.Addr, error) {
 	id, err := defaultipam.ParsePoolID(poolID)
 	if err != nil {
-		return err
+		return id, netip.Addr{}, err
 	}
 	addr, ok := netip.AddrFromSlice(ip)
 	if !ok {
-		return types.Errorf("releasing address %v: %w", ip, ipamapi.ErrInvalidRequest)
+		return id, netip.Addr{}, types.Errorf("releasing address %v: %w", ip, ipamapi.ErrInvalidRequest)
 	}
-	addr = addr.Unmap()
+	return id, addr.Unmap(), nil
+}
+
+// ReleaseAddress frees ip in the pool.
+func (a *Allocator) ReleaseAddress(poolID string, ip net.IP) error {
+	id, addr, err := releaseArgs(poolID, ip)
+	if err != nil {
+		return err
+	}
 	if !id.Pool.Contains(addr) {
 		return types.Errorf("releasing address %s of pool %s: %w", addr, id.Pool, ipamapi.ErrIPOutOfRange)
 	}
@@ -586,15 +594,10 @@ func (a *Allocator) ReleaseAddress(poolID string, ip net.IP) error {
 // one lost it): for a controller releasing its own endpoint's address
 // again, or late.
 func (a *Allocator) ReleaseOwned(poolID string, ip net.IP, owner string) error {
-	id, err := defaultipam.ParsePoolID(poolID)
+	id, addr, err := releaseArgs(poolID, ip)
 	if err != nil {
 		return err
 	}
-	addr, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return types.Errorf("releasing address %v: %w", ip, ipamapi.ErrInvalidRequest)
-	}
-	addr = addr.Unmap()
 	kind := addrKind(id.Pool)
 	ctx := context.Background()
 	if rev := a.rev(kind, addr, owner); rev != 0 {
