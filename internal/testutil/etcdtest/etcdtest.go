@@ -41,7 +41,7 @@ const stopTimeout = 10 * time.Second
 // concurrent use, but a test normally drives it from one goroutine.
 type Server struct {
 	t          testing.TB // nil for a server made by Launch
-	dir        string // data dir and log live here
+	dir        string     // data dir and log live here
 	dataDir    string
 	logPath    string
 	clientPort int
