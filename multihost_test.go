@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -503,6 +504,22 @@ func (hp *hostProc) restart() {
 }
 
 // kill ends the worker with SIGKILL, as a crash would.
+// waitNetwork waits until the host lists network name (present) or no
+// longer lists it.
+func (hp *hostProc) waitNetwork(t *testing.T, name string, present bool) {
+	t.Helper()
+	what := hp.name + " sees " + name
+	if !present {
+		what = hp.name + " drops " + name
+	}
+	eventually(t, what, func() error {
+		if names := hp.must(hostReq{Op: "networks"}).Names; slices.Contains(names, name) != present {
+			return fmt.Errorf("networks %v", names)
+		}
+		return nil
+	})
+}
+
 func (hp *hostProc) kill() {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()

@@ -19,19 +19,14 @@ import (
 
 // overlayClusterWith is overlayCluster for a network that req (an op
 // "network" request, named ov) describes.
-func overlayClusterWith(t *testing.T, n int, req hostReq) (*cluster, string) {
+func overlayClusterWith(t *testing.T, n int, req hostReq, spec ...func(*hostSpec)) (*cluster, string) {
 	t.Helper()
 	etcd := etcdtest.Start(t)
-	cl := newCluster(t, n, etcd.Endpoints()[0], "/test/"+t.Name())
+	cl := newCluster(t, n, etcd.Endpoints()[0], "/test/"+t.Name(), spec...)
 	req.Op, req.Name, req.Driver = "network", "ov", "overlay"
 	nid := cl.hosts[0].must(req).ID
 	for _, h := range cl.hosts[1:] {
-		eventually(t, h.name+" sees ov", func() error {
-			if names := h.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
-				return fmt.Errorf("networks %v", names)
-			}
-			return nil
-		})
+		h.waitNetwork(t, "ov", true)
 	}
 	return cl, nid
 }
@@ -197,12 +192,7 @@ func TestOverlayDeleteRacesCreate(t *testing.T) {
 	for i := range 8 {
 		name := fmt.Sprintf("race%d", i)
 		h1.must(hostReq{Op: "network", Name: name, Driver: "overlay", Subnet: fmt.Sprintf("10.244.%d.0/24", i)})
-		eventually(t, "host2 sees "+name, func() error {
-			if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, name) {
-				return fmt.Errorf("networks %v", names)
-			}
-			return nil
-		})
+		h2.waitNetwork(t, name, true)
 		var del, create hostReply
 		var wg sync.WaitGroup
 		wg.Go(func() { del = h1.call(hostReq{Op: "deletenet", Name: name}) })
@@ -222,12 +212,7 @@ func TestOverlayDeleteRacesCreate(t *testing.T) {
 			h2.must(hostReq{Op: "leave", Network: name, Name: "e"})
 		} else {
 			// The delete won: host2 drops the network.
-			eventually(t, "host2 drops "+name, func() error {
-				if names := h2.must(hostReq{Op: "networks"}).Names; slices.Contains(names, name) {
-					return fmt.Errorf("networks %v", names)
-				}
-				return nil
-			})
+			h2.waitNetwork(t, name, false)
 		}
 		if del.Err != "" {
 			h1.must(hostReq{Op: "deletenet", Name: name})

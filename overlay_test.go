@@ -88,12 +88,7 @@ func TestOverlayThreeHosts(t *testing.T) {
 	cl := newCluster(t, 3, etcd.Endpoints()[0], "/test/"+t.Name())
 	cl.hosts[0].must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: "10.220.0.0/24"})
 	for _, h := range cl.hosts[1:] {
-		eventually(t, h.name+" sees network ov", func() error {
-			if names := h.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
-				return fmt.Errorf("networks %v", names)
-			}
-			return nil
-		})
+		h.waitNetwork(t, "ov", true)
 	}
 	type ctr struct {
 		name string
@@ -214,18 +209,8 @@ func fdbHas(t *testing.T, h *hostProc, nid, mac string) bool {
 // leaves and another joins; restarted, the host keeps its container,
 // learns the new peer, drops the stale one, and joins again.
 func TestOverlayHostKilled(t *testing.T) {
-	etcd := etcdtest.Start(t)
-	cl := newCluster(t, 3, etcd.Endpoints()[0], "/test/"+t.Name())
+	cl, nid := overlayCluster(t, 3, "10.221.0.0/24", nil)
 	h1, h2, h3 := cl.hosts[0], cl.hosts[1], cl.hosts[2]
-	nid := h1.must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: "10.221.0.0/24"}).ID
-	for _, h := range cl.hosts[1:] {
-		eventually(t, h.name+" sees ov", func() error {
-			if names := h.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
-				return fmt.Errorf("networks %v", names)
-			}
-			return nil
-		})
-	}
 	c1, c2, c3 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2"), overlayJoin(t, h3, "ov", "c3")
 	reaches(t, c2, c3)
 
@@ -262,12 +247,7 @@ func TestOverlayEtcdOutage(t *testing.T) {
 	cl := newCluster(t, 2, etcd.Endpoints()[0], "/test/"+t.Name())
 	h1, h2 := cl.hosts[0], cl.hosts[1]
 	h1.must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: "10.222.0.0/24"})
-	eventually(t, "host2 sees ov", func() error {
-		if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
-			return fmt.Errorf("networks %v", names)
-		}
-		return nil
-	})
+	h2.waitNetwork(t, "ov", true)
 	c1, c2 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2")
 	reaches(t, c1, c2)
 	idle := h1.must(hostReq{Op: "create", Network: "ov", Name: "idle"})
@@ -325,12 +305,7 @@ func TestOverlayHostGone(t *testing.T) {
 	cl := newCluster(t, 2, etcd.Endpoints()[0], "/test/"+t.Name(), func(s *hostSpec) { s.LeaseTTL = 2 * time.Second })
 	h1, h2 := cl.hosts[0], cl.hosts[1]
 	nid := h1.must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: "10.225.0.0/24"}).ID
-	eventually(t, "host2 sees ov", func() error {
-		if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
-			return fmt.Errorf("networks %v", names)
-		}
-		return nil
-	})
+	h2.waitNetwork(t, "ov", true)
 	c1, c2 := overlayJoin(t, h1, "ov", "c1"), overlayJoin(t, h2, "ov", "c2")
 	reaches(t, c1, c2)
 	if !fdbHas(t, h1, nid, c2.rep.MAC) {
@@ -354,18 +329,7 @@ func TestOverlayHostGone(t *testing.T) {
 // on the first and seen by all.
 func overlayCluster(t *testing.T, n int, subnet string, opts map[string]string, spec ...func(*hostSpec)) (*cluster, string) {
 	t.Helper()
-	etcd := etcdtest.Start(t)
-	cl := newCluster(t, n, etcd.Endpoints()[0], "/test/"+t.Name(), spec...)
-	nid := cl.hosts[0].must(hostReq{Op: "network", Name: "ov", Driver: "overlay", Subnet: subnet, Opts: opts}).ID
-	for _, h := range cl.hosts[1:] {
-		eventually(t, h.name+" sees ov", func() error {
-			if names := h.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "ov") {
-				return fmt.Errorf("networks %v", names)
-			}
-			return nil
-		})
-	}
-	return cl, nid
+	return overlayClusterWith(t, n, hostReq{Subnet: subnet, Opts: opts}, spec...)
 }
 
 // TestOverlayConcurrentAddresses: many containers attached at once on
@@ -493,12 +457,7 @@ func TestRemoteGlobalScopeAcrossHosts(t *testing.T) {
 	cl := newCluster(t, 2, etcd.Endpoints()[0], "/test/"+t.Name(), func(s *hostSpec) { s.PluginDir = sockDir; s.LeaseTTL = 2 * time.Second })
 	h1, h2 := cl.hosts[0], cl.hosts[1]
 	nid := h1.must(hostReq{Op: "network", Name: "g1", Driver: "globalp", Subnet: "10.234.0.0/24"}).ID
-	eventually(t, "host2 sees g1", func() error {
-		if names := h2.must(hostReq{Op: "networks"}).Names; !slices.Contains(names, "g1") {
-			return fmt.Errorf("networks %v", names)
-		}
-		return nil
-	})
+	h2.waitNetwork(t, "g1", true)
 	if n := p.called("NetworkDriver.CreateNetwork"); n != 2 {
 		t.Errorf("the plugin created the network %d times, want once per host", n)
 	}
@@ -510,12 +469,7 @@ func TestRemoteGlobalScopeAcrossHosts(t *testing.T) {
 		t.Error("host2 created a second network g1")
 	}
 	h1.must(hostReq{Op: "deletenet", Name: "g1"})
-	eventually(t, "host2 forgets g1", func() error {
-		if names := h2.must(hostReq{Op: "networks"}).Names; slices.Contains(names, "g1") {
-			return fmt.Errorf("networks %v", names)
-		}
-		return nil
-	})
+	h2.waitNetwork(t, "g1", false)
 	if n := p.called("NetworkDriver.DeleteNetwork"); n != 2 {
 		t.Errorf("the plugin deleted the network %d times, want once per host", n)
 	}
