@@ -188,6 +188,23 @@ func reaches(t *testing.T, from, to ovCtr) {
 	})
 }
 
+// forgets waits until host h has no FDB entry for gone's MAC on network
+// nid, and checks that from, a container on h, no longer resolves gone's
+// name to its address (the resolver forwards a name that is not the
+// network's any more, to an upstream the test's hosts do not have).
+func forgets(t *testing.T, h *hostProc, nid string, from, gone ovCtr) {
+	t.Helper()
+	eventually(t, h.name+" drops the peer of "+gone.name, func() error {
+		if fdbHas(t, h, nid, gone.rep.MAC) {
+			return fmt.Errorf("FDB entry for %s (%s, gone) still on %s", gone.rep.MAC, gone.name, h.name)
+		}
+		return nil
+	})
+	if r := dig(t, keyOnly(from.rep.Key), gone.name, "A"); slices.Contains(r.answers, "A "+gone.rep.IP) {
+		t.Errorf("%s still resolves %s, which is gone: %s %v", from.name, gone.name, r.status, r.answers)
+	}
+}
+
 // fdbHas reports whether the overlay network nid's namespace on host h has
 // a tunnel FDB entry (one with a remote VTEP, "dst") for mac. The bridge's
 // own learnt entries do not count: they age out and send nowhere.
@@ -225,15 +242,7 @@ func TestOverlayHostKilled(t *testing.T) {
 	h2.restart()
 	reaches(t, c2, c4)
 	reaches(t, c1, c2)
-	eventually(t, "host2 drops the peer of c3", func() error {
-		if fdbHas(t, h2, nid, c3.rep.MAC) {
-			return fmt.Errorf("FDB entry for %s (c3, gone) still on host2", c3.rep.MAC)
-		}
-		return nil
-	})
-	if r := dig(t, keyOnly(c2.rep.Key), "c3", "A"); slices.Contains(r.answers, "A "+c3.rep.IP) {
-		t.Errorf("c2 still resolves c3, which left: %s %v", r.status, r.answers)
-	}
+	forgets(t, h2, nid, c2, c3)
 	c5 := overlayJoin(t, h2, "ov", "c5")
 	reaches(t, c5, c1)
 	reaches(t, c4, c5)
@@ -312,17 +321,7 @@ func TestOverlayHostGone(t *testing.T) {
 		t.Fatal("no FDB entry for c2 on host1 while it runs")
 	}
 	h2.kill()
-	eventually(t, "host1 drops the peer of the gone host", func() error {
-		if fdbHas(t, h1, nid, c2.rep.MAC) {
-			return fmt.Errorf("FDB entry for %s still on host1", c2.rep.MAC)
-		}
-		return nil
-	})
-	// Not a name of the network any more: the resolver forwards it (to
-	// an upstream the test's hosts do not have).
-	if r := dig(t, keyOnly(c1.rep.Key), "c2", "A"); slices.Contains(r.answers, "A "+c2.rep.IP) {
-		t.Errorf("c1 still resolves c2 of the gone host: %s %v", r.status, r.answers)
-	}
+	forgets(t, h1, nid, c1, c2)
 }
 
 // overlayCluster starts n hosts on etcd with network ov (subnet) created
